@@ -1,0 +1,23 @@
+"""Compose the packaged config tree outside ``@hydra.main`` (summary tool, tests, reports)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from omegaconf import DictConfig
+
+from resnet_exp.config import register_configs
+
+
+def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
+    """The config ``python -m resnet_exp <overrides>`` would run with."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    register_configs()
+    with initialize_config_module(config_module="resnet_exp.conf", version_base="1.3"):
+        return hydra_compose(
+            config_name="config",
+            overrides=list(overrides),
+            return_hydra_config=return_hydra_config,
+        )

@@ -1,0 +1,143 @@
+"""Structured-config schemas, registered in Hydra's ConfigStore under the `schema` group.
+
+The YAML files under ``conf/`` pull these in through their defaults lists, so a wrong type
+(``data.batch_size=abc``) or an unknown key (``trainer.epoch=3``) fails while the config is composed,
+with Hydra's own message, before anything is built or written. Value ranges that a type cannot express
+(lr > 0, batch >= 1, ...) are checked in :mod:`resnet_exp.validation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from resnet_exp.hydra_compat import allow_numeric_group_options
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = "resnet_exp.models.ResNet"
+    block: Any = MISSING
+    depth: int = MISSING
+    family: str = "cifar"
+    shortcut: Optional[str] = None
+    in_channels: int = MISSING
+    num_classes: int = MISSING
+    zero_init_residual: bool = False
+
+
+@dataclass
+class DataConfig:
+    _target_: str = "resnet_exp.data.DataModule"
+    name: str = MISSING
+    root: str = "data"
+    download: bool = False
+    in_channels: int = MISSING
+    num_classes: int = MISSING
+    image_size: int = MISSING
+    mean: list[float] = MISSING
+    std: list[float] = MISSING
+    batch_size: int = 128
+    eval_batch_size: Optional[int] = None
+    val_size: int = 5000
+    train_subset: Optional[int] = None
+    augment: bool = False
+    resize: Optional[int] = None
+    loader: str = "tensor"
+    num_workers: int = 0
+
+
+@dataclass
+class SGDConfig:
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = False
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+
+
+@dataclass
+class ConstantScheduleConfig:
+    _target_: str = "resnet_exp.training.schedules.constant"
+    _partial_: bool = True
+    warmup_steps: int = 0
+    warmup_factor: float = 0.1
+
+
+@dataclass
+class MultiStepScheduleConfig(ConstantScheduleConfig):
+    _target_: str = "resnet_exp.training.schedules.multistep"
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = 0.1
+
+
+@dataclass
+class CosineScheduleConfig(ConstantScheduleConfig):
+    _target_: str = "resnet_exp.training.schedules.cosine"
+    min_factor: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 8
+    device: str = "auto"
+    precision: str = "32"
+    channels_last: bool = False
+    compile: bool = False
+    num_threads: Optional[int] = None
+    resume: str = "auto"
+    checkpoint_every_steps: int = 0
+    progress: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    _target_: str = "resnet_exp.tracking.wandb_logger.WandbLogger"
+    mode: str = "auto"
+    project: str = "resnet-exp"
+    entity: Optional[str] = None
+    dir: Optional[str] = None
+    init_timeout: float = 15.0
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    notes: Optional[str] = None
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    model: ModelConfig = MISSING
+    data: DataConfig = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: Any = MISSING
+
+
+def register_configs() -> None:
+    """Make the schemas visible to the defaults lists of conf/ (idempotent)."""
+    allow_numeric_group_options()
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+    cs.store(group="schema", name="model", node=ModelConfig)
+    cs.store(group="schema", name="data", node=DataConfig)
+    cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
+    cs.store(group="schema/optimizer", name="adam", node=AdamConfig)
+    cs.store(group="schema/scheduler", name="constant", node=ConstantScheduleConfig)
+    cs.store(group="schema/scheduler", name="multistep", node=MultiStepScheduleConfig)
+    cs.store(group="schema/scheduler", name="cosine", node=CosineScheduleConfig)
+    cs.store(group="schema", name="trainer", node=TrainerConfig)
+    cs.store(group="schema", name="logger", node=LoggerConfig)

@@ -1,0 +1,221 @@
+"""One configurable ResNet covering both of the paper's families, every block and shortcut option.
+
+Depth is the number of weighted layers on the main path (stem conv + block convs + fc, projection
+shortcuts not counted), so a depth and a block determine the stage layout; nothing here dispatches on
+a model name.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from resnet_exp.errors import UserError
+from resnet_exp.models.blocks import Block, NormLayer, ZeroPadShortcut, projection_shortcut
+
+SHORTCUTS = ("A", "B", "C")
+
+
+class InvalidModel(UserError, ValueError):
+    """A block, depth, family or shortcut combination that cannot be built."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """The fixed skeleton of a family: stem, stage widths and the depths it knows."""
+
+    widths: tuple[int, ...]
+    stem_kernel: int
+    stem_stride: int
+    stem_pool: bool
+    default_shortcut: str
+
+
+FAMILIES = {
+    # He et al. 2015 §4.2: three stages of 16/32/64 filters on 32x32 inputs, 3x3 stem, no max-pool.
+    "cifar": Family((16, 32, 64), stem_kernel=3, stem_stride=1, stem_pool=False, default_shortcut="A"),
+    # He et al. 2015 Table 1: 7x7 stride-2 stem, 3x3 max-pool, four stages of 64/128/256/512.
+    "imagenet": Family(
+        (64, 128, 256, 512), stem_kernel=7, stem_stride=2, stem_pool=True, default_shortcut="B"
+    ),
+}
+
+# Blocks per stage of the ImageNet family, keyed by (layers per block, depth) — the paper's Table 1.
+IMAGENET_LAYOUTS = {
+    (2, 18): (2, 2, 2, 2),
+    (2, 34): (3, 4, 6, 3),
+    (3, 50): (3, 4, 6, 3),
+    (3, 101): (3, 4, 23, 3),
+    (3, 152): (3, 8, 36, 3),
+}
+
+
+def stage_layout(family: str, block: type[Block], depth: int) -> tuple[int, ...]:
+    """Blocks per stage for this depth, or an error listing the depths that fit the block."""
+    if family not in FAMILIES:
+        raise InvalidModel(
+            f"model.family={family!r} is not a known family; valid choices: {', '.join(FAMILIES)}."
+        )
+    per_block = block.layers
+    if family == "imagenet":
+        layout = IMAGENET_LAYOUTS.get((per_block, depth))
+        if layout is None:
+            fits = sorted(d for (k, d) in IMAGENET_LAYOUTS if k == per_block)
+            raise InvalidModel(
+                f"model.depth={depth} does not fit block {block.name!r} in the imagenet family: "
+                f"{per_block}-layer blocks build depths {', '.join(map(str, fits))}. Pick one of "
+                f"those (model/depth=...), or another block (model/block=...)."
+            )
+        return layout
+    stages = len(FAMILIES[family].widths)
+    step = stages * per_block
+    n, rest = divmod(depth - 2, step)
+    if n < 1 or rest:
+        examples = ", ".join(str(step * k + 2) for k in (1, 2, 3, 4, 6, 9, 18))
+        raise InvalidModel(
+            f"model.depth={depth} does not fit block {block.name!r} in the cifar family: "
+            f"{per_block}-layer blocks in {stages} stages need depth {step}n+2 with n >= 1 "
+            f"({examples}, ...). Pick such a depth (model/depth=... or model.depth=...), or "
+            f"another block (model/block=...)."
+        )
+    return (n,) * stages
+
+
+class ResNet(nn.Module):
+    """Stem, stages of blocks and a linear head; plain nets are the same network minus shortcuts."""
+
+    def __init__(
+        self,
+        block: type[Block],
+        depth: int,
+        family: str = "cifar",
+        in_channels: int = 3,
+        num_classes: int = 10,
+        shortcut: str | None = None,
+        zero_init_residual: bool = False,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__()
+        if not (isinstance(block, type) and issubclass(block, Block)):
+            raise InvalidModel(f"model.block must be a Block class, got {block!r}.")
+        layout = stage_layout(family, block, depth)
+        spec = FAMILIES[family]
+        shortcut = (shortcut or spec.default_shortcut).upper()
+        if shortcut not in SHORTCUTS:
+            raise InvalidModel(
+                f"model.shortcut={shortcut!r} is not a shortcut option; valid choices: A (zero-pad "
+                f"identity), B (projection where the shape changes), C (projection everywhere)."
+            )
+        if in_channels < 1 or num_classes < 1:
+            raise InvalidModel(
+                f"in_channels={in_channels} and num_classes={num_classes} must both be >= 1."
+            )
+        self.block, self.depth, self.family, self.shortcut = block, depth, family, shortcut
+        self._norm_layer = norm_layer
+
+        stem_width = spec.widths[0]
+        stem: list[tuple[str, nn.Module]] = [
+            (
+                "conv",
+                nn.Conv2d(
+                    in_channels,
+                    stem_width,
+                    spec.stem_kernel,
+                    stride=spec.stem_stride,
+                    padding=spec.stem_kernel // 2,
+                    bias=False,
+                ),
+            )
+        ]
+        # A pre-activated CIFAR net starts its first block with BN-ReLU, so the stem is a bare conv.
+        if not (block.preact and not spec.stem_pool):
+            stem += [("bn", norm_layer(stem_width)), ("relu", nn.ReLU(inplace=True))]
+        if spec.stem_pool:
+            stem.append(("pool", nn.MaxPool2d(3, stride=2, padding=1)))
+        self.stem = nn.Sequential(OrderedDict(stem))
+
+        channels = stem_width
+        stages = []
+        for index, (width, blocks) in enumerate(zip(spec.widths, layout)):
+            stride = 1 if index == 0 else 2
+            stage, channels = self._make_stage(block, channels, width, blocks, stride)
+            stages.append((f"stage{index + 1}", stage))
+        self.stages = nn.Sequential(OrderedDict(stages))
+
+        head: list[tuple[str, nn.Module]] = []
+        if block.preact:  # the last pre-activated block leaves its sum un-normalised
+            head += [("bn", norm_layer(channels)), ("relu", nn.ReLU(inplace=True))]
+        head += [
+            ("pool", nn.AdaptiveAvgPool2d(1)),
+            ("flatten", nn.Flatten()),
+            ("fc", nn.Linear(channels, num_classes)),
+        ]
+        self.head = nn.Sequential(OrderedDict(head))
+        self.num_features = channels
+        self._init_weights(zero_init_residual)
+
+    def _make_stage(
+        self, block: type[Block], in_channels: int, width: int, blocks: int, stride: int
+    ) -> tuple[nn.Sequential, int]:
+        out_channels = width * block.expansion
+        layers = []
+        for i in range(blocks):
+            block_stride = stride if i == 0 else 1
+            shortcut = self._make_shortcut(block, in_channels, out_channels, block_stride)
+            layers.append(block(in_channels, width, block_stride, shortcut, self._norm_layer))
+            in_channels = out_channels
+        return nn.Sequential(*layers), out_channels
+
+    def _make_shortcut(
+        self, block: type[Block], in_channels: int, out_channels: int, stride: int
+    ) -> nn.Module | None:
+        """None means identity (or no shortcut at all, for plain blocks)."""
+        if not block.residual:
+            return None
+        reshapes = stride != 1 or in_channels != out_channels
+        if self.shortcut == "C" or (self.shortcut == "B" and reshapes):
+            return projection_shortcut(
+                in_channels, out_channels, stride, self._norm_layer, with_norm=not block.preact
+            )
+        if reshapes:
+            return ZeroPadShortcut(out_channels, stride)
+        return None
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual and self.block.residual:
+            # Each residual branch starts as zero, so every block starts as the identity.
+            for module in self.modules():
+                if isinstance(module, Block):
+                    nn.init.zeros_(module.last_norm().weight)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.head(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def parts(self) -> dict[str, nn.Module]:
+        """Stem, each stage and the head, in order: the units gradient norms are reported for."""
+        return {"stem": self.stem, **dict(self.stages.named_children()), "head": self.head}
+
+    def describe(self) -> dict:
+        """Facts about the architecture for run records and W&B tags."""
+        return {
+            "block": self.block.name,
+            "residual": self.block.residual,
+            "depth": self.depth,
+            "family": self.family,
+            "shortcut": self.shortcut if self.block.residual else None,
+            "params": sum(p.numel() for p in self.parameters()),
+        }

@@ -1,0 +1,53 @@
+"""``python -m resnet_exp.summary <overrides>``: per-layer output shapes, parameters and FLOPs.
+
+Takes the same overrides as ``python -m resnet_exp`` and builds the same network, without training or
+writing anything.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from resnet_exp.errors import UserError
+
+
+def input_shape(cfg) -> tuple[int, int, int]:
+    """(C, H, W) of what the model sees: the dataset's images, resized when ``data.resize`` is set."""
+    side = cfg.data.resize or cfg.data.image_size
+    return (cfg.data.in_channels, side, side)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hydra.errors import HydraException
+    from hydra.utils import instantiate
+    from omegaconf.errors import OmegaConfBaseException
+
+    from resnet_exp.compose import compose
+    from resnet_exp.models.profile import format_table, layer_table
+
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(__doc__)
+        return 0
+    try:
+        cfg = compose(args)
+        model = instantiate(cfg.model)
+    except (HydraException, OmegaConfBaseException, UserError) as error:
+        cause = error.__cause__ if isinstance(error.__cause__, UserError) else error
+        print(f"error: {cause}", file=sys.stderr)
+        return 2
+    shape = input_shape(cfg)
+    rows, total = layer_table(model, shape)
+    facts = model.describe()
+    kind = "residual" if facts["residual"] else "plain"
+    print(
+        f"{facts['family']} family, {facts['block']} blocks ({kind}), depth {facts['depth']}, "
+        f"shortcut {facts['shortcut'] or '-'}; input {'x'.join(map(str, shape))}, "
+        f"{cfg.data.num_classes} classes ({cfg.data.name})"
+    )
+    print(format_table(rows, total, model))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
