@@ -1,6 +1,6 @@
 """`python -m resnet_exp`: run the Hydra app."""
 
-from resnet_exp.app import main
+from resnet_exp.app import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -9,7 +9,7 @@ with Hydra's own message, before anything is built or written. Value ranges that
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -23,7 +23,7 @@ class ModelConfig:
     block: Any = MISSING
     depth: int = MISSING
     family: str = "cifar"
-    shortcut: Optional[str] = None
+    shortcut: str | None = None
     in_channels: int = MISSING
     num_classes: int = MISSING
     zero_init_residual: bool = False
@@ -41,11 +41,11 @@ class DataConfig:
     mean: list[float] = MISSING
     std: list[float] = MISSING
     batch_size: int = 128
-    eval_batch_size: Optional[int] = None
+    eval_batch_size: int | None = None
     val_size: int = 5000
-    train_subset: Optional[int] = None
+    train_subset: int | None = None
     augment: bool = False
-    resize: Optional[int] = None
+    resize: int | None = None
     loader: str = "tensor"
     num_workers: int = 0
 
@@ -97,7 +97,7 @@ class TrainerConfig:
     precision: str = "32"
     channels_last: bool = False
     compile: bool = False
-    num_threads: Optional[int] = None
+    num_threads: int | None = None
     resume: str = "auto"
     checkpoint_every_steps: int = 0
     progress: bool = True
@@ -108,12 +108,12 @@ class LoggerConfig:
     _target_: str = "resnet_exp.tracking.wandb_logger.WandbLogger"
     mode: str = "auto"
     project: str = "resnet-exp"
-    entity: Optional[str] = None
-    dir: Optional[str] = None
+    entity: str | None = None
+    dir: str | None = None
     init_timeout: float = 15.0
-    group: Optional[str] = None
+    group: str | None = None
     tags: list[str] = field(default_factory=list)
-    notes: Optional[str] = None
+    notes: str | None = None
 
 
 @dataclass

@@ -35,7 +35,9 @@ class Family:
 
 FAMILIES = {
     # He et al. 2015 §4.2: three stages of 16/32/64 filters on 32x32 inputs, 3x3 stem, no max-pool.
-    "cifar": Family((16, 32, 64), stem_kernel=3, stem_stride=1, stem_pool=False, default_shortcut="A"),
+    "cifar": Family(
+        (16, 32, 64), stem_kernel=3, stem_stride=1, stem_pool=False, default_shortcut="A"
+    ),
     # He et al. 2015 Table 1: 7x7 stride-2 stem, 3x3 max-pool, four stages of 64/128/256/512.
     "imagenet": Family(
         (64, 128, 256, 512), stem_kernel=7, stem_stride=2, stem_pool=True, default_shortcut="B"

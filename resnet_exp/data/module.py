@@ -1,0 +1,365 @@
+"""The DataModule: turns the ``data`` config into train / val / test batches on a device."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnet_exp.data import sampling
+from resnet_exp.data.errors import DataConfigError
+from resnet_exp.data.sources import DATASETS, RawData, load_dataset
+from resnet_exp.data.tensor_loader import Batch, Normalizer, TensorLoader
+from resnet_exp.data.torchvision_loader import (
+    TorchvisionLoader,
+    TransformedImages,
+    build_transform,
+)
+
+LOADERS = ("tensor", "torchvision")
+SPLITS = ("val", "test")
+CROP_PAD = 4
+RESIZE_CHUNK = 512  # images resized per call: bounds the float scratch memory of a 224x224 resize
+
+Loader = TensorLoader | TorchvisionLoader
+
+
+class DataModule:
+    """Train / validation / test batches of one dataset, deterministic in (seed, epoch).
+
+    Arguments mirror ``conf/data/*.yaml`` and are checked here, so a bad value fails before
+    anything is read. ``in_channels``, ``num_classes``, ``image_size``, ``mean`` and ``std``
+    default to the dataset's own values when omitted (plain Python use); ``in_channels=3`` on a
+    gray dataset repeats its channel.
+
+    Conventions:
+
+    - The validation split is ``val_size`` images of the (``train_subset``-trimmed) training
+      set, chosen by a permutation seeded from the run seed alone. ``val_size=0`` is allowed:
+      ``num_val`` is 0 and ``eval_batches("val")`` yields nothing, so the caller has no
+      validation metrics to report.
+    - Training keeps the last partial batch (paper-style), except that a final batch of a single
+      image is dropped: BatchNorm cannot normalise one sample in train mode.
+      ``steps_per_epoch`` counts accordingly.
+    - Evaluation keeps every image, in stored order, without augmentation.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        root: str | Path = "data",
+        download: bool = False,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        val_size: int = 5000,
+        train_subset: int | None = None,
+        augment: bool = False,
+        resize: int | None = None,
+        loader: str = "tensor",
+        num_workers: int = 0,
+        in_channels: int | None = None,
+        num_classes: int | None = None,
+        image_size: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or name not in DATASETS:
+            raise DataConfigError(
+                f"data.name={name!r} is not a known dataset; choose one of {', '.join(DATASETS)}."
+            )
+        info = self.info = DATASETS[name]
+        self.name = name
+        if not isinstance(root, (str, Path)) or not str(root):
+            raise DataConfigError(f"data.root={root!r} must be a folder path.")
+        self.root = Path(root).expanduser()
+        if not self.root.is_absolute():
+            self.root = Path.cwd() / self.root
+        self.download = _bool("download", download)
+        self.augment = _bool("augment", augment)
+        self.batch_size = _int("batch_size", batch_size, 1)
+        self.eval_batch_size = (
+            2 * self.batch_size
+            if eval_batch_size is None
+            else _int("eval_batch_size", eval_batch_size, 1)
+        )
+        self.val_size = _int("val_size", val_size, 0)
+        self.train_subset = _opt_int("train_subset", train_subset, 1)
+        self.resize = _opt_int("resize", resize, 1)
+        if not isinstance(loader, str) or loader not in LOADERS:
+            raise DataConfigError(
+                f"data.loader={loader!r} is not a loader; choose one of {', '.join(LOADERS)}."
+            )
+        self.loader = loader
+        self.num_workers = _int("num_workers", num_workers, 0)
+
+        self.in_channels = _opt_int("in_channels", in_channels, 1) or info.channels
+        if self.in_channels != info.channels and (info.channels, self.in_channels) != (1, 3):
+            raise DataConfigError(
+                f"data.in_channels={self.in_channels} does not fit {name}, whose images have "
+                f"{info.channels} channel(s); use {info.channels}"
+                + (" (or 3 to repeat the gray channel)." if info.channels == 1 else ".")
+            )
+        self.num_classes = _opt_int("num_classes", num_classes, 1) or info.num_classes
+        if self.num_classes < info.num_classes:
+            raise DataConfigError(
+                f"data.num_classes={self.num_classes} is too small for {name}, which has "
+                f"{info.num_classes} classes; use at least {info.num_classes}."
+            )
+        self.image_size = self.resize or info.size  # what the model sees
+        self._check_image_size(_opt_int("image_size", image_size, 1))
+        self.mean = _floats("mean", info.mean if mean is None else mean, self.in_channels)
+        self.std = _floats("std", info.std if std is None else std, self.in_channels)
+        if any(s <= 0 for s in self.std):
+            raise DataConfigError(f"data.std={self.std} must be positive in every channel.")
+
+        self.source: str | None = None  # 'root', 'download' or 'debian' once loaded
+        self._raw: RawData | None = None
+        self._train: Loader | None = None
+        self._eval: dict[str, Loader] = {}
+        self._device: torch.device | None = None
+        self._seed = 0
+        self._rank, self._world_size = 0, 1
+
+    def _check_image_size(self, image_size: int | None) -> None:
+        native = self.info.size
+        if image_size is None or image_size in (native, self.image_size):
+            return
+        if self.resize:
+            hint = f"set data.image_size={self.image_size} to match data.resize={self.resize}"
+        else:
+            hint = f"set data.image_size={native}, or data.resize={image_size} to resize the images"
+        raise DataConfigError(
+            f"data.image_size={image_size} does not match {self.name}'s {native}x{native} images; "
+            f"{hint}."
+        )
+
+    # ------------------------------------------------------------------ setup
+    def setup(
+        self, device: torch.device | str, seed: int, *, rank: int = 0, world_size: int = 1
+    ) -> None:
+        """Read the dataset (once per DataModule), split it with ``seed``, place it on ``device``.
+
+        ``rank``/``world_size`` (distributed data parallel): every rank sees a disjoint, equally
+        long share of each epoch; ``batch_size`` stays the global batch, so each rank's batch is
+        ``batch_size // world_size``. Evaluation is not sharded: every rank sees all of it.
+        """
+        device = torch.device(device)
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank}, world_size={world_size}: need 0 <= rank < world_size")
+        if self.batch_size % world_size:
+            raise DataConfigError(
+                f"data.batch_size={self.batch_size} cannot be split evenly over {world_size} "
+                f"processes; use a multiple of {world_size}."
+            )
+        if self._raw is None:
+            self._raw = load_dataset(self.name, self.root, self.download)
+            self.source = self._raw.source
+        raw = self._raw
+        n = self._check_sizes(raw, world_size)
+        train_idx, val_idx = sampling.split_indices(n, self.val_size, int(seed))
+        images, labels = raw.train_images[:n], raw.train_labels[:n]
+        splits = {
+            "train": (images[train_idx], labels[train_idx]),
+            "val": (images[val_idx], labels[val_idx]),
+            "test": (raw.test_images, raw.test_labels),
+        }
+        self.train_indices, self.val_indices = train_idx, val_idx
+        self._device, self._seed, self._rank, self._world_size = device, int(seed), rank, world_size
+        repeat = self.in_channels if self.in_channels != self.info.channels else 1
+        if self.loader == "tensor":
+            norm = Normalizer(self.mean, self.std, device, repeat)
+            placed = {k: (self._resize(x.to(device)), y.to(device)) for k, (x, y) in splits.items()}
+            self._train = TensorLoader(*placed["train"], norm, augment=self.augment, pad=CROP_PAD)
+            self._eval = {k: TensorLoader(*placed[k], norm) for k in SPLITS}
+        else:
+            kw = dict(
+                resize=self.resize,
+                size=self.image_size,
+                repeat=repeat,
+                mean=self.mean,
+                std=self.std,
+            )
+            aug, plain = build_transform(augment=self.augment, **kw), build_transform(**kw)
+            workers = self.num_workers
+            self._train = TorchvisionLoader(
+                TransformedImages(*splits["train"], aug), device, workers, augment=self.augment
+            )
+            self._eval = {
+                k: TorchvisionLoader(TransformedImages(*splits[k], plain), device, workers)
+                for k in SPLITS
+            }
+
+    def _check_sizes(self, raw: RawData, world_size: int) -> int:
+        """Check the size options against the loaded data; returns the training-pool size."""
+        top = int(max(raw.train_labels.max(), raw.test_labels.max()))
+        if top >= self.num_classes:
+            raise DataConfigError(
+                f"{self.name} has labels up to {top} but data.num_classes={self.num_classes}; "
+                f"use at least {top + 1}."
+            )
+        n = n_total = len(raw.train_labels)
+        subset = ""
+        if self.train_subset is not None:
+            if self.train_subset > n_total:
+                raise DataConfigError(
+                    f"data.train_subset={self.train_subset} exceeds the {n_total} training images "
+                    f"of {self.name}; use at most {n_total}, or null for all of them."
+                )
+            n = self.train_subset
+            subset = f" (data.train_subset={n})"
+        if self.val_size > n - 2:
+            raise DataConfigError(
+                f"data.val_size={self.val_size} leaves {n - self.val_size} of the {n} training "
+                f"images{subset} to train on; use a val_size between 0 and {max(n - 2, 0)}."
+            )
+        if (n - self.val_size) // world_size < 2:
+            raise DataConfigError(
+                f"{n - self.val_size} training images{subset} are too few to share among "
+                f"{world_size} processes; use a larger train_subset or a smaller val_size."
+            )
+        return n
+
+    def _resize(self, images: torch.Tensor) -> torch.Tensor:
+        """Resize a whole split once (bilinear, antialiased; chunked to bound scratch memory)."""
+        s = self.resize
+        if s is None or tuple(images.shape[-2:]) == (s, s):
+            return images
+        from torchvision.transforms.v2 import InterpolationMode
+        from torchvision.transforms.v2 import functional as TF
+
+        out = torch.empty(
+            (len(images), images.shape[1], s, s), dtype=torch.uint8, device=images.device
+        )
+        for i in range(0, len(images), RESIZE_CHUNK):
+            out[i : i + RESIZE_CHUNK] = TF.resize(
+                images[i : i + RESIZE_CHUNK],
+                [s, s],
+                interpolation=InterpolationMode.BILINEAR,
+                antialias=True,
+            )
+        return out
+
+    # ---------------------------------------------------------------- batches
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        """Epoch ``epoch``'s ``(x float[N,C,H,W], y int64[N])`` batches in (seed, epoch) order.
+
+        ``start_step`` skips that many batches (resuming mid-epoch sees the same remaining ones).
+        """
+        return self._ready().train_batches(
+            self.batch_size // self._world_size,
+            self._seed,
+            int(epoch),
+            start_step=int(start_step),
+            rank=self._rank,
+            world_size=self._world_size,
+        )
+
+    def eval_batches(self, split: str) -> Iterator[Batch]:
+        """All images of ``split`` ('val' or 'test') in a fixed order, un-augmented."""
+        self._ready()
+        if split not in self._eval:
+            raise ValueError(f"split={split!r}; choose one of {', '.join(SPLITS)}")
+        return self._eval[split].eval_batches(self.eval_batch_size)
+
+    # ----------------------------------------------------------------- counts
+    @property
+    def num_train(self) -> int:
+        """Training images (all ranks together)."""
+        return len(self._ready())
+
+    @property
+    def num_val(self) -> int:
+        self._ready()
+        return len(self._eval["val"])
+
+    @property
+    def num_test(self) -> int:
+        self._ready()
+        return len(self._eval["test"])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch on this rank (see the conventions in the class docstring)."""
+        per_rank = len(self._ready()) // self._world_size
+        bs = self.batch_size // self._world_size
+        return math.ceil(sampling.train_length(per_rank, bs) / bs)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the batches the model receives; known before setup."""
+        return (self.in_channels, self.image_size, self.image_size)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain facts for logs and run records (counts only after setup)."""
+        d: dict[str, Any] = {
+            "dataset": self.name,
+            "root": str(self.root),
+            "loader": self.loader,
+            "image_shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+            "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
+            "augment": self.augment,
+            "resize": self.resize,
+            "train_subset": self.train_subset,
+        }
+        if self._train is not None:
+            d.update(
+                num_train=self.num_train,
+                num_val=self.num_val,
+                num_test=self.num_test,
+                steps_per_epoch=self.steps_per_epoch,
+                source=self.source,
+                device=str(self._device),
+            )
+        return d
+
+    def __repr__(self) -> str:
+        return f"DataModule({', '.join(f'{k}={v!r}' for k, v in self.describe().items())})"
+
+    def _ready(self) -> Loader:
+        if self._train is None:
+            raise RuntimeError("call DataModule.setup(device, seed) before asking for batches")
+        return self._train
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise DataConfigError(f"data.{key}={value!r} must be true or false.")
+    return value
+
+
+def _int(key: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataConfigError(f"data.{key}={value!r} must be a whole number >= {minimum}.")
+    if value < minimum:
+        raise DataConfigError(f"data.{key}={value} is too small; it must be >= {minimum}.")
+    return int(value)
+
+
+def _opt_int(key: str, value: Any, minimum: int) -> int | None:
+    return None if value is None else _int(key, value, minimum)
+
+
+def _floats(key: str, value: Any, channels: int) -> list[float]:
+    """One float per channel; a single value is repeated (gray statistics on repeated channels)."""
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise DataConfigError(
+            f"data.{key}={value!r} must be a list of {channels} number(s), one per channel."
+        ) from None
+    if len(out) == 1:
+        out = out * channels
+    if len(out) != channels:
+        raise DataConfigError(
+            f"data.{key}={out} has {len(out)} values but the images have {channels} channel(s); "
+            "give one per channel."
+        )
+    return out

@@ -1,0 +1,149 @@
+"""The conventional pipeline (``data.loader=torchvision``): a DataLoader over transforms.v2.
+
+Kept for comparison with the tensor loader and for data or transforms that do not fit on the
+device. It uses the same split, the same epoch order and the same batch boundaries as the tensor
+loader; only the augmentation draws differ. Each sample's random transform is seeded from
+(seed, epoch, index) inside a forked CPU RNG, so results do not depend on ``num_workers`` and the
+global RNG is left untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from resnet_exp.data import sampling
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class RepeatChannels(torch.nn.Module):
+    """Gray to ``n`` identical channels (a module, not a lambda: workers must pickle it)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(self.n, -1, -1) if self.n > 1 else x
+
+
+def build_transform(
+    *,
+    augment: bool = False,
+    resize: int | None,
+    size: int,
+    repeat: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.nn.Module:
+    """resize -> (pad-4 crop, flip) -> channels -> float in [0, 1] -> normalise; uint8 CHW in."""
+    from torchvision.transforms import v2
+
+    steps: list[torch.nn.Module] = []
+    if resize is not None:
+        steps.append(
+            v2.Resize((resize, resize), interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+        )
+    if augment:
+        steps += [v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()]
+    steps += [
+        RepeatChannels(repeat),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(mean), list(std)),
+    ]
+    return v2.Compose(steps)
+
+
+class TransformedImages(Dataset):
+    """uint8 images and labels, transformed per sample; randomness keyed by (seed, epoch, i)."""
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, transform: torch.nn.Module
+    ) -> None:
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+        self.seed: int | None = None  # None: deterministic transform, no RNG handling needed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> Batch:
+        img = self.images[i]
+        if self.seed is None:
+            return self.transform(img), self.labels[i]
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(
+                sampling.derive_seed(self.seed, sampling.AUGMENT_PER_SAMPLE, self.epoch, i)
+            )
+            return self.transform(img), self.labels[i]
+
+
+class TorchvisionLoader:
+    """Batches of one split through a DataLoader, moved to ``device``."""
+
+    def __init__(
+        self,
+        dataset: TransformedImages,
+        device: torch.device,
+        num_workers: int = 0,
+        *,
+        augment: bool = False,
+    ) -> None:
+        self.dataset = dataset
+        self.device = device
+        self.num_workers = num_workers
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _batches(
+        self, dataset: TransformedImages, indices: list[int], batch_size: int, seed: int
+    ) -> Iterator[Batch]:
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=indices,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),  # keeps the global RNG untouched
+        )
+        pinned = self.device.type == "cuda"
+        for x, y in loader:
+            yield x.to(self.device, non_blocking=pinned), y.to(self.device, non_blocking=pinned)
+
+    def train_batches(
+        self,
+        batch_size: int,
+        seed: int,
+        epoch: int,
+        *,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Iterator[Batch]:
+        """Same order and batch boundaries as :meth:`TensorLoader.train_batches`."""
+        order = sampling.epoch_order(len(self), seed, epoch, rank, world_size)
+        order = order[: sampling.train_length(len(order), batch_size)][start_step * batch_size :]
+        # A shallow copy shares the tensors; this epoch's keys travel with it to the workers.
+        dataset = copy.copy(self.dataset)
+        dataset.seed = seed if self.augment else None
+        dataset.epoch = epoch
+        return self._batches(
+            dataset,
+            order.tolist(),
+            batch_size,
+            sampling.derive_seed(seed, sampling.ORDER, epoch, rank),
+        )
+
+    def eval_batches(self, batch_size: int) -> Iterator[Batch]:
+        """The split in stored order, un-augmented."""
+        dataset = copy.copy(self.dataset)
+        dataset.seed = None
+        return self._batches(dataset, list(range(len(self))), batch_size, 0)

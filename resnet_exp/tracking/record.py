@@ -1,0 +1,87 @@
+"""The local run record: ``metrics.jsonl`` and ``summary.json``, written so a kill never tears them.
+
+This is the source of truth for a run; W&B is a mirror of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON; a diverged run's loss is recorded as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+class RunRecord:
+    """Appends one JSON line per epoch and rewrites the summary atomically."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.summary_path = self.run_dir / "summary.json"
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+
+    def read_metrics(self) -> list[dict]:
+        """Rows written so far; a torn last line (killed mid-write) is ignored."""
+        if not self.metrics_path.exists():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows
+
+    def truncate_metrics(self, last_epoch: int) -> list[dict]:
+        """Keep rows up to ``last_epoch`` so a resumed run neither repeats nor skips an epoch."""
+        rows = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
+        payload = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        atomic_write_bytes(self.metrics_path, payload)
+        return rows
+
+    def append_metrics(self, row: dict) -> None:
+        line = (json.dumps(_json_safe(row)) + "\n").encode()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)  # one write call: the line lands whole or not at all
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_summary(self) -> dict:
+        if not self.summary_path.exists():
+            return {}
+        return json.loads(self.summary_path.read_text())
+
+    def write_summary(self, summary: dict) -> None:
+        text = json.dumps(_json_safe(summary), indent=2, sort_keys=False) + "\n"
+        atomic_write_bytes(self.summary_path, text.encode())

@@ -1,0 +1,1 @@
+"""Training: the loop, learning-rate schedules, checkpoints and per-epoch metrics."""

@@ -1,0 +1,299 @@
+"""The training loop: one screen of code, no host sync inside an epoch.
+
+Loss, error counts and per-part gradient norms are accumulated as device tensors and read once per
+epoch, so the GPU (or the CPU's worker threads) never wait on Python between steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet_exp.tracking.record import RunRecord
+from resnet_exp.training.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger("resnet_exp")
+
+
+class Data(Protocol):
+    steps_per_epoch: int
+
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def eval_batches(self, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class Logger(Protocol):
+    def log(self, metrics: dict, step: int) -> None: ...
+
+
+@dataclass
+class LoopSettings:
+    epochs: int
+    precision_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    checkpoint_every_steps: int = 0
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    status: str  # completed | diverged
+    rows: list[dict]
+    best: dict | None
+    steps: int
+
+
+class Trainer:
+    """Trains ``model`` for ``settings.epochs`` epochs, writing metrics and checkpoints as it goes."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Data,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        device: torch.device,
+        record: RunRecord,
+        logger: Logger,
+        settings: LoopSettings,
+        forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        parts: dict[str, nn.Module] | None = None,
+    ) -> None:
+        self.model, self.data, self.device = model, data, device
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.record, self.logger, self.settings = record, logger, settings
+        self.forward = forward or model  # a torch.compile'd callable may stand in for the model
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=settings.precision_dtype is torch.float16
+        )
+        named = parts or {"model": model}
+        self.part_params = {
+            name: [p for p in module.parameters() if p.requires_grad]
+            for name, module in named.items()
+        }
+        self.epoch, self.step, self.step_in_epoch = 0, 0, 0
+        self.best: dict | None = None
+        # Sums of the epoch in progress, kept here so a mid-epoch checkpoint carries them.
+        self.partial: dict[str, Any] | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "step_in_epoch": self.step_in_epoch,
+            "best": self.best,
+            "partial": self.partial if self.step_in_epoch else None,
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.step_in_epoch = int(state.get("step_in_epoch", 0))
+        self.best = state.get("best")
+        self.partial = state.get("partial")
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    def resume(self, path: Path) -> list[dict]:
+        """Continue from a checkpoint; metrics rows after its last finished epoch are dropped."""
+        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        rows = self.record.truncate_metrics(self.epoch)
+        where = f"epoch {self.epoch} done" + (
+            f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
+            if self.step_in_epoch
+            else ""
+        )
+        log.info("resumed from %s (%s, step %d)", path, where, self.step)
+        return rows
+
+    def save(self, name: str) -> None:
+        save_checkpoint(self.record.checkpoint_dir / name, self.state_dict())
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        dtype = self.settings.precision_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.settings.channels_last else x
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.model.train()
+        zero = torch.zeros((), device=self.device)
+        acc = self.partial if self.step_in_epoch and self.partial else None
+        if acc is None:
+            acc = {
+                "loss_sum": zero.clone(),
+                "wrong": zero.clone(),
+                "grad_sums": {name: zero.clone() for name in self.part_params},
+                "seen": 0,
+                "steps_done": 0,
+                "elapsed": 0.0,
+            }
+        else:
+            acc = {
+                **acc,
+                "loss_sum": acc["loss_sum"].to(self.device),
+                "wrong": acc["wrong"].to(self.device),
+                "grad_sums": {k: v.to(self.device) for k, v in acc["grad_sums"].items()},
+            }
+        self.partial = acc
+        loss_sum, wrong, grad_sums = acc["loss_sum"], acc["wrong"], acc["grad_sums"]
+        skip = self.step_in_epoch
+        # Resumed mid-epoch: the data module replays the same epoch order from that step.
+        batches = self.data.train_batches(epoch, start_step=skip)
+        bar = _progress(
+            self.settings.progress, self.data.steps_per_epoch, epoch, self.settings.epochs
+        )
+        start = time.perf_counter()
+        bar.update(skip)
+        for index, (x, y) in enumerate(batches, start=skip):
+            x = self._prepare(x)
+            with self._autocast():
+                logits = self.forward(x)
+                loss = F.cross_entropy(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            for name, params in self.part_params.items():
+                grads = [p.grad for p in params if p.grad is not None]
+                if grads:
+                    grad_sums[name] += torch.nn.utils.get_total_norm(grads)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            loss_sum += loss.detach() * y.numel()
+            wrong += (logits.detach().argmax(1) != y).sum()
+            acc["seen"] += y.numel()
+            acc["steps_done"] += 1
+            self.step += 1
+            self.step_in_epoch = index + 1
+            bar.update(1)
+            every = self.settings.checkpoint_every_steps
+            if every and self.step % every == 0:
+                acc["elapsed"] += time.perf_counter() - start
+                start = time.perf_counter()
+                self.save("last.pt")
+        bar.close()
+        elapsed = acc["elapsed"] + time.perf_counter() - start
+        totals = torch.stack([loss_sum, wrong, *grad_sums.values()]).tolist()
+        seen, steps_done = max(acc["seen"], 1), acc["steps_done"]
+        self.partial = None
+        metrics = {"train/loss": totals[0] / seen, "train/err": 100.0 * totals[1] / seen}
+        for name, total in zip(grad_sums, totals[2:]):
+            metrics[f"grad_norm/{name}"] = total / max(steps_done, 1)
+        metrics["time/epoch_s"] = elapsed
+        metrics["throughput/img_s"] = seen / elapsed if elapsed > 0 else 0.0
+        return metrics
+
+    @torch.inference_mode()
+    def evaluate(self, split: str) -> dict[str, float]:
+        self.model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        wrong = torch.zeros((), device=self.device)
+        seen = 0
+        for x, y in self.data.eval_batches(split):
+            with self._autocast():
+                logits = self.forward(self._prepare(x))
+            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+            wrong += (logits.argmax(1) != y).sum()
+            seen += y.numel()
+        if seen == 0:
+            return {}
+        loss, err = torch.stack([loss_sum, wrong]).tolist()
+        return {f"{split}/loss": loss / seen, f"{split}/err": 100.0 * err / seen}
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, rows: list[dict] | None = None) -> FitResult:
+        rows = list(rows or [])
+        while self.epoch < self.settings.epochs:
+            epoch = self.epoch + 1
+            lr = self.optimizer.param_groups[0]["lr"]
+            train = self._train_epoch(epoch)
+            row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train}
+            if not math.isfinite(train["train/loss"]):
+                self.epoch, self.step_in_epoch = epoch, 0
+                row["lr"] = lr
+                self.record.append_metrics(row)
+                rows.append(row)
+                log.error(
+                    "epoch %d: training loss is %s; stopping (diverged)", epoch, train["train/loss"]
+                )
+                return FitResult("diverged", rows, self.best, self.step)
+            row.update(self.evaluate("val"))
+            row.update(self.evaluate("test"))
+            row["lr"] = lr
+            self.epoch, self.step_in_epoch = epoch, 0
+            improved = self._update_best(row)
+            self.record.append_metrics(row)
+            rows.append(row)
+            self.save("last.pt")
+            if improved:
+                self.save("best.pt")
+            self.logger.log(row, step=epoch)
+            log.info(_epoch_line(row, self.settings.epochs))
+        return FitResult("completed", rows, self.best, self.step)
+
+    def _update_best(self, row: dict) -> bool:
+        """Best by validation error; with no validation split, by training error (never test)."""
+        key = "val/err" if "val/err" in row else "train/err"
+        if self.best is None or row[key] < self.best[key]:
+            self.best = dict(row)
+            return True
+        return False
+
+
+def _progress(enabled: bool, total: int, epoch: int, epochs: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        desc=f"epoch {epoch}/{epochs}",
+        unit="step",
+        leave=False,
+        disable=None if enabled else True,  # None: on only when stderr is a terminal
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    parts = [
+        f"epoch {row['epoch']}/{epochs}",
+        f"train loss {row['train/loss']:.4f} err {row['train/err']:.2f}%",
+    ]
+    if "val/err" in row:
+        parts.append(f"val err {row['val/err']:.2f}%")
+    if "test/err" in row:
+        parts.append(f"test err {row['test/err']:.2f}%")
+    parts += [
+        f"lr {row['lr']:.4g}",
+        f"{row['time/epoch_s']:.1f}s",
+        f"{row['throughput/img_s']:.0f} img/s",
+    ]
+    return " | ".join(parts)

@@ -1,0 +1,40 @@
+"""Run the installed command line the way a user does, in a scratch directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str,
+    cwd: Path,
+    module: str = "resnet_exp",
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` with W&B offline in ``cwd`` and a bounded wall time."""
+    full_env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": str(cwd),
+        "WANDB_CONFIG_DIR": str(cwd / ".wandb-config"),
+        "WANDB_CACHE_DIR": str(cwd / ".wandb-cache"),
+        "HYDRA_FULL_ERROR": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    full_env.pop("WANDB_API_KEY", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
