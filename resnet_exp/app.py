@@ -37,7 +37,8 @@ def _job_facts(cfg: DictConfig) -> dict:
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     overrides = list(hc.overrides.task)
-    group_dir = Path(hc.sweep.dir) if multirun else run_dir
+    # Absolute, so every job of a sweep (and the report run) lands in the same W&B group.
+    group_dir = Path(hc.runtime.cwd, hc.sweep.dir if multirun else run_dir).resolve()
     return {
         "run_dir": run_dir,
         "multirun": multirun,

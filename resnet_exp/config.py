@@ -44,6 +44,7 @@ class DataConfig:
     eval_batch_size: int | None = None
     val_size: int = 5000
     train_subset: int | None = None
+    test_subset: int | None = None
     augment: bool = False
     resize: int | None = None
     loader: str = "tensor"

@@ -46,6 +46,10 @@ def validate(cfg: DictConfig) -> None:
         d.train_subset is None or d.train_subset >= 1,
         f"data.train_subset={d.train_subset}: use null (all images) or a count >= 1.",
     )
+    _check(
+        d.test_subset is None or d.test_subset >= 1,
+        f"data.test_subset={d.test_subset}: use null (the whole test set) or a count >= 1.",
+    )
     _check(d.resize is None or d.resize >= 1, f"data.resize={d.resize}: use null or a size >= 1.")
     _check(
         d.loader in ("tensor", "torchvision"),

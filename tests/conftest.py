@@ -18,3 +18,20 @@ def _offline_wandb(
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(Path(home) / "config"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(Path(home) / "cache"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+
+
+DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def fmnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding the real Fashion-MNIST, unpacked once per test session."""
+    if not (DEBIAN_FMNIST / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real Fashion-MNIST needs Debian's dataset-fashion-mnist (.ci/run installs it)")
+    from resnet_exp.data import DataModule
+
+    root = tmp_path_factory.mktemp("data")
+    DataModule(name="fashionmnist", root=str(root), batch_size=8, val_size=0).setup(
+        device="cpu", seed=0
+    )
+    return root

@@ -57,6 +57,7 @@ class DataModule:
         eval_batch_size: int | None = None,
         val_size: int = 5000,
         train_subset: int | None = None,
+        test_subset: int | None = None,
         augment: bool = False,
         resize: int | None = None,
         loader: str = "tensor",
@@ -88,6 +89,8 @@ class DataModule:
         )
         self.val_size = _int("val_size", val_size, 0)
         self.train_subset = _opt_int("train_subset", train_subset, 1)
+        # Quick runs only: the paper's numbers are on the whole test set (null).
+        self.test_subset = _opt_int("test_subset", test_subset, 1)
         self.resize = _opt_int("resize", resize, 1)
         if not isinstance(loader, str) or loader not in LOADERS:
             raise DataConfigError(
@@ -165,7 +168,7 @@ class DataModule:
         splits = {
             "train": (images[train_idx], labels[train_idx]),
             "val": (images[val_idx], labels[val_idx]),
-            "test": (raw.test_images, raw.test_labels),
+            "test": (raw.test_images[: self.test_subset], raw.test_labels[: self.test_subset]),
         }
         self.train_indices, self.val_indices = train_idx, val_idx
         self._device, self._seed, self._rank, self._world_size = device, int(seed), rank, world_size
@@ -306,6 +309,7 @@ class DataModule:
             "augment": self.augment,
             "resize": self.resize,
             "train_subset": self.train_subset,
+            "test_subset": self.test_subset,
         }
         if self._train is not None:
             d.update(

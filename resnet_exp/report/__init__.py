@@ -1,0 +1,33 @@
+"""Sweep reports: summary.csv, report.md, degradation.png and gradients.png for a sweep directory.
+
+Submodules are imported on first use (`resnet_exp.report.build_report` works), so that importing the
+Hydra callback or `sweep_id` does not pull in matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunResult": "aggregate",
+    "collect_runs": "aggregate",
+    "sweep_id": "aggregate",
+    "write_summary_csv": "aggregate",
+    "plot_degradation": "plots",
+    "plot_gradients": "plots",
+    "write_report": "markdown",
+    "ReportError": "build",
+    "ReportResult": "build",
+    "build_report": "build",
+    "log_report_to_wandb": "build",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,103 @@
+"""`python -m resnet_exp.report <sweep_dir> [--no-wandb]`: (re)build a sweep's report.
+
+Rewrites summary.csv, degradation.png, gradients.png and report.md from the run records on disk
+(useful after a sweep whose failed job kept Hydra from calling the end-of-sweep callback, or while
+it still runs), prints the table and the paths, and logs the report to W&B as configured for the
+sweep (its multirun.yaml `logger` node; `--mode`/`--project`/`--group` override, `--no-wandb` skips
+it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from resnet_exp.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_exp.report",
+        description="(Re)build a sweep's summary.csv, report.md, degradation.png, gradients.png.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="e.g. outputs/multirun/<date>/<time>")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
+    parser.add_argument(
+        "--mode",
+        choices=("auto", "online", "offline", "disabled"),
+        help="W&B mode (default: the sweep's logger.mode; none if it ran with logger=none)",
+    )
+    parser.add_argument("--project", help="W&B project (default: the sweep's logger.project)")
+    parser.add_argument("--group", help="W&B group (default: logger.group, else the sweep id)")
+    parser.add_argument("--entity", help="W&B entity (default: the sweep's logger.entity)")
+    return parser
+
+
+def sweep_logger_config(sweep_dir: Path) -> dict[str, Any] | None:
+    """The `logger` node the sweep ran with: multirun.yaml, else the first job's
+    .hydra/config.yaml."""
+    from resnet_exp.report.aggregate import find_job_dirs
+
+    candidates = [sweep_dir / "multirun.yaml"]
+    candidates += [d / ".hydra" / "config.yaml" for d in find_job_dirs(sweep_dir)[:1]]
+    for path in candidates:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and "logger" in data:
+            logger = data["logger"]
+            return logger if isinstance(logger, dict) else {}
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for a user error such as a bad directory)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("resnet_exp").setLevel(logging.INFO)
+    try:
+        from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
+        from resnet_exp.report.markdown import text_table
+
+        result = build_report(args.sweep_dir)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    print(text_table(result.runs))
+    print()
+    for key in ("summary_csv", "report_md", "degradation_png", "gradients_png"):
+        print(f"wrote {result.paths[key]}")
+
+    if args.no_wandb:
+        return 0
+    settings = logger_settings(sweep_logger_config(args.sweep_dir))
+    if args.mode is not None:
+        settings = dict(settings or {}, mode=args.mode)
+    if settings is None or settings.get("mode") == "disabled":
+        print("W&B: off for this sweep (logger=none or logger.mode=disabled; use --mode to log).")
+        return 0
+    info = log_report_to_wandb(
+        args.sweep_dir,
+        result.runs,
+        project=args.project or settings.get("project") or "resnet-exp",
+        group=args.group or settings.get("group"),
+        mode=settings["mode"],
+        entity=args.entity or settings.get("entity"),
+        dir=settings.get("dir"),
+        init_timeout=float(settings.get("init_timeout") or 15.0),
+    )
+    if info:
+        where = info["sync"] or f"run {info['run_id']} ({info['mode']})"
+        print(f"W&B report run: {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

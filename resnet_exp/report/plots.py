@@ -1,0 +1,343 @@
+"""The sweep's two figures: `degradation.png` (the paper's Fig. 6) and `gradients.png`.
+
+Figures are drawn on a bare `matplotlib.figure.Figure` with the Agg canvas, never through pyplot: no
+global backend switch, no display needed, and safe in a Hydra callback running in a worker process.
+Each function returns the numbers it plotted, so tests check data rather than pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+from resnet_exp.report.aggregate import RunResult, datasets, temp_path_beside
+
+FAMILIES = (("plain", False), ("residual", True))
+PANEL_TITLES = {"plain": "plain networks", "residual": "residual networks (ResNet)"}
+DPI = 120
+
+
+# -------------------------------------------------------------------------------------------------
+# Labels and colours
+
+
+def _base_label(run: RunResult) -> str:
+    depth = "?" if run.depth is None else str(run.depth)
+    return f"ResNet-{depth}" if run.residual else f"plain-{depth}"
+
+
+def run_labels(runs: Sequence[RunResult]) -> list[str]:
+    """Legend labels ("plain-20", "ResNet-56"), qualified only where two runs would share one.
+
+    Qualifiers are tried in order (block, shortcut option, seed, job directory) and the first that
+    tells the clashing runs apart is appended, e.g. "ResNet-20 (preact)".
+    """
+    labels = [_base_label(r) for r in runs]
+    qualifiers: list[Callable[[RunResult], str]] = [
+        lambda r: str(r.block),
+        lambda r: f"option {r.shortcut}",
+        lambda r: f"seed {r.seed}",
+        lambda r: f"job {r.name}",
+    ]
+    for qualify in qualifiers:
+        counts = Counter(labels)
+        if all(c == 1 for c in counts.values()):
+            break
+        groups: dict[str, list[int]] = {}
+        for i, label in enumerate(labels):
+            if counts[label] > 1:
+                groups.setdefault(label, []).append(i)
+        for label, members in groups.items():
+            if len({qualify(runs[i]) for i in members}) > 1:
+                for i in members:
+                    labels[i] = f"{label} ({qualify(runs[i])})"
+    return labels
+
+
+def depth_colours(depths: Sequence[int | None]) -> dict[int | None, Any]:
+    """One colour per depth (same depth, same colour, in every panel): tab10 in depth order, or an
+    ordered viridis ramp when there are more than ten depths."""
+    from matplotlib import colormaps
+
+    ordered = sorted(set(depths), key=lambda d: math.inf if d is None else d)
+    if len(ordered) <= 10:
+        palette = colormaps["tab10"]
+        return {d: palette(i) for i, d in enumerate(ordered)}
+    cmap = colormaps["viridis"]
+    span = max(len(ordered) - 1, 1)
+    return {d: cmap(0.9 * i / span) for i, d in enumerate(ordered)}
+
+
+def _number(value: Any) -> float:
+    """A plottable float: missing or non-finite values (diverged runs) become NaN, i.e. a gap."""
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _epochs(run: RunResult) -> list[float]:
+    return [_number(row.get("epoch", i + 1)) for i, row in enumerate(run.metrics)]
+
+
+def _status_note(run: RunResult) -> str:
+    return "" if run.status == "completed" else f" [{run.status}]"
+
+
+def _dataset_name(runs: Sequence[RunResult], dataset: str | None) -> str:
+    if dataset:
+        return dataset
+    names = datasets(runs)
+    return ", ".join(names) if names else "unknown dataset"
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Render to a temp file beside `path`, then rename: readers never see a half-written PNG."""
+    path = Path(path)
+    FigureCanvasAgg(fig)
+    with temp_path_beside(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    return path
+
+
+def _empty_figure(message: str, title: str) -> Figure:
+    fig = Figure(figsize=(10, 4))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, wrap=True)
+    fig.suptitle(title)
+    return fig
+
+
+def _nothing_plotted(runs: Sequence[RunResult]) -> str:
+    if not runs:
+        return "no runs in this sweep"
+    counts = Counter(r.status for r in runs)
+    what = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"no finished epochs to plot ({len(runs)} run{'s' if len(runs) != 1 else ''}: {what})"
+
+
+# -------------------------------------------------------------------------------------------------
+# Fig. 6: error against epoch
+
+
+def plot_degradation(
+    runs: Sequence[RunResult], path: Path, dataset: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Training (dashed) and test (solid) error % against epoch; plain left, residual right.
+
+    Like Fig. 6 of He et al. 2015: one colour per depth, shared in both panels, so "deeper plain net
+    trains worse" reads directly off the left panel. Runs without a finished epoch are skipped; a
+    panel with nothing to show says so. Returns {label: {"x", "train", "test", "depth", "residual",
+    "status"}}.
+    """
+    runs = list(runs)
+    title = f"{_dataset_name(runs, dataset)}: training error (dashed) and test error (solid)"
+    plotted_runs = [r for r in runs if r.metrics]
+    labels = dict(zip(map(id, runs), run_labels(runs)))
+    data: dict[str, dict[str, Any]] = {}
+    if not plotted_runs:
+        _save(_empty_figure(_nothing_plotted(runs), title), path)
+        return data
+
+    colours = depth_colours([r.depth for r in plotted_runs])
+    # Fixed margins instead of constrained layout: same look here, and several times faster to
+    # render.
+    fig = Figure(figsize=(12, 5))
+    fig.subplots_adjust(left=0.06, right=0.985, bottom=0.11, top=0.86, wspace=0.05)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, (family, residual) in zip(axes, FAMILIES):
+        ax.set_title(PANEL_TITLES[family])
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        members = [r for r in plotted_runs if bool(r.residual) == residual]
+        if not members:
+            had = any(bool(r.residual) == residual for r in runs)
+            ax.text(
+                0.5,
+                0.5,
+                f"no {family} runs with finished epochs" if had else "no runs",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=12,
+                color="0.4",
+            )
+            ax.set_xticks([])  # no meaningless 0..1 epoch axis
+            continue
+        seen_depths: Counter[int | None] = Counter()
+        for run in members:
+            label = labels[id(run)]
+            x = _epochs(run)
+            train = [_number(row.get("train/err")) for row in run.metrics]
+            test = [_number(row.get("test/err")) for row in run.metrics]
+            colour = colours[run.depth]
+            marker = [None, "o", "s", "^", "v", "D"][seen_depths[run.depth] % 6]
+            seen_depths[run.depth] += 1
+            style = {"color": colour, "marker": marker, "markersize": 4}
+            ax.plot(x, train, linestyle="--", linewidth=1.3, **style)
+            ax.plot(x, test, linestyle="-", linewidth=2.0, label=label + _status_note(run), **style)
+            data[label] = {
+                "x": x,
+                "train": train,
+                "test": test,
+                "depth": run.depth,
+                "residual": bool(run.residual),
+                "status": run.status,
+            }
+        handles, texts = ax.get_legend_handles_labels()
+        handles += [
+            Line2D([], [], color="0.3", linestyle="--", linewidth=1.3),
+            Line2D([], [], color="0.3", linestyle="-", linewidth=2.0),
+        ]
+        texts += ["training error", "test error"]
+        ax.legend(handles, texts, loc="upper right", fontsize=9, framealpha=0.85)
+    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylim(bottom=0)
+    fig.suptitle(title)
+    _save(fig, path)
+    return data
+
+
+# -------------------------------------------------------------------------------------------------
+# Gradient norms per stage
+
+
+def _stage_names(row: dict[str, Any]) -> list[str]:
+    """`grad_norm/*` keys of one row in network order: stem, stage1..K, head."""
+    stages = sorted(
+        (
+            k
+            for k in row
+            if k.startswith("grad_norm/stage") and k[len("grad_norm/stage") :].isdigit()
+        ),
+        key=lambda k: int(k[len("grad_norm/stage") :]),
+    )
+    names = [k for k in ("grad_norm/stem",) if k in row] + stages
+    return names + [k for k in ("grad_norm/head",) if k in row]
+
+
+def _short(key: str) -> str:
+    return key.split("/", 1)[1]
+
+
+def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str, Any]]:
+    """Gradient norm of each stage (stem, stage1..K, head) on a log scale, plain vs residual.
+
+    The top row uses each run's first epoch, where vanishing gradients in deep plain nets show (the
+    early stages get orders of magnitude less gradient than in their residual twins); a second row
+    shows the last epoch when any run has more than one. Returns {label: {"x", "first", "last",
+    "first_epoch", "last_epoch", "depth", "residual", "status"}}.
+    """
+    runs = list(runs)
+    title = "per-stage gradient norm (log scale)"
+    labels = dict(zip(map(id, runs), run_labels(runs)))
+    usable = [r for r in runs if r.metrics and _stage_names(r.metrics[0])]
+    data: dict[str, dict[str, Any]] = {}
+    if not usable:
+        message = _nothing_plotted(runs)
+        if any(r.metrics for r in runs):
+            message = "no grad_norm/* values in the metrics of this sweep"
+        _save(_empty_figure(message, title), path)
+        return data
+
+    order: list[str] = []  # union of stage names in network order (families may differ in K)
+    for run in usable:
+        for key in _stage_names(run.metrics[0]):
+            if key not in order:
+                order.append(key)
+    order.sort(key=lambda k: (k != "grad_norm/stem", k == "grad_norm/head", _stage_index(k)))
+    position = {k: i for i, k in enumerate(order)}
+
+    rows = ["first", "last"] if any(len(r.metrics) > 1 for r in usable) else ["first"]
+    colours = depth_colours([r.depth for r in usable])
+    height = 4.2 * len(rows) + 0.8
+    fig = Figure(figsize=(12, height))
+    fig.subplots_adjust(
+        left=0.07,
+        right=0.985,
+        bottom=0.55 / height,
+        top=1 - 0.75 / height,
+        wspace=0.05,
+        hspace=0.25,
+    )
+    axes = fig.subplots(len(rows), 2, sharey=True, sharex=True, squeeze=False)
+
+    for run in usable:
+        names = _stage_names(run.metrics[0])
+        first, last = run.metrics[0], run.metrics[-1]
+        data[labels[id(run)]] = {
+            "x": [_short(k) for k in names],
+            "first": [_number(first.get(k)) for k in names],
+            "last": [_number(last.get(k)) for k in names],
+            "first_epoch": first.get("epoch", 1),
+            "last_epoch": last.get("epoch", len(run.metrics)),
+            "depth": run.depth,
+            "residual": bool(run.residual),
+            "status": run.status,
+        }
+
+    for row_index, which in enumerate(rows):
+        for col, (family, residual) in enumerate(FAMILIES):
+            ax = axes[row_index][col]
+            ax.set_yscale("log")
+            # 1-2-5 labelled ticks: readable over the one or two decades a sweep spans, and cheaper
+            # to draw than the default unlabelled minor log ticks
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.grid(True, alpha=0.3)
+            ax.set_title(f"{PANEL_TITLES[family]} - {which} epoch")
+            members = [r for r in usable if bool(r.residual) == residual]
+            for run in members:
+                label = labels[id(run)]
+                entry = data[label]
+                xs = [position["grad_norm/" + n] for n in entry["x"]]
+                ys = [v if v > 0 else math.nan for v in entry[which]]  # log axis: no zeros
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="o",
+                    linewidth=1.8,
+                    color=colours[run.depth],
+                    label=f"{label} (epoch {entry[which + '_epoch']}){_status_note(run)}",
+                )
+            if members:
+                ax.legend(fontsize=8, loc="best", framealpha=0.85)
+            else:
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no runs",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    fontsize=12,
+                    color="0.4",
+                )
+            if col == 0:
+                ax.set_ylabel("gradient L2 norm")
+            ax.set_xticks(range(len(order)), [_short(k) for k in order])
+            if row_index == len(rows) - 1:
+                ax.set_xlabel("stage (input → output)")
+    fig.suptitle(title)
+    _save(fig, path)
+    return data
+
+
+def _stage_index(key: str) -> int:
+    tail = key[len("grad_norm/stage") :] if key.startswith("grad_norm/stage") else ""
+    return int(tail) if tail.isdigit() else 0
