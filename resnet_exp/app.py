@@ -253,6 +253,12 @@ def _dry_sweep(args: list[str]) -> int:
         elif arg not in ("--multirun", "-m"):
             overrides.append(arg)
         i += 1
+    # Sweep parameters a preset sets in hydra.sweeper.params, as Hydra's basic sweeper merges them:
+    # the command line wins for a key it also names.
+    base = compose(overrides, return_hydra_config=True)
+    named = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    params = base.hydra.sweeper.get("params") or {}
+    overrides = [f"{k}={v}" for k, v in params.items() if k not in named] + overrides
     parsed = OverridesParser.create().parse_overrides(overrides)
     jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     if what not in ("job", "hydra", "all"):
@@ -271,7 +277,9 @@ def entry() -> None:
     """Console script and ``python -m resnet_exp``."""
     args = sys.argv[1:]
     wants_cfg = any(a in ("--cfg", "-c") for a in args)
-    if wants_cfg and any(a in ("--multirun", "-m") for a in args):
+    multirun = any(a in ("--multirun", "-m") for a in args)
+    # A preset may make itself a sweep (hydra.mode: MULTIRUN); --cfg then shows every job too.
+    if wants_cfg and (multirun or any(a.startswith("experiment=") for a in args)):
         sys.exit(_dry_sweep(args))
     main()
 

@@ -93,7 +93,7 @@ class CosineScheduleConfig(ConstantScheduleConfig):
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 8
+    epochs: int = 6
     device: str = "auto"
     precision: str = "32"
     channels_last: bool = False

@@ -1,0 +1,181 @@
+"""Read back what a W&B run wrote locally, without a server (used by tests and for debugging).
+
+Recent wandb offline runs leave no `wandb-summary.json`/`config.yaml`: everything is in the binary
+transaction log `run-<id>.wandb`, and wandb 0.31 ships no Python reader for it any more
+(`wandb.sdk.internal.datastore` is gone). The format is LevelDB's log format (32 KiB blocks of
+CRC-checked chunks after a 7-byte ":W&B" header); each record is a serialized
+`wandb.proto.wandb_internal_pb2.Record`. Decoded here with the standard library + wandb's protobufs.
+
+    run = read_offline_run(run_dir)
+    run["config"], run["history"], run["summary"], run["group"], run["tags"], run["name"]
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)  # ident, magic, version
+_BLOCK = 32768
+_CHUNK_HEADER = 7  # crc32 (4), length (2), type (1)
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_CHUNK_CRC = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
+
+
+def find_run_files(path: str | Path) -> list[Path]:
+    """All `run-*.wandb` files for `path`, oldest first.
+
+    `path` may be a `.wandb` file, a W&B run folder (`offline-run-*`/`run-*`), a `wandb/` folder,
+    or the folder that contains `wandb/` (the experiment's run directory).
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    patterns = ("run-*.wandb", "*run-*/run-*.wandb", "wandb/*run-*/run-*.wandb")
+    found = {p for pattern in patterns for p in path.glob(pattern) if p.is_file()}
+    # Folder names start with the start time (run-YYYYmmdd_HHMMSS-id), so name order is time order.
+    return sorted(found, key=lambda p: (p.parent.name.removeprefix("offline-"), p.stat().st_mtime))
+
+
+def read_offline_run(path: str | Path, include_internal: bool = False) -> dict[str, Any]:
+    """Decode the most recent W&B run under `path` (see `find_run_files`) into plain Python.
+
+    Returns a dict with `run_id, project, entity, name, group, tags, notes, config` (as logged,
+    nested dicts preserved), `history` (one dict per `log()` call, in order), `summary` (final
+    state), `exit_code` (None if the run never finished) and `path`. Keys wandb adds itself
+    (`_step`, `_runtime`, `_timestamp`, `_wandb`) are dropped unless `include_internal`.
+    """
+    files = find_run_files(path)
+    if not files:
+        raise FileNotFoundError(f"no W&B run file (run-*.wandb) under {path}")
+    latest = Path(path) / "wandb" / "latest-run"
+    if (
+        latest.is_dir()
+    ):  # wandb points this at the run it created last (the offline one after a fallback)
+        preferred = [f for f in files if f.parent.resolve() == latest.resolve()]
+        if preferred:
+            return read_run_file(preferred[-1], include_internal)
+    return read_run_file(files[-1], include_internal)
+
+
+def read_offline_runs(path: str | Path, include_internal: bool = False) -> list[dict[str, Any]]:
+    """Decode every W&B run under `path`, oldest first."""
+    return [read_run_file(f, include_internal) for f in find_run_files(path)]
+
+
+def read_run_file(path: str | Path, include_internal: bool = False) -> dict[str, Any]:
+    """Decode one `run-*.wandb` file (see `read_offline_run` for the result)."""
+    run: dict[str, Any] = {
+        "run_id": None,
+        "project": None,
+        "entity": None,
+        "name": None,
+        "group": None,
+        "tags": [],
+        "notes": None,
+        "config": {},
+        "history": [],
+        "summary": {},
+        "exit_code": None,
+        "path": Path(path),
+    }
+    for record in iter_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            r = record.run
+            run["run_id"] = r.run_id or run["run_id"]
+            run["project"] = r.project or run["project"]
+            run["entity"] = r.entity or run["entity"]
+            run["name"] = r.display_name or run["name"]
+            run["group"] = r.run_group or run["group"]
+            run["notes"] = r.notes or run["notes"]
+            if r.tags:
+                run["tags"] = list(r.tags)
+            _apply_updates(run["config"], r.config.update, r.config.remove)
+        elif kind == "config":
+            _apply_updates(run["config"], record.config.update, record.config.remove)
+        elif kind == "history":
+            row: dict[str, Any] = {}
+            _apply_updates(row, record.history.item, ())
+            run["history"].append(row)
+        elif kind == "summary":
+            _apply_updates(run["summary"], record.summary.update, record.summary.remove)
+        elif kind == "exit":
+            run["exit_code"] = record.exit.exit_code
+    if not include_internal:
+        for key in ("config", "summary"):
+            run[key] = {k: v for k, v in run[key].items() if not k.startswith("_")}
+        run["history"] = [
+            {k: v for k, v in row.items() if not k.startswith("_")} for row in run["history"]
+        ]
+    return run
+
+
+def iter_records(path: str | Path) -> Iterator[Any]:
+    """Yield each `wandb_internal_pb2.Record` of a `.wandb` file (a truncated tail is ignored)."""
+    from wandb.proto import wandb_internal_pb2
+
+    for payload in iter_payloads(Path(path).read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        yield record
+
+
+def iter_payloads(data: bytes) -> Iterator[bytes]:
+    """Split a LevelDB-log-format byte string (with the W&B header) into record payloads."""
+    if data[: len(_HEADER)] != _HEADER:
+        raise ValueError("not a W&B transaction log (bad header)")
+    pos = len(_HEADER)
+    pending: bytes | None = None
+    while pos + _CHUNK_HEADER <= len(data):
+        left_in_block = _BLOCK - pos % _BLOCK
+        if left_in_block < _CHUNK_HEADER:  # block trailer padding
+            pos += left_in_block
+            continue
+        crc, length, kind = struct.unpack_from("<IHB", data, pos)
+        if kind == 0 and length == 0:  # zero-filled (preallocated) rest of block
+            pos += left_in_block
+            continue
+        start = pos + _CHUNK_HEADER
+        chunk = data[start : start + length]
+        if len(chunk) < length:  # writer was interrupted mid-chunk
+            return
+        if kind not in _CHUNK_CRC or zlib.crc32(chunk, _CHUNK_CRC[kind]) != crc:
+            raise ValueError(f"corrupt W&B transaction log at byte {pos}")
+        pos = start + length
+        if kind == _FULL:
+            pending = None
+            yield chunk
+        elif kind == _FIRST:
+            pending = chunk
+        elif kind == _MIDDLE and pending is not None:
+            pending += chunk
+        elif kind == _LAST and pending is not None:
+            yield pending + chunk
+            pending = None
+
+
+def _apply_updates(target: dict[str, Any], updates: Any, removes: Any) -> None:
+    """Apply wandb `{key | nested_key, value_json}` items (config/summary/history) to a dict."""
+    for item in updates:
+        keys = [item.key] if item.key else list(item.nested_key)
+        if not keys:
+            continue
+        node = target
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[keys[-1]] = json.loads(item.value_json) if item.value_json else None
+    for item in removes:
+        keys = [item.key] if item.key else list(item.nested_key)
+        node = target
+        for key in keys[:-1]:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict) and keys:
+            node.pop(keys[-1], None)

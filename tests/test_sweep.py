@@ -1,0 +1,149 @@
+"""A real depth sweep through the command line ends in a report that matches its jobs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli import run_cli
+from resnet_exp.report.build import build_report
+
+TINY = [
+    "data.train_subset=320",
+    "data.val_size=64",
+    "data.test_subset=128",
+    "trainer.epochs=1",
+    "logger=none",
+]
+
+
+def sweep_dir_of(cwd: Path) -> Path:
+    sweeps = [p.parent for p in (cwd / "outputs" / "multirun").glob("*/*/multirun.yaml")]
+    assert len(sweeps) == 1, sweeps
+    return sweeps[0]
+
+
+def job_records(sweep: Path) -> dict[tuple[str, int], tuple[dict, list[dict]]]:
+    records = {}
+    for summary_path in sweep.glob("*/summary.json"):
+        summary = json.loads(summary_path.read_text())
+        metrics_path = summary_path.parent / "metrics.jsonl"
+        rows = (
+            [json.loads(x) for x in metrics_path.read_text().splitlines()]
+            if metrics_path.exists()
+            else []
+        )
+        model = summary.get("model", {})
+        records[(model.get("block"), model.get("depth"))] = (summary, rows)
+    return records
+
+
+@pytest.mark.slow
+def test_depth_sweep_report_matches_its_jobs(tmp_path: Path, fmnist_root: Path) -> None:
+    result = run_cli(
+        "--multirun",
+        "model/depth=8,14",
+        "model/block=plain,basic",
+        f"data.root={fmnist_root}",
+        *TINY,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = sweep_dir_of(tmp_path)
+    for name in ("summary.csv", "report.md", "degradation.png", "gradients.png"):
+        assert (sweep / name).is_file(), name
+    records = job_records(sweep)
+    assert set(records) == {("plain", 8), ("plain", 14), ("basic", 8), ("basic", 14)}
+
+    with (sweep / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4
+    report = (sweep / "report.md").read_text()
+    for row in rows:
+        summary, metrics = records[(row["block"], int(row["depth"]))]
+        assert row["status"] == "completed"
+        assert int(row["params"]) == summary["model"]["params"]
+        assert int(row["flops"]) == summary["model"]["flops"]
+        assert float(row["final_train_err"]) == metrics[-1]["train/err"]
+        assert float(row["best_val_err"]) == summary["best"]["val/err"]
+        assert float(row["test_err_at_best_val"]) == summary["best"]["test/err"]
+        assert f"{metrics[-1]['train/err']:.2f}%" in report
+    assert "## Verdict" in report and "plain" in report
+
+    # the figures plot exactly the recorded curves
+    rebuilt = build_report(sweep)
+    curves = rebuilt.plotted["degradation"]
+    for (block, depth), (_, metrics) in records.items():
+        label = f"{'plain' if block == 'plain' else 'ResNet'}-{depth}"
+        assert curves[label]["train"] == [r["train/err"] for r in metrics]
+        assert curves[label]["test"] == [r["test/err"] for r in metrics]
+    assert (sweep / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the report command rebuilds the same table and text
+    before = {n: (sweep / n).read_bytes() for n in ("summary.csv", "report.md")}
+    again = run_cli(str(sweep), "--no-wandb", module="resnet_exp.report", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert {n: (sweep / n).read_bytes() for n in before} == before
+
+
+@pytest.mark.slow
+def test_a_failing_job_is_marked_and_the_report_still_appears(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    result = run_cli(
+        "--multirun",
+        "model.depth=8,9",  # 9 is not 6n+2: that job fails when the model is built
+        "model/block=plain",
+        f"data.root={fmnist_root}",
+        *TINY,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0  # the sweep says a job failed ...
+    sweep = sweep_dir_of(tmp_path)
+    with (sweep / "summary.csv").open() as handle:
+        rows = {row["depth"]: row for row in csv.DictReader(handle)}
+    assert rows["8"]["status"] == "completed"  # ... but the other job ran to the end
+    assert rows["9"]["status"] == "failed"
+    report = (sweep / "report.md").read_text()
+    assert "failed" in report and "model.depth=9 does not fit" in report
+    assert (sweep / "degradation.png").is_file()
+
+
+
+
+@pytest.mark.parametrize(
+    ("preset", "dataset", "depths"),
+    [
+        ("degradation", "cifar10", [20, 32, 44, 56]),
+        ("degradation_fashionmnist", "fashionmnist", [20, 32, 44, 56]),
+        ("degradation_quick", "fashionmnist", [20, 56]),
+    ],
+)
+def test_presets_are_sweeps_with_the_papers_recipe(
+    tmp_path: Path, preset: str, dataset: str, depths: list[int]
+) -> None:
+    result = run_cli(f"experiment={preset}", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = [yaml.safe_load(doc.split("\n", 1)[1]) for doc in result.stdout.split("# job ")[1:]]
+    assert len(jobs) == 2 * len(depths)
+    found = sorted((j["model"]["block"]["path"].rsplit(".", 1)[1], j["model"]["depth"]) for j in jobs)
+    assert found == sorted((b, d) for b in ("BasicBlock", "PlainBlock") for d in depths)
+    for job in jobs:
+        assert job["data"]["name"] == dataset
+        assert job["model"]["shortcut"] == "A" and job["model"]["family"] == "cifar"
+        assert job["optimizer"]["_target_"] == "torch.optim.SGD"
+        assert job["optimizer"]["lr"] == 0.1 and job["optimizer"]["momentum"] == 0.9
+        assert job["optimizer"]["weight_decay"] == 1e-4
+        assert job["scheduler"]["milestones"] == [0.5, 0.75]
+        assert job["data"]["batch_size"] == 128
+    if preset == "degradation":
+        job = jobs[0]
+        assert job["data"]["val_size"] == 5000 and job["data"]["augment"] is True
+        steps_per_epoch = -(-(50_000 - 5_000) // 128)
+        iterations = job["trainer"]["epochs"] * steps_per_epoch
+        assert 64_000 <= iterations < 64_000 + steps_per_epoch  # the paper's 64k iterations
+        assert [round(m * iterations, -3) for m in job["scheduler"]["milestones"]] == [32_000, 48_000]

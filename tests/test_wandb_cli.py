@@ -1,0 +1,85 @@
+"""What a training run sends to W&B, read back from the offline run files it leaves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli import run_cli
+from resnet_exp.tracking.wandb_reader import read_offline_run
+
+SPEC_KEYS = {
+    "epoch",
+    "train/loss",
+    "train/err",
+    "val/err",
+    "test/err",
+    "lr",
+    "time/epoch_s",
+    "throughput/img_s",
+    "grad_norm/stem",
+    "grad_norm/stage1",
+    "grad_norm/stage2",
+    "grad_norm/stage3",
+    "grad_norm/head",
+}
+
+
+def tiny(root: Path) -> list[str]:
+    return [
+        f"data.root={root}",
+        "data.train_subset=256",
+        "data.val_size=64",
+        "data.test_subset=128",
+        "logger.mode=offline",
+    ]
+
+
+@pytest.mark.slow
+def test_offline_run_holds_config_history_summary_group_and_tags(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    result = run_cli(*tiny(fmnist_root), "trainer.epochs=2", "model/block=plain", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = next((tmp_path / "outputs").glob("*/*/summary.json")).parent
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    run = read_offline_run(run_dir)
+
+    assert run["project"] == "resnet-exp"
+    assert run["config"]["model"]["depth"] == 20  # resolved, nested, plain values
+    assert run["config"]["model"]["in_channels"] == 1  # the ${data.in_channels} interpolation
+    assert run["config"]["optimizer"]["lr"] == 0.1
+    assert len(run["history"]) == 2
+    for logged, row in zip(run["history"], rows):
+        assert SPEC_KEYS <= set(logged)
+        assert logged["train/err"] == pytest.approx(row["train/err"])
+        assert logged["test/err"] == pytest.approx(row["test/err"])
+    assert run["summary"]["status"] == "completed"
+    assert run["summary"]["best/val/err"] == pytest.approx(summary["best"]["val/err"])
+    assert run["summary"]["final/test/err"] == pytest.approx(rows[-1]["test/err"])
+    assert set(run["tags"]) >= {"plain", "depth-20", "fashionmnist"}
+    assert run["group"] == summary["wandb"].get("group", run["group"]) and run["group"]
+    assert run["name"] == summary["job"]
+    assert run["exit_code"] == 0
+    assert f"wandb sync {run_dir}" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_multirun_jobs_are_separate_runs_in_one_group(tmp_path: Path, fmnist_root: Path) -> None:
+    result = run_cli(
+        "--multirun", "model/block=plain,basic", *tiny(fmnist_root), "trainer.epochs=1", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    job_dirs = sorted(p.parent for p in (tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json"))
+    assert len(job_dirs) == 2
+    runs = [read_offline_run(d) for d in job_dirs]
+    assert runs[0]["run_id"] != runs[1]["run_id"]
+    assert runs[0]["group"] == runs[1]["group"]
+    assert [len(r["history"]) for r in runs] == [1, 1]  # no job logged into another's run
+    assert {r["config"]["model"]["block"]["path"].rsplit(".", 1)[1] for r in runs} == {
+        "PlainBlock",
+        "BasicBlock",
+    }
