@@ -21,6 +21,7 @@ import os
 import shlex
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePath
 from typing import Any
@@ -40,6 +41,7 @@ SECRET_KEY_MARKERS = ("api_key", "apikey", "token", "password", "passwd", "secre
 # Bound on the HTTP reachability probe before an online init (DNS included: it runs in a thread).
 _MAX_PROBE_S = 5.0
 _CLOSE_AFTER_ERROR_S = 10.0  # bound on finishing a run that already misbehaved.
+_FLUSH_WAIT_S = 10.0  # bound on waiting for wandb-core to write the run file after finish()
 _MAX_TAG_LEN = 64  # W&B rejects longer tags.
 
 
@@ -353,6 +355,7 @@ class WandbLogger:
         self.tags = _clean_tags(tags or ())
         self.notes = notes
         self._run: Any = None
+        self._run_file: Path | None = None
         self._info = _disabled_info()
         self._failed = False
 
@@ -363,6 +366,7 @@ class WandbLogger:
         if self._run is not None:  # start() twice without finish(): close the previous run first
             self.finish("failed")
         self._run = None
+        self._run_file = None
         self._info = _disabled_info()
         self._failed = False
         try:
@@ -401,6 +405,7 @@ class WandbLogger:
         except Exception as exc:
             self._fail("finish", exc, run=None)  # do not try to finish it a second time
             return
+        self._wait_for_run_file()
         if self._info["sync"]:
             _emit(f"W&B run saved offline; upload it with: {self._info['sync']}")
 
@@ -412,7 +417,8 @@ class WandbLogger:
 
     def _start(self, run_dir: Path, config: dict, name: str, group: str, tags: list[str]) -> None:
         if self._requested_mode() == "disabled":
-            log.info("W&B logging is disabled (logger.mode=%s).", self.mode)
+            source = "WANDB_MODE" if self.mode == "auto" else "logger.mode"
+            log.info("W&B logging is disabled (%s=disabled).", source)
             return
         try:
             import wandb  # lazy: costs ~1 s and is not needed for logger=none / disabled
@@ -459,6 +465,7 @@ class WandbLogger:
             run = self._init(wandb, "offline", init_kwargs)
 
         self._run = run
+        self._run_file = Path(run.settings.sync_file)
         sync_dir = str(run.settings.sync_dir)
         offline = mode == "offline"
         self._info = {
@@ -474,6 +481,23 @@ class WandbLogger:
             log.debug("define_metric failed", exc_info=True)
         where = run.url if not offline and getattr(run, "url", None) else sync_dir
         log.info("W&B run %s (%s): %s", run.id, mode, where)
+
+    def _wait_for_run_file(self) -> None:
+        """Return once the run file is complete on disk (bounded), so it can be read or synced.
+
+        `run.finish()` returns before wandb-core closes the stream, and wandb 0.31 writes the
+        buffered transaction log only then: reading it straight away can find just its header.
+        """
+        if self._run_file is None:
+            return
+        from resnet_exp.tracking.wandb_reader import is_complete
+
+        deadline = time.monotonic() + _FLUSH_WAIT_S
+        while not is_complete(self._run_file):
+            if time.monotonic() > deadline:
+                log.debug("W&B run file %s incomplete after %s s", self._run_file, _FLUSH_WAIT_S)
+                return
+            time.sleep(0.02)
 
     def _init(self, wandb: Any, mode: str, kwargs: dict[str, Any]) -> Any:
         settings = wandb.Settings(init_timeout=self.init_timeout, quiet=True)
@@ -525,7 +549,9 @@ class WandbLogger:
                 exc,
             )
         # Best effort to close the run so the next one starts clean; bounded.
-        if run is not None and not _run_bounded(
-            lambda: run.finish(exit_code=1), _CLOSE_AFTER_ERROR_S
-        ):
+        if run is None:
+            return
+        if _run_bounded(lambda: run.finish(exit_code=1), _CLOSE_AFTER_ERROR_S):
+            self._wait_for_run_file()
+        else:
             log.debug("W&B run did not close within %s s", _CLOSE_AFTER_ERROR_S)

@@ -52,10 +52,9 @@ def read_offline_run(path: str | Path, include_internal: bool = False) -> dict[s
     files = find_run_files(path)
     if not files:
         raise FileNotFoundError(f"no W&B run file (run-*.wandb) under {path}")
+    # wandb points latest-run at the run it created last (the offline one after a fallback).
     latest = Path(path) / "wandb" / "latest-run"
-    if (
-        latest.is_dir()
-    ):  # wandb points this at the run it created last (the offline one after a fallback)
+    if latest.is_dir():
         preferred = [f for f in files if f.parent.resolve() == latest.resolve()]
         if preferred:
             return read_run_file(preferred[-1], include_internal)
@@ -113,6 +112,25 @@ def read_run_file(path: str | Path, include_internal: bool = False) -> dict[str,
             {k: v for k, v in row.items() if not k.startswith("_")} for row in run["history"]
         ]
     return run
+
+
+def is_complete(path: str | Path) -> bool:
+    """Whether a `.wandb` file ends with the run's exit record (wandb-core has flushed it all).
+
+    wandb 0.31 buffers the transaction log and writes it when the stream closes, which happens
+    *after* `run.finish()` returns; until then the file may hold only its header.
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    try:
+        payloads = list(iter_payloads(Path(path).read_bytes()))
+    except (OSError, ValueError):
+        return False
+    if not payloads:
+        return False
+    record = wandb_internal_pb2.Record()
+    record.ParseFromString(payloads[-1])
+    return record.WhichOneof("record_type") == "exit"
 
 
 def iter_records(path: str | Path) -> Iterator[Any]:
