@@ -1,8 +1,16 @@
-"""Checkpoints: everything a bit-identical continuation needs, written atomically, loaded safely."""
+"""Checkpoints: everything a bit-identical continuation needs, written atomically, loaded safely.
+
+``last.pt`` is rotated: before a new one replaces it, the old one becomes ``last.prev.pt``. Writes
+are atomic, so a kill never tears either file; the spare covers damage from outside (a full disk
+that lied about fsync, a copy cut short, a user's editor). ``trainer.resume=auto`` falls back to it
+and says so; an explicitly named checkpoint never falls back (see docs/internals.md, Reliability).
+"""
 
 from __future__ import annotations
 
 import io
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +19,35 @@ import torch
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.record import atomic_write_bytes
 
+log = logging.getLogger("resnet_exp")
+
 
 class CorruptCheckpoint(UserError):
     """A checkpoint that is truncated, not a checkpoint, or would need to run code to load."""
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Serialise in memory, then write via temp file + fsync + rename: a kill never leaves half a file."""
+def previous_path(path: Path) -> Path:
+    """``checkpoints/last.pt`` -> ``checkpoints/last.prev.pt`` (the rotated spare)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = False) -> None:
+    """Serialise in memory, then write via temp file + fsync + rename: a kill never tears it.
+
+    With ``keep_previous`` the file being replaced is first renamed to :func:`previous_path`, after
+    the new bytes are on disk; a kill between the two renames leaves only the spare, which
+    :func:`load_latest` also looks at.
+    """
+    path = Path(path)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+
+    def rotate() -> None:
+        if path.exists():
+            os.replace(path, previous_path(path))
+
+    atomic_write_bytes(path, buffer.getvalue(), before_replace=rotate if keep_previous else None)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -46,3 +73,40 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             "entries). Use trainer.resume=never, or point trainer.resume at checkpoints/last.pt."
         )
     return state
+
+
+def load_latest(
+    last: Path, map_location: str | torch.device = "cpu"
+) -> tuple[Path, dict[str, Any]] | None:
+    """``trainer.resume=auto``: ``last.pt``, else the spare ``last.prev.pt``; None if neither.
+
+    A damaged ``last.pt`` is logged (which file, why) and skipped; when every existing candidate is
+    damaged the error names each file and what is wrong with it.
+    """
+    candidates = [p for p in (Path(last), previous_path(last)) if p.is_file()]
+    problems: list[str] = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path, map_location=map_location)
+        except CorruptCheckpoint as error:
+            problems.append(str(error))
+            log.warning("not resuming from %s: %s", path, error)
+            continue
+        if problems:
+            log.warning(
+                "resuming from the previous checkpoint %s (epoch %s, step %s) because %s is "
+                "damaged; the steps after it are trained again.",
+                path,
+                state.get("epoch"),
+                state.get("step"),
+                candidates[0],
+            )
+        return path, state
+    if problems:
+        raise CorruptCheckpoint(
+            f"trainer.resume=auto found no loadable checkpoint in {str(Path(last).parent)!r}: "
+            + " ".join(problems)
+            + " To start this run over in the same folder use trainer.resume=never, or pick a "
+            "new hydra.run.dir."
+        )
+    return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,13 @@ from resnet_exp.tracking.record import RunRecord
 from resnet_exp.training.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger("resnet_exp")
+
+# Test hook (tests/test_reliability.py), never set in normal use: "<point>:<n>" makes the process
+# SIGKILL itself at that point, so kill-and-resume tests hit exact moments without timing races.
+# Points: step:N (after global step N and its checkpoint, if any), eval:E (between the validation
+# and test evaluation of epoch E), metrics:E (after epoch E's metrics row is appended, before its
+# checkpoint), epoch:E (after epoch E's checkpoint).
+KILL_HOOK = "RESNET_EXP_TEST_KILL_AT"
 
 
 class Data(Protocol):
@@ -43,6 +52,9 @@ class LoopSettings:
     channels_last: bool = False
     checkpoint_every_steps: int = 0
     progress: bool = True
+    # Look at the running loss sum every this many steps (one host sync) so a blown-up run stops
+    # early instead of at the end of the epoch; also checked before every mid-epoch checkpoint.
+    finite_check_steps: int = 50
 
 
 @dataclass
@@ -68,11 +80,14 @@ class Trainer:
         settings: LoopSettings,
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
         parts: dict[str, nn.Module] | None = None,
+        dist: Any = None,
     ) -> None:
         self.model, self.data, self.device = model, data, device
         self.optimizer, self.scheduler = optimizer, scheduler
         self.record, self.logger, self.settings = record, logger, settings
         self.forward = forward or model  # a torch.compile'd callable may stand in for the model
+        # DDP (resnet_exp.training.distributed.Dist): sums train metrics over ranks; rank 0 saves.
+        self.dist = dist
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=settings.precision_dtype is torch.float16
         )
@@ -85,6 +100,11 @@ class Trainer:
         self.best: dict | None = None
         # Sums of the epoch in progress, kept here so a mid-epoch checkpoint carries them.
         self.partial: dict[str, Any] | None = None
+        # Wall time of earlier attempts (from the checkpoint resumed) and when this one started.
+        self.wall_prior, self.wall_start = 0.0, time.time()
+        self.meta: dict[str, Any] = {}  # caller's facts stored with each checkpoint (config key)
+        self._kill_at = os.environ.get(KILL_HOOK, "")
+        self.stopped_diverged = False
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -99,6 +119,8 @@ class Trainer:
             "best": self.best,
             "partial": self.partial if self.step_in_epoch else None,
             "torch_rng": torch.get_rng_state(),
+            "wall_time_s": self.wall_time_s(),
+            "meta": self.meta,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -114,12 +136,19 @@ class Trainer:
         self.best = state.get("best")
         self.partial = state.get("partial")
         torch.set_rng_state(state["torch_rng"])
+        self.wall_prior = float(state.get("wall_time_s", 0.0))
+        self.meta = dict(state.get("meta") or {})
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
-    def resume(self, path: Path) -> list[dict]:
-        """Continue from a checkpoint; metrics rows after its last finished epoch are dropped."""
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+    def resume(self, path: Path, state: dict[str, Any] | None = None) -> list[dict]:
+        """Continue from a checkpoint (``state``: already loaded from ``path``); metrics rows after
+        its last finished epoch are dropped, so no epoch is repeated or skipped."""
+        if state is None:
+            state = load_checkpoint(path, map_location=self.device)
+        self.load_state_dict(state)
+        if self.dist is not None:
+            self.partial = self.dist.local_partial(self.partial)
         rows = self.record.truncate_metrics(self.epoch)
         where = f"epoch {self.epoch} done" + (
             f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
@@ -129,8 +158,37 @@ class Trainer:
         log.info("resumed from %s (%s, step %d)", path, where, self.step)
         return rows
 
+    def wall_time_s(self) -> float:
+        """Seconds spent on this run: earlier attempts (up to their checkpoint) plus this one."""
+        return self.wall_prior + time.time() - self.wall_start
+
+    def _test_kill(self, point: str, number: int) -> None:
+        if self._kill_at and self._kill_at == f"{point}:{number}":
+            log.warning("%s=%s: SIGKILL to this process, on purpose", KILL_HOOK, self._kill_at)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _diverged(self, loss_sum: torch.Tensor, weights: bool = False) -> bool:
+        """Whether the running loss sum (and, before a checkpoint, any weight) is NaN/inf: one host
+        sync, agreed over DDP ranks. Sets ``self.stopped_diverged`` for fit()."""
+        bad = ~torch.isfinite(loss_sum)
+        if weights:
+            params = [p.detach() for p in self.model.parameters()]
+            bad = bad | torch.stack([~torch.isfinite(p).all() for p in params]).any()
+        bad = bad.float()
+        if self.dist is not None:
+            bad = self.dist.all_reduce_sum(bad)
+        self.stopped_diverged = bool(bad.item() > 0)
+        return self.stopped_diverged
+
     def save(self, name: str) -> None:
-        save_checkpoint(self.record.checkpoint_dir / name, self.state_dict())
+        state = self.state_dict()
+        if self.dist is not None:
+            state = self.dist.checkpoint_state(state)  # a collective: every rank calls save
+            if not self.dist.is_main:
+                return
+        # last.pt rotates to last.prev.pt: a fallback if last.pt is ever found damaged
+        save_checkpoint(self.record.checkpoint_dir / name, state, keep_previous=name == "last.pt")
 
     # -- steps ---------------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -154,6 +212,8 @@ class Trainer:
                 "seen": 0,
                 "steps_done": 0,
                 "elapsed": 0.0,
+                # lr at the start of the epoch (the row's lr), kept for a mid-epoch resume
+                "lr": self.optimizer.param_groups[0]["lr"],
             }
         else:
             acc = {
@@ -195,16 +255,30 @@ class Trainer:
             self.step_in_epoch = index + 1
             bar.update(1)
             every = self.settings.checkpoint_every_steps
-            if every and self.step % every == 0:
+            checkpoint = bool(every) and self.step % every == 0
+            check = self.settings.finite_check_steps
+            if (checkpoint or (check and self.step % check == 0)) and self._diverged(
+                loss_sum, weights=checkpoint
+            ):
+                break  # never checkpoint NaN weights; fit() records the divergence
+            if checkpoint:
                 acc["elapsed"] += time.perf_counter() - start
                 start = time.perf_counter()
                 self.save("last.pt")
+            self._test_kill("step", self.step)
         bar.close()
         elapsed = acc["elapsed"] + time.perf_counter() - start
-        totals = torch.stack([loss_sum, wrong, *grad_sums.values()]).tolist()
+        totals = torch.stack([loss_sum, wrong, *grad_sums.values()])
+        if self.dist is not None:  # loss and errors over all ranks (grads are equal already)
+            seen_t = torch.tensor(float(acc["seen"]), device=self.device)
+            summed = self.dist.all_reduce_sum(torch.stack([totals[0], totals[1], seen_t]))
+            totals = torch.cat([summed[:2], totals[2:]])
+            acc["seen"] = int(round(summed[2].item()))
+        totals = totals.tolist()
         seen, steps_done = max(acc["seen"], 1), acc["steps_done"]
         self.partial = None
         metrics = {"train/loss": totals[0] / seen, "train/err": 100.0 * totals[1] / seen}
+        metrics["lr"] = acc.get("lr", self.optimizer.param_groups[0]["lr"])
         for name, total in zip(grad_sums, totals[2:]):
             metrics[f"grad_norm/{name}"] = total / max(steps_done, 1)
         metrics["time/epoch_s"] = elapsed
@@ -233,28 +307,35 @@ class Trainer:
         rows = list(rows or [])
         while self.epoch < self.settings.epochs:
             epoch = self.epoch + 1
-            lr = self.optimizer.param_groups[0]["lr"]
             train = self._train_epoch(epoch)
+            lr = train.pop("lr")
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train}
-            if not math.isfinite(train["train/loss"]):
+            if self.stopped_diverged or not math.isfinite(train["train/loss"]):
                 self.epoch, self.step_in_epoch = epoch, 0
                 row["lr"] = lr
                 self.record.append_metrics(row)
                 rows.append(row)
                 log.error(
-                    "epoch %d: training loss is %s; stopping (diverged)", epoch, train["train/loss"]
+                    "epoch %d, step %d: training loss %s or weights are not finite; stopping "
+                    "(diverged)",
+                    epoch,
+                    self.step,
+                    train["train/loss"],
                 )
                 return FitResult("diverged", rows, self.best, self.step)
             row.update(self.evaluate("val"))
+            self._test_kill("eval", epoch)
             row.update(self.evaluate("test"))
             row["lr"] = lr
             self.epoch, self.step_in_epoch = epoch, 0
             improved = self._update_best(row)
             self.record.append_metrics(row)
             rows.append(row)
+            self._test_kill("metrics", epoch)
             self.save("last.pt")
             if improved:
                 self.save("best.pt")
+            self._test_kill("epoch", epoch)
             self.logger.log(row, step=epoch)
             log.info(_epoch_line(row, self.settings.epochs))
         return FitResult("completed", rows, self.best, self.step)
