@@ -1,8 +1,8 @@
 """The one Hydra-aware entry point: compose -> instantiate -> train -> record.
 
-Everything below ``run`` takes plain objects; this module only turns the composed config into them and
-decides what a failure means for the process (single run: exit code; multirun: a failed job that the
-sweep report marks, while the other jobs go on).
+Everything below ``run`` takes plain objects; this module only turns the composed config into them
+and decides what a failure means for the process (single run: exit code; multirun: a failed job that
+the sweep report marks, while the other jobs go on).
 """
 
 from __future__ import annotations
@@ -380,8 +380,8 @@ def main(cfg: DictConfig) -> float | None:
 def _dry_sweep(args: list[str]) -> int:
     """``--multirun ... --cfg job``: print the config each job of the sweep would run with.
 
-    Hydra itself refuses to combine ``--multirun`` with ``--cfg``; checking a sweep before launching it
-    is exactly when a user wants both, so we expand the sweep and compose every job.
+    Hydra itself refuses to combine ``--multirun`` with ``--cfg``; checking a sweep before
+    launching it is exactly when a user wants both, so we expand the sweep and compose every job.
     """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -401,11 +401,13 @@ def _dry_sweep(args: list[str]) -> int:
         i += 1
     # Sweep parameters a preset sets in hydra.sweeper.params, as Hydra's basic sweeper merges them:
     # the command line wins for a key it also names.
-    base = compose(overrides, return_hydra_config=True)
+    parser = OverridesParser.create()
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    base = compose(fixed, return_hydra_config=True)
     named = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     params = base.hydra.sweeper.get("params") or {}
     overrides = [f"{k}={v}" for k, v in params.items() if k not in named] + overrides
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parsed = parser.parse_overrides(overrides)
     jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     if what not in ("job", "hydra", "all"):
         print(f"error: --cfg {what!r} is not a choice; valid: job, hydra, all.", file=sys.stderr)

@@ -1,9 +1,9 @@
 """Structured-config schemas, registered in Hydra's ConfigStore under the `schema` group.
 
 The YAML files under ``conf/`` pull these in through their defaults lists, so a wrong type
-(``data.batch_size=abc``) or an unknown key (``trainer.epoch=3``) fails while the config is composed,
-with Hydra's own message, before anything is built or written. Value ranges that a type cannot express
-(lr > 0, batch >= 1, ...) are checked in :mod:`resnet_exp.validation`.
+(``data.batch_size=abc``) or an unknown key (``trainer.epoch=3``) fails while the config is
+composed, with Hydra's own message, before anything is built or written. Value ranges that a type
+cannot express (lr > 0, batch >= 1, ...) are checked in :mod:`resnet_exp.validation`.
 """
 
 from __future__ import annotations
@@ -95,13 +95,16 @@ class CosineScheduleConfig(ConstantScheduleConfig):
 class TrainerConfig:
     epochs: int = 6
     device: str = "auto"
-    precision: str = "32"
-    channels_last: bool = False
-    compile: bool = False
+    # Speed switches; `auto` resolves per device (resnet_exp.training.speed, docs/performance.md).
+    precision: str = "auto"  # 32 | bf16 | 16 | auto
+    # true | false | auto: a bool or the string "auto", so typed Any and checked in validation.py
+    channels_last: Any = "auto"
+    compile: Any = "auto"
     num_threads: int | None = None
     resume: str = "auto"
     checkpoint_every_steps: int = 0
     progress: bool = True
+    sync_bn: bool = False
 
 
 @dataclass
@@ -131,6 +134,9 @@ class Config:
 def register_configs() -> None:
     """Make the schemas visible to the defaults lists of conf/ (idempotent)."""
     allow_numeric_group_options()
+    from resnet_exp.launcher import register_resolvers
+
+    register_resolvers()  # ${resnet_exp.local_jobs:} in conf/hydra/launcher/joblib.yaml
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
     cs.store(group="schema", name="model", node=ModelConfig)

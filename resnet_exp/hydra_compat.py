@@ -1,8 +1,9 @@
 """Let numeric option names (``model/depth=56``) select config-group options.
 
-Hydra's override grammar reads ``56`` as an int and its defaults list then refuses any group choice that
-is not a string ("Config group override must be a string or a list. Got int"). The depth group is named
-by numbers on purpose, so before Hydra builds a defaults list we hand it the option's text as typed.
+Hydra's override grammar reads ``56`` as an int and its defaults list then refuses any group choice
+that is not a string ("Config group override must be a string or a list. Got int"). The depth group
+is named by numbers on purpose, so before Hydra builds a defaults list we hand it the option's text
+as typed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``python -m resnet_exp.summary <overrides>``: per-layer output shapes, parameters and FLOPs.
 
-Takes the same overrides as ``python -m resnet_exp`` and builds the same network, without training or
-writing anything.
+Takes the same overrides as ``python -m resnet_exp`` and builds the same network, without training
+or writing anything.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from resnet_exp.errors import UserError
 
 
 def input_shape(cfg) -> tuple[int, int, int]:
-    """(C, H, W) of what the model sees: the dataset's images, resized when ``data.resize`` is set."""
+    """(C, H, W) of what the model sees: the dataset's images, resized by ``data.resize``."""
     side = cfg.data.resize or cfg.data.image_size
     return (cfg.data.in_channels, side, side)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from cli import run_cli
+
 from resnet_exp.report.build import build_report
 
 TINY = [
@@ -113,8 +113,6 @@ def test_a_failing_job_is_marked_and_the_report_still_appears(
     assert (sweep / "degradation.png").is_file()
 
 
-
-
 @pytest.mark.parametrize(
     ("preset", "dataset", "depths"),
     [
@@ -130,7 +128,9 @@ def test_presets_are_sweeps_with_the_papers_recipe(
     assert result.returncode == 0, result.stderr
     jobs = [yaml.safe_load(doc.split("\n", 1)[1]) for doc in result.stdout.split("# job ")[1:]]
     assert len(jobs) == 2 * len(depths)
-    found = sorted((j["model"]["block"]["path"].rsplit(".", 1)[1], j["model"]["depth"]) for j in jobs)
+    found = sorted(
+        (j["model"]["block"]["path"].rsplit(".", 1)[1], j["model"]["depth"]) for j in jobs
+    )
     assert found == sorted((b, d) for b in ("BasicBlock", "PlainBlock") for d in depths)
     for job in jobs:
         assert job["data"]["name"] == dataset
@@ -146,4 +146,7 @@ def test_presets_are_sweeps_with_the_papers_recipe(
         steps_per_epoch = -(-(50_000 - 5_000) // 128)
         iterations = job["trainer"]["epochs"] * steps_per_epoch
         assert 64_000 <= iterations < 64_000 + steps_per_epoch  # the paper's 64k iterations
-        assert [round(m * iterations, -3) for m in job["scheduler"]["milestones"]] == [32_000, 48_000]
+        assert [round(m * iterations, -3) for m in job["scheduler"]["milestones"]] == [
+            32_000,
+            48_000,
+        ]

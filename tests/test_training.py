@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from cli import run_cli
 
 EPOCH_KEYS = {
@@ -91,7 +90,9 @@ def test_same_seed_gives_identical_metrics_and_another_seed_does_not(
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         cwd = tmp_path / name
         cwd.mkdir()
-        result = run_cli(*tiny(fmnist_root, f"seed={seed}", "data.augment=true"), "logger=none", cwd=cwd)
+        result = run_cli(
+            *tiny(fmnist_root, f"seed={seed}", "data.augment=true"), "logger=none", cwd=cwd
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         rows = read_metrics(only_run_dir(cwd))
         histories.append([{k: v for k, v in r.items() if k not in TIMING} for r in rows])

@@ -1,8 +1,9 @@
 """Residual blocks and their plain (shortcut-free) twins.
 
-Each block class carries the facts the network needs to lay out a stage without branching on block type:
-``expansion`` (output channels per unit of width), ``layers`` (weighted convs on the main path, which
-is how depth is counted), ``residual`` (whether a shortcut is added) and ``preact`` (BN-ReLU-conv order).
+Each block class carries the facts the network needs to lay out a stage without branching on block
+type: ``expansion`` (output channels per unit of width), ``layers`` (weighted convs on the main
+path, which is how depth is counted), ``residual`` (whether a shortcut is added) and ``preact``
+(BN-ReLU-conv order).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Device and precision choices, resolved once and validated before the first step."""
+"""Device and precision choices, resolved once and validated before the first step.
+
+``auto`` for the speed switches (precision, channels_last, compile) is resolved in
+:mod:`resnet_exp.training.speed`, which uses :func:`autocast_dtype` here for the final check.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     dtype = PRECISIONS[precision]
     if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise DeviceUnavailable(
-            "trainer.precision=bf16 but this GPU has no bf16 support; use trainer.precision=16 or 32."
+            "trainer.precision=bf16 but this GPU has no bf16 support; use trainer.precision=16, "
+            "32 or auto."
         )
     return dtype

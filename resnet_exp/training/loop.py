@@ -37,7 +37,9 @@ KILL_HOOK = "RESNET_EXP_TEST_KILL_AT"
 class Data(Protocol):
     steps_per_epoch: int
 
-    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def train_batches(
+        self, epoch: int, start_step: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
     def eval_batches(self, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
@@ -66,7 +68,7 @@ class FitResult:
 
 
 class Trainer:
-    """Trains ``model`` for ``settings.epochs`` epochs, writing metrics and checkpoints as it goes."""
+    """Trains ``model`` for ``settings.epochs`` epochs, writing metrics and checkpoints."""
 
     def __init__(
         self,

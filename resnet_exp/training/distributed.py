@@ -1,0 +1,289 @@
+"""Data-parallel training across processes (``torchrun``), and each process's share of the CPU.
+
+``torchrun --nproc_per_node=N -m resnet_exp <overrides>`` starts N copies of the command line. Each
+copy finds its place from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) and joins one process group *before Hydra
+starts*, so that:
+
+- every rank resolves ``${now:...}`` in ``hydra.run.dir`` / ``hydra.sweep.dir`` to rank 0's clock
+  (rank 0 broadcasts its start time; see :func:`pin_hydra_now`), so all ranks agree on one run
+  directory without the user fixing ``hydra.run.dir``. :func:`agree_on_run_dir` checks it after
+  Hydra has started and falls back to rank 0's directory if they still differ;
+- only rank 0 writes Hydra's ``.hydra/`` files and the job log (ranks > 0 get
+  ``hydra.output_subdir=null`` and ``hydra/job_logging=stdout``), and only rank 0 writes the run
+  record, checkpoints and the W&B run.
+
+The process group is ``gloo`` on CPU-only machines and ``cpu:gloo,cuda:nccl`` where CUDA is
+there, so that model gradients on GPUs go through NCCL while small CPU-side messages (the start
+time, the resume decision) go through gloo.
+
+Nothing here imports Hydra at module level; app.py calls it with plain values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnet_exp.errors import UserError
+from resnet_exp.launcher import available_cpus
+from resnet_exp.tracking.record import RunRecord
+
+log = logging.getLogger("resnet_exp")
+
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+class DistributedConfigError(UserError):
+    """A distributed-training setting that cannot work on this machine."""
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a data-parallel run (world_size 1 = an ordinary single process)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # -- collectives (no-ops in one process) ---------------------------------------------------
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.enabled:
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+        return tensor
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (any picklable object)."""
+        if not self.enabled:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    # -- checkpoints of a half-finished epoch --------------------------------------------------
+    def checkpoint_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Make a mid-epoch checkpoint's running sums global (a collective: call on every rank).
+
+        Each rank sums loss/errors over its own shard; the checkpoint (written by rank 0) must hold
+        all ranks' sums, so a resumed epoch still reports the loss over the whole epoch.
+        """
+        partial = state.get("partial")
+        if not self.enabled or not partial:
+            return state
+        seen = torch.tensor(float(partial["seen"]), device=partial["loss_sum"].device)
+        totals = self.all_reduce_sum(
+            torch.stack([partial["loss_sum"], partial["wrong"], seen]).detach().clone()
+        )
+        global_partial = {
+            **partial,
+            "loss_sum": totals[0],
+            "wrong": totals[1],
+            "seen": int(round(totals[2].item())),
+        }
+        return {**state, "partial": global_partial}
+
+    def local_partial(self, partial: dict[str, Any] | None) -> dict[str, Any] | None:
+        """After resuming: rank 0 keeps the checkpoint's global sums; other ranks start at zero."""
+        if not self.enabled or not partial or self.is_main:
+            return partial
+        zero = torch.zeros_like(partial["loss_sum"])
+        return {**partial, "loss_sum": zero, "wrong": zero.clone(), "seen": 0}
+
+
+def from_env(environ: dict[str, str] | None = None) -> Dist:
+    """This process's place, from torchrun's environment variables (a plain run: rank 0 of 1)."""
+    env = os.environ if environ is None else environ
+    if not all(k in env for k in TORCHRUN_VARS):
+        return Dist()
+    world = int(env["WORLD_SIZE"])
+    return Dist(
+        rank=int(env["RANK"]),
+        world_size=world,
+        local_rank=int(env["LOCAL_RANK"]),
+        local_world_size=int(env.get("LOCAL_WORLD_SIZE", world)),
+    )
+
+
+_CURRENT = Dist()
+
+
+def current() -> Dist:
+    """The Dist that :func:`init_from_env` set up in this process (rank 0 of 1 if none)."""
+    return _CURRENT
+
+
+def backend() -> str:
+    """gloo on CPU-only machines; with CUDA, NCCL for CUDA tensors and gloo for CPU ones."""
+    dist = torch.distributed
+    if torch.cuda.is_available() and dist.is_nccl_available():
+        return "cpu:gloo,cuda:nccl"
+    return "gloo"
+
+
+def init_from_env(argv: list[str]) -> tuple[Dist, list[str]]:
+    """Join torchrun's process group (if launched by torchrun) and prepare this rank's overrides.
+
+    Returns this process's Dist and the command line to hand to Hydra: ranks > 0 write no
+    ``.hydra/`` files and no log file of their own. Must run before Hydra composes any config.
+    """
+    global _CURRENT
+    dist = from_env()
+    if not dist.enabled:
+        return dist, argv
+    if not torch.distributed.is_available():
+        raise DistributedConfigError(
+            "torchrun started this process but this torch build has no torch.distributed; "
+            "run without torchrun."
+        )
+    if not torch.distributed.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(dist.local_rank % max(torch.cuda.device_count(), 1))
+        torch.distributed.init_process_group(backend=backend())
+    _CURRENT = dist
+    stamp = dist.broadcast(datetime.now())
+    pin_hydra_now(stamp)
+    argv = list(argv)
+    if not dist.is_main:
+        keys = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
+        if "hydra.output_subdir" not in keys:
+            argv.append("hydra.output_subdir=null")
+        if "hydra/job_logging" not in keys:
+            argv.append("hydra/job_logging=stdout")
+    return dist, argv
+
+
+def shutdown() -> None:
+    """Leave the process group (end of the command)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def pin_hydra_now(stamp: datetime) -> None:
+    """Make Hydra's ``${now:...}`` resolver read ``stamp`` instead of the clock.
+
+    Hydra re-registers ``now`` itself (``hydra.core.utils.setup_globals``, called by every launcher)
+    as ``lambda p: datetime.now().strftime(p)`` with ``datetime`` looked up in ``hydra.core.utils``;
+    swapping that module's ``datetime`` name for a subclass with a fixed ``now()`` survives the
+    re-registration. :func:`agree_on_run_dir` double-checks the outcome.
+    """
+    import hydra.core.utils as hydra_utils
+
+    class _PinnedDatetime(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # noqa: ARG003 - same signature as datetime.now
+            return stamp if tz is None else stamp.astimezone(tz)
+
+    hydra_utils.datetime = _PinnedDatetime  # type: ignore[misc]
+
+
+def agree_on_run_dir(dist: Dist, run_dir: Path) -> Path:
+    """Rank 0's run directory, on every rank (a collective). Warns if this rank's differed."""
+    if not dist.enabled:
+        return run_dir
+    main_dir = Path(dist.broadcast(str(Path(run_dir).resolve())))
+    if main_dir != Path(run_dir).resolve():
+        log.warning(
+            "rank %d resolved run dir %s but rank 0 uses %s; following rank 0",
+            dist.rank,
+            run_dir,
+            main_dir,
+        )
+        with contextlib.suppress(OSError):  # the empty directory Hydra made for this rank
+            Path(run_dir).rmdir()
+    return main_dir
+
+
+def thread_share(num_threads: int | None, parallel_jobs: int, dist: Dist) -> int | None:
+    """Intra-op threads for this process: ``trainer.num_threads`` when set; otherwise this machine's
+    cores divided among the processes that train on it at once (joblib's ``n_jobs`` parallel jobs,
+    torchrun's local processes, or the CPUs SLURM gave the job); None keeps torch's default when
+    this is the only process."""
+    if num_threads:
+        return int(num_threads)
+    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if slurm_cpus and slurm_cpus.isdigit():
+        return max(1, int(slurm_cpus) // max(dist.local_world_size, 1))
+    sharers = max(parallel_jobs, 1) * max(dist.local_world_size, 1)
+    if sharers <= 1:
+        return None
+    return max(1, available_cpus() // sharers)
+
+
+def device_for(dist: Dist, device: torch.device) -> torch.device:
+    """Each rank its own GPU (``cuda:LOCAL_RANK``) when the device is an unnumbered ``cuda``."""
+    if dist.enabled and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def wrap_model(
+    model: torch.nn.Module, dist: Dist, device: torch.device, sync_bn: bool
+) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(model, trained module): the model (SyncBatchNorm'ed if asked) and its DDP wrapper.
+
+    The first is what checkpoints store (no ``module.`` prefix, so a DDP checkpoint resumes in one
+    process and back); the second is what the loop calls forward on.
+    """
+    if not dist.enabled:
+        if sync_bn:
+            log.info("trainer.sync_bn has no effect in one process (BN already sees the batch)")
+        return model, model
+    if sync_bn:
+        if device.type == "cpu":
+            raise DistributedConfigError(
+                "trainer.sync_bn=true needs GPUs: torch's SyncBatchNorm does not run on CPU "
+                "tensors. Use trainer.sync_bn=false on CPU (each rank then normalises over its own "
+                "share of the batch)."
+            )
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return model, DistributedDataParallel(model, device_ids=ids)
+
+
+class MainOnlyRecord(RunRecord):
+    """The run record as ranks > 0 see it: reads work, writes are rank 0's job and do nothing."""
+
+    def truncate_metrics(self, last_epoch: int) -> list[dict]:
+        return [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
+
+    def append_metrics(self, row: dict) -> None:
+        return None
+
+    def write_summary(self, summary: dict) -> None:
+        return None
+
+
+def record_for(dist: Dist, run_dir: Path) -> RunRecord:
+    return RunRecord(run_dir) if dist.is_main else MainOnlyRecord(run_dir)
+
+
+def agree_on_resume(dist: Dist, decide: Callable[[], Path | None]) -> Path | None:
+    """Rank 0 decides which checkpoint to resume from (or none); every rank gets the same answer,
+    then waits until all have it, so no rank looks at the run directory while rank 0 writes."""
+    path = dist.broadcast(decide() if dist.is_main else None)
+    dist.barrier()
+    return None if path is None else Path(path)
