@@ -93,7 +93,7 @@ class CosineScheduleConfig(ConstantScheduleConfig):
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 6
+    epochs: int = 4
     device: str = "auto"
     # Speed switches; `auto` resolves per device (resnet_exp.training.speed, docs/performance.md).
     precision: str = "auto"  # 32 | bf16 | 16 | auto
