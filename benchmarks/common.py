@@ -218,3 +218,31 @@ def write_result(name: str, payload: dict[str, Any], out: Path | None = None) ->
     payload = {"benchmark": name, **payload}
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     return path
+
+
+def result_header(name: str, quick: bool, environment_info: dict, load_before) -> dict[str, Any]:
+    """Fields every benchmark's JSON starts with: how to rerun it, where, under what load."""
+    return {
+        "command": command(f"benchmarks.{name}"),
+        "quick": quick,
+        "environment": environment_info,
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+
+
+def run_main(
+    name: str,
+    doc: str,
+    run: Callable[[argparse.Namespace], dict],
+    argv: Sequence[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> dict:
+    """Parse the shared flags (plus ``add_arguments``), run, write the JSON result."""
+    p = parser(doc.splitlines()[0])
+    if add_arguments is not None:
+        add_arguments(p)
+    args = p.parse_args(argv)
+    result = run(args)
+    print(f"wrote {write_result(name, result, args.out)}")
+    return result

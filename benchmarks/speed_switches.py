@@ -102,11 +102,7 @@ def run(args) -> dict:
                 }
             )
     result = {
-        "command": common.command(f"benchmarks.{NAME}"),
-        "quick": quick,
-        "environment": common.environment(device),
-        "load_average_before": load_before,
-        "load_average_after": common.load_average(),
+        **common.result_header(NAME, quick, common.environment(device), load_before),
         "config": {
             "models": models,
             "precisions": precisions,
@@ -148,17 +144,16 @@ def run(args) -> dict:
     return result
 
 
-def main(argv=None) -> dict:
-    p = common.parser(__doc__.splitlines()[0])
+def _arguments(p) -> None:
     p.add_argument("--models", default=None, help=f"comma list of {','.join(common.MODELS)}")
     p.add_argument("--precisions", default=None, help="comma list of 32,bf16,16")
     p.add_argument("--compile", action="store_true", help="add torch.compile variants (slow)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per repetition")
-    args = p.parse_args(argv)
-    result = run(args)
-    print(f"wrote {common.write_result(NAME, result, args.out)}")
-    return result
+
+
+def main(argv=None) -> dict:
+    return common.run_main(NAME, __doc__, run, argv, _arguments)
 
 
 if __name__ == "__main__":

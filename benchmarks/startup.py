@@ -82,11 +82,7 @@ def run(args) -> dict:
         )
     by = {r["name"]: r for r in rows}
     result = {
-        "command": common.command(f"benchmarks.{NAME}"),
-        "quick": quick,
-        "environment": {"python": sys.version.split()[0]},
-        "load_average_before": load_before,
-        "load_average_after": common.load_average(),
+        **common.result_header(NAME, quick, {"python": sys.version.split()[0]}, load_before),
         "config": {"reps": reps},
         "rows": rows,
         "times_s": times,
@@ -103,11 +99,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> dict:
-    p = common.parser(__doc__.splitlines()[0])
-    args = p.parse_args(argv)
-    result = run(args)
-    print(f"wrote {common.write_result(NAME, result, args.out)}")
-    return result
+    return common.run_main(NAME, __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -173,11 +173,7 @@ def run(args) -> dict:
     norm_ms = 1000 * grad_norm_seconds(trainers["trainer"], device)
     grad_norm_cost = 1 / common.paired_speed(times["trainer_no_grad_norms"], times["trainer"]) - 1
     result = {
-        "command": common.command(f"benchmarks.{NAME}"),
-        "quick": quick,
-        "environment": common.environment(device),
-        "load_average_before": load_before,
-        "load_average_after": common.load_average(),
+        **common.result_header(NAME, quick, common.environment(device), load_before),
         "config": {
             "model": args.model,
             "precision": args.precision,
@@ -213,18 +209,16 @@ def run(args) -> dict:
     return result
 
 
-def main(argv=None) -> dict:
-    p = common.parser(__doc__.splitlines()[0])
+def _arguments(p) -> None:
     p.add_argument("--model", default="resnet20", choices=sorted(common.MODELS))
     p.add_argument("--precision", default="32", choices=["32", "bf16", "16"])
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per repetition")
-    args = p.parse_args(argv)
-    result = run(args)
-    path = common.write_result(NAME, result, args.out)
-    print(f"wrote {path}")
-    return result
+
+
+def main(argv=None) -> dict:
+    return common.run_main(NAME, __doc__, run, argv, _arguments)
 
 
 if __name__ == "__main__":

@@ -38,3 +38,23 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+# SPEC §5: what every epoch records (CIFAR-family nets have three stages).
+SPEC_EPOCH_KEYS = frozenset(
+    {
+        "epoch",
+        "train/loss",
+        "train/err",
+        "val/err",
+        "test/err",
+        "lr",
+        "time/epoch_s",
+        "throughput/img_s",
+        "grad_norm/stem",
+        "grad_norm/stage1",
+        "grad_norm/stage2",
+        "grad_norm/stage3",
+        "grad_norm/head",
+    }
+)

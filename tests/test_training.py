@@ -6,23 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cli import run_cli
+from cli import SPEC_EPOCH_KEYS, run_cli
 
-EPOCH_KEYS = {
-    "epoch",
-    "train/loss",
-    "train/err",
-    "val/err",
-    "test/err",
-    "lr",
-    "time/epoch_s",
-    "throughput/img_s",
-    "grad_norm/stem",
-    "grad_norm/stage1",
-    "grad_norm/stage2",
-    "grad_norm/stage3",
-    "grad_norm/head",
-}
 TIMING = {"time/epoch_s", "throughput/img_s"}
 
 
@@ -66,7 +51,7 @@ def test_resnet50_cli_run_writes_the_whole_run_record(tmp_path: Path, fmnist_roo
     assert list(run_dir.glob("*.log")), "the job log"
     rows = read_metrics(run_dir)
     assert len(rows) == 1
-    assert {*EPOCH_KEYS, "grad_norm/stage4"} <= set(rows[0])
+    assert {*SPEC_EPOCH_KEYS, "grad_norm/stage4"} <= set(rows[0])
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert summary["model"]["block"] == "bottleneck" and summary["model"]["depth"] == 50

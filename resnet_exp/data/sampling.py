@@ -61,3 +61,11 @@ def train_length(n: int, batch_size: int) -> int:
     if batch_size > 1 and n % batch_size == 1:
         return n - 1
     return n
+
+
+def train_order(
+    n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
+) -> torch.Tensor:
+    """The indices this rank trains on in epoch ``epoch``, in order, shared by both loaders."""
+    order = epoch_order(n, seed, epoch, rank, world_size)
+    return order[: train_length(len(order), batch_size)]

@@ -91,8 +91,7 @@ class TensorLoader:
         world_size: int = 1,
     ) -> Iterator[Batch]:
         """Shuffled (and augmented) batches of epoch ``epoch``; a function of (seed, epoch) only."""
-        order = sampling.epoch_order(len(self), seed, epoch, rank, world_size)
-        order = order[: sampling.train_length(len(order), batch_size)]
+        order = sampling.train_order(len(self), batch_size, seed, epoch, rank, world_size)
         return self._train_batches(order, batch_size, seed, epoch, start_step, rank)
 
     def _train_batches(

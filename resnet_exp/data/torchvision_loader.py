@@ -129,8 +129,8 @@ class TorchvisionLoader:
         world_size: int = 1,
     ) -> Iterator[Batch]:
         """Same order and batch boundaries as :meth:`TensorLoader.train_batches`."""
-        order = sampling.epoch_order(len(self), seed, epoch, rank, world_size)
-        order = order[: sampling.train_length(len(order), batch_size)][start_step * batch_size :]
+        order = sampling.train_order(len(self), batch_size, seed, epoch, rank, world_size)
+        order = order[start_step * batch_size :]
         # A shallow copy shares the tensors; this epoch's keys travel with it to the workers.
         dataset = copy.copy(self.dataset)
         dataset.seed = seed if self.augment else None
