@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cli import SPEC_EPOCH_KEYS, run_cli
 
+from resnet_exp.report.aggregate import sweep_id
 from resnet_exp.tracking.wandb_reader import read_offline_run
 
 
@@ -45,7 +46,7 @@ def test_offline_run_holds_config_history_summary_group_and_tags(
     assert run["summary"]["best/val/err"] == pytest.approx(summary["best"]["val/err"])
     assert run["summary"]["final/test/err"] == pytest.approx(rows[-1]["test/err"])
     assert set(run["tags"]) >= {"plain", "depth-20", "fashionmnist"}
-    assert run["group"] == summary["wandb"].get("group", run["group"]) and run["group"]
+    assert run["group"] == sweep_id(run_dir)  # a single run is its own group
     assert run["name"] == summary["job"]
     assert run["exit_code"] == 0
     assert f"wandb sync {run_dir}" in result.stdout + result.stderr
