@@ -1,20 +1,24 @@
-"""``python -m benchmarks``: every benchmark at its small (``--quick``) size, one after another.
+"""``python -m benchmarks``: every benchmark, (a)-(e), at its small (``--quick``) size, in turn.
 
-Extra arguments (e.g. ``--device cpu``, ``--threads 2``) are passed to each; ``--full`` drops
-``--quick``. Each benchmark prints its table and writes ``benchmarks/results/<name>.json``.
+Extra arguments (e.g. ``--device cpu``, ``--threads 2``, ``--reps 1``) are passed to each;
+``--full`` drops ``--quick``. Each benchmark prints its table and writes
+``benchmarks/results/<name>.json``.
+(e), the Lightning peer, runs when the ``bench`` extra is installed and Fashion-MNIST is at hand;
+otherwise a line says why it was skipped.
 """
 
 from __future__ import annotations
 
 import sys
 
-from benchmarks import input_pipeline, speed_switches, startup, train_step
+from benchmarks import input_pipeline, lightning_peer, speed_switches, startup, train_step
 
 ALL = {
-    "train_step": train_step,
-    "input_pipeline": input_pipeline,
-    "speed_switches": speed_switches,
-    "startup": startup,
+    "train_step": train_step,  # (a)
+    "input_pipeline": input_pipeline,  # (b)
+    "speed_switches": speed_switches,  # (c)
+    "startup": startup,  # (d)
+    "lightning_peer": lightning_peer,  # (e)
 }
 
 
@@ -24,10 +28,15 @@ def main(argv: list[str] | None = None) -> None:
         argv.remove("--full")
     elif "--quick" not in argv:
         argv.append("--quick")
-    shared = [a for a in argv if a != "--device" and not a.startswith("--threads")]
     for name, module in ALL.items():
         print(f"\n# benchmarks.{name}", flush=True)
-        module.main(argv if name != "startup" else [a for a in shared if a == "--quick"])
+        if name == "startup":  # spawns fresh interpreters: device and threads do not apply
+            module.main([a for a in argv if a == "--quick"])
+            continue
+        if name == "lightning_peer" and (why := lightning_peer.available()) is not None:
+            print(f"skipped: {why}", flush=True)
+            continue
+        module.main(argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ RESULTS = Path(
     os.environ.get("RESNET_EXP_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
 )
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
+# Real data for the benchmarks, unpacked once from Debian's package by resnet_exp's own data code.
+BENCH_DATA = Path(tempfile.gettempdir()) / "resnet_exp-bench-data"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -37,17 +39,27 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def pick_device(name: str = "auto", threads: int | None = None):
-    """The device to measure on (cuda when present); on CPU also fixes the thread count."""
+# torch's own intra-op thread count, read before any benchmark in this process changes it.
+_torch_default_threads: int | None = None
+
+
+def pick_device(name: str = "auto", threads: int | None = None, keep_default: bool = False):
+    """The device to measure on (cuda when present). Also fixes the thread count: ``threads``,
+    else torch's own default when ``keep_default``, else 1 on CPU."""
     import torch
 
+    global _torch_default_threads
+    if _torch_default_threads is None:
+        _torch_default_threads = torch.get_num_threads()
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
     )
-    if device.type == "cpu":
-        torch.set_num_threads(threads or 1)
-    elif threads:
+    if threads:
         torch.set_num_threads(threads)
+    elif keep_default:  # an earlier benchmark in this process may have pinned 1 thread
+        torch.set_num_threads(_torch_default_threads)
+    elif device.type == "cpu":
+        torch.set_num_threads(1)
     return device
 
 
@@ -136,7 +148,7 @@ def fashion_mnist(
         return None
     from resnet_exp.data import DataModule
 
-    root = root or Path(tempfile.gettempdir()) / "resnet_exp-bench-data"
+    root = root or BENCH_DATA
     dm = DataModule(
         name="fashionmnist",
         root=str(root),

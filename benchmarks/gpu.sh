@@ -33,8 +33,7 @@ step input_pipeline python -m benchmarks.input_pipeline --device cuda --batch-si
 step speed_switches python -m benchmarks.speed_switches --device cuda --compile \
   --models resnet20 --batch-size 128 --steps 20 --reps 5
 if python -c "import lightning" 2>/dev/null; then  # (e): optional, pip install -e .[bench]
-  step lightning_peer python -m benchmarks.lightning_peer --device cuda \
-    --root "${RESNET_EXP_DATA:-data}" --epochs 2
+  step lightning_peer python -m benchmarks.lightning_peer --device cuda --epochs 2
 fi
 step sweep bash -c "time python -m resnet_exp experiment=degradation_fashionmnist \
   trainer.epochs=$EPOCHS logger.mode=offline hydra.sweep.dir=$SWEEP_DIR"

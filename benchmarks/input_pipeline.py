@@ -4,6 +4,8 @@ Fashion-MNIST with augmentation on (pad-4 crop + flip, the costliest setting): i
 pipeline alone, and its share of a ResNet-20 training step (``batch time / (batch time + step
 time)``). A repetition reads ``--batches`` batches through a fresh epoch iterator, so the
 DataLoader's worker start-up (paid once per epoch in a run) is included once per repetition.
+``torchvision_w2_noaug`` is the kind of pipeline the Lightning peer in (e) uses: per-sample
+conversion and normalisation, no augmentation, two workers.
 
     python -m benchmarks.input_pipeline [--quick] [--batches 40] [--batch-size 128]
 """
@@ -36,16 +38,20 @@ def run(args) -> dict:
     else:
         source = "fashionmnist"
         pipelines["tensor"] = dm.train_batches
-        for workers in (0, 2):
+        for name, augment, workers in (
+            ("torchvision_w0", True, 0),
+            ("torchvision_w2", True, 2),
+            ("torchvision_w2_noaug", False, 2),
+        ):
             tv = common.fashion_mnist(
                 device,
                 batch_size=batch_size,
                 train_subset=subset,
-                augment=True,
+                augment=augment,
                 loader="torchvision",
                 num_workers=workers,
             )
-            pipelines[f"torchvision_w{workers}"] = tv.train_batches
+            pipelines[name] = tv.train_batches
 
     epoch_counter = {"n": 0}
 

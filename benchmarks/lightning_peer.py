@@ -6,8 +6,11 @@ of all steps (stepped per step), fed by torchvision's FashionMNIST with per-samp
 (ToTensor + Normalize) in a DataLoader with ``num_workers=2``, batch 128, fp32, NCHW. resnet_exp
 runs with its defaults (``python -m resnet_exp`` in a subprocess: tensor loader, ``auto`` speed
 switches) on the same first ``--train`` training images (no validation split), the same first
-``--test`` test images and the same epochs. Both use the same torch intra-op thread count
-(``--threads``, default 1; Lightning's workers take 1 thread each).
+``--test`` test images and the same epochs. By default each runs with its own default thread
+count (torch's: one intra-op thread per core, as a Lightning user gets it, with the DataLoader's
+two worker processes on the same cores; resnet_exp's ``trainer.num_threads: null``, the same
+count, no workers). ``--threads N`` pins both to N intra-op threads instead, which isolates the
+per-step difference from the contention for cores.
 
 Training throughput = images trained / summed training-epoch wall time (for Lightning from
 ``on_train_epoch_start`` to ``on_train_epoch_end``, so DataLoader worker start-up is included, as it
@@ -15,10 +18,11 @@ is each epoch; for resnet_exp the ``time/epoch_s`` it records). Runs alternate (
 Lightning, Lightning, resnet_exp, ...) and the paired ratio is the median of per-round ratios.
 
 Needs ``pip install -e .[bench]`` (lightning; keep the installed torch: ``pip install --no-deps
-lightning lightning-utilities torchmetrics`` works where torch is pinned) and Fashion-MNIST under
-``--root`` (``<root>/FashionMNIST/raw``).
+lightning lightning-utilities torchmetrics`` works where torch is pinned) and Fashion-MNIST: under
+``--root`` (``<root>/FashionMNIST/raw``), else ``$RESNET_EXP_DATA``, else unpacked from Debian's
+``dataset-fashion-mnist`` as resnet_exp itself does.
 
-    python -m benchmarks.lightning_peer [--quick] [--root /tmp/e2e-data] [--epochs N]
+    python -m benchmarks.lightning_peer [--quick] [--root DIR] [--train N] [--test N] [--epochs N]
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def run_resnet_exp(args, threads: int, workdir: Path) -> dict:
         f"data.test_subset={args.test}",
         "data.val_size=0",
         f"trainer.epochs={args.epochs}",
-        f"trainer.num_threads={threads}",
+        *([f"trainer.num_threads={threads}"] if threads else []),
         f"trainer.device={args.device_name}",
         "trainer.progress=false",
         "trainer.resume=never",
@@ -174,14 +178,46 @@ def make_lightning_runner(args, device):
     return run
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = common.parser(__doc__.splitlines()[0])
-    p.add_argument("--root", default="/tmp/e2e-data", help="folder holding FashionMNIST/raw")
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def data_root(root: str | None) -> Path:
+    """Where Fashion-MNIST lives: ``--root``, else ``$RESNET_EXP_DATA``, else the benchmarks' shared
+    folder, unpacked from Debian's ``dataset-fashion-mnist`` when missing (raises
+    ``DatasetNotFound`` with resnet_exp's explanation when there is no copy anywhere)."""
+    from resnet_exp.data.sources import load_dataset
+
+    path = Path(root or os.environ.get("RESNET_EXP_DATA") or common.BENCH_DATA)
+    load_dataset("fashionmnist", path, download=False)
+    return path
+
+
+def available() -> str | None:
+    """Why (e) cannot run here, or None when it can."""
+    import importlib.util
+
+    if importlib.util.find_spec("lightning") is None:
+        return "lightning is not installed (pip install -e .[bench])"
+    try:
+        data_root(None)
+    except Exception as exc:  # DatasetNotFound: its message says where to get the data
+        return f"no Fashion-MNIST: {exc}"
+    return None
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--root", default=None, help="folder holding FashionMNIST/raw")
     p.add_argument("--train", type=int, default=None, help="first N training images")
     p.add_argument("--test", type=int, default=None, help="first N test images")
     p.add_argument("--epochs", type=int, default=None)
-    args = p.parse_args(argv)
+
+
+def run(args) -> dict:
     quick = args.quick
+    args.root = str(data_root(args.root))
     args.train = args.train or (5000 if quick else 60000)
     args.test = args.test or (2000 if quick else 10000)
     args.epochs = args.epochs or (1 if quick else 10)
@@ -195,8 +231,9 @@ def main(argv: list[str] | None = None) -> dict:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
-    device = common.pick_device(args.device, args.threads)
-    threads = args.threads or 1
+    # Unlike the micro-benchmarks, the default here is each setup's own default thread count.
+    threads = args.threads or 0
+    device = common.pick_device(args.device, threads or None, keep_default=not threads)
     args.device_name = device.type
     load_before = common.load_average()
     runner = make_lightning_runner(args, device)
@@ -213,7 +250,6 @@ def main(argv: list[str] | None = None) -> dict:
                 f"rep {rep} {name}: {r['img_s']:.0f} img/s, test acc {r['test_acc']:.2f}%",
                 flush=True,
             )
-    load_after = common.load_average()
 
     ours, peer = results["resnet_exp"], results["lightning"]
     paired = common.median([o["img_s"] / q["img_s"] for o, q in zip(ours, peer)])
@@ -229,32 +265,38 @@ def main(argv: list[str] | None = None) -> dict:
         )
     rows[0]["speed vs Lightning"] = paired
     rows[1]["speed vs Lightning"] = 1.0
+    accuracy_gap = rows[0]["test acc %"] - rows[1]["test acc %"]
+    thread_note = f"{threads} thread(s) each" if threads else f"default threads ({torch_threads()})"
+    header = common.result_header(NAME, quick, common.environment(device), load_before)
     print(
         f"\n{args.train} train / {args.test} test images, {args.epochs} epoch(s), batch 128, "
-        f"{reps} interleaved reps; load {load_before} -> {load_after}"
+        f"{thread_note}, {reps} interleaved reps; "
+        f"load {load_before} -> {header['load_average_after']}"
     )
     print(common.format_table(rows, ["setup", "train img/s", "train s", "test acc %",
                                      "speed vs Lightning"]))  # fmt: skip
-    print(f"target (e): >= 1.5x at equal accuracy -> {paired:.2f}x")
-    payload = {
-        "command": common.command("benchmarks.lightning_peer"),
-        "load_average_before": load_before,
-        "load_average_after": load_after,
-        "environment": common.environment(device),
-        "settings": {
+    print(
+        f"target (e): >= 1.5x at equal accuracy (within 0.5 points) -> {paired:.2f}x, "
+        f"accuracy {accuracy_gap:+.2f} points"
+    )
+    return {
+        **header,
+        "config": {
             "train_images": args.train,
             "test_images": args.test,
             "epochs": args.epochs,
             "reps": reps,
-            "threads": threads,
+            "threads": threads or f"defaults ({torch_threads()})",
         },
         "speed_vs_lightning_paired": paired,
-        "table": rows,
+        "accuracy_gap_points": accuracy_gap,
+        "rows": rows,
         "runs": results,
     }
-    path = common.write_result(NAME, payload, args.out)
-    print(f"wrote {path}")
-    return payload
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return common.run_main(NAME, __doc__, run, argv, add_arguments)
 
 
 if __name__ == "__main__":

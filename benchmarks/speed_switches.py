@@ -21,6 +21,34 @@ from benchmarks.train_step import make_bare_step, optimizer_for
 NAME = "speed_switches"
 
 
+def gemm_rates(device, precisions: list[str], reps: int) -> dict[str, float]:
+    """Square matrix-multiply GFLOP/s per dtype, interleaved: the ceiling each precision gives the
+    convolutions, so a slow bf16 row below can be told apart from a slow model."""
+    import torch
+
+    from resnet_exp.training.device import autocast_dtype
+
+    n = 4096 if device.type == "cuda" else 512
+    variants = {}
+    for precision in precisions:
+        dtype = autocast_dtype(precision, device) or torch.float32
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        variants[precision] = lambda a=a, b=b: common.timed(lambda: a @ b, device)
+    times = common.interleaved(variants, reps=reps)
+    return {p: 2 * n**3 / common.median(ts) / 1e9 for p, ts in times.items()}
+
+
+def onednn_bf16(device) -> bool | None:
+    """Whether oneDNN has native bf16 kernels on this CPU (None: not a CPU, or unknown)."""
+    import torch
+
+    if device.type != "cpu":
+        return None
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(probe()) if probe is not None else None
+
+
 def run(args) -> dict:
     import torch
 
@@ -47,6 +75,8 @@ def run(args) -> dict:
         precision, channels_last, compile = "auto", "auto", "auto"
 
     auto = choose(Auto, device, planned_steps=None)
+    gemm = gemm_rates(device, precisions, reps)
+    native_bf16 = onednn_bf16(device)
 
     rows, all_times = [], {}
     for model_name in models:
@@ -118,6 +148,8 @@ def run(args) -> dict:
             "compile": auto.compile,
             "reasons": dict(auto.reasons),
         },
+        "gemm_gflops": gemm,
+        "onednn_bf16": native_bf16,
         "rows": rows,
         "times_s": all_times,
     }
@@ -140,6 +172,8 @@ def run(args) -> dict:
             ],
         )
     )
+    rates = ", ".join(f"{p} {g:.3g}" for p, g in gemm.items())
+    print(f"matrix-multiply GFLOP/s: {rates}; oneDNN native bf16 kernels: {native_bf16}")
     print(f"auto here: {auto.describe()}")
     return result
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import lightning_peer
 from resnet_exp.compose import compose
 from resnet_exp.errors import UserError
 from resnet_exp.training import speed
@@ -202,6 +203,18 @@ def test_config_commands_do_not_import_torch(args: list[str], tmp_path: Path) ->
 
 
 # -- benchmarks, end to end at --quick size ------------------------------------------------------
+def test_peer_benchmark_says_why_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def no_lightning(name, *args):
+        return None if name == "lightning" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_lightning)
+    assert lightning_peer.available() == "lightning is not installed (pip install -e .[bench])"
+
+
 @pytest.mark.slow
 def test_benchmarks_quick_write_json(tmp_path: Path) -> None:
     env = {**os.environ, "RESNET_EXP_BENCH_RESULTS": str(tmp_path), "PYTHONPATH": str(REPO)}
@@ -211,7 +224,30 @@ def test_benchmarks_quick_write_json(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
-    assert set(results) == {"train_step", "input_pipeline", "speed_switches", "startup"}
+    micro = {"train_step", "input_pipeline", "speed_switches", "startup"}
+    why_not_peer = lightning_peer.available()
+    if why_not_peer is None:
+        assert set(results) == micro | {"lightning_peer"}
+        peer = results.pop("lightning_peer")
+        assert {r["setup"] for r in peer["rows"]} == {
+            "resnet_exp (defaults, tensor loader)",
+            "Lightning peer",
+        }
+        assert peer["speed_vs_lightning_paired"] > 0
+        # The in-process Lightning peer gets torch's default threads, as resnet_exp's subprocess
+        # does, even though the benchmarks before it pinned this process to one thread.
+        fresh = subprocess.run(
+            [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert peer["environment"]["torch_threads"] == int(fresh.stdout)
+        assert peer["config"]["threads"] == f"defaults ({int(fresh.stdout)})"
+        # Both setups learned the same 5,000 images: far above chance (10%) after one epoch.
+        assert all(r["test acc %"] > 40 for r in peer["rows"]), peer["rows"]
+        assert "target (e)" in proc.stdout
+    else:
+        assert set(results) == micro
+        assert f"skipped: {why_not_peer}" in proc.stdout
     for name, res in results.items():
         assert res["benchmark"] == name and res["quick"] is True
         assert {"command", "load_average_before", "rows", "times_s", "config"} <= set(res)
@@ -227,4 +263,6 @@ def test_benchmarks_quick_write_json(tmp_path: Path) -> None:
         results["speed_switches"]["times_s"]["resnet20"]
     )
     assert results["speed_switches"]["auto"]["precision"] in ("32", "bf16", "16")
+    assert set(results["speed_switches"]["gemm_gflops"]) == {"32", "bf16"}
+    assert all(rate > 0 for rate in results["speed_switches"]["gemm_gflops"].values())
     assert results["startup"]["cfg_job_imports_torch"] is False
