@@ -81,7 +81,17 @@ def run_resnet_exp(args, threads: int, workdir: Path) -> dict:
 
 
 def make_lightning_runner(args, device):
+    import logging
+    import warnings
+
     import lightning.pytorch as pl
+
+    # After the import: Lightning sets its loggers to INFO when it is imported.
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*`srun` command is available.*")
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, Subset
@@ -222,14 +232,6 @@ def run(args) -> dict:
     args.test = args.test or (2000 if quick else 10000)
     args.epochs = args.epochs or (1 if quick else 10)
     reps = args.reps or 2
-
-    import logging
-    import warnings
-
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
     # Unlike the micro-benchmarks, the default here is each setup's own default thread count.
     threads = args.threads or 0
