@@ -137,6 +137,9 @@ def register_configs() -> None:
     from resnet_exp.launcher import register_resolvers
 
     register_resolvers()  # ${resnet_exp.local_jobs:} in conf/hydra/launcher/joblib.yaml
+    from resnet_exp.run_dir import register_resolver
+
+    register_resolver()  # ${resnet_exp.fresh_dir:...} in conf/config.yaml's hydra.run.dir
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
     cs.store(group="schema", name="model", node=ModelConfig)
