@@ -429,6 +429,9 @@ def entry() -> None:
     # A preset may make itself a sweep (hydra.mode: MULTIRUN); --cfg then shows every job too.
     if wants_cfg and (multirun or any(a.startswith("experiment=") for a in args)):
         sys.exit(_dry_sweep(args))
+    from resnet_exp.run_dir import check_explicit_run_dir
+
+    check_explicit_run_dir(args)
     if not all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")):
         main()
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from resnet_exp import run_dir
-from tests.cli import REPO
+from tests.cli import REPO, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +89,17 @@ def test_two_runs_started_together_write_separate_records(
         # One run's epochs per record: nothing appended by the other run.
         assert len((folder / "metrics.jsonl").read_text().splitlines()) == 1
     assert seeds == {"- seed=1", "- seed=2"}
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["explicit", "default-resolver"])
+def test_an_uncreatable_run_folder_is_one_clear_error(tmp_path: Path, explicit: bool) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    wanted = blocker / "run"
+    value = str(wanted) if explicit else f"${{resnet_exp.fresh_dir:{wanted}}}"
+    proc = run_cli(f"hydra.run.dir={value}", "trainer.epochs=1", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"error: cannot create the run folder '{wanted}'" in proc.stderr
+    assert "hydra.run.dir=<folder>" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Error executing job" not in proc.stderr
+    assert blocker.read_text() == "not a folder"  # nothing already there was touched
