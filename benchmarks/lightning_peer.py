@@ -198,10 +198,10 @@ def data_root(root: str | None) -> Path:
     """Where Fashion-MNIST lives: ``--root``, else ``$RESNET_EXP_DATA``, else the benchmarks' shared
     folder, unpacked from Debian's ``dataset-fashion-mnist`` when missing (raises
     ``DatasetNotFound`` with resnet_exp's explanation when there is no copy anywhere)."""
-    from resnet_exp.data.sources import load_dataset
+    from resnet_exp.data.sources import fetch_missing
 
     path = Path(root or os.environ.get("RESNET_EXP_DATA") or common.BENCH_DATA)
-    load_dataset("fashionmnist", path, download=False)
+    fetch_missing("fashionmnist", path, download=False)
     return path
 
 

@@ -17,12 +17,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.config import register_configs
-from resnet_exp.errors import UserError
+from resnet_exp.errors import EXIT_USER_ERROR, UserError
 
 register_configs()
 log = logging.getLogger("resnet_exp")
 
-EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 # Test hook (tests/test_scale.py): the job whose overrides include this env var's value (e.g.
 # "seed=2") SIGKILLs itself, as the kernel's OOM killer would, to prove a dead job is reported.

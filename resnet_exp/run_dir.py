@@ -14,8 +14,9 @@ import os
 import sys
 from pathlib import Path
 
+from resnet_exp.errors import EXIT_USER_ERROR
+
 RESOLVER = "resnet_exp.fresh_dir"
-EXIT_USER_ERROR = 2  # as resnet_exp.app's
 
 # Hydra may resolve hydra.run.dir more than once in a process; it must get one answer.
 _claimed: dict[str, str] = {}

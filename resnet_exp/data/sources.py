@@ -127,6 +127,20 @@ def load_dataset(name: str, root: Path, download: bool) -> RawData:
     """Read both splits of ``name`` from ``root``, fetching missing files as described above."""
     info = DATASETS[name]
     root = Path(root)
+    source = fetch_missing(name, root, download)
+    train_x, train_y = _read_split(info, root, train=True)
+    test_x, test_y = _read_split(info, root, train=False)
+    log.info(
+        "%s: %d train / %d test images from %s (%s)", name, len(train_y), len(test_y), root, source
+    )
+    return RawData(train_x, train_y, test_x, test_y, source)
+
+
+def fetch_missing(name: str, root: Path, download: bool) -> str:
+    """Make ``name``'s files present under ``root`` (torchvision download, then Debian's package)
+    without reading them; returns where they came from, or raises :class:`DatasetNotFound`."""
+    info = DATASETS[name]
+    root = Path(root)
     source = "root"
     notes: list[str] = []
     if info.missing_files(root):
@@ -146,12 +160,7 @@ def load_dataset(name: str, root: Path, download: bool) -> RawData:
                 notes.append(error)
         if info.missing_files(root):
             raise DatasetNotFound(_not_found_message(info, root, notes))
-    train_x, train_y = _read_split(info, root, train=True)
-    test_x, test_y = _read_split(info, root, train=False)
-    log.info(
-        "%s: %d train / %d test images from %s (%s)", name, len(train_y), len(test_y), root, source
-    )
-    return RawData(train_x, train_y, test_x, test_y, source)
+    return source
 
 
 def _dataset_class(info: DatasetInfo) -> type:
