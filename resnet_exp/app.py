@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.config import register_configs
+from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR, UserError
 
 register_configs()
@@ -341,7 +342,7 @@ def _user_error(error: BaseException) -> UserError | None:
     return None
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     _validate_before_torch(cfg)
     from resnet_exp.training import distributed

@@ -12,10 +12,12 @@ from resnet_exp.config import register_configs
 def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
     """The config ``python -m resnet_exp <overrides>`` would run with."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
+    from hydra import initialize_config_dir
+
+    from resnet_exp.config_dir import config_dir
 
     register_configs()
-    with initialize_config_module(config_module="resnet_exp.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(
             config_name="config",
             overrides=list(overrides),

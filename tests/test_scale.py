@@ -75,7 +75,7 @@ def test_joblib_sweep_runs_jobs_in_parallel_with_one_thread_each(
     assert {s["status"] for s in summaries(sweep).values()} == {"completed"}
     for job in jobs:  # n_jobs=2 on 2+ cores: each job takes cores // 2 threads
         cores = len(os.sched_getaffinity(0))
-        assert f"torch intra-op threads: {max(1, cores // 2)}" in (job / "app.log").read_text()
+        assert f"torch intra-op threads: {max(1, cores // 2)}" in (job / "resnet_exp.log").read_text()
     groups = wandb_groups(jobs)
     assert len(groups) == 1 and None not in groups, groups
     rows = report_rows(sweep)
@@ -192,7 +192,7 @@ def test_torchrun_two_cpu_processes_match_one_process_and_write_one_run(
         "hydra.yaml",
         "overrides.yaml",
     ]
-    assert [p.name for p in run.glob("*.log")] == ["app.log"]
+    assert [p.name for p in run.glob("*.log")] == ["resnet_exp.log"]
     assert len(list(run.glob("wandb/offline-run-*"))) == 1, "only rank 0 logs to W&B"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed"

@@ -1,0 +1,135 @@
+"""submitit's SLURM launcher for Hydra, with dead jobs reported as failed jobs of the sweep.
+
+``conf/hydra/launcher/slurm.yaml`` points ``_target_`` here. (Hydra only instantiates
+launchers defined in the ``hydra_plugins`` namespace package, so this module ships beside
+``resnet_exp``; Hydra imports it while scanning for plugins, so it imports nothing heavy.) The
+one change to submitit's launcher:
+a job that dies without a result (SIGKILL, out of memory, node failure, ``scancel``) becomes a
+*failed job* of the sweep - its ``summary.json`` says ``failed`` with SLURM's job state (or, if it
+wrote none, ``job_error.json``), the sweep report is rebuilt, and the sweep ends with an error -
+instead of an exception in the middle of collecting results that throws away every other job's
+return value. Telling a dead job from a running one needs job states from ``sacct``, i.e. SLURM
+accounting (``slurmdbd``); ``.ci/slurm/start.sh`` sets that up for the single-node test cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+    SlurmLauncher as _SubmititSlurmLauncher,
+)
+from omegaconf import open_dict
+
+log = logging.getLogger("resnet_exp")
+
+
+class DeadJobError(RuntimeError):
+    """A SLURM job ended without returning a result (its process was killed)."""
+
+
+class SlurmLauncher(_SubmititSlurmLauncher):
+    """submitit's SLURM launcher, reporting jobs that died without a result as failed jobs."""
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        from submitit.core.core import Job
+        from submitit.core.utils import FailedJobError, UncompletedJobError
+
+        results = Job.results
+        dead: list[int] = []
+
+        def results_or_failure(job: Job) -> list:
+            try:
+                return results(job)
+            except (UncompletedJobError, FailedJobError) as error:
+                dead.append(1)
+                return [self._dead_job(job, error)]
+
+        # The parent collects every job with ``Job.results()``; only this launch sees the wrapper.
+        with _patched(Job, "results", results_or_failure):
+            returns = super().launch(job_overrides, initial_job_idx)
+        if dead:
+            self._rebuild_report()
+        return returns
+
+    def _dead_job(self, job: Any, error: Exception) -> JobReturn:
+        overrides, job_num = list(job.submission().args[0]), int(job.submission().args[2])
+        state = job.state
+        message = (
+            f"SLURM job {job.job_id} ended in state {state} without a result: the process was "
+            f"killed (e.g. out of memory, scancel, node failure) before the job finished. Its "
+            f"output: {job.paths.stdout} and {job.paths.stderr}."
+        )
+        log.error("job #%d (%s): %s", job_num, " ".join(overrides), message)
+        job_dir = self._job_dir(overrides, job_num, str(job.job_id))
+        if job_dir is not None:
+            _mark_failed(job_dir, overrides, message)
+        ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
+        ret._return_value = DeadJobError(message)
+        ret.working_dir = str(job_dir) if job_dir else ""
+        return ret
+
+    def _job_dir(self, overrides: list[str], job_num: int, job_id: str) -> Path | None:
+        """The job's output dir, resolved as the job itself resolved it (hydra.sweep.dir/subdir)."""
+        from hydra.core.hydra_config import HydraConfig
+
+        assert self.config is not None and self.hydra_context is not None
+        previous = HydraConfig.instance().cfg
+        try:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            with open_dict(cfg.hydra.job) as job:
+                job.id, job.num = job_id, job_num
+            HydraConfig.instance().set_config(cfg)
+            path = Path(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir))
+        except Exception as exc:  # fall back on the default subdir (the job number)
+            log.warning("could not resolve the job dir (%s); assuming <sweep dir>/%d", exc, job_num)
+            path = Path(str(self.config.hydra.sweep.dir), str(job_num))
+        finally:
+            if previous is not None:
+                HydraConfig.instance().cfg = previous
+        return path if path.is_dir() else None
+
+    def _rebuild_report(self) -> None:
+        """on_job_end never ran for a dead job, and Hydra skips on_multirun_end after a failure."""
+        try:
+            from resnet_exp.report.build import build_report
+            from resnet_exp.report.callback import sweep_dir_of
+
+            assert self.config is not None
+            result = build_report(sweep_dir_of(self.config))
+            log.info("sweep report (with the dead job): %s", result.paths["report_md"])
+        except Exception as exc:
+            log.warning("could not rebuild the sweep report (%s: %s)", type(exc).__name__, exc)
+
+
+def _mark_failed(job_dir: Path, overrides: list[str], message: str) -> None:
+    """summary.json -> failed (the job died while 'running'), or job_error.json if it wrote none."""
+    from resnet_exp.report.aggregate import JOB_ERROR, atomic_write
+    from resnet_exp.tracking.record import RunRecord
+
+    record = RunRecord(job_dir)
+    summary = record.read_summary() if record.summary_path.exists() else None
+    if summary is not None:
+        if summary.get("status") in (None, "running"):
+            summary.update(status="failed", error=f"DeadJobError: {message}")
+            summary.setdefault("overrides", overrides)
+            record.write_summary(summary)
+        return
+    payload = {"type": "DeadJobError", "message": message}
+    atomic_write(job_dir / JOB_ERROR, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
