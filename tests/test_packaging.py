@@ -117,5 +117,5 @@ def test_slurm_without_the_scale_extra_is_one_clear_error(installed: Path, tmp_p
     done = _run_installed(installed, "--multirun", "hydra/launcher=slurm", "seed=1", cwd=tmp_path)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert 'pip install "resnet_exp[scale]"' in done.stderr or '.[scale]' in done.stderr
+    assert 'pip install "resnet_exp[scale]"' in done.stderr or ".[scale]" in done.stderr
     assert not (tmp_path / "outputs").exists()

@@ -75,7 +75,8 @@ def test_joblib_sweep_runs_jobs_in_parallel_with_one_thread_each(
     assert {s["status"] for s in summaries(sweep).values()} == {"completed"}
     for job in jobs:  # n_jobs=2 on 2+ cores: each job takes cores // 2 threads
         cores = len(os.sched_getaffinity(0))
-        assert f"torch intra-op threads: {max(1, cores // 2)}" in (job / "resnet_exp.log").read_text()
+        log_text = (job / "resnet_exp.log").read_text()
+        assert f"torch intra-op threads: {max(1, cores // 2)}" in log_text
     groups = wandb_groups(jobs)
     assert len(groups) == 1 and None not in groups, groups
     rows = report_rows(sweep)
