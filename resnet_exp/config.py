@@ -71,22 +71,15 @@ class Rule:
         if self.choices:
             text = "valid: " + ", ".join(_show(c) for c in self.choices)
         else:
-            low = (
-                (f"[{self.ge}" if self.ge is not None else f"({self.gt}")
-                if (self.ge is not None or self.gt is not None)
-                else ""
-            )
-            high = (
-                (f"{self.le}]" if self.le is not None else f"{self.lt})")
-                if (self.le is not None or self.lt is not None)
-                else ""
-            )
+            ge, gt, le, lt = self.ge, self.gt, self.le, self.lt
+            low = f"[{ge}" if ge is not None else "" if gt is None else f"({gt}"
+            high = f"{le}]" if le is not None else "" if lt is None else f"{lt})"
             if low and high:
                 text = f"must be in {low}, {high}"
             elif low:
-                text = f"must be {'>=' if self.ge is not None else '>'} {low[1:]}"
+                text = f"must be {'>=' if low[0] == '[' else '>'} {low[1:]}"
             else:
-                text = f"must be {'<=' if self.le is not None else '<'} {high[:-1]}"
+                text = f"must be {'<=' if high[-1] == ']' else '<'} {high[:-1]}"
             if self.increasing:
                 text = "items must increase and each " + text
         if self.hint:
