@@ -1,152 +1,148 @@
-"""Value checks that types cannot express, run before anything is built or written.
+"""The one validation layer: every config value is checked here, once, before torch is imported.
 
-Each failure names the key, the bad value and what is allowed, so a typo costs seconds, not a run.
+What each key accepts is declared next to its schema field (:class:`resnet_exp.config.Rule`);
+:func:`validate` walks those rules, then the few checks that relate keys to each other or to the
+world outside the config (dataset facts, the resume checkpoint, the run folder). Each failure is
+one paragraph naming the key, the bad value and what is valid, so a typo costs a second, not a run.
+Checks that need the data or the model (depth against block, val_size against the dataset's real
+size) stay with the classes that have them, raised at construction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from resnet_exp.config import Config, Rule
+from resnet_exp.data.facts import DATASETS
 from resnet_exp.errors import UserError
 
 
 class InvalidConfig(UserError, ValueError):
-    """A config value outside its valid range."""
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise InvalidConfig(message)
+    """A config value outside its valid range, or a key no schema knows."""
 
 
 def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
-    """Raise :class:`InvalidConfig` for the first out-of-range value (imports no torch: fast)."""
-    t, d, o = cfg.trainer, cfg.data, cfg.optimizer
-    _check(t.epochs >= 1, f"trainer.epochs={t.epochs}: train for at least 1 epoch.")
-    _check(
-        str(t.precision) in ("32", "bf16", "16", "auto"),
-        f"trainer.precision={t.precision!r} is not a precision choice; valid: 32, bf16, 16, auto.",
-    )
-    for key in ("channels_last", "compile"):
-        value = t.get(key)
-        _check(
-            isinstance(value, bool) or value == "auto",
-            f"trainer.{key}={value!r} is not a choice; valid: true, false, auto.",
-        )
-    _check(
-        t.checkpoint_every_steps >= 0,
-        f"trainer.checkpoint_every_steps={t.checkpoint_every_steps}: use 0 (epoch ends only) "
-        "or a positive step interval.",
-    )
-    _check(
-        t.num_threads is None or t.num_threads >= 1,
-        f"trainer.num_threads={t.num_threads}: use null (torch's default) or >= 1.",
-    )
-    _check(d.batch_size >= 1, f"data.batch_size={d.batch_size}: a batch holds at least 1 image.")
-    _check(
-        d.eval_batch_size is None or d.eval_batch_size >= 1,
-        f"data.eval_batch_size={d.eval_batch_size}: use null or >= 1.",
-    )
-    _check(d.val_size >= 0, f"data.val_size={d.val_size}: use 0 (no validation split) or more.")
-    _check(
-        d.train_subset is None or d.train_subset >= 1,
-        f"data.train_subset={d.train_subset}: use null (all images) or a count >= 1.",
-    )
-    _check(
-        d.test_subset is None or d.test_subset >= 1,
-        f"data.test_subset={d.test_subset}: use null (the whole test set) or a count >= 1.",
-    )
-    _check(d.resize is None or d.resize >= 1, f"data.resize={d.resize}: use null or a size >= 1.")
-    _check(
-        d.loader in ("tensor", "torchvision"),
-        f"data.loader={d.loader!r} is not a loader choice; valid: tensor, torchvision.",
-    )
-    _check(d.num_workers >= 0, f"data.num_workers={d.num_workers}: use 0 or more.")
-    lr = o.get("lr")
-    _check(
-        lr is not None and lr > 0,
-        f"optimizer.lr={lr}: the learning rate must be a positive number, e.g. 0.1 for SGD.",
-    )
-    wd = o.get("weight_decay", 0.0)
-    _check(wd >= 0, f"optimizer.weight_decay={wd}: must be >= 0.")
-    momentum = o.get("momentum")
-    _check(
-        momentum is None or 0 <= momentum < 1,
-        f"optimizer.momentum={momentum}: must be in [0, 1).",
-    )
-    mode = cfg.logger.get("mode")
-    _check(
-        mode is None or mode in ("auto", "online", "offline", "disabled"),
-        f"logger.mode={mode!r} is not a mode; valid: auto, online, offline, disabled.",
-    )
-    _validate_more(cfg, run_dir)
-
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-
-
-def _validate_more(cfg: DictConfig, run_dir: Path | None) -> None:
-    """Checks of the reliability issue: device name, sizes, schedule, shortcut, resume, run dir."""
-    t, d = cfg.trainer, cfg.data
-    device = str(t.device)
-    base, _, index = device.partition(":")
-    _check(
-        base in DEVICE_CHOICES and (not index or (base == "cuda" and index.isdigit())),
-        f"trainer.device={device!r} is not a device choice; valid: {', '.join(DEVICE_CHOICES)} "
-        "(cuda:N picks a GPU).",
-    )
-    if d.train_subset is not None:
-        _check(
-            d.val_size <= d.train_subset - 2,
-            f"data.val_size={d.val_size} leaves {d.train_subset - d.val_size} of the "
-            f"data.train_subset={d.train_subset} images to train on; use a val_size between 0 "
-            f"and {max(d.train_subset - 2, 0)}.",
-        )
-    shortcut = cfg.model.get("shortcut")
-    _check(
-        shortcut is None or str(shortcut).upper() in ("A", "B", "C"),
-        f"model.shortcut={shortcut!r} is not a shortcut option; valid: A (zero-pad identity), "
-        "B (projection where the shape changes), C (projection everywhere).",
-    )
-    s = cfg.scheduler
-    milestones = s.get("milestones")
-    if milestones is not None:
-        values = list(milestones)
-        _check(
-            all(0 < m < 1 for m in values) and values == sorted(values),
-            f"scheduler.milestones={values}: milestones are increasing fractions of training "
-            "strictly between 0 and 1, e.g. [0.5, 0.75].",
-        )
-    gamma = s.get("gamma")
-    _check(gamma is None or 0 < gamma <= 1, f"scheduler.gamma={gamma} must be in (0, 1].")
-    warmup = s.get("warmup_steps", 0) or 0
-    _check(warmup >= 0, f"scheduler.warmup_steps={warmup}: use 0 (no warm-up) or more.")
-    factor = s.get("warmup_factor")
-    _check(
-        factor is None or 0 < factor <= 1,
-        f"scheduler.warmup_factor={factor}: the warm-up starts at this fraction of the lr; "
-        "use a value in (0, 1].",
-    )
-    min_factor = s.get("min_factor")
-    _check(
-        min_factor is None or 0 <= min_factor <= 1,
-        f"scheduler.min_factor={min_factor} must be in [0, 1].",
-    )
-    resume = str(t.resume)
-    if resume not in ("auto", "never"):
-        path = Path(os.path.expanduser(resume))
-        _check(
-            path.is_file(),
-            f"trainer.resume={resume!r}: no checkpoint file there. Give the path of a "
-            "checkpoints/last.pt written by resnet_exp, or use trainer.resume=auto (continue "
-            "this run directory's own checkpoint) or never.",
-        )
+    """Raise :class:`InvalidConfig` for the first bad value (imports no torch: fast)."""
+    _check_keys_and_rules(cfg)
+    _check_data_fits_dataset(cfg.data)
+    _check_resume(str(cfg.trainer.resume))
     if run_dir is not None:
         _check_writable(Path(run_dir))
+
+
+# -- every key against its schema: known, and within its declared rule -----------------------------
+
+
+def _nodes(cfg: DictConfig) -> Iterator[tuple[str, DictConfig, type]]:
+    """(dotted path, node, schema) of the root and each group node built from a schema."""
+    yield "", cfg, OmegaConf.get_type(cfg) or Config
+    # data first: model.in_channels/num_classes and data's own facts interpolate from data.name
+    keys = sorted((f.name for f in dataclasses.fields(Config)), key=lambda k: k != "data")
+    for key in keys:
+        node = cfg.get(key)
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if schema is not None and dataclasses.is_dataclass(schema):
+            yield key, node, schema
+
+
+def _check_keys_and_rules(cfg: DictConfig) -> None:
+    for path, node, schema in _nodes(cfg):
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        unknown = [k for k in node if k not in fields and not (path == "" and k == "hydra")]
+        if unknown:
+            where = f"{path}." if path else ""
+            valid = ", ".join(k for k in fields if not k.startswith("_"))
+            raise InvalidConfig(
+                f"{where}{unknown[0]} is not a config key{f' of {path}' if path else ''}; "
+                f"valid keys: {valid}. Check the spelling (a `+` adds keys no schema knows)."
+            )
+        for name, f in fields.items():
+            rule: Rule | None = f.metadata.get("rule")
+            if rule is not None:
+                key = f"{path}.{name}" if path else name
+                _check_rule(key, _value(node, name, key), rule)
+
+
+def _value(node: DictConfig, name: str, key: str) -> Any:
+    try:
+        value = node[name]
+    except OmegaConfBaseException as error:  # an interpolation that cannot resolve
+        raise InvalidConfig(f"{key}: {' '.join(str(error).split())}") from None
+    return list(value) if isinstance(value, ListConfig) else value
+
+
+def _check_rule(key: str, value: Any, rule: Rule) -> None:
+    if rule.accepts(value):
+        return
+    shown = repr(value) if rule.choices or isinstance(value, str) else value
+    if rule.choices:
+        raise InvalidConfig(f"{key}={shown} is not a valid choice; {rule.describe()}.")
+    raise InvalidConfig(f"{key}={shown}: {rule.describe()}.")
+
+
+# -- the data keys against the dataset's facts and each other -------------------------------------
+
+
+def _check_data_fits_dataset(d: DictConfig) -> None:
+    info = DATASETS[d.name]
+    gray_to_rgb = (info.channels, d.in_channels) == (1, 3)
+    if d.in_channels != info.channels and not gray_to_rgb:
+        raise InvalidConfig(
+            f"data.in_channels={d.in_channels} does not fit {d.name}, whose images have "
+            f"{info.channels} channel(s); use {info.channels}"
+            + (" (or 3 to repeat the gray channel)." if info.channels == 1 else ".")
+        )
+    if d.num_classes < info.num_classes:
+        raise InvalidConfig(
+            f"data.num_classes={d.num_classes} is too small for {d.name}, which has "
+            f"{info.num_classes} classes; use at least {info.num_classes}."
+        )
+    seen = d.resize or info.size
+    if d.image_size not in (info.size, seen):
+        hint = (
+            f"set data.image_size={seen} to match data.resize={d.resize}"
+            if d.resize
+            else f"set data.image_size={info.size}, or data.resize={d.image_size} to resize"
+        )
+        raise InvalidConfig(
+            f"data.image_size={d.image_size} does not match {d.name}'s {info.size}x{info.size} "
+            f"images; {hint}."
+        )
+    for key in ("mean", "std"):
+        values = list(d[key])
+        if len(values) not in (1, d.in_channels):
+            raise InvalidConfig(
+                f"data.{key}={values} has {len(values)} values but the images have "
+                f"{d.in_channels} channel(s); give one per channel (or one for all)."
+            )
+    if d.train_subset is not None and d.val_size > d.train_subset - 2:
+        raise InvalidConfig(
+            f"data.val_size={d.val_size} leaves {d.train_subset - d.val_size} of the "
+            f"data.train_subset={d.train_subset} images to train on; use a val_size between 0 "
+            f"and {max(d.train_subset - 2, 0)}."
+        )
+
+
+# -- the world outside the config: the resume checkpoint, the run folder ---------------------------
+
+
+def _check_resume(resume: str) -> None:
+    if resume in ("auto", "never"):
+        return
+    if not Path(os.path.expanduser(resume)).is_file():
+        raise InvalidConfig(
+            f"trainer.resume={resume!r}: no checkpoint file there. Give the path of a "
+            "checkpoints/last.pt written by resnet_exp, or use trainer.resume=auto (continue "
+            "this run directory's own checkpoint) or never."
+        )
 
 
 def _check_writable(run_dir: Path) -> None:

@@ -364,34 +364,7 @@ def test_augmentation_differs_per_sample_in_a_batch(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- errors
-@pytest.mark.parametrize(
-    ("kw", "needle"),
-    [
-        ({"name": "imagenet"}, "data.name='imagenet'"),
-        ({"batch_size": 0}, "data.batch_size=0"),
-        ({"batch_size": True}, "data.batch_size=True"),
-        ({"batch_size": 12.5}, "data.batch_size=12.5"),
-        ({"eval_batch_size": -1}, "data.eval_batch_size=-1"),
-        ({"val_size": -1}, "data.val_size=-1"),
-        ({"train_subset": 0}, "data.train_subset=0"),
-        ({"resize": 0}, "data.resize=0"),
-        ({"loader": "dali"}, "data.loader='dali'"),
-        ({"num_workers": -2}, "data.num_workers=-2"),
-        ({"in_channels": 2}, "data.in_channels=2"),
-        ({"num_classes": 5}, "data.num_classes=5"),
-        ({"image_size": 30}, "data.image_size=30"),
-        ({"mean": [0.1, 0.2]}, "data.mean=[0.1, 0.2]"),
-        ({"std": [0.0]}, "data.std=[0.0]"),
-        ({"mean": "0.5"}, "data.mean='0.5'"),
-        ({"augment": "yes"}, "data.augment='yes'"),
-    ],
-)
-def test_bad_values_are_rejected_at_construction(kw, needle):
-    with pytest.raises(DataConfigError) as e:
-        DataModule(**{"name": "fashionmnist", **kw})
-    assert needle in str(e.value) and isinstance(e.value, UserError)
-
-
+# Types and ranges of the data keys are checked by the config layer: tests/test_validation.py.
 @pytest.mark.parametrize(
     ("kw", "needle"),
     [

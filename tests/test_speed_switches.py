@@ -13,7 +13,6 @@ import torch
 
 from benchmarks import lightning_peer
 from resnet_exp.compose import compose
-from resnet_exp.errors import UserError
 from resnet_exp.training import speed
 from resnet_exp.training.speed import Capabilities, resolve
 
@@ -84,8 +83,9 @@ def test_explicit_values_win_over_auto() -> None:
     ("precision", "channels_last", "compiled"),
     [("fp8", "auto", "auto"), ("auto", "maybe", "auto"), ("auto", "auto", 3)],
 )
-def test_bad_values_are_user_errors(precision, channels_last, compiled) -> None:
-    with pytest.raises(UserError, match="valid:"):
+def test_bad_values_from_python_are_value_errors(precision, channels_last, compiled) -> None:
+    # Users get InvalidConfig from the config layer (test_bad_switch_value_fails_validation).
+    with pytest.raises(ValueError, match="expected"):
         resolve(precision, channels_last, compiled, CPU_AVX2)
 
 

@@ -19,7 +19,6 @@ from resnet_exp.data.torchvision_loader import (
     build_transform,
 )
 
-LOADERS = ("tensor", "torchvision")
 SPLITS = ("val", "test")
 CROP_PAD = 4
 RESIZE_CHUNK = 512  # images resized per call: bounds the float scratch memory of a 224x224 resize
@@ -30,10 +29,12 @@ Loader = TensorLoader | TorchvisionLoader
 class DataModule:
     """Train / validation / test batches of one dataset, deterministic in (seed, epoch).
 
-    Arguments mirror ``conf/data/*.yaml`` and are checked here, so a bad value fails before
-    anything is read. ``in_channels``, ``num_classes``, ``image_size``, ``mean`` and ``std``
-    default to the dataset's own values when omitted (plain Python use); ``in_channels=3`` on a
-    gray dataset repeats its channel.
+    Arguments mirror ``conf/data/*.yaml``; their types and ranges are checked once, by the config
+    layer (:mod:`resnet_exp.validation`), so here only what needs the data itself is checked
+    (labels against ``num_classes``, ``train_subset``/``val_size`` against the dataset's real
+    size), when it is read. ``in_channels``, ``num_classes``, ``mean`` and ``std`` default to the
+    dataset's own values (:mod:`resnet_exp.data.facts`) when omitted (plain Python use);
+    ``in_channels=3`` on a gray dataset repeats its channel.
 
     Conventions:
 
@@ -68,56 +69,26 @@ class DataModule:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
-        if not isinstance(name, str) or name not in DATASETS:
-            raise DataConfigError(
-                f"data.name={name!r} is not a known dataset; choose one of {', '.join(DATASETS)}."
-            )
         info = self.info = DATASETS[name]
         self.name = name
-        if not isinstance(root, (str, Path)) or not str(root):
-            raise DataConfigError(f"data.root={root!r} must be a folder path.")
         self.root = Path(root).expanduser()
         if not self.root.is_absolute():
             self.root = Path.cwd() / self.root
-        self.download = _bool("download", download)
-        self.augment = _bool("augment", augment)
-        self.batch_size = _int("batch_size", batch_size, 1)
-        self.eval_batch_size = (
-            2 * self.batch_size
-            if eval_batch_size is None
-            else _int("eval_batch_size", eval_batch_size, 1)
-        )
-        self.val_size = _int("val_size", val_size, 0)
-        self.train_subset = _opt_int("train_subset", train_subset, 1)
+        self.download, self.augment = bool(download), bool(augment)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = 2 * self.batch_size if eval_batch_size is None else eval_batch_size
+        self.val_size = int(val_size)
+        self.train_subset = train_subset
         # Quick runs only: the paper's numbers are on the whole test set (null).
-        self.test_subset = _opt_int("test_subset", test_subset, 1)
-        self.resize = _opt_int("resize", resize, 1)
-        if not isinstance(loader, str) or loader not in LOADERS:
-            raise DataConfigError(
-                f"data.loader={loader!r} is not a loader; choose one of {', '.join(LOADERS)}."
-            )
+        self.test_subset = test_subset
+        self.resize = resize
         self.loader = loader
-        self.num_workers = _int("num_workers", num_workers, 0)
-
-        self.in_channels = _opt_int("in_channels", in_channels, 1) or info.channels
-        if self.in_channels != info.channels and (info.channels, self.in_channels) != (1, 3):
-            raise DataConfigError(
-                f"data.in_channels={self.in_channels} does not fit {name}, whose images have "
-                f"{info.channels} channel(s); use {info.channels}"
-                + (" (or 3 to repeat the gray channel)." if info.channels == 1 else ".")
-            )
-        self.num_classes = _opt_int("num_classes", num_classes, 1) or info.num_classes
-        if self.num_classes < info.num_classes:
-            raise DataConfigError(
-                f"data.num_classes={self.num_classes} is too small for {name}, which has "
-                f"{info.num_classes} classes; use at least {info.num_classes}."
-            )
-        self.image_size = self.resize or info.size  # what the model sees
-        self._check_image_size(_opt_int("image_size", image_size, 1))
-        self.mean = _floats("mean", info.mean if mean is None else mean, self.in_channels)
-        self.std = _floats("std", info.std if std is None else std, self.in_channels)
-        if any(s <= 0 for s in self.std):
-            raise DataConfigError(f"data.std={self.std} must be positive in every channel.")
+        self.num_workers = num_workers
+        self.in_channels = in_channels or info.channels
+        self.num_classes = num_classes or info.num_classes
+        self.image_size = resize or info.size  # what the model sees (image_size: for the config)
+        self.mean = _per_channel(info.mean if mean is None else mean, self.in_channels)
+        self.std = _per_channel(info.std if std is None else std, self.in_channels)
 
         self.source: str | None = None  # 'root', 'download' or 'debian' once loaded
         self._raw: RawData | None = None
@@ -126,19 +97,6 @@ class DataModule:
         self._device: torch.device | None = None
         self._seed = 0
         self._rank, self._world_size = 0, 1
-
-    def _check_image_size(self, image_size: int | None) -> None:
-        native = self.info.size
-        if image_size is None or image_size in (native, self.image_size):
-            return
-        if self.resize:
-            hint = f"set data.image_size={self.image_size} to match data.resize={self.resize}"
-        else:
-            hint = f"set data.image_size={native}, or data.resize={image_size} to resize the images"
-        raise DataConfigError(
-            f"data.image_size={image_size} does not match {self.name}'s {native}x{native} images; "
-            f"{hint}."
-        )
 
     # ------------------------------------------------------------------ setup
     def setup(
@@ -178,7 +136,7 @@ class DataModule:
             placed = {k: (self._resize(x.to(device)), y.to(device)) for k, (x, y) in splits.items()}
             self._train = TensorLoader(*placed["train"], norm, augment=self.augment, pad=CROP_PAD)
             self._eval = {k: TensorLoader(*placed[k], norm) for k in SPLITS}
-        else:
+        elif self.loader == "torchvision":
             kw = dict(
                 resize=self.resize,
                 size=self.image_size,
@@ -195,6 +153,8 @@ class DataModule:
                 k: TorchvisionLoader(TransformedImages(*splits[k], plain), device, workers)
                 for k in SPLITS
             }
+        else:
+            raise ValueError(f"loader={self.loader!r}; expected tensor or torchvision")
 
     def _check_sizes(self, raw: RawData, world_size: int) -> int:
         """Check the size options against the loaded data; returns the training-pool size."""
@@ -331,39 +291,7 @@ class DataModule:
         return self._train
 
 
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise DataConfigError(f"data.{key}={value!r} must be true or false.")
-    return value
-
-
-def _int(key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DataConfigError(f"data.{key}={value!r} must be a whole number >= {minimum}.")
-    if value < minimum:
-        raise DataConfigError(f"data.{key}={value} is too small; it must be >= {minimum}.")
-    return int(value)
-
-
-def _opt_int(key: str, value: Any, minimum: int) -> int | None:
-    return None if value is None else _int(key, value, minimum)
-
-
-def _floats(key: str, value: Any, channels: int) -> list[float]:
+def _per_channel(values: Sequence[float], channels: int) -> list[float]:
     """One float per channel; a single value is repeated (gray statistics on repeated channels)."""
-    try:
-        if isinstance(value, (str, bytes)):
-            raise TypeError
-        out = [float(v) for v in value]
-    except (TypeError, ValueError):
-        raise DataConfigError(
-            f"data.{key}={value!r} must be a list of {channels} number(s), one per channel."
-        ) from None
-    if len(out) == 1:
-        out = out * channels
-    if len(out) != channels:
-        raise DataConfigError(
-            f"data.{key}={out} has {len(out)} values but the images have {channels} channel(s); "
-            "give one per channel."
-        )
-    return out
+    out = [float(v) for v in values]
+    return out * channels if len(out) == 1 else out

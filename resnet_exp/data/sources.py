@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from resnet_exp.data.errors import DatasetNotFound, DatasetUnreadable
+from resnet_exp.data.facts import DATASETS, IDX_FILES, DatasetInfo
 
 log = logging.getLogger(__name__)
 
@@ -34,77 +35,9 @@ DEBIAN_FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DEBIAN_FMNIST_ENV = "RESNET_EXP_DEBIAN_FMNIST"
 #: Seconds any single network operation of torchvision's download may block.
 DOWNLOAD_TIMEOUT_S = 20.0
+_IDX_FILES = IDX_FILES  # the four gzipped files of Debian's copy (tests read this name)
 
-_IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the data layer knows about a dataset before reading it."""
-
-    name: str
-    class_name: str  # torchvision.datasets.<class_name>
-    folder: str  # relative to root: where torchvision looks for `files`
-    files: tuple[str, ...]
-    channels: int
-    size: int
-    num_classes: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def folder_path(self, root: Path) -> Path:
-        return root / self.folder
-
-    def missing_files(self, root: Path) -> list[str]:
-        folder = self.folder_path(root)
-        return [f for f in self.files if not (folder / f).is_file()]
-
-
-_CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
-
-DATASETS: dict[str, DatasetInfo] = {
-    "fashionmnist": DatasetInfo(
-        "fashionmnist",
-        "FashionMNIST",
-        "FashionMNIST/raw",
-        _IDX_FILES,
-        1,
-        28,
-        10,
-        (0.2860,),
-        (0.3530,),
-    ),
-    "mnist": DatasetInfo(
-        "mnist", "MNIST", "MNIST/raw", _IDX_FILES, 1, 28, 10, (0.1307,), (0.3081,)
-    ),
-    "cifar10": DatasetInfo(
-        "cifar10",
-        "CIFAR10",
-        "cifar-10-batches-py",
-        _CIFAR10_FILES,
-        3,
-        32,
-        10,
-        (0.4914, 0.4822, 0.4465),
-        (0.2470, 0.2435, 0.2616),
-    ),  # fmt: skip
-    "cifar100": DatasetInfo(
-        "cifar100",
-        "CIFAR100",
-        "cifar-100-python",
-        ("train", "test", "meta"),
-        3,
-        32,
-        100,
-        (0.5071, 0.4865, 0.4409),
-        (0.2673, 0.2564, 0.2762),
-    ),  # fmt: skip
-}
+__all__ = ["DATASETS", "DatasetInfo", "RawData", "fetch_missing", "load_dataset"]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from resnet_exp.errors import UserError
 from resnet_exp.models.blocks import Block, NormLayer, ZeroPadShortcut, projection_shortcut
 
+#: Shortcut options (paper Table 3). The config layer declares the same names for its check.
 SHORTCUTS = ("A", "B", "C")
 
 
@@ -56,10 +57,8 @@ IMAGENET_LAYOUTS = {
 
 def stage_layout(family: str, block: type[Block], depth: int) -> tuple[int, ...]:
     """Blocks per stage for this depth, or an error listing the depths that fit the block."""
-    if family not in FAMILIES:
-        raise InvalidModel(
-            f"model.family={family!r} is not a known family; valid choices: {', '.join(FAMILIES)}."
-        )
+    if family not in FAMILIES:  # the config layer reports this for users; here: Python callers
+        raise ValueError(f"family={family!r}; known families: {', '.join(FAMILIES)}")
     per_block = block.layers
     if family == "imagenet":
         layout = IMAGENET_LAYOUTS.get((per_block, depth))
@@ -105,15 +104,8 @@ class ResNet(nn.Module):
         layout = stage_layout(family, block, depth)
         spec = FAMILIES[family]
         shortcut = (shortcut or spec.default_shortcut).upper()
-        if shortcut not in SHORTCUTS:
-            raise InvalidModel(
-                f"model.shortcut={shortcut!r} is not a shortcut option; valid choices: A (zero-pad "
-                f"identity), B (projection where the shape changes), C (projection everywhere)."
-            )
-        if in_channels < 1 or num_classes < 1:
-            raise InvalidModel(
-                f"in_channels={in_channels} and num_classes={num_classes} must both be >= 1."
-            )
+        if shortcut not in SHORTCUTS:  # the config layer reports this for users
+            raise ValueError(f"shortcut={shortcut!r}; options: {', '.join(SHORTCUTS)}")
         self.block, self.depth, self.family, self.shortcut = block, depth, family, shortcut
         self._norm_layer = norm_layer
 

@@ -50,7 +50,14 @@ def _disabled_info() -> dict[str, Any]:
 
 
 class NullLogger:
-    """`logger=none`: the tracker interface doing nothing (metrics.jsonl is still written)."""
+    """`logger=none`: the tracker interface doing nothing (metrics.jsonl is still written).
+
+    Takes (and ignores) the keyword settings of `WandbLogger`, since `conf/logger/none.yaml`
+    shares the logger schema: a preset that sets `logger.tags` works with `logger=none` too.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        """Accept the logger keys of the config (mode, project, tags, ...) and ignore them."""
 
     def start(self, run_dir: Path, config: dict, name: str, group: str, tags: list[str]) -> None:
         """Do nothing."""

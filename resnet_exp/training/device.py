@@ -1,7 +1,8 @@
-"""Device and precision choices, resolved once and validated before the first step.
+"""Device and precision, resolved against the machine at hand before the first step.
 
-``auto`` for the speed switches (precision, channels_last, compile) is resolved in
-:mod:`resnet_exp.training.speed`, which uses :func:`autocast_dtype` here for the final check.
+The valid names are declared and checked once, in the config layer (:mod:`resnet_exp.config`);
+here only what needs this machine is checked: is the GPU there, does it do bf16. ``auto`` for the
+speed switches is resolved in :mod:`resnet_exp.training.speed`, which uses :func:`autocast_dtype`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import torch
 
 from resnet_exp.errors import UserError
 
+#: The autocast dtype of each explicit ``trainer.precision`` (None: full fp32).
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class DeviceUnavailable(UserError):
@@ -22,11 +23,6 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; an explicit choice must be available."""
     name = str(name)
     base = name.split(":")[0]
-    if base not in DEVICES:
-        raise DeviceUnavailable(
-            f"trainer.device={name!r} is not a device choice; valid: {', '.join(DEVICES)} "
-            "(cuda:N picks a GPU)."
-        )
     if base == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -47,12 +43,11 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``trainer.precision``, or None for full fp32."""
-    precision = str(precision)
-    if precision not in PRECISIONS:
-        raise DeviceUnavailable(
-            f"trainer.precision={precision!r} is not a precision choice; valid: 32, bf16, 16."
-        )
-    dtype = PRECISIONS[precision]
+    try:
+        dtype = PRECISIONS[str(precision)]
+    except KeyError:
+        known = ", ".join(PRECISIONS)
+        raise ValueError(f"precision={precision!r}; explicit ones: {known}") from None
     if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise DeviceUnavailable(
             "trainer.precision=bf16 but this GPU has no bf16 support; use trainer.precision=16, "

@@ -28,12 +28,11 @@ from typing import Any
 
 import torch
 
-from resnet_exp.training.device import PRECISIONS, DeviceUnavailable, autocast_dtype
+from resnet_exp.training.device import PRECISIONS, autocast_dtype
 
 log = logging.getLogger("resnet_exp")
 
 AUTO = "auto"
-PRECISION_CHOICES = (*PRECISIONS, AUTO)
 # A cold compile (~40 s, ResNet-56 fwd+bwd) / ~1 ms saved per GPU step ~= 40k steps to break even.
 COMPILE_AUTO_MIN_STEPS = 40_000
 
@@ -115,7 +114,11 @@ def probe(device: torch.device) -> Capabilities:
 
 
 def parse_switch(key: str, value: Any) -> bool | None:
-    """``true``/``false`` -> bool; ``auto`` (or null) -> None. Anything else is a clear error."""
+    """``true``/``false`` -> bool; ``auto`` (or null) -> None.
+
+    The config layer has already kept the value to those (:mod:`resnet_exp.config`); from plain
+    Python anything else is a ValueError.
+    """
     if isinstance(value, bool):
         return value
     if value is None or str(value).strip().lower() == AUTO:
@@ -123,15 +126,14 @@ def parse_switch(key: str, value: Any) -> bool | None:
     text = str(value).strip().lower()
     if text in ("true", "false"):
         return text == "true"
-    raise DeviceUnavailable(f"trainer.{key}={value!r} is not a choice; valid: true, false, auto.")
+    raise ValueError(f"{key}={value!r}; expected true, false or auto")
 
 
 def parse_precision(value: Any) -> str:
+    """An explicit precision (a key of PRECISIONS) or ``auto``; otherwise a ValueError."""
     text = str(value).strip().lower()
-    if text not in PRECISION_CHOICES:
-        raise DeviceUnavailable(
-            f"trainer.precision={value!r} is not a precision choice; valid: 32, bf16, 16, auto."
-        )
+    if text != AUTO and text not in PRECISIONS:
+        raise ValueError(f"precision={value!r}; expected auto or one of {', '.join(PRECISIONS)}")
     return text
 
 

@@ -1,0 +1,94 @@
+"""What each dataset is: the one home of its channels, image size, classes, mean and std.
+
+Torch-free, so the config layer reads it before torch is imported: ``conf/`` takes these values
+through the ``${resnet_exp.dataset:<name>,<fact>}`` resolver (see :mod:`resnet_exp.config`), the
+validation layer checks ``data.*`` against them, and :mod:`resnet_exp.data.sources` finds the
+files with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the data layer knows about a dataset before reading it."""
+
+    name: str
+    class_name: str  # torchvision.datasets.<class_name>
+    folder: str  # relative to root: where torchvision looks for `files`
+    files: tuple[str, ...]
+    channels: int
+    size: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def folder_path(self, root: Path) -> Path:
+        return root / self.folder
+
+    def missing_files(self, root: Path) -> list[str]:
+        folder = self.folder_path(root)
+        return [f for f in self.files if not (folder / f).is_file()]
+
+
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashionmnist": DatasetInfo(
+        "fashionmnist",
+        "FashionMNIST",
+        "FashionMNIST/raw",
+        IDX_FILES,
+        1,
+        28,
+        10,
+        (0.2860,),
+        (0.3530,),
+    ),
+    "mnist": DatasetInfo("mnist", "MNIST", "MNIST/raw", IDX_FILES, 1, 28, 10, (0.1307,), (0.3081,)),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        "CIFAR10",
+        "cifar-10-batches-py",
+        _CIFAR10_FILES,
+        3,
+        32,
+        10,
+        (0.4914, 0.4822, 0.4465),
+        (0.2470, 0.2435, 0.2616),
+    ),  # fmt: skip
+    "cifar100": DatasetInfo(
+        "cifar100",
+        "CIFAR100",
+        "cifar-100-python",
+        ("train", "test", "meta"),
+        3,
+        32,
+        100,
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+    ),  # fmt: skip
+}
+
+#: The facts a config may interpolate: ``${resnet_exp.dataset:cifar10,mean}``.
+CONFIG_FACTS = ("channels", "size", "num_classes", "mean", "std")
+
+
+def dataset_fact(name: str, fact: str) -> int | list[float]:
+    """One fact of one dataset, as a config value (lists, not tuples)."""
+    if name not in DATASETS:
+        known = ", ".join(DATASETS)
+        raise ValueError(f"data.name={name!r} is not a known dataset; valid: {known}.")
+    if fact not in CONFIG_FACTS:
+        raise ValueError(f"{fact!r} is not a dataset fact; valid: {', '.join(CONFIG_FACTS)}.")
+    value = getattr(DATASETS[name], fact)
+    return list(value) if isinstance(value, tuple) else value
