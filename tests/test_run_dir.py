@@ -46,7 +46,7 @@ def test_torchrun_ranks_above_zero_follow_rank_zero(
 
 
 def test_default_run_dir_uses_the_claiming_resolver() -> None:
-    text = (REPO / "resnet_exp" / "conf" / "config.yaml").read_text()
+    text = (REPO / "conf" / "config.yaml").read_text()
     assert "dir: ${resnet_exp.fresh_dir:outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}}" in text
 
 

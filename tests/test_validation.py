@@ -155,7 +155,7 @@ def test_declared_choices_match_the_domain_tables() -> None:
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_dataset_facts_have_one_home(name: str) -> None:
     """conf/data/*.yaml write no fact of their own: each comes from resnet_exp.data.facts."""
-    text = (REPO / "resnet_exp" / "conf" / "data" / f"{name}.yaml").read_text()
+    text = (REPO / "conf" / "data" / f"{name}.yaml").read_text()
     keys = yaml.safe_load(text)
     assert not {"in_channels", "num_classes", "image_size", "mean", "std"} & set(keys)
     data = compose([f"data={name}"]).data
@@ -177,7 +177,7 @@ def test_a_dataset_name_override_brings_its_own_facts() -> None:
 
 
 @pytest.mark.parametrize(
-    "preset", sorted(p.stem for p in (REPO / "resnet_exp" / "conf" / "experiment").glob("*.yaml"))
+    "preset", sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 )
 def test_logger_none_instantiates_with_every_preset(preset: str) -> None:
     from hydra.utils import instantiate
