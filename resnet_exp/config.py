@@ -266,13 +266,14 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("resnet_exp.dataset"):
         OmegaConf.register_new_resolver("resnet_exp.dataset", dataset_fact)  # data.* facts
     cs = ConfigStore.instance()
+    # Root-level names, not a `schema/` group: `--help` lists only the groups a user chooses.
     cs.store(name="schema", node=Config)
-    cs.store(group="schema", name="model", node=ModelConfig)
-    cs.store(group="schema", name="data", node=DataConfig)
-    cs.store(group="schema/optimizer", name="sgd", node=SGDConfig)
-    cs.store(group="schema/optimizer", name="adam", node=AdamConfig)
-    cs.store(group="schema/scheduler", name="constant", node=ConstantScheduleConfig)
-    cs.store(group="schema/scheduler", name="multistep", node=MultiStepScheduleConfig)
-    cs.store(group="schema/scheduler", name="cosine", node=CosineScheduleConfig)
-    cs.store(group="schema", name="trainer", node=TrainerConfig)
-    cs.store(group="schema", name="logger", node=LoggerConfig)
+    cs.store(name="schema_model", node=ModelConfig)
+    cs.store(name="schema_data", node=DataConfig)
+    cs.store(name="schema_optimizer_sgd", node=SGDConfig)
+    cs.store(name="schema_optimizer_adam", node=AdamConfig)
+    cs.store(name="schema_scheduler_constant", node=ConstantScheduleConfig)
+    cs.store(name="schema_scheduler_multistep", node=MultiStepScheduleConfig)
+    cs.store(name="schema_scheduler_cosine", node=CosineScheduleConfig)
+    cs.store(name="schema_trainer", node=TrainerConfig)
+    cs.store(name="schema_logger", node=LoggerConfig)
