@@ -10,6 +10,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,82 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+@dataclass
+class RunSummary:
+    """``summary.json``: what one run was and how it ended; written by the entry point, read by the
+    report. Keys are as on disk; a field left None is not written (a job that died early)."""
+
+    status: str = "running"  # running | completed | failed | diverged | interrupted
+    error: str | None = None
+    dataset: str | None = None
+    seed: int | None = None
+    job: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    epochs_planned: int | None = None
+    model: dict[str, Any] = field(default_factory=dict)  # block, depth, family, params, flops...
+    speed: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    attempts: int | None = None
+    resumed_from: dict[str, Any] | None = None
+    wall_time_s: float | None = None
+    wandb: dict[str, Any] | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    final: dict[str, Any] | None = None  # the last epoch's metrics row
+    best: dict[str, Any] | None = None  # the row of the best validation (or training) error
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+    _ALWAYS = ("status", "error")
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "extra"
+            and (f.name in self._ALWAYS or getattr(self, f.name) not in (None, {}, []))
+        }
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunSummary:
+        """Tolerant: a partial, older or hand-edited file gives a summary with what it holds;
+        values of the wrong kind are dropped rather than trusted."""
+        if not isinstance(data, dict):
+            return cls(status="incomplete")
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in known and _fits(known[key].type, value):
+                values[key] = value
+        values.setdefault("status", "incomplete")
+        values["status"] = str(values["status"] or "incomplete")
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("running", "incomplete")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fits(annotation: str, value: Any) -> bool:
+    """Whether ``value`` matches a RunSummary field's annotation (a string: postponed)."""
+    if value is None:
+        return "None" in annotation
+    if annotation.startswith("str"):
+        return isinstance(value, str)
+    if annotation.startswith("int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation.startswith("float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation.startswith("list"):
+        return isinstance(value, list)
+    if annotation.startswith("dict"):
+        return isinstance(value, dict)
+    return True
+
+
 class RunRecord:
     """Appends one JSON line per epoch and rewrites the summary atomically."""
 
@@ -111,11 +188,25 @@ class RunRecord:
         finally:
             os.close(fd)
 
-    def read_summary(self) -> dict:
-        if not self.summary_path.exists():
-            return {}
-        return json.loads(self.summary_path.read_text())
+    def read_summary(self) -> RunSummary | None:
+        """The summary written so far; None when there is none (or it cannot be read)."""
+        try:
+            return RunSummary.from_json(json.loads(self.summary_path.read_text()))
+        except (OSError, ValueError):
+            return None
 
-    def write_summary(self, summary: dict) -> None:
-        text = json.dumps(_json_safe(summary), indent=2, sort_keys=False) + "\n"
+    def write_summary(self, summary: RunSummary) -> None:
+        text = json.dumps(_json_safe(summary.to_json()), indent=2, sort_keys=False) + "\n"
         atomic_write_bytes(self.summary_path, text.encode())
+
+    def mark_failed(
+        self, error: str, job: str | None = None, overrides: list[str] | None = None
+    ) -> None:
+        """Record a failure in summary.json unless the run already ended; nothing else changes."""
+        summary = self.read_summary() or RunSummary()
+        if summary.finished:
+            return
+        summary.status, summary.error = "failed", error
+        summary.job = summary.job or job
+        summary.overrides = summary.overrides or list(overrides or [])
+        self.write_summary(summary)
