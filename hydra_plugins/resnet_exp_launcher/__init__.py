@@ -110,7 +110,8 @@ class SlurmLauncher(_SubmititSlurmLauncher):
 
 def _mark_failed(job_dir: Path, overrides: list[str], message: str) -> None:
     """summary.json -> failed (the job died while 'running'), or job_error.json if it wrote none."""
-    from resnet_exp.report.aggregate import JOB_ERROR, atomic_write
+    from resnet_exp.atomic import atomic_write
+    from resnet_exp.report.aggregate import JOB_ERROR
     from resnet_exp.tracking.record import RunRecord
 
     record = RunRecord(job_dir)

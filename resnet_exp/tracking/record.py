@@ -8,59 +8,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-
-def atomic_write_bytes(
-    path: Path, data: bytes, before_replace: Callable[[], None] | None = None
-) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``.
-
-    ``before_replace`` runs once the new bytes are safely on disk, just before the rename (the
-    checkpoint code uses it to keep the previous file as ``last.prev.pt``).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); harmless where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from resnet_exp.atomic import atomic_write
 
 
 def _json_safe(value: Any) -> Any:
@@ -175,7 +127,7 @@ class RunRecord:
         """Keep rows up to ``last_epoch`` so a resumed run neither repeats nor skips an epoch."""
         rows = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
         payload = "".join(json.dumps(r) + "\n" for r in rows).encode()
-        atomic_write_bytes(self.metrics_path, payload)
+        atomic_write(self.metrics_path, payload)
         return rows
 
     def append_metrics(self, row: dict) -> None:
@@ -197,7 +149,7 @@ class RunRecord:
 
     def write_summary(self, summary: RunSummary) -> None:
         text = json.dumps(_json_safe(summary.to_json()), indent=2, sort_keys=False) + "\n"
-        atomic_write_bytes(self.summary_path, text.encode())
+        atomic_write(self.summary_path, text.encode())
 
     def mark_failed(
         self, error: str, job: str | None = None, overrides: list[str] | None = None
