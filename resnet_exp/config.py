@@ -256,9 +256,9 @@ def register_configs() -> None:
     from omegaconf import OmegaConf
 
     from resnet_exp.data.facts import dataset_fact
-    from resnet_exp.hydra_compat import allow_numeric_group_options
-    from resnet_exp.launcher import register_resolvers
-    from resnet_exp.run_dir import register_resolver
+    from resnet_exp.hydra_glue.internals import allow_numeric_group_options
+    from resnet_exp.hydra_glue.resolvers import register_resolvers
+    from resnet_exp.hydra_glue.run_dir import register_resolver
 
     allow_numeric_group_options()
     register_resolvers()  # ${resnet_exp.local_jobs:} in conf/hydra/launcher/joblib.yaml

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
 
-    from resnet_exp.compose import compose
+    from resnet_exp.hydra_glue.compose import compose
     from resnet_exp.models.profile import format_table, layer_table
 
     args = sys.argv[1:] if argv is None else argv

@@ -8,6 +8,16 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+FAULTS = Path(__file__).resolve().parent / "faults"
+
+
+def fault_env(**faults: str) -> dict[str, str]:
+    """Environment that makes a CLI subprocess load tests/faults/sitecustomize.py, which kills it at
+    the moment named (``kill_at="step:5"``, ``kill_job="seed=2"``; see that module)."""
+    path = os.pathsep.join(p for p in (str(FAULTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path} | {
+        f"RESNET_EXP_FAULT_{name.upper()}": value for name, value in faults.items()
+    }
 
 
 def run_cli(

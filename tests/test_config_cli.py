@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cli import run_cli
 
-from resnet_exp.compose import compose
+from resnet_exp.hydra_glue.compose import compose
 
 
 def test_default_config_is_resnet20_on_fashionmnist_with_paper_recipe() -> None:

@@ -8,7 +8,7 @@ import torchvision
 from hydra.utils import instantiate
 from torch import nn
 
-from resnet_exp.compose import compose
+from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.models import (
     BasicBlock,
     Block,

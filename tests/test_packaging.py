@@ -3,6 +3,7 @@ from any directory, and no warnings from a base install (no extras)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import REPO, run_cli
+from cli import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +37,19 @@ BLOCK_SCALE_EXTRA = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    """Built from a clean copy of the tracked sources (setuptools' build/ folder would otherwise
+    keep modules that no longer exist, and the test would pass on stale files)."""
+    out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("src")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
+    for name in filter(None, tracked):
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)],
+         "-w", str(out), str(src)],
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     (path,) = out.glob("resnet_exp-*.whl")
@@ -63,10 +73,15 @@ def test_the_wheel_holds_every_config_file_and_module(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {f"resnet_exp/conf/{p.relative_to(REPO / 'conf')}" for p in
                (REPO / "conf").rglob("*.yaml")}  # fmt: skip
-    modules = {str(p.relative_to(REPO)) for p in (REPO / "resnet_exp").rglob("*.py")}
+    tracked = subprocess.run(
+        ["git", "ls-files", "resnet_exp"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()
+    modules = {name for name in tracked if name.endswith(".py")}
     assert len(configs) > 40
     assert configs <= names, sorted(configs - names)
     assert modules <= names, sorted(modules - names)
+    stale = {n for n in names if n.startswith("resnet_exp/") and n.endswith(".py")} - modules
+    assert not stale, sorted(stale)
     assert "hydra_plugins/resnet_exp_launcher/_slurm.py" in names
 
 

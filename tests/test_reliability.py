@@ -1,9 +1,9 @@
 """Reliability (issue #6): kill-and-resume, damaged checkpoints, bad inputs, divergence, secrets,
 W&B failures. Real subprocesses on real Fashion-MNIST, sized to take seconds each.
 
-Kill points come from the documented test hook ``RESNET_EXP_TEST_KILL_AT=<point>:<n>`` (see
-``resnet_exp/training/loop.py``): the training process SIGKILLs itself at an exact moment, so the
-tests need no timing and no polling.
+Kill points are injected by the tests (``tests/faults/sitecustomize.py``, loaded through
+``cli.fault_env``): the training process SIGKILLs itself at an exact moment, so the tests need no
+timing and no polling, and production code reads no test switch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli import run_cli
+from cli import fault_env, run_cli
 
 from resnet_exp.training.checkpoint import (
     CorruptCheckpoint,
@@ -97,7 +97,7 @@ def test_killed_four_times_and_a_damaged_last_pt_still_match_an_uninterrupted_ru
         ("epoch:2", [1, 2]),  # right after the epoch-2 boundary checkpoint
     ]
     for point, epochs in kills:
-        result = run_cli(*args, cwd=tmp_path, env={"RESNET_EXP_TEST_KILL_AT": point})
+        result = run_cli(*args, cwd=tmp_path, env=fault_env(kill_at=point))
         assert result.returncode == KILLED, (point, result.stderr[-2000:])
         rows = read_rows(run_dir)
         assert [r["epoch"] for r in rows] == epochs, point

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli import run_cli
+from cli import fault_env, run_cli
 
 TINY = [
     "data.train_subset=256",
@@ -114,8 +114,8 @@ def test_slurm_sweep_reports_a_killed_job_as_failed_and_ends(
         *TINY,
         SWEEP,
         cwd=tmp_path,
-        # resnet_exp.app's test hook: the seed=2 job SIGKILLs itself (like the OOM killer would)
-        env={"RESNET_EXP_TEST_SIGKILL_IF_OVERRIDE": "seed=2"},
+        # the seed=2 job SIGKILLs itself (like the OOM killer would): tests/faults/sitecustomize.py
+        env=fault_env(kill_job="seed=2"),
         timeout=900,  # bounded: submitit would otherwise wait for the dead job forever
     )
     elapsed = time.monotonic() - started
@@ -220,9 +220,9 @@ def test_killed_torchrun_run_resumes_from_its_checkpoint(tmp_path: Path, fmnist_
         "logger=none",
         f"hydra.run.dir={run_dir}",
     ]
-    # 7 steps per epoch: every rank SIGKILLs itself at step 10, mid-epoch 2 (loop.py's KILL_HOOK);
-    # torchrun then reports the failure and stops.
-    out = finish(torchrun(*args, cwd=tmp_path, extra_env={"RESNET_EXP_TEST_KILL_AT": "step:10"}))
+    # 7 steps per epoch: every rank SIGKILLs itself at step 10, mid-epoch 2 (injected by
+    # tests/faults/sitecustomize.py); torchrun then reports the failure and stops.
+    out = finish(torchrun(*args, cwd=tmp_path, extra_env=fault_env(kill_at="step:10")))
     before = metrics(run_dir)
     assert [r["epoch"] for r in before] == [1], out[-3000:]
     assert not (run_dir / "summary.json").exists() or (

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks import lightning_peer
-from resnet_exp.compose import compose
+from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.training import speed
 from resnet_exp.training.speed import Capabilities, resolve
 

@@ -13,8 +13,8 @@ import yaml
 from cli import REPO, run_cli
 
 from resnet_exp import config
-from resnet_exp.compose import compose
 from resnet_exp.data.facts import DATASETS
+from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.validation import InvalidConfig, validate
 
 # (overrides, text the one paragraph must contain: the key and bad value, then what is valid)
@@ -121,7 +121,7 @@ def test_valid_configs_pass(overrides: list[str]) -> None:
 def test_validation_runs_before_torch_is_imported() -> None:
     code = (
         "import sys, json\n"
-        "from resnet_exp.compose import compose\n"
+        "from resnet_exp.hydra_glue.compose import compose\n"
         "from resnet_exp.validation import InvalidConfig, validate\n"
         "validate(compose(['data=cifar10']))\n"
         "try:\n"

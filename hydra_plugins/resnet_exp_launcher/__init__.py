@@ -4,7 +4,7 @@ Hydra imports every module of ``hydra_plugins`` at start-up and warns about any 
 import. The launcher itself (``_slurm``, skipped by that scan because of its underscore) needs
 submitit, which only the ``scale`` extra installs; so this module exposes it only where submitit
 is there, and a base install starts without a warning. Without it, ``hydra/launcher=slurm`` is
-refused before Hydra starts, with the install command (``resnet_exp.launcher``).
+refused before Hydra starts, with the install command (``resnet_exp.hydra_glue.launchers``).
 """
 
 _SCALE_EXTRA = ("submitit", "hydra_plugins.hydra_submitit_launcher")

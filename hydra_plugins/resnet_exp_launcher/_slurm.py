@@ -110,16 +110,13 @@ class SlurmLauncher(_SubmititSlurmLauncher):
 
 def _mark_failed(job_dir: Path, overrides: list[str], message: str) -> None:
     """summary.json -> failed (the job died while 'running'), or job_error.json if it wrote none."""
-    from resnet_exp.report.aggregate import JOB_ERROR, atomic_write
+    from resnet_exp.atomic import atomic_write
+    from resnet_exp.report.aggregate import JOB_ERROR
     from resnet_exp.tracking.record import RunRecord
 
     record = RunRecord(job_dir)
-    summary = record.read_summary() if record.summary_path.exists() else None
-    if summary is not None:
-        if summary.get("status") in (None, "running"):
-            summary.update(status="failed", error=f"DeadJobError: {message}")
-            summary.setdefault("overrides", overrides)
-            record.write_summary(summary)
+    if record.read_summary() is not None:
+        record.mark_failed(f"DeadJobError: {message}", overrides=overrides)
         return
     payload = {"type": "DeadJobError", "message": message}
     atomic_write(job_dir / JOB_ERROR, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))

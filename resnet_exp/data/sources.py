@@ -18,12 +18,12 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from resnet_exp.atomic import atomic_path
 from resnet_exp.data.errors import DatasetNotFound, DatasetUnreadable
 from resnet_exp.data.facts import DATASETS, IDX_FILES, DatasetInfo
 
@@ -137,14 +137,8 @@ def _try_debian_fmnist(info: DatasetInfo, root: Path) -> str | None:
 
 def _gunzip_atomic(src: Path, dest: Path) -> None:
     """Decompress into a temporary file next to ``dest``, then rename: never half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, gzip.open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out, length=1 << 20)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp, open(tmp, "wb") as out, gzip.open(src, "rb") as inp:
+        shutil.copyfileobj(inp, out, length=1 << 20)
 
 
 def _read_split(info: DatasetInfo, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,7 +7,6 @@ and jobs still running, so every reader here tolerates partial files instead of 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -16,13 +15,15 @@ import logging
 import math
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from resnet_exp.atomic import atomic_write
+from resnet_exp.tracking.record import RunSummary
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -295,23 +296,21 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
     except ValueError:
         name = job_dir.name
     metrics, skipped = read_metrics(job_dir / METRICS)
-    summary = _read_json(job_dir / SUMMARY)
+    data = _read_json(job_dir / SUMMARY)
+    summary = None if data is None else RunSummary.from_json(data)
     config = _read_yaml(job_dir / HYDRA_DIR / "config.yaml")
     overrides = _read_yaml(job_dir / HYDRA_DIR / "overrides.yaml")
     overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
 
     if summary is not None:
-        raw_status = str(summary.get("status") or "incomplete")
-        error = summary.get("error")
+        raw_status, error = summary.status, summary.error
     else:
         raw_status = "failed"
         error = _job_error(job_dir) or (
             "no summary.json: the job crashed before writing it (see its log)"
         )
     status = _STATUS_ALIASES.get(raw_status, raw_status)
-    model = (summary or {}).get("model") or {}
-    if not isinstance(model, dict):
-        model = {}
+    model = summary.model if summary else {}
 
     block = _block_name(model.get("block"))
     if block is None:
@@ -322,10 +321,10 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
     if not isinstance(residual, bool):
         residual = None if block is None else block not in PLAIN_BLOCKS
 
-    summary_overrides = (summary or {}).get("overrides")
-    if isinstance(summary_overrides, list) and summary_overrides:
-        overrides = [str(o) for o in summary_overrides]
-    job = (summary or {}).get("job") or ",".join(overrides) or name
+    if summary and summary.overrides:
+        overrides = [str(o) for o in summary.overrides]
+    job = (summary.job if summary else None) or ",".join(overrides) or name
+    written = summary or RunSummary()
 
     run = RunResult(
         job_dir=job_dir,
@@ -340,18 +339,20 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
         shortcut=_str_or_none(model.get("shortcut", _get(config, "model.shortcut"))),
         params=_as_int(model.get("params")),
         flops=_as_int(model.get("flops")),
-        dataset=_str_or_none((summary or {}).get("dataset") or _get(config, "data.name")),
-        seed=_as_int((summary or {}).get("seed", _get(config, "seed"))),
+        dataset=_str_or_none(written.dataset or _get(config, "data.name")),
+        seed=_as_int(_first(written.seed, _get(config, "seed"))),
         overrides=overrides,
-        epochs_planned=_as_int(
-            (summary or {}).get("epochs_planned", _get(config, "trainer.epochs"))
-        ),
-        wall_time_s=_as_float((summary or {}).get("wall_time_s")),
+        epochs_planned=_as_int(_first(written.epochs_planned, _get(config, "trainer.epochs"))),
+        wall_time_s=_as_float(written.wall_time_s),
         metrics=metrics,
         skipped_lines=skipped,
     )
     _fill_results(run, summary if raw_status in TERMINAL_STATUSES else None)
     return run
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -370,18 +371,18 @@ def _job_error(job_dir: Path) -> str | None:
     return f"{kind}: {message}" if kind else str(message)
 
 
-def _fill_results(run: RunResult, summary: dict[str, Any] | None) -> None:
+def _fill_results(run: RunResult, summary: RunSummary | None) -> None:
     """Final/best numbers: a finished job's summary.json is authoritative, else recompute from
     metrics."""
-    final = summary.get("final") if summary else None
-    best = summary.get("best") if summary else None
+    final = summary.final if summary else None
+    best = summary.best if summary else None
     rows = run.metrics
     if not isinstance(final, dict) or not final:
         final = rows[-1] if rows else {}
     if not isinstance(best, dict) or not best:
         with_val = [r for r in rows if _finite(r.get("val/err"))]
         best = min(with_val, key=lambda r: r["val/err"]) if with_val else {}
-    epochs = _as_int(summary.get("epochs")) if summary else None
+    epochs = summary.epochs if summary else None
     run.epochs = epochs if epochs is not None else len(rows)
     run.final_train_err = _as_float(final.get("train/err"))
     run.final_test_err = _as_float(final.get("test/err"))
@@ -448,41 +449,5 @@ def summary_csv_text(runs: Iterable[RunResult]) -> str:
 
 
 def write_summary_csv(runs: Iterable[RunResult], path: Path) -> Path:
-    """Write summary.csv atomically (see `atomic_write`)."""
+    """Write summary.csv atomically."""
     return atomic_write(Path(path), summary_csv_text(runs).encode("utf-8"))
-
-
-# -------------------------------------------------------------------------------------------------
-# Atomic files
-
-
-def atomic_write(path: Path, data: bytes) -> Path:
-    """Write `data` to a unique temp file beside `path`, then rename it over `path`.
-
-    Concurrent report builders (one per finishing job in a parallel sweep) each rename a complete
-    file, so a reader never sees a torn one; the last writer wins.
-    """
-    path = Path(path)
-    with temp_path_beside(path) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    return path
-
-
-@contextlib.contextmanager
-def temp_path_beside(path: Path) -> Iterator[Path]:
-    """A fresh, unique temp path in `path`'s directory (same filesystem, so `os.replace` is atomic);
-    removed on exit unless it was renamed away."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()

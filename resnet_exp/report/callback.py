@@ -111,7 +111,8 @@ class ReportCallback(Callback):
         output_dir = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
         if not output_dir:
             return
-        from resnet_exp.report.aggregate import JOB_ERROR, SUMMARY, atomic_write
+        from resnet_exp.atomic import atomic_write
+        from resnet_exp.report.aggregate import JOB_ERROR, SUMMARY
 
         job_dir = _absolute(str(output_dir), config)
         if (job_dir / SUMMARY).exists() or not job_dir.is_dir():

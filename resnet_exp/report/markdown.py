@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from resnet_exp.report.aggregate import RunResult, atomic_write, datasets, sweep_id
+from resnet_exp.atomic import atomic_write
+from resnet_exp.report.aggregate import RunResult, datasets, sweep_id
 from resnet_exp.report.plots import run_labels
 
 REPORT = "report.md"

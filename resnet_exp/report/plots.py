@@ -8,7 +8,6 @@ Each function returns the numbers it plotted, so tests check data rather than pi
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from resnet_exp.report.aggregate import RunResult, datasets, temp_path_beside
+from resnet_exp.atomic import atomic_path
+from resnet_exp.report.aggregate import RunResult, datasets
 
 FAMILIES = (("plain", False), ("residual", True))
 PANEL_TITLES = {"plain": "plain networks", "residual": "residual networks (ResNet)"}
@@ -107,9 +107,8 @@ def _save(fig: Figure, path: Path) -> Path:
     """Render to a temp file beside `path`, then rename: readers never see a half-written PNG."""
     path = Path(path)
     FigureCanvasAgg(fig)
-    with temp_path_beside(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
     return path
 
 

@@ -8,58 +8,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-
-def atomic_write_bytes(
-    path: Path, data: bytes, before_replace: Callable[[], None] | None = None
-) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``.
-
-    ``before_replace`` runs once the new bytes are safely on disk, just before the rename (the
-    checkpoint code uses it to keep the previous file as ``last.prev.pt``).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if before_replace is not None:
-            before_replace()
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); harmless where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from resnet_exp.atomic import atomic_write
 
 
 def _json_safe(value: Any) -> Any:
@@ -71,6 +24,82 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
+
+
+@dataclass
+class RunSummary:
+    """``summary.json``: what one run was and how it ended; written by the entry point, read by the
+    report. Keys are as on disk; a field left None is not written (a job that died early)."""
+
+    status: str = "running"  # running | completed | failed | diverged | interrupted
+    error: str | None = None
+    dataset: str | None = None
+    seed: int | None = None
+    job: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    epochs_planned: int | None = None
+    model: dict[str, Any] = field(default_factory=dict)  # block, depth, family, params, flops...
+    speed: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    attempts: int | None = None
+    resumed_from: dict[str, Any] | None = None
+    wall_time_s: float | None = None
+    wandb: dict[str, Any] | None = None
+    epochs: int | None = None
+    steps: int | None = None
+    final: dict[str, Any] | None = None  # the last epoch's metrics row
+    best: dict[str, Any] | None = None  # the row of the best validation (or training) error
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+    _ALWAYS = ("status", "error")
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "extra"
+            and (f.name in self._ALWAYS or getattr(self, f.name) not in (None, {}, []))
+        }
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunSummary:
+        """Tolerant: a partial, older or hand-edited file gives a summary with what it holds;
+        values of the wrong kind are dropped rather than trusted."""
+        if not isinstance(data, dict):
+            return cls(status="incomplete")
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in known and _fits(known[key].type, value):
+                values[key] = value
+        values.setdefault("status", "incomplete")
+        values["status"] = str(values["status"] or "incomplete")
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("running", "incomplete")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fits(annotation: str, value: Any) -> bool:
+    """Whether ``value`` matches a RunSummary field's annotation (a string: postponed)."""
+    if value is None:
+        return "None" in annotation
+    if annotation.startswith("str"):
+        return isinstance(value, str)
+    if annotation.startswith("int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation.startswith("float"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation.startswith("list"):
+        return isinstance(value, list)
+    if annotation.startswith("dict"):
+        return isinstance(value, dict)
+    return True
 
 
 class RunRecord:
@@ -98,7 +127,7 @@ class RunRecord:
         """Keep rows up to ``last_epoch`` so a resumed run neither repeats nor skips an epoch."""
         rows = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
         payload = "".join(json.dumps(r) + "\n" for r in rows).encode()
-        atomic_write_bytes(self.metrics_path, payload)
+        atomic_write(self.metrics_path, payload)
         return rows
 
     def append_metrics(self, row: dict) -> None:
@@ -111,11 +140,25 @@ class RunRecord:
         finally:
             os.close(fd)
 
-    def read_summary(self) -> dict:
-        if not self.summary_path.exists():
-            return {}
-        return json.loads(self.summary_path.read_text())
+    def read_summary(self) -> RunSummary | None:
+        """The summary written so far; None when there is none (or it cannot be read)."""
+        try:
+            return RunSummary.from_json(json.loads(self.summary_path.read_text()))
+        except (OSError, ValueError):
+            return None
 
-    def write_summary(self, summary: dict) -> None:
-        text = json.dumps(_json_safe(summary), indent=2, sort_keys=False) + "\n"
-        atomic_write_bytes(self.summary_path, text.encode())
+    def write_summary(self, summary: RunSummary) -> None:
+        text = json.dumps(_json_safe(summary.to_json()), indent=2, sort_keys=False) + "\n"
+        atomic_write(self.summary_path, text.encode())
+
+    def mark_failed(
+        self, error: str, job: str | None = None, overrides: list[str] | None = None
+    ) -> None:
+        """Record a failure in summary.json unless the run already ended; nothing else changes."""
+        summary = self.read_summary() or RunSummary()
+        if summary.finished:
+            return
+        summary.status, summary.error = "failed", error
+        summary.job = summary.job or job
+        summary.overrides = summary.overrides or list(overrides or [])
+        self.write_summary(summary)

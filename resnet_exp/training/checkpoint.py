@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from resnet_exp.atomic import atomic_write
 from resnet_exp.errors import UserError
-from resnet_exp.tracking.record import atomic_write_bytes
 
 log = logging.getLogger("resnet_exp")
 
@@ -47,7 +47,7 @@ def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = Fal
         if path.exists():
             os.replace(path, previous_path(path))
 
-    atomic_write_bytes(path, buffer.getvalue(), before_replace=rotate if keep_previous else None)
+    atomic_write(path, buffer.getvalue(), before_replace=rotate if keep_previous else None)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -2,22 +2,17 @@
 
 ``torchrun --nproc_per_node=N -m resnet_exp <overrides>`` starts N copies of the command line. Each
 copy finds its place from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
-``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) and joins one process group *before Hydra
-starts*, so that:
-
-- every rank resolves ``${now:...}`` in ``hydra.run.dir`` / ``hydra.sweep.dir`` to rank 0's clock
-  (rank 0 broadcasts its start time; see :func:`pin_hydra_now`), so all ranks agree on one run
-  directory without the user fixing ``hydra.run.dir``. :func:`agree_on_run_dir` checks it after
-  Hydra has started and falls back to rank 0's directory if they still differ;
-- only rank 0 writes Hydra's ``.hydra/`` files and the job log (ranks > 0 get
-  ``hydra.output_subdir=null`` and ``hydra/job_logging=stdout``), and only rank 0 writes the run
-  record, checkpoints and the W&B run.
+``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) and joins one process group before any
+config is composed (:func:`init_from_env`, which also hands every rank rank 0's start time, so all
+ranks can name one run folder; :mod:`resnet_exp.hydra_glue.torchrun` does that for Hydra).
+:func:`agree_on_run_dir` checks the folder afterwards and falls back to rank 0's if they differ.
+Only rank 0 writes the run record, checkpoints and the W&B run.
 
 The process group is ``gloo`` on CPU-only machines and ``cpu:gloo,cuda:nccl`` where CUDA is
 there, so that model gradients on GPUs go through NCCL while small CPU-side messages (the start
 time, the resume decision) go through gloo.
 
-Nothing here imports Hydra at module level; app.py calls it with plain values.
+Nothing here knows about Hydra: the entry point calls it with plain values.
 """
 
 from __future__ import annotations
@@ -34,8 +29,8 @@ from typing import Any
 import torch
 
 from resnet_exp.errors import UserError
-from resnet_exp.launcher import available_cpus
-from resnet_exp.tracking.record import RunRecord
+from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.training.cpus import available_cpus
 
 log = logging.getLogger("resnet_exp")
 
@@ -141,16 +136,16 @@ def backend() -> str:
     return "gloo"
 
 
-def init_from_env(argv: list[str]) -> tuple[Dist, list[str]]:
-    """Join torchrun's process group (if launched by torchrun) and prepare this rank's overrides.
+def init_from_env() -> tuple[Dist, datetime]:
+    """Join torchrun's process group (if torchrun launched this process).
 
-    Returns this process's Dist and the command line to hand to Hydra: ranks > 0 write no
-    ``.hydra/`` files and no log file of their own. Must run before Hydra composes any config.
+    Returns this process's Dist and rank 0's start time (every rank gets the same one, so all can
+    name the run folder after one clock). Must run before any config is composed.
     """
     global _CURRENT
     dist = from_env()
     if not dist.enabled:
-        return dist, argv
+        return dist, datetime.now()
     if not torch.distributed.is_available():
         raise DistributedConfigError(
             "torchrun started this process but this torch build has no torch.distributed; "
@@ -161,40 +156,13 @@ def init_from_env(argv: list[str]) -> tuple[Dist, list[str]]:
             torch.cuda.set_device(dist.local_rank % max(torch.cuda.device_count(), 1))
         torch.distributed.init_process_group(backend=backend())
     _CURRENT = dist
-    stamp = dist.broadcast(datetime.now())
-    pin_hydra_now(stamp)
-    argv = list(argv)
-    if not dist.is_main:
-        keys = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
-        if "hydra.output_subdir" not in keys:
-            argv.append("hydra.output_subdir=null")
-        if "hydra/job_logging" not in keys:
-            argv.append("hydra/job_logging=stdout")
-    return dist, argv
+    return dist, dist.broadcast(datetime.now())
 
 
 def shutdown() -> None:
     """Leave the process group (end of the command)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
-
-
-def pin_hydra_now(stamp: datetime) -> None:
-    """Make Hydra's ``${now:...}`` resolver read ``stamp`` instead of the clock.
-
-    Hydra re-registers ``now`` itself (``hydra.core.utils.setup_globals``, called by every launcher)
-    as ``lambda p: datetime.now().strftime(p)`` with ``datetime`` looked up in ``hydra.core.utils``;
-    swapping that module's ``datetime`` name for a subclass with a fixed ``now()`` survives the
-    re-registration. :func:`agree_on_run_dir` double-checks the outcome.
-    """
-    import hydra.core.utils as hydra_utils
-
-    class _PinnedDatetime(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> datetime:  # noqa: ARG003 - same signature as datetime.now
-            return stamp if tz is None else stamp.astimezone(tz)
-
-    hydra_utils.datetime = _PinnedDatetime  # type: ignore[misc]
 
 
 def agree_on_run_dir(dist: Dist, run_dir: Path) -> Path:
@@ -273,7 +241,7 @@ class MainOnlyRecord(RunRecord):
     def append_metrics(self, row: dict) -> None:
         return None
 
-    def write_summary(self, summary: dict) -> None:
+    def write_summary(self, summary: RunSummary) -> None:
         return None
 
 

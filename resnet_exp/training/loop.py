@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,13 +23,6 @@ from resnet_exp.tracking.record import RunRecord
 from resnet_exp.training.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger("resnet_exp")
-
-# Test hook (tests/test_reliability.py), never set in normal use: "<point>:<n>" makes the process
-# SIGKILL itself at that point, so kill-and-resume tests hit exact moments without timing races.
-# Points: step:N (after global step N and its checkpoint, if any), eval:E (between the validation
-# and test evaluation of epoch E), metrics:E (after epoch E's metrics row is appended, before its
-# checkpoint), epoch:E (after epoch E's checkpoint).
-KILL_HOOK = "RESNET_EXP_TEST_KILL_AT"
 
 
 class Data(Protocol):
@@ -83,6 +74,8 @@ class Trainer:
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
         parts: dict[str, nn.Module] | None = None,
         dist: Any = None,
+        wall_start: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
         self.model, self.data, self.device = model, data, device
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -103,10 +96,11 @@ class Trainer:
         # Sums of the epoch in progress, kept here so a mid-epoch checkpoint carries them.
         self.partial: dict[str, Any] | None = None
         # Wall time of earlier attempts (from the checkpoint resumed) and when this one started.
-        self.wall_prior, self.wall_start = 0.0, time.time()
-        self.meta: dict[str, Any] = {}  # caller's facts stored with each checkpoint (config key)
-        self._kill_at = os.environ.get(KILL_HOOK, "")
+        self.wall_prior = 0.0
+        self.wall_start = time.time() if wall_start is None else wall_start
+        self.meta = dict(meta or {})  # caller's facts stored with each checkpoint (config key)
         self.stopped_diverged = False
+        self._clock = time.perf_counter()
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -143,12 +137,18 @@ class Trainer:
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
-    def resume(self, path: Path, state: dict[str, Any] | None = None) -> list[dict]:
+    def resume(
+        self, path: Path, state: dict[str, Any] | None = None, earlier_wall_s: float = 0.0
+    ) -> list[dict]:
         """Continue from a checkpoint (``state``: already loaded from ``path``); metrics rows after
-        its last finished epoch are dropped, so no epoch is repeated or skipped."""
+        its last finished epoch are dropped, so no epoch is repeated or skipped.
+
+        ``earlier_wall_s``: wall time the run record already counts (attempts that got further than
+        their last checkpoint), so the run's wall time never goes backwards."""
         if state is None:
             state = load_checkpoint(path, map_location=self.device)
         self.load_state_dict(state)
+        self.wall_prior = max(self.wall_prior, earlier_wall_s)
         if self.dist is not None:
             self.partial = self.dist.local_partial(self.partial)
         rows = self.record.truncate_metrics(self.epoch)
@@ -163,12 +163,6 @@ class Trainer:
     def wall_time_s(self) -> float:
         """Seconds spent on this run: earlier attempts (up to their checkpoint) plus this one."""
         return self.wall_prior + time.time() - self.wall_start
-
-    def _test_kill(self, point: str, number: int) -> None:
-        if self._kill_at and self._kill_at == f"{point}:{number}":
-            log.warning("%s=%s: SIGKILL to this process, on purpose", KILL_HOOK, self._kill_at)
-            logging.shutdown()
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def _diverged(self, loss_sum: torch.Tensor, weights: bool = False) -> bool:
         """Whether the running loss sum (and, before a checkpoint, any weight) is NaN/inf: one host
@@ -232,7 +226,7 @@ class Trainer:
         bar = _progress(
             self.settings.progress, self.data.steps_per_epoch, epoch, self.settings.epochs
         )
-        start = time.perf_counter()
+        self._clock = time.perf_counter()  # since the last checkpoint (acc["elapsed"] before)
         bar.update(skip)
         for index, (x, y) in enumerate(batches, start=skip):
             x = self._prepare(x)
@@ -256,20 +250,10 @@ class Trainer:
             self.step += 1
             self.step_in_epoch = index + 1
             bar.update(1)
-            every = self.settings.checkpoint_every_steps
-            checkpoint = bool(every) and self.step % every == 0
-            check = self.settings.finite_check_steps
-            if (checkpoint or (check and self.step % check == 0)) and self._diverged(
-                loss_sum, weights=checkpoint
-            ):
+            if not self._end_of_step(acc):
                 break  # never checkpoint NaN weights; fit() records the divergence
-            if checkpoint:
-                acc["elapsed"] += time.perf_counter() - start
-                start = time.perf_counter()
-                self.save("last.pt")
-            self._test_kill("step", self.step)
         bar.close()
-        elapsed = acc["elapsed"] + time.perf_counter() - start
+        elapsed = acc["elapsed"] + time.perf_counter() - self._clock
         totals = torch.stack([loss_sum, wrong, *grad_sums.values()])
         if self.dist is not None:  # loss and errors over all ranks (grads are equal already)
             seen_t = torch.tensor(float(acc["seen"]), device=self.device)
@@ -286,6 +270,23 @@ class Trainer:
         metrics["time/epoch_s"] = elapsed
         metrics["throughput/img_s"] = seen / elapsed if elapsed > 0 else 0.0
         return metrics
+
+    def _end_of_step(self, acc: dict[str, Any]) -> bool:
+        """After each optimizer step: the finite check and the step checkpoint, when due.
+        False when training diverged (the epoch stops; nothing is saved)."""
+        every = self.settings.checkpoint_every_steps
+        checkpoint = bool(every) and self.step % every == 0
+        check = self.settings.finite_check_steps
+        if (checkpoint or (check and self.step % check == 0)) and self._diverged(
+            acc["loss_sum"], weights=checkpoint
+        ):
+            return False
+        if checkpoint:
+            now = time.perf_counter()
+            acc["elapsed"] += now - self._clock
+            self._clock = now
+            self.save("last.pt")
+        return True
 
     @torch.inference_mode()
     def evaluate(self, split: str) -> dict[str, float]:
@@ -326,21 +327,22 @@ class Trainer:
                 )
                 return FitResult("diverged", rows, self.best, self.step)
             row.update(self.evaluate("val"))
-            self._test_kill("eval", epoch)
             row.update(self.evaluate("test"))
             row["lr"] = lr
             self.epoch, self.step_in_epoch = epoch, 0
             improved = self._update_best(row)
             self.record.append_metrics(row)
             rows.append(row)
-            self._test_kill("metrics", epoch)
-            self.save("last.pt")
-            if improved:
-                self.save("best.pt")
-            self._test_kill("epoch", epoch)
+            self._checkpoint_epoch(improved)
             self.logger.log(row, step=epoch)
             log.info(_epoch_line(row, self.settings.epochs))
         return FitResult("completed", rows, self.best, self.step)
+
+    def _checkpoint_epoch(self, improved: bool) -> None:
+        """The end-of-epoch checkpoint (after its metrics row): last.pt, and best.pt if improved."""
+        self.save("last.pt")
+        if improved:
+            self.save("best.pt")
 
     def _update_best(self, row: dict) -> bool:
         """Best by validation error; with no validation split, by training error (never test)."""

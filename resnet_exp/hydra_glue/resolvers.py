@@ -1,4 +1,4 @@
-"""Launcher helpers for scale-out sweeps (``hydra/launcher=joblib|slurm|submitit_local``).
+"""Launcher helpers for sweeps (``hydra/launcher=joblib|slurm|submitit_local``).
 
 :func:`register_resolvers` adds ``${resnet_exp.local_jobs:}``, the default ``n_jobs`` of
 ``conf/hydra/launcher/joblib.yaml`` (one job per core on a CPU-only machine, one at a time where a
@@ -9,18 +9,12 @@ SLURM launcher is ``hydra_plugins/resnet_exp_launcher`` (Hydra insists on that n
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
 from omegaconf import OmegaConf
 
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
+from resnet_exp.training.cpus import available_cpus
 
 
 def local_jobs() -> int:
@@ -42,7 +36,7 @@ def parallel_jobs(n_jobs: Any) -> int:
 
 
 def register_resolvers() -> None:
-    """Idempotent; called by :func:`resnet_exp.config.register_configs`."""
+    """Both of our resolvers (idempotent); called by :func:`resnet_exp.config.register_configs`."""
     # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema on purpose (so that
     # `hydra/launcher=joblib` is ours, still type-checked); Hydra warns about that pairing.
     warnings.filterwarnings(

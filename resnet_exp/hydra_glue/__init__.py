@@ -1,0 +1,14 @@
+"""Everything that knows about Hydra, in one place; the rest of the package takes plain values.
+
+- ``compose``: the config ``python -m resnet_exp <overrides>`` runs with, outside ``@hydra.main``;
+- ``job``: this job's facts (run folder, overrides, sweep) from Hydra's runtime config;
+- ``instantiate``: building a config node, with our one-paragraph error for a bad key;
+- ``dry_sweep``: ``--multirun ... --cfg job`` (every job's config, nothing run);
+- ``run_dir``: the ``${resnet_exp.fresh_dir:...}`` resolver behind each run's own folder;
+- ``launchers``: launchers that need the ``scale`` extra, refused with the install command;
+- ``resolvers``: ``${resnet_exp.local_jobs:}`` and joblib's ``n_jobs`` as jobs side by side;
+- ``torchrun``: start-up under torchrun (one clock, one run folder, one writer of ``.hydra/``);
+- ``internals``: the only module that touches Hydra's private API (pinned by tests).
+
+Nothing under ``models/``, ``data/``, ``training/`` or ``tracking/`` imports Hydra or this package.
+"""

@@ -1,0 +1,42 @@
+"""This job's facts, read once from Hydra's runtime config and handed on as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class JobFacts:
+    run_dir: Path
+    multirun: bool = False
+    overrides: list[str] = field(default_factory=list)
+    group: str = ""  # the W&B group: one id per sweep (or per single run)
+    parallel_jobs: int = 1  # joblib's n_jobs: jobs of this sweep training side by side here
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.overrides) or "default"
+
+
+def current_job() -> JobFacts:
+    """Run folder, multirun flag, overrides and W&B group of the job Hydra is running now."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from resnet_exp.hydra_glue.resolvers import parallel_jobs
+    from resnet_exp.report.aggregate import sweep_id
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    # Absolute, so every job of a sweep (and the report run) lands in the same W&B group.
+    group_dir = Path(hc.runtime.cwd, hc.sweep.dir if multirun else run_dir).resolve()
+    return JobFacts(
+        run_dir=run_dir,
+        multirun=multirun,
+        overrides=list(hc.overrides.task),
+        group=sweep_id(group_dir),
+        parallel_jobs=parallel_jobs(OmegaConf.select(hc.launcher, "n_jobs")) if multirun else 1,
+    )

@@ -1,0 +1,127 @@
+"""Resume policy: which checkpoint ``trainer.resume`` continues from, and whether it may.
+
+``auto`` continues ``last.pt`` (falling back to ``last.prev.pt`` when it is damaged) only if it was
+written by the same configuration; an explicit path is continued even from another configuration
+(with a warning); ``never`` starts over. Plain arguments only: the run's config as a plain dict.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resnet_exp.errors import UserError
+from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.training.checkpoint import load_checkpoint, load_latest
+
+log = logging.getLogger("resnet_exp")
+
+# What makes two attempts the same run: a checkpoint written under other values is not continued
+# by trainer.resume=auto. Paths, loader workers and speed switches may change between attempts.
+RESUME_KEYS = ("seed", "model", "data", "optimizer", "scheduler", "trainer.epochs")
+RESUME_FREE = ("data.root", "data.download", "data.num_workers", "data.eval_batch_size")
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """The identity of a run's configuration (``config``: the resolved config as plain dicts),
+    stored in each checkpoint's meta."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), sub)
+        elif prefix not in RESUME_FREE:
+            flat[prefix] = value
+
+    for key in RESUME_KEYS:
+        walk(key, _select(config, key))
+    return json.dumps(flat, sort_keys=True, default=str)
+
+
+def _select(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def choose_checkpoint(
+    setting: str, last: Path, device: torch.device | str
+) -> tuple[Path, dict] | None:
+    """The checkpoint ``trainer.resume`` asks for, loaded: auto = last.pt, falling back to
+    last.prev.pt when last.pt is damaged; an explicit path must load as is; never = none."""
+    setting = str(setting)
+    if setting == "never":
+        return None
+    if setting == "auto":
+        return load_latest(last, map_location=device)
+    path = Path(os.path.expanduser(setting))
+    return path, load_checkpoint(path, map_location=device)
+
+
+@dataclass
+class Start:
+    """How this attempt starts: the metrics rows kept and what the run record should say."""
+
+    rows: list[dict]
+    attempts: int
+    resumed_from: dict | None = None
+
+
+def start_or_resume(
+    trainer: Any,
+    record: RunRecord,
+    path: Path | None,
+    state: dict | None,
+    *,
+    key: str,
+    setting: str,
+) -> Start:
+    """Load the chosen checkpoint into ``trainer`` (or start fresh).
+
+    ``key`` is this run's :func:`config_key`; ``setting`` is ``trainer.resume`` (a checkpoint of
+    another configuration is refused under ``auto``)."""
+    previous = record.read_summary() or RunSummary()
+    if path is None:
+        if record.metrics_path.exists():  # an attempt that died before its first checkpoint
+            record.truncate_metrics(0)
+        return Start(rows=[], attempts=1)
+    if state is None:  # DDP ranks > 0 load the file rank 0 chose
+        state = load_checkpoint(path, map_location=trainer.device)
+    _check_same_config(path, (state.get("meta") or {}).get("config"), key, str(setting))
+    rows = trainer.resume(path, state, earlier_wall_s=previous.wall_time_s or 0.0)
+    resumed_from = {
+        "path": str(path),
+        "epoch": trainer.epoch,
+        "step": trainer.step,
+        "step_in_epoch": trainer.step_in_epoch,
+    }
+    if trainer.epoch >= trainer.settings.epochs:
+        log.info("checkpoint %s is at the final epoch %d: nothing to train", path, trainer.epoch)
+    return Start(rows, (previous.attempts or 1) + 1, resumed_from)
+
+
+def _check_same_config(path: Path, saved: str | None, key: str, setting: str) -> None:
+    if saved is None or saved == key:
+        return
+    old, new = json.loads(saved), json.loads(key)
+    diff = "; ".join(
+        f"{k}={old.get(k, '(unset)')} there, {new.get(k, '(unset)')} now"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    )
+    message = f"checkpoint {str(path)!r} was written by a different configuration ({diff})."
+    if setting == "auto":
+        raise UserError(
+            f"{message} trainer.resume=auto only continues the same run. Use a new "
+            "hydra.run.dir for a new run, trainer.resume=never to start over in this folder "
+            "(its checkpoints and metrics are replaced), or trainer.resume=<that path> to "
+            "continue from it anyway."
+        )
+    log.warning("%s Continuing from it as trainer.resume asks.", message)
