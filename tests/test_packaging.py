@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from cli import REPO, run_cli
 
 pytestmark = pytest.mark.slow
