@@ -8,14 +8,15 @@
 # Fashion-MNIST files. W&B (~23 MB of wheels) is carried only where it fits under the 64 MiB a call
 # carries (working tree included); without it gpu.sh runs with logger=none.
 # Env: PYTHON (an interpreter with pip; default python3), WANDB=auto|yes|no (default auto),
-# FMNIST_SRC (folder of the four .gz files; default Debian's /usr/share/datasets/fashion-mnist).
+# FMNIST_SRC (folder of the four .gz files; default Debian's /usr/share/datasets/fashion-mnist),
+# GPU_BUNDLE (where to prepare; default .gpu, the path gpu.sh reads and `carry` names).
 # Exit 0: ready (prints the carry list and the run command); 1: not ready; 75: registry unreachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 WANDB="${WANDB:-auto}"
 FMNIST_SRC="${FMNIST_SRC:-/usr/share/datasets/fashion-mnist}"
-BUNDLE=.gpu
+BUNDLE="${GPU_BUNDLE:-.gpu}"
 WHEELS="$BUNDLE/wheels"
 DATA="$BUNDLE/fashion-mnist"
 case "$WANDB" in auto | yes | no) ;; *) echo "WANDB=$WANDB: use auto, yes or no" >&2; exit 1 ;; esac
@@ -99,6 +100,6 @@ rm -rf "$dry"
 
 echo
 echo "ready. One device call, from this repo's root:"
-echo "  carry:     [\".gpu\"]"
+echo "  carry:     [\"$BUNDLE\"]"
 echo "  command:   bash benchmarks/gpu.sh"
 echo "  timeout_s: 600"
