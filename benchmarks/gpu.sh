@@ -10,10 +10,10 @@
 # time limit, min(its own, what is left of DEADLINE_S), so the script ends inside one 10-minute
 # call; everything lands in $OUT (the device tool's folder; default outputs/gpu/out): gpu_run.log,
 # numbers.txt, results.tar.gz (benchmark JSONs, the sweep without checkpoints, GPU load), and the
-# sweep's report.md, summary.csv, degradation.png, gradients.png.
+# sweep's report.md, summary.csv and figures (8 files at most come back).
 # Env: EPOCHS (study epochs, default 15), SEEDS (comma list, default 0), N_JOBS (study jobs at
 # once; default resnet_exp's own: free GPU memory // 4 GiB, at most cores // 2), STUDY_BUDGET_S
-# (300), DEADLINE_S (540), LOGGER (auto: W&B offline if its wheels came, else none), COMPILE (1:
+# (300), DEADLINE_S (570), LOGGER (auto: W&B offline if its wheels came, else none), COMPILE (1:
 # the torch.compile matrix runs in the time left; 0: skip), INSTALL (1; 0: use the installed
 # packages), DEVICE (cuda; cpu rehearses the script here), STUDY_ARGS (extra study overrides),
 # SKIP (comma list of step names not to run, e.g. SKIP=speed_switches_compile,input_pipeline).
@@ -25,7 +25,7 @@ EPOCHS="${EPOCHS:-15}"
 SEEDS="${SEEDS:-0}"
 N_JOBS="${N_JOBS:-}"
 STUDY_BUDGET_S="${STUDY_BUDGET_S:-300}"
-DEADLINE_S="${DEADLINE_S:-540}"
+DEADLINE_S="${DEADLINE_S:-570}"
 LOGGER="${LOGGER:-auto}"
 COMPILE="${COMPILE:-1}"
 INSTALL="${INSTALL:-1}"
@@ -193,7 +193,7 @@ for summary in sorted(sweep.glob("*/summary.json")):
     jobs.append(train_s)
     last = rows[-1] if rows else {}
     m = s.get("model", {})
-    print(f"  {m.get('block', '?'):6s}-{m.get('depth', '?'):<3} {s['status']:11s} "
+    print(f"  {m.get('block', '?') + '-' + str(m.get('depth', '?')):9s} {s['status']:11s} "
           f"epochs {len(rows)}, wall {s.get('wall_time_s', 0):5.0f} s, "
           f"{last.get('throughput/img_s', 0):6.0f} img/s, train err {last.get('train/err', float('nan')):.2f}, "
           f"test err {last.get('test/err', float('nan')):.2f}, {s.get('speed', {}).get('precision')}"
@@ -223,7 +223,7 @@ pack() {
   echo
   echo "=== packing results into $OUT"
   cp "$WORK/numbers.txt" "$OUT/" 2>/dev/null
-  for f in report.md summary.csv degradation.png gradients.png; do
+  for f in report.md summary.csv degradation.png gradients.png layer_responses.png; do
     [ -f "$SWEEP/$f" ] && cp "$SWEEP/$f" "$OUT/"
   done
   local parts=()
@@ -262,7 +262,7 @@ main() {
   study
   # (c) with torch.compile (two cold compiles: bf16 NCHW and NHWC), in the time left
   if [ "$COMPILE" = 1 ]; then
-    step speed_switches_compile 150 $PY -m benchmarks.speed_switches $d --models resnet20 \
+    step speed_switches_compile 120 $PY -m benchmarks.speed_switches $d --models resnet20 \
       --precisions 32,bf16 --compile --compile-precisions bf16 --steps 20 --reps 5 \
       --out "$BENCH/speed_switches_compile.json"
   fi

@@ -7,13 +7,17 @@
 # fetched with --no-deps, the closure listed there explicitly), .gpu/fashion-mnist/ the four gzipped
 # Fashion-MNIST files. W&B (~23 MB of wheels) is carried only where it fits under the 64 MiB a call
 # carries (working tree included); without it gpu.sh runs with logger=none.
-# Env: PYTHON (an interpreter with pip; default python3), WANDB=auto|yes|no (default auto),
-# FMNIST_SRC (folder of the four .gz files; default Debian's /usr/share/datasets/fashion-mnist),
+# Env: PYTHON (an interpreter with pip and packaging; default .venv/bin/python, else python3),
+# WANDB=auto|yes|no (default auto), FMNIST_SRC (folder of the four .gz files; default Debian's
+# /usr/share/datasets/fashion-mnist),
 # GPU_BUNDLE (where to prepare; default .gpu, the path gpu.sh reads and `carry` names).
 # Exit 0: ready (prints the carry list and the run command); 1: not ready; 75: registry unreachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
 WANDB="${WANDB:-auto}"
 FMNIST_SRC="${FMNIST_SRC:-/usr/share/datasets/fashion-mnist}"
 BUNDLE="${GPU_BUNDLE:-.gpu}"
