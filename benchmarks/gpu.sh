@@ -257,7 +257,7 @@ main() {
   step speed_switches_eager 60 $PY -m benchmarks.speed_switches $d --models resnet20,resnet56 \
     --precisions 32,bf16,16 --steps 20 --reps 5 --out "$BENCH/speed_switches_eager.json"
   # (b) input pipeline
-  step input_pipeline 40 $PY -m benchmarks.input_pipeline $d --batches 100 \
+  step input_pipeline 45 $PY -m benchmarks.input_pipeline $d --batches 40 --reps 5 \
     --out "$BENCH/input_pipeline.json"
   study
   # (c) with torch.compile (two cold compiles: bf16 NCHW and NHWC), in the time left
