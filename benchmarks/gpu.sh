@@ -149,74 +149,9 @@ study() {
   fi
 }
 
-numbers() { # the short table at the end: benchmark results, the study's per-job numbers
-  $PY - "$BENCH" "$SWEEP" "$WORK/gpu_load.csv" "$EPOCHS" "${STEP_S[study]:-}" <<'EOF'
-import csv, json, sys
-from pathlib import Path
-
-bench, sweep, load, epochs, study_s = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), \
-    int(sys.argv[4]), sys.argv[5]
-def get(name):
-    path = bench / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-print("== (a) Trainer vs bare loop (img/s, batch 128)")
-for name in ("train_step_r20_fp32", "train_step_r20_bf16_nhwc", "train_step_r56_bf16_nhwc"):
-    r = get(name)
-    if r:
-        rows = {x["variant"]: x for x in r["rows"]}
-        print(f"  {name}: bare {rows['bare']['img_per_s']:.0f}, trainer "
-              f"{rows['trainer']['img_per_s']:.0f}, trainer/bare {r['trainer_vs_bare']:.3f}, "
-              f"grad norms {100 * r['grad_norm_cost']:+.1f}%")
-for name in ("speed_switches_eager", "speed_switches_compile"):
-    r = get(name)
-    if r:
-        print(f"== (c) {name} (auto: {r['auto']['precision']}, channels_last "
-              f"{r['auto']['channels_last']}, compile {r['auto']['compile']})")
-        for x in r["rows"]:
-            bs = r["config"]["batch_size"]
-            print(f"  {x['model']:9s} {x['precision']:>4s} {x['layout']} {x['mode']:8s} "
-                  f"{1000 * bs / x['ms_per_step']:8.0f} img/s  x{x['paired_speed']:.2f} vs fp32 "
-                  f"NCHW eager" + (f"  compile {x['compile_s']:.0f} s" if x["compile_s"] != "" else ""))
-r = get("input_pipeline")
-if r:
-    print("== (b) input pipeline")
-    for x in r["rows"]:
-        print(f"  {x['pipeline']:28s} {x['img_per_s']:9.0f} img/s")
-print(f"== study: {epochs} epochs, wall {study_s or '?'} s")
-jobs = []
-for summary in sorted(sweep.glob("*/summary.json")):
-    s = json.loads(summary.read_text())
-    lines = (summary.parent / "metrics.jsonl").read_text().splitlines() if (
-        summary.parent / "metrics.jsonl").is_file() else []
-    rows = [json.loads(l) for l in lines if '"time/epoch_s"' in l]
-    train_s = sum(x["time/epoch_s"] for x in rows)
-    jobs.append(train_s)
-    last = rows[-1] if rows else {}
-    m = s.get("model", {})
-    print(f"  {m.get('block', '?') + '-' + str(m.get('depth', '?')):9s} {s['status']:11s} "
-          f"epochs {len(rows)}, wall {s.get('wall_time_s', 0):5.0f} s, "
-          f"{last.get('throughput/img_s', 0):6.0f} img/s, train err {last.get('train/err', float('nan')):.2f}, "
-          f"test err {last.get('test/err', float('nan')):.2f}, {s.get('speed', {}).get('precision')}"
-          f"/{'NHWC' if s.get('speed', {}).get('channels_last') else 'NCHW'}"
-          f"/{'compiled' if s.get('speed', {}).get('compile') else 'eager'}")
-if jobs and study_s:
-    longest = max(jobs)
-    print(f"  the longest job trained {longest:.0f} s; 30 epochs would take about "
-          f"{float(study_s) + longest * (30 / epochs - 1):.0f} s of study wall (extrapolated)")
-if load.is_file():
-    with load.open() as handle:
-        util = [float(r[1]) for r in list(csv.reader(handle))[1:] if len(r) > 2 and r[1].strip().replace('.', '', 1).isdigit()]
-    if util:
-        print(f"  GPU utilisation during the study: mean {sum(util) / len(util):.0f}%, "
-              f"max {max(util):.0f}% ({len(util)} samples)")
-report = sweep / "report.md"
-if report.is_file():
-    text = report.read_text()
-    start = text.find("## Verdict")
-    if start >= 0:
-        end = text.find("\n## ", start + 5)
-        print(text[start:end if end > 0 else None].strip())
-EOF
+numbers() { # the short table at the end (benchmarks/gpu_numbers.py)
+  $PY -m benchmarks.gpu_numbers --bench "$BENCH" --sweep "$SWEEP" --load "$WORK/gpu_load.csv" \
+    --epochs "$EPOCHS" --study-s "${STEP_S[study]:-0}"
 }
 
 pack() {

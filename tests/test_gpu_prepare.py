@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import filecmp
 import gzip
+import json
 import os
 import struct
 import subprocess
@@ -178,3 +179,34 @@ def test_tree_size_counts_every_tracked_file(tmp_path: Path) -> None:
         if n and (REPO / os.fsdecode(n)).exists()
     )
     assert gpu_bundle.tree_bytes(REPO) >= tracked > 100_000
+
+
+# -- the run's closing table (benchmarks/gpu_numbers.py) ------------------------------------------
+def test_numbers_extrapolate_the_study_and_read_the_gpu_load(tmp_path: Path) -> None:
+    from benchmarks import gpu_numbers
+
+    sweep = tmp_path / "study"
+    for num, (block, depth, epoch_s) in enumerate([("plain", 20, 4.0), ("basic", 56, 10.0)]):
+        job = sweep / str(num)
+        job.mkdir(parents=True)
+        summary = {
+            "status": "completed",
+            "wall_time_s": 70.0,
+            "model": {"block": block, "depth": depth},
+            "speed": {"precision": "bf16", "channels_last": True, "compile": False},
+        }
+        (job / "summary.json").write_text(json.dumps(summary))
+        rows = [{"epoch": e, "time/epoch_s": epoch_s, "throughput/img_s": 5000.0, "train/err": 9.5,
+                 "test/err": 10.25} for e in (1, 2, 3)]  # fmt: skip
+        steps = [json.dumps({"step": 10, "train/loss": 1.0})]  # a per-step row has no epoch time
+        (job / "metrics.jsonl").write_text("\n".join(steps + [json.dumps(r) for r in rows]) + "\n")
+    lines = gpu_numbers.study_lines(sweep, epochs=3, study_s=60.0)
+    text = "\n".join(lines)
+    assert "plain-20" in text and "basic-56" in text and "bf16/NHWC/eager" in text
+    assert "epochs 3" in text and "5000 img/s" in text
+    # the longest job trained 3 x 10 s; 30 epochs: 60 s + 30 s x (30 / 3 - 1) = 330 s
+    assert "the longest job trained 30 s; 30 epochs would take about 330 s" in text
+    load = tmp_path / "load.csv"
+    load.write_text("timestamp, utilization.gpu [%]\nt, 80\nt, 100\nt, [N/A]\n")
+    assert "mean 90%, max 100% (2 samples" in gpu_numbers.load_lines(load)[0]
+    assert gpu_numbers.study_lines(tmp_path / "none", 3, 0.0)[-1] == "  no job ran"
