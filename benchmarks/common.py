@@ -18,7 +18,6 @@ from typing import Any
 RESULTS = Path(
     os.environ.get("RESNET_EXP_BENCH_RESULTS") or Path(__file__).resolve().parent / "results"
 )
-DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 # Real data for the benchmarks, unpacked once from Debian's package by resnet_exp's own data code.
 BENCH_DATA = Path(tempfile.gettempdir()) / "resnet_exp-bench-data"
 
@@ -143,12 +142,18 @@ def fashion_mnist(
     num_workers: int = 0,
     root: Path | None = None,
 ):
-    """A set-up Fashion-MNIST DataModule (real data, unpacked into a temp dir), or None."""
-    if not (DEBIAN_FMNIST / "train-images-idx3-ubyte.gz").exists() and root is None:
-        return None
+    """A set-up Fashion-MNIST DataModule (real data: ``root``, else ``$RESNET_EXP_DATA`` where it
+    holds the files, else unpacked from Debian's copy into a temp dir), or None."""
+    from resnet_exp.data.sources import DATASETS, debian_fmnist_dir
+
+    if root is None:
+        env = os.environ.get("RESNET_EXP_DATA")
+        have_env = bool(env) and not DATASETS["fashionmnist"].missing_files(Path(env))
+        if not have_env and not (debian_fmnist_dir() / "train-images-idx3-ubyte.gz").exists():
+            return None
+        root = Path(env) if have_env else BENCH_DATA
     from resnet_exp.data import DataModule
 
-    root = root or BENCH_DATA
     dm = DataModule(
         name="fashionmnist",
         root=str(root),

@@ -3,10 +3,11 @@
 For each model, every combination trains on the same batches with its own copy of the same
 initial weights; the variants are interleaved and ``speed = fp32-eager time / variant time``
 (> 1 is faster). bf16 is included on CPUs without native bf16 too, to show why ``auto`` avoids it.
-``--compile`` adds torch.compile variants (cold compile 30+ s each, reported as ``compile_s``).
+``--compile`` adds torch.compile variants (cold compile 30+ s each, reported as ``compile_s``);
+``--compile-precisions bf16`` compiles only those precisions' variants (fewer cold compiles).
 
     python -m benchmarks.speed_switches [--quick] [--models resnet20,resnet56,resnet18]
-        [--precisions 32,bf16] [--compile]
+        [--precisions 32,bf16] [--compile] [--compile-precisions bf16]
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def run(args) -> dict:
     default_precisions = "32,bf16,16" if device.type == "cuda" else "32,bf16"
     precisions = (args.precisions or default_precisions).split(",")
     compiles = [False, True] if args.compile else [False]
+    compiled_precisions = (args.compile_precisions or ",".join(precisions)).split(",")
     batch_size = args.batch_size or (16 if quick else 32)
     steps = args.steps or 1
     reps = args.reps or (3 if quick else 5)
@@ -86,6 +88,8 @@ def run(args) -> dict:
         for precision, channels_last, compiled in itertools.product(
             precisions, [False, True], compiles
         ):
+            if compiled and precision not in compiled_precisions:
+                continue
             key = f"{precision}|{'NHWC' if channels_last else 'NCHW'}|" + (
                 "compiled" if compiled else "eager"
             )
@@ -137,6 +141,7 @@ def run(args) -> dict:
             "models": models,
             "precisions": precisions,
             "compile": args.compile,
+            "compiled_precisions": compiled_precisions if args.compile else [],
             "batch_size": batch_size,
             "steps_per_rep": steps,
             "reps": reps,
@@ -182,6 +187,9 @@ def _arguments(p) -> None:
     p.add_argument("--models", default=None, help=f"comma list of {','.join(common.MODELS)}")
     p.add_argument("--precisions", default=None, help="comma list of 32,bf16,16")
     p.add_argument("--compile", action="store_true", help="add torch.compile variants (slow)")
+    p.add_argument(
+        "--compile-precisions", default=None, help="compile only these precisions (comma list)"
+    )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per repetition")
 

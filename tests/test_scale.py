@@ -235,3 +235,33 @@ def test_killed_torchrun_run_resumes_from_its_checkpoint(tmp_path: Path, fmnist_
     assert [r["epoch"] for r in after] == [1, 2, 3]
     assert after[: len(before)] == before
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("cuda", "free_gib", "cpus", "expected"),
+    [
+        (True, 139, 16, 8),  # an H200 box: the cores, not the memory, set the number
+        (True, 10, 16, 2),  # a small or busy GPU: 4 GiB per job
+        (True, 1, 16, 1),  # nearly full: still one job
+        (True, 139, 2, 1),
+        (False, 0, 16, 16),  # CPU only: one job per core
+    ],
+)
+def test_local_jobs_share_one_gpu_by_free_memory_and_cores(
+    monkeypatch: pytest.MonkeyPatch, cuda: bool, free_gib: int, cpus: int, expected: int
+) -> None:
+    import torch
+
+    from resnet_exp import launcher
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free_gib * 2**30, 141 * 2**30))
+    monkeypatch.setattr(launcher, "available_cpus", lambda: cpus)
+    assert launcher.local_jobs() == expected
+
+
+def test_gpu_study_preset_runs_its_jobs_side_by_side(tmp_path: Path) -> None:
+    result = run_cli("experiment=degradation_fashionmnist", "--cfg", "hydra", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "JoblibLauncher" in result.stdout
+    assert "n_jobs: ${resnet_exp.local_jobs:}" in result.stdout

@@ -266,3 +266,56 @@ def test_benchmarks_quick_write_json(tmp_path: Path) -> None:
     assert set(results["speed_switches"]["gemm_gflops"]) == {"32", "bf16"}
     assert all(rate > 0 for rate in results["speed_switches"]["gemm_gflops"].values())
     assert results["startup"]["cfg_job_imports_torch"] is False
+
+
+# -- trainer.compile=true trains (the compiled callable stands in for the model) ------------------
+def test_trainer_accepts_a_compiled_forward(tmp_path: Path) -> None:
+    """A torch.compile'd module as ``forward`` (Dynamo's eager backend: no C++ build, seconds)."""
+    from resnet_exp.models import ResNet
+    from resnet_exp.models.blocks import BasicBlock
+    from resnet_exp.tracking.record import RunRecord
+    from resnet_exp.tracking.wandb_logger import NullLogger
+    from resnet_exp.training.loop import LoopSettings, Trainer
+    from resnet_exp.training.schedules import constant
+
+    torch.manual_seed(0)
+    model = ResNet(BasicBlock, 8, family="cifar", in_channels=1, num_classes=10)
+    compiled = torch.compile(model, backend="eager")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    trainer = Trainer(
+        model, TwoBatches(), optimizer, constant(optimizer, 2), torch.device("cpu"),
+        RunRecord(tmp_path), NullLogger(), LoopSettings(epochs=1, progress=False),
+        forward=compiled, parts=model.parts(),
+    )  # fmt: skip
+    assert trainer.forward is compiled
+    result = trainer.fit()
+    assert result.status == "completed" and trainer.step == 2
+    assert result.rows[0]["grad_norm/stem"] > 0  # gradients reached the model's own parameters
+
+
+@pytest.mark.slow
+def test_compile_true_trains_from_the_command_line(tmp_path: Path, fmnist_root: Path) -> None:
+    """torch.compile'd runs once crashed at Trainer start (``ResNet does not support len()``)."""
+    from cli import run_cli
+
+    result = run_cli(
+        f"data.root={fmnist_root}",
+        "data.train_subset=96",
+        "data.val_size=32",
+        "data.test_subset=32",
+        "data.batch_size=32",
+        "trainer.epochs=1",
+        "trainer.device=cpu",
+        "trainer.num_threads=1",
+        "trainer.precision=32",
+        "trainer.channels_last=false",
+        "trainer.compile=true",
+        "logger=none",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (summary_path,) = tmp_path.glob("outputs/*/*/summary.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 2
+    assert summary["speed"]["compile"] is True and summary["speed"]["auto"] == {}
+    assert summary["final"]["train/loss"] > 0

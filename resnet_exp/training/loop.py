@@ -80,7 +80,8 @@ class Trainer:
         self.model, self.data, self.device = model, data, device
         self.optimizer, self.scheduler = optimizer, scheduler
         self.record, self.logger, self.settings = record, logger, settings
-        self.forward = forward or model  # a torch.compile'd callable may stand in for the model
+        # a torch.compile'd callable may stand in for the model (`or` would call the module's len())
+        self.forward = forward if forward is not None else model
         # DDP (resnet_exp.training.distributed.Dist): sums train metrics over ranks; rank 0 saves.
         self.dist = dist
         self.scaler = torch.amp.GradScaler(
