@@ -38,7 +38,7 @@ from pathlib import Path
 from benchmarks import common
 
 NAME = "lightning_peer"
-MEAN, STD = 0.2860, 0.3530  # resnet_exp/conf/data/fashionmnist.yaml
+MEAN, STD = 0.2860, 0.3530  # resnet_exp/data/facts.py
 
 
 def run_resnet_exp(args, threads: int, workdir: Path) -> dict:

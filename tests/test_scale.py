@@ -252,12 +252,12 @@ def test_local_jobs_share_one_gpu_by_free_memory_and_cores(
 ) -> None:
     import torch
 
-    from resnet_exp import launcher
+    from resnet_exp.hydra_glue import resolvers
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free_gib * 2**30, 141 * 2**30))
-    monkeypatch.setattr(launcher, "available_cpus", lambda: cpus)
-    assert launcher.local_jobs() == expected
+    monkeypatch.setattr(resolvers, "available_cpus", lambda: cpus)
+    assert resolvers.local_jobs() == expected
 
 
 def test_gpu_study_preset_runs_its_jobs_side_by_side(tmp_path: Path) -> None:

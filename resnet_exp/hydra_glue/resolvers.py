@@ -17,7 +17,6 @@ from omegaconf import OmegaConf
 
 from resnet_exp.training.cpus import available_cpus
 
-
 #: GPU memory set aside for each local job that shares one GPU: a CUDA context (~0.5 GiB), cuDNN and
 #: cuBLAS workspaces, the dataset held on the device and a CIFAR-size ResNet's activations at batch
 #: 128 stay well under it. Bigger nets (ImageNet family, large batches): set hydra.launcher.n_jobs.
