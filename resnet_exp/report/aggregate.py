@@ -24,6 +24,9 @@ from typing import Any
 
 import yaml
 
+from resnet_exp.tracking.replicates import config_key
+from resnet_exp.training.responses import RESPONSES_CSV, read_responses
+
 log = logging.getLogger("resnet_exp.report")
 
 SUMMARY = "summary.json"
@@ -95,6 +98,10 @@ class RunResult:
     wall_time_s: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     skipped_lines: int = 0  # unparseable metrics.jsonl lines (a torn last line after a kill)
+    # Replicates: the job's overrides without the seed (resnet_exp.tracking.replicates).
+    config: str = "default"
+    steps: list[dict[str, Any]] = field(default_factory=list)  # per-step training rows
+    responses: list[dict[str, Any]] = field(default_factory=list)  # Fig. 7 (layer_responses.csv)
 
     @property
     def ok(self) -> bool:
@@ -171,12 +178,8 @@ def _natural_key(text: str) -> tuple:
 # Readers
 
 
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Rows of `metrics.jsonl` ordered by epoch, and how many lines were unreadable.
-
-    A job killed mid-write leaves a torn last line: it is skipped, not fatal. If a resumed job
-    appended an epoch twice, the later row wins.
-    """
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Every object of a JSON-lines file in file order, and how many lines were unreadable."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -199,8 +202,18 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
             rows.append(row)
         else:
             skipped += 1
+    return rows, skipped
+
+
+def is_step_row(row: dict[str, Any]) -> bool:
+    """A per-step training row (`trainer.log_every_steps`): it has no epoch, only a step."""
+    return "epoch" not in row and "train_step/err" in row
+
+
+def epoch_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The epoch rows ordered by epoch; if a resumed job appended an epoch twice, the later wins."""
     by_epoch: dict[Any, dict[str, Any]] = {}
-    for index, row in enumerate(rows):
+    for index, row in enumerate(r for r in rows if not is_step_row(r)):
         epoch = row.get("epoch")
         key = (
             epoch
@@ -209,11 +222,30 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
         )
         by_epoch.pop(key, None)  # re-insert so the later row keeps its place in file order
         by_epoch[key] = row
-    ordered = sorted(
+    return sorted(
         by_epoch.values(),
         key=lambda r: r["epoch"] if isinstance(r.get("epoch"), (int, float)) else math.inf,
     )
-    return ordered, skipped
+
+
+def step_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-step rows ordered by step; a step written twice (resumed job) keeps the later."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        step = row.get("step")
+        if is_step_row(row) and isinstance(step, int) and not isinstance(step, bool):
+            by_step[step] = row
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Epoch rows of `metrics.jsonl` ordered by epoch, and how many lines were unreadable.
+
+    A job killed mid-write leaves a torn last line: it is skipped, not fatal. If a resumed job
+    appended an epoch twice, the later row wins. Per-step rows are left out (see `step_rows`).
+    """
+    rows, skipped = _read_jsonl(path)
+    return epoch_rows(rows), skipped
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -294,7 +326,8 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
         name = job_dir.relative_to(sweep_dir).as_posix() if sweep_dir else job_dir.name
     except ValueError:
         name = job_dir.name
-    metrics, skipped = read_metrics(job_dir / METRICS)
+    all_rows, skipped = _read_jsonl(job_dir / METRICS)
+    metrics = epoch_rows(all_rows)
     summary = _read_json(job_dir / SUMMARY)
     config = _read_yaml(job_dir / HYDRA_DIR / "config.yaml")
     overrides = _read_yaml(job_dir / HYDRA_DIR / "overrides.yaml")
@@ -349,6 +382,9 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
         wall_time_s=_as_float((summary or {}).get("wall_time_s")),
         metrics=metrics,
         skipped_lines=skipped,
+        config=config_key(overrides),
+        steps=step_rows(all_rows),
+        responses=read_responses(job_dir / RESPONSES_CSV),
     )
     _fill_results(run, summary if raw_status in TERMINAL_STATUSES else None)
     return run
