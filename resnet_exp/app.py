@@ -64,10 +64,12 @@ def run(cfg: DictConfig, facts: dict) -> dict:
 
     from resnet_exp.models.profile import count_flops
     from resnet_exp.summary import input_shape
+    from resnet_exp.tracking.replicates import wandb_job_type
     from resnet_exp.tracking.wandb_logger import NullLogger
     from resnet_exp.training import distributed
     from resnet_exp.training.device import resolve_device
     from resnet_exp.training.loop import LoopSettings, Trainer
+    from resnet_exp.training.responses import measure_and_write as measure_responses
     from resnet_exp.training.speed import choose as choose_speed
 
     started = time.time()
@@ -115,6 +117,7 @@ def run(cfg: DictConfig, facts: dict) -> dict:
         precision_dtype=speed.dtype,
         channels_last=speed.channels_last,
         checkpoint_every_steps=cfg.trainer.checkpoint_every_steps,
+        log_every_steps=_log_every_steps(cfg.trainer.log_every_steps, cfg.trainer.epochs, data),
         progress=cfg.trainer.progress,
     )
     logger = instantiate(cfg.logger) if dist.is_main else NullLogger()  # rank 0 logs to W&B
@@ -144,8 +147,9 @@ def run(cfg: DictConfig, facts: dict) -> dict:
     ]
     config = OmegaConf.to_container(cfg, resolve=True)
     logger.start(
-        run_dir=run_dir, config=config, name=facts["name"], group=facts["group"], tags=tags
-    )
+        run_dir=run_dir, config=config, name=facts["name"], group=facts["group"], tags=tags,
+        job_type=wandb_job_type(facts["overrides"]),
+    )  # fmt: skip
     summary["wandb"] = logger.info()
     log.info(
         "%s-%d (%s, %s params, %.3f GFLOPs/img) on %s, %s; run dir %s",
@@ -162,6 +166,8 @@ def run(cfg: DictConfig, facts: dict) -> dict:
     try:
         result = trainer.fit(rows)
         status = result.status
+        if status == "completed" and dist.is_main:
+            measure_responses(model, data, cfg.trainer.response_images, run_dir)
         summary.update(
             epochs=trainer.epoch,
             steps=trainer.step,
@@ -180,6 +186,13 @@ def run(cfg: DictConfig, facts: dict) -> dict:
         summary["wandb"] = logger.info()
         record.write_summary(summary)
     return summary
+
+
+def _log_every_steps(setting: int | None, epochs: int, data) -> int:
+    """trainer.log_every_steps, with null resolved to about 100 per-step rows per run."""
+    if setting is not None:
+        return int(setting)
+    return max(1, epochs * data.steps_per_epoch // 100)
 
 
 def _wandb_summary(summary: dict) -> dict:

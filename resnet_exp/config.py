@@ -103,6 +103,8 @@ class TrainerConfig:
     num_threads: int | None = None
     resume: str = "auto"
     checkpoint_every_steps: int = 0
+    log_every_steps: int | None = None  # per-step training rows; null: about 100 per run
+    response_images: int = 256  # Fig. 7 layer responses on this many fixed images; 0: off
     progress: bool = True
     sync_bn: bool = False
 

@@ -43,6 +43,15 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
         "or a positive step interval.",
     )
     _check(
+        t.log_every_steps is None or t.log_every_steps >= 0,
+        f"trainer.log_every_steps={t.log_every_steps}: use null (about 100 rows per run), 0 "
+        "(epoch rows only) or a positive step interval.",
+    )
+    _check(
+        t.response_images >= 0,
+        f"trainer.response_images={t.response_images}: use 0 (no layer responses) or a count.",
+    )
+    _check(
         t.num_threads is None or t.num_threads >= 1,
         f"trainer.num_threads={t.num_threads}: use null (torch's default) or >= 1.",
     )

@@ -8,9 +8,7 @@ and jobs still running, so every reader here tolerates partial files instead of 
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -471,21 +469,6 @@ def csv_row(run: RunResult) -> dict[str, Any]:
     return {
         k: "" if v is None else repr(v) if isinstance(v, float) else v for k, v in values.items()
     }
-
-
-def summary_csv_text(runs: Iterable[RunResult]) -> str:
-    """The text of summary.csv (header + one row per run, in report order)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for run in sorted(runs, key=RunResult.sort_key):
-        writer.writerow(csv_row(run))
-    return buffer.getvalue()
-
-
-def write_summary_csv(runs: Iterable[RunResult], path: Path) -> Path:
-    """Write summary.csv atomically (see `atomic_write`)."""
-    return atomic_write(Path(path), summary_csv_text(runs).encode("utf-8"))
 
 
 # -------------------------------------------------------------------------------------------------

@@ -55,7 +55,9 @@ def spread(values: Iterable[float | None]) -> Spread | None:
         low = high = mean
     else:
         low, high = stats.ttest_1samp(xs, 0.0).confidence_interval(CONFIDENCE)
-    return Spread(int(xs.size), mean, std, float(xs.min()), float(xs.max()), float(low), float(high))
+    return Spread(
+        int(xs.size), mean, std, float(xs.min()), float(xs.max()), float(low), float(high)
+    )
 
 
 @dataclass(frozen=True)
