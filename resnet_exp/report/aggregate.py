@@ -100,6 +100,8 @@ class RunResult:
     config: str = "default"
     steps: list[dict[str, Any]] = field(default_factory=list)  # per-step training rows
     responses: list[dict[str, Any]] = field(default_factory=list)  # Fig. 7 (layer_responses.csv)
+    device: str | None = None
+    precision: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -383,6 +385,8 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
         config=config_key(overrides),
         steps=step_rows(all_rows),
         responses=read_responses(job_dir / RESPONSES_CSV),
+        device=_str_or_none(((summary or {}).get("data") or {}).get("device")),
+        precision=_str_or_none(((summary or {}).get("speed") or {}).get("precision")),
     )
     _fill_results(run, summary if raw_status in TERMINAL_STATUSES else None)
     return run

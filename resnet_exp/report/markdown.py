@@ -15,13 +15,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resnet_exp.report.aggregate import RunResult, atomic_write, datasets, sweep_id
-from resnet_exp.report.plots import run_labels
-from resnet_exp.report.stats import Effect
-from resnet_exp.report.study import family_effect, penalty_avoided, train_errors_by_depth
+from resnet_exp.report.captions import gradients_caption, responses_caption
+from resnet_exp.report.environment import environment_lines
+from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
+from resnet_exp.report.plots import response_profiles, run_labels
+from resnet_exp.report.stats import Effect, Spread, spread
+from resnet_exp.report.study import (
+    config_groups,
+    family_effect,
+    penalty_avoided,
+    train_errors_by_depth,
+)
 
 REPORT = "report.md"
 DEGRADATION_PNG = "degradation.png"
 GRADIENTS_PNG = "gradients.png"
+RESPONSES_PNG = "layer_responses.png"
 
 _MAX_CELL_ERROR = 120
 
@@ -349,6 +358,8 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
             lines += ["### unknown dataset", "", *verdict_section(others), ""]
     else:
         lines += [*verdict_section(runs), ""]
+    lines += ["## Statistics per configuration (over seeds)", "", *stats_table(runs), ""]
+    lines += ["## Table 6 view", "", *table6_section(runs), ""]
     lines += ["## Runs", "", *markdown_table(runs), ""]
     problems = problems_section(runs)
     if problems:
@@ -356,22 +367,131 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     lines += [
         "## Figures",
         "",
-        f"![Training and test error against epoch, plain vs residual]({DEGRADATION_PNG})",
+        f"![Training and test error against iterations, plain vs residual]({DEGRADATION_PNG})",
         "",
-        "Training error dashed, test error solid, one colour per depth in both panels (as in the "
-        "paper's Fig. 6).",
+        degradation_caption(runs),
         "",
         f"![Per-stage gradient norms, plain vs residual]({GRADIENTS_PNG})",
         "",
-        "Gradient norm of each stage (stem → head, log scale) in the first epoch (and the last): "
-        "vanishing gradients show as early stages of deep plain nets getting far less gradient.",
+        gradients_caption(runs),
         "",
-        "Numbers per run: [summary.csv](summary.csv).",
+        f"![Layer responses, plain vs residual]({RESPONSES_PNG})",
+        "",
+        responses_caption(response_profiles(runs)),
+        "",
+        "Numbers per configuration and per run: [summary.csv](summary.csv).",
+        "",
+        "## Environment",
+        "",
+        *environment_lines(runs),
         "",
     ]
     while lines and lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"
+
+
+def _ms(found: Spread | None) -> str:
+    """'20.87 ± 0.94%' (n ≥ 2), '20.87%' (n = 1), '–' (none)."""
+    if found is None:
+        return "–"
+    if found.n < 2:
+        return fmt_pct(found.mean)
+    return f"{found.mean:.2f} ± {found.std:.2f}%"
+
+
+def _ci(found: Spread | None) -> str:
+    if found is None or found.n < 2:
+        return "–"
+    return f"[{found.ci_low:.2f}, {found.ci_high:.2f}]"
+
+
+def stats_table(runs: Sequence[RunResult]) -> list[str]:
+    """One row per configuration: n, mean ± std, min–max and 95% CI of the three errors."""
+    lines = [
+        "| configuration | n | final train err (mean ± std) | min – max | 95% CI "
+        "| best val err | 95% CI | test err @ best val | 95% CI |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for group in config_groups(runs):
+        train = group.stats.get("final_train_err")
+        val = group.stats.get("best_val_err")
+        test = group.stats.get("test_err_at_best_val")
+        n = f"{len(group.completed)}/{len(group.runs)}"
+        span = f"{train.min:.2f} – {train.max:.2f}" if train else "–"
+        lines.append(
+            f"| {_cell(group.config)} | {n} | {_ms(train)} | {span} | {_ci(train)} | {_ms(val)} "
+            f"| {_ci(val)} | {_ms(test)} | {_ci(test)} |"
+        )
+    lines += [
+        "",
+        "n: completed runs / runs. Intervals: Student's t over the completed seeds (none with "
+        "n = 1, where the seed noise is unknown).",
+    ]
+    return lines
+
+
+def _best_mean_std(values: Sequence[float]) -> str:
+    found = spread(values)
+    if found is None:
+        return "–"
+    if found.n < 2:
+        return f"{found.mean:.2f}"
+    return f"{found.min:.2f} ({found.mean:.2f}±{found.std:.2f})"
+
+
+def table6_section(runs: Sequence[RunResult]) -> list[str]:
+    """Paper Table 6 layout: per depth, params and test error "best (mean ± std)", plain and
+    residual side by side (test error at the best validation epoch, completed runs)."""
+    cifar10 = datasets(runs) == ["cifar10"]
+    rows: dict[int, dict[bool, list[RunResult]]] = {}
+    for run in runs:
+        if run.ok and run.depth is not None:
+            rows.setdefault(run.depth, {}).setdefault(bool(run.residual), []).append(run)
+    header = "| depth | plain params | plain test err % | ResNet params | ResNet test err % |"
+    align = "|---:|---:|---:|---:|---:|"
+    if cifar10:
+        header += " paper ResNet params | paper ResNet test err % |"
+        align += "---:|---:|"
+    lines = [header, align]
+    for depth in sorted(rows):
+        cells = [str(depth)]
+        for residual in (False, True):
+            members = rows[depth].get(residual, [])
+            params = next((r.params for r in members if r.params is not None), None)
+            errors = [r.test_err_at_best_val for r in members if r.test_err_at_best_val is not None]
+            cells += [fmt_count(params), _best_mean_std(errors)]
+        if cifar10:
+            cells += list(TABLE6_CIFAR10_RESNET.get(depth, ("–", "–")))
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        'Test error at the best validation epoch, "best (mean±std)" over seeds as in the '
+        "paper's Table 6."
+    )
+    if cifar10:
+        note += " The paper columns are reference facts from He et al. 2015, Table 6 (CIFAR-10)."
+    return [*lines, "", note]
+
+
+def degradation_caption(runs: Sequence[RunResult]) -> str:
+    """Which numbers the Fig. 6 view draws, from the records."""
+    stepped = [r for r in runs if r.steps]
+    reps = max((len(g.runs) for g in config_groups(runs)), default=0)
+    what = (
+        f"training error every logged step ({len(stepped[0].steps)} points in "
+        f"{stepped[0].name}'s run)"
+        if stepped
+        else "training error at epoch ends (no per-step rows recorded)"
+    )
+    band = (
+        f"; lines are means over up to {reps} seeds, bands span their min to max"
+        if reps > 1
+        else ""
+    )
+    return (
+        f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; one colour per "
+        f"depth{band}."
+    )
 
 
 def write_report(runs: Sequence[RunResult], sweep_dir: Path) -> Path:
