@@ -677,3 +677,18 @@ def test_callback_in_a_real_hydra_multirun(tmp_path: Path) -> None:
     assert "**FAILED**: ValueError: the fake trainer refuses ResNet-32" in md
     assert "degradation present" in md and "Not counted: ResNet-32 failed." in md
     assert_png(sweep / "degradation.png")
+
+
+def test_gradients_caption_follows_the_measured_norms(sweep: Path) -> None:
+    from resnet_exp.report.captions import gradients_caption
+
+    runs = collect_runs(sweep)
+    text = gradients_caption(runs)
+    assert "plain 32's stem got 0.44× the first-epoch gradient norm of plain 20's" in text
+    assert "got less gradient, by less than a factor of ten" in text
+    for run in runs:  # the opposite measurement: the deep plain net's stem gets more gradient
+        if not run.residual and run.depth == 32:
+            run.metrics[0]["grad_norm/stem"] = 0.5
+    text = gradients_caption(runs)
+    assert "plain 32's stem got 2.27×" in text
+    assert "did not get less gradient, so these measurements show no vanishing gradient" in text
