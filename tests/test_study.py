@@ -126,7 +126,11 @@ def test_replicate_study_end_to_end(tmp_path: Path, fmnist_root: Path) -> None:
     assert all("seed" not in r["config"] for r in configs)
     assert sum(r["row"] == "run" for r in rows) == 8
     for config in configs:
-        runs = [float(r["final_train_err"]) for r in rows if r["config"] == config["config"]]
+        runs = [
+            float(r["final_train_err"])
+            for r in rows
+            if r["row"] == "run" and r["config"] == config["config"]
+        ]
         assert float(config["final_train_err_mean"]) == pytest.approx(sum(runs) / 2)
     md = (sweep / "report.md").read_text()
     assert "depth effect" in md and "95% CI" in md
