@@ -35,10 +35,12 @@ def train(cfg: DictConfig, job: JobFacts) -> RunSummary:
     from resnet_exp.hydra_glue.instantiate import instantiate_node
     from resnet_exp.models.profile import count_flops
     from resnet_exp.summary import input_shape
+    from resnet_exp.tracking.replicates import wandb_job_type
     from resnet_exp.tracking.wandb_logger import NullLogger
     from resnet_exp.training import distributed, resume
     from resnet_exp.training.device import resolve_device
     from resnet_exp.training.loop import LoopSettings, Trainer
+    from resnet_exp.training.responses import measure_and_write as measure_responses
     from resnet_exp.training.speed import choose as choose_speed
 
     started, dist = time.time(), distributed.current()
@@ -69,7 +71,9 @@ def train(cfg: DictConfig, job: JobFacts) -> RunSummary:
     logger = instantiate_node(cfg.logger, "logger") if dist.is_main else NullLogger()
     settings = LoopSettings(epochs=cfg.trainer.epochs, precision_dtype=speed.dtype,
                             channels_last=speed.channels_last, progress=cfg.trainer.progress,
-                            checkpoint_every_steps=cfg.trainer.checkpoint_every_steps)  # fmt: skip
+                            checkpoint_every_steps=cfg.trainer.checkpoint_every_steps,
+                            log_every_steps=_log_every_steps(cfg.trainer.log_every_steps,
+                                                             cfg.trainer.epochs, data))  # fmt: skip
     key = resume.config_key(config)
     trainer = Trainer(
         model, data, optimizer, scheduler, device, record, logger, settings,
@@ -87,13 +91,19 @@ def train(cfg: DictConfig, job: JobFacts) -> RunSummary:
     record.write_summary(summary)
 
     logger.start(run_dir=job.run_dir, config=config, name=job.name, group=job.group,
-                 tags=_tags(summary.model, cfg.data.name))  # fmt: skip
+                 tags=_tags(summary.model, cfg.data.name),
+                 job_type=wandb_job_type(job.overrides))  # fmt: skip
     summary.wandb = logger.info()
     m = summary.model
     log.info("%s-%d (%s, %s params, %.3f GFLOPs/img) on %s, %s; run dir %s", m["block"],
              m["depth"], m["family"], f"{m['params']:,}", m["flops"] / 1e9, cfg.data.name,
              device, job.run_dir)  # fmt: skip
-    return _fit(trainer, record, logger, summary, start.rows)
+
+    def measure_layer_responses() -> None:  # Fig. 7, on rank 0 after a completed run
+        if dist.is_main:
+            measure_responses(model, data, cfg.trainer.response_images, job.run_dir)
+
+    return _fit(trainer, record, logger, summary, start.rows, measure_layer_responses)
 
 
 def _pick(found: dict, setting: str, last, device):
@@ -105,12 +115,16 @@ def _pick(found: dict, setting: str, last, device):
     return chosen[0] if chosen else None
 
 
-def _fit(trainer, record: RunRecord, logger, summary: RunSummary, rows: list[dict]) -> RunSummary:
+def _fit(
+    trainer, record: RunRecord, logger, summary: RunSummary, rows: list[dict], on_completed
+) -> RunSummary:
     """Train, and whatever happens record how it ended and finish the logger."""
     status = "failed"
     try:
         result = trainer.fit(rows)
         status = result.status
+        if status == "completed":
+            on_completed()
         summary.epochs, summary.steps = trainer.epoch, trainer.step
         summary.final, summary.best = (result.rows[-1] if result.rows else None), result.best
     except BaseException as error:
@@ -130,6 +144,13 @@ def _fit(trainer, record: RunRecord, logger, summary: RunSummary, rows: list[dic
 def _tags(model: dict, dataset: str) -> list[str]:
     kind = "residual" if model["residual"] else "plain"
     return [model["block"], f"depth-{model['depth']}", dataset, kind]
+
+
+def _log_every_steps(setting: int | None, epochs: int, data) -> int:
+    """trainer.log_every_steps, with null resolved to about 100 per-step rows per run."""
+    if setting is not None:
+        return int(setting)
+    return max(1, epochs * data.steps_per_epoch // 100)
 
 
 def _wandb_summary(summary: RunSummary) -> dict:

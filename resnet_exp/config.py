@@ -220,6 +220,10 @@ class TrainerConfig:
     num_threads: int | None = ruled(None, ge=1, null="torch's default")
     resume: str = "auto"  # auto | never | <checkpoint path>: checked against the filesystem
     checkpoint_every_steps: int = ruled(0, ge=0, hint="0: only at epoch ends")
+    # Per-step training rows (Fig. 6 by iteration); null: about 100 per run, 0: epoch rows only.
+    log_every_steps: int | None = ruled(None, ge=0, null="about 100 rows per run")
+    # Fig. 7 layer responses, measured on this many fixed validation images; 0: off.
+    response_images: int = ruled(256, ge=0, hint="0: no layer responses")
     progress: bool = True
     sync_bn: bool = False
 

@@ -114,24 +114,27 @@ def test_a_failing_job_is_marked_and_the_report_still_appears(
 
 
 @pytest.mark.parametrize(
-    ("preset", "dataset", "depths"),
+    ("preset", "dataset", "depths", "seeds"),
     [
-        ("degradation", "cifar10", [20, 32, 44, 56]),
-        ("degradation_fashionmnist", "fashionmnist", [20, 32, 44, 56]),
-        ("degradation_quick", "fashionmnist", [20, 56]),
+        ("degradation", "cifar10", [20, 32, 44, 56], 5),
+        ("degradation_fashionmnist", "fashionmnist", [20, 32, 44, 56], 5),
+        ("degradation_quick", "fashionmnist", [20, 56], 3),
     ],
 )
 def test_presets_are_sweeps_with_the_papers_recipe(
-    tmp_path: Path, preset: str, dataset: str, depths: list[int]
+    tmp_path: Path, preset: str, dataset: str, depths: list[int], seeds: int
 ) -> None:
     result = run_cli(f"experiment={preset}", "--cfg", "job", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     jobs = [yaml.safe_load(doc.split("\n", 1)[1]) for doc in result.stdout.split("# job ")[1:]]
-    assert len(jobs) == 2 * len(depths)
+    assert len(jobs) == 2 * len(depths) * seeds
     found = sorted(
-        (j["model"]["block"]["path"].rsplit(".", 1)[1], j["model"]["depth"]) for j in jobs
+        (j["model"]["block"]["path"].rsplit(".", 1)[1], j["model"]["depth"], j["seed"])
+        for j in jobs
     )
-    assert found == sorted((b, d) for b in ("BasicBlock", "PlainBlock") for d in depths)
+    assert found == sorted(
+        (b, d, s) for b in ("BasicBlock", "PlainBlock") for d in depths for s in range(seeds)
+    )
     for job in jobs:
         assert job["data"]["name"] == dataset
         assert job["model"]["shortcut"] == "A" and job["model"]["family"] == "cifar"
@@ -150,3 +153,10 @@ def test_presets_are_sweeps_with_the_papers_recipe(
             32_000,
             48_000,
         ]
+
+
+def test_seeds_on_the_command_line_replace_a_presets_seeds(tmp_path: Path) -> None:
+    result = run_cli("experiment=degradation_quick", "seed=3,4", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = [yaml.safe_load(doc.split("\n", 1)[1]) for doc in result.stdout.split("# job ")[1:]]
+    assert len(jobs) == 8 and sorted({j["seed"] for j in jobs}) == [3, 4]

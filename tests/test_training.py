@@ -18,7 +18,9 @@ def only_run_dir(cwd: Path) -> Path:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    """The epoch rows (per-step training rows carry no "epoch")."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if "epoch" in r]
 
 
 def tiny(root: Path, *extra: str) -> list[str]:

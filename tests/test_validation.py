@@ -26,6 +26,8 @@ BAD_VALUES = [
     (["trainer.compile=2"], "trainer.compile=2", "valid: true, false, auto"),
     (["trainer.num_threads=0"], "trainer.num_threads=0", ">= 1, or null"),
     (["trainer.checkpoint_every_steps=-1"], "trainer.checkpoint_every_steps=-1", ">= 0"),
+    (["trainer.log_every_steps=-5"], "trainer.log_every_steps=-5", ">= 0"),
+    (["trainer.response_images=-1"], "trainer.response_images=-1", ">= 0"),
     (["data.name=imagenet"], "data.name='imagenet'", "valid: fashionmnist, mnist, cifar10"),
     (["data.batch_size=0"], "data.batch_size=0", ">= 1"),
     (["data.eval_batch_size=-1"], "data.eval_batch_size=-1", ">= 1, or null"),

@@ -13,7 +13,7 @@ _EXPORTS = {
     "RunResult": "aggregate",
     "collect_runs": "aggregate",
     "sweep_id": "aggregate",
-    "write_summary_csv": "aggregate",
+    "write_summary_csv": "study",
     "plot_degradation": "plots",
     "plot_gradients": "plots",
     "write_report": "markdown",

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(text_table(result.runs))
     print()
-    for key in ("summary_csv", "report_md", "degradation_png", "gradients_png"):
+    for key in ("summary_csv", "report_md", "report_html", "degradation_png", "gradients_png",
+                "responses_png"):  # fmt: skip
         print(f"wrote {result.paths[key]}")
 
     if args.no_wandb:

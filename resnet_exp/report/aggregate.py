@@ -7,9 +7,7 @@ and jobs still running, so every reader here tolerates partial files instead of 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -22,8 +20,9 @@ from typing import Any
 
 import yaml
 
-from resnet_exp.atomic import atomic_write
 from resnet_exp.tracking.record import RunSummary
+from resnet_exp.tracking.replicates import config_key
+from resnet_exp.training.responses import RESPONSES_CSV, read_responses
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -96,6 +95,12 @@ class RunResult:
     wall_time_s: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     skipped_lines: int = 0  # unparseable metrics.jsonl lines (a torn last line after a kill)
+    # Replicates: the job's overrides without the seed (resnet_exp.tracking.replicates).
+    config: str = "default"
+    steps: list[dict[str, Any]] = field(default_factory=list)  # per-step training rows
+    responses: list[dict[str, Any]] = field(default_factory=list)  # Fig. 7 (layer_responses.csv)
+    device: str | None = None
+    precision: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -172,12 +177,8 @@ def _natural_key(text: str) -> tuple:
 # Readers
 
 
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Rows of `metrics.jsonl` ordered by epoch, and how many lines were unreadable.
-
-    A job killed mid-write leaves a torn last line: it is skipped, not fatal. If a resumed job
-    appended an epoch twice, the later row wins.
-    """
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Every object of a JSON-lines file in file order, and how many lines were unreadable."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
@@ -200,8 +201,18 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
             rows.append(row)
         else:
             skipped += 1
+    return rows, skipped
+
+
+def is_step_row(row: dict[str, Any]) -> bool:
+    """A per-step training row (`trainer.log_every_steps`): it has no epoch, only a step."""
+    return "epoch" not in row and "train_step/err" in row
+
+
+def epoch_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The epoch rows ordered by epoch; if a resumed job appended an epoch twice, the later wins."""
     by_epoch: dict[Any, dict[str, Any]] = {}
-    for index, row in enumerate(rows):
+    for index, row in enumerate(r for r in rows if not is_step_row(r)):
         epoch = row.get("epoch")
         key = (
             epoch
@@ -210,11 +221,30 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
         )
         by_epoch.pop(key, None)  # re-insert so the later row keeps its place in file order
         by_epoch[key] = row
-    ordered = sorted(
+    return sorted(
         by_epoch.values(),
         key=lambda r: r["epoch"] if isinstance(r.get("epoch"), (int, float)) else math.inf,
     )
-    return ordered, skipped
+
+
+def step_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-step rows ordered by step; a step written twice (resumed job) keeps the later."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        step = row.get("step")
+        if is_step_row(row) and isinstance(step, int) and not isinstance(step, bool):
+            by_step[step] = row
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Epoch rows of `metrics.jsonl` ordered by epoch, and how many lines were unreadable.
+
+    A job killed mid-write leaves a torn last line: it is skipped, not fatal. If a resumed job
+    appended an epoch twice, the later row wins. Per-step rows are left out (see `step_rows`).
+    """
+    rows, skipped = _read_jsonl(path)
+    return epoch_rows(rows), skipped
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -295,7 +325,8 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
         name = job_dir.relative_to(sweep_dir).as_posix() if sweep_dir else job_dir.name
     except ValueError:
         name = job_dir.name
-    metrics, skipped = read_metrics(job_dir / METRICS)
+    all_rows, skipped = _read_jsonl(job_dir / METRICS)
+    metrics = epoch_rows(all_rows)
     data = _read_json(job_dir / SUMMARY)
     summary = None if data is None else RunSummary.from_json(data)
     config = _read_yaml(job_dir / HYDRA_DIR / "config.yaml")
@@ -346,6 +377,11 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
         wall_time_s=_as_float(written.wall_time_s),
         metrics=metrics,
         skipped_lines=skipped,
+        config=config_key(overrides),
+        steps=step_rows(all_rows),
+        responses=read_responses(job_dir / RESPONSES_CSV),
+        device=_str_or_none((written.data or {}).get("device")),
+        precision=_str_or_none((written.speed or {}).get("precision")),
     )
     _fill_results(run, summary if raw_status in TERMINAL_STATUSES else None)
     return run
@@ -436,18 +472,3 @@ def csv_row(run: RunResult) -> dict[str, Any]:
     return {
         k: "" if v is None else repr(v) if isinstance(v, float) else v for k, v in values.items()
     }
-
-
-def summary_csv_text(runs: Iterable[RunResult]) -> str:
-    """The text of summary.csv (header + one row per run, in report order)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for run in sorted(runs, key=RunResult.sort_key):
-        writer.writerow(csv_row(run))
-    return buffer.getvalue()
-
-
-def write_summary_csv(runs: Iterable[RunResult], path: Path) -> Path:
-    """Write summary.csv atomically."""
-    return atomic_write(Path(path), summary_csv_text(runs).encode("utf-8"))

@@ -22,10 +22,17 @@ from resnet_exp.report.aggregate import (
     collect_runs,
     datasets,
     sweep_id,
-    write_summary_csv,
 )
-from resnet_exp.report.markdown import DEGRADATION_PNG, GRADIENTS_PNG, headline, write_report
-from resnet_exp.report.plots import plot_degradation, plot_gradients
+from resnet_exp.report.html import write_html
+from resnet_exp.report.markdown import (
+    DEGRADATION_PNG,
+    GRADIENTS_PNG,
+    RESPONSES_PNG,
+    headline,
+    write_report,
+)
+from resnet_exp.report.plots import plot_degradation, plot_gradients, plot_layer_responses
+from resnet_exp.report.study import SUMMARY_COLUMNS, config_groups, config_row, write_summary_csv
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -41,7 +48,7 @@ class ReportError(UserError):
 
 @dataclass
 class ReportResult:
-    """What `build_report` wrote (`paths`: summary_csv, degradation_png, gradients_png, report_md)
+    """What `build_report` wrote (`paths`: summary_csv, the three PNGs, report_md, report_html)
     and from which runs; `plotted` holds the data behind each figure."""
 
     paths: dict[str, Path]
@@ -76,7 +83,9 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
         "summary_csv": sweep_dir / SUMMARY_CSV,
         "degradation_png": sweep_dir / DEGRADATION_PNG,
         "gradients_png": sweep_dir / GRADIENTS_PNG,
+        "responses_png": sweep_dir / RESPONSES_PNG,
         "report_md": sweep_dir / "report.md",
+        "report_html": sweep_dir / "report.html",
     }
     write_summary_csv(runs, paths["summary_csv"])
     plotted = {
@@ -84,8 +93,10 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
             runs, paths["degradation_png"], ", ".join(names) if names else None
         ),
         "gradients": plot_gradients(runs, paths["gradients_png"]),
+        "responses": plot_layer_responses(runs, paths["responses_png"]),
     }
     write_report(runs, sweep_dir)
+    write_html(runs, sweep_dir)
     return ReportResult(paths=paths, runs=runs, plotted=plotted)
 
 
@@ -238,7 +249,16 @@ def _log_report_to_wandb(
         payload: dict[str, Any] = {
             "summary_table": wandb.Table(columns=list(CSV_COLUMNS), data=table_data(runs))
         }
-        for key, filename in (("degradation", DEGRADATION_PNG), ("gradients", GRADIENTS_PNG)):
+        payload["statistics_table"] = wandb.Table(
+            columns=list(SUMMARY_COLUMNS),
+            data=[[config_row(g).get(c, "") for c in SUMMARY_COLUMNS] for g in config_groups(runs)],
+        )
+        figures = (
+            ("degradation", DEGRADATION_PNG),
+            ("gradients", GRADIENTS_PNG),
+            ("layer_responses", RESPONSES_PNG),
+        )
+        for key, filename in figures:
             image = sweep_dir / filename
             if image.is_file():
                 payload[key] = wandb.Image(str(image))

@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import RunResult, datasets, sweep_id
-from resnet_exp.report.plots import run_labels
+from resnet_exp.report.captions import gradients_caption, responses_caption
+from resnet_exp.report.environment import environment_lines
+from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
+from resnet_exp.report.plots import response_profiles, run_labels
+from resnet_exp.report.stats import Effect, Spread, spread
+from resnet_exp.report.study import (
+    config_groups,
+    family_effect,
+    penalty_avoided,
+    train_errors_by_depth,
+)
 
 REPORT = "report.md"
 DEGRADATION_PNG = "degradation.png"
 GRADIENTS_PNG = "gradients.png"
+RESPONSES_PNG = "layer_responses.png"
 
-# A change of training error with depth counts only when larger than both of these: an absolute
-# floor in percentage points and a share of the shallower net's error (noise grows with the error
-# itself).
-MIN_CHANGE_PP = 0.25
-MIN_CHANGE_REL = 0.05
 _MAX_CELL_ERROR = 120
 
 
@@ -99,62 +104,20 @@ def status_cell(run: RunResult, limit: int = _MAX_CELL_ERROR) -> str:
 # Verdict
 
 
-@dataclass
-class Trend:
-    """Final training error against depth for one family (completed runs, mean per depth)."""
-
-    family: str  # "plain" | "residual"
-    depths: list[int]
-    errors: list[float]
-    runs_per_depth: list[int]
-    direction: str  # "rises" | "falls" | "flat" | "unknown"
-    monotonic: bool
-    threshold: float  # the smallest change that counted
+def fmt_effect(effect: Effect) -> str:
+    """'+27.42 pp (95% CI +20.51 to +34.33 pp)', or without the interval where one seed was run."""
+    text = _fmt_pp(effect.estimate)
+    if effect.known:
+        text += f" (95% CI {effect.ci_low:+.2f} to {effect.ci_high:+.2f} pp)"
+    return text
 
 
-def _threshold(reference: float) -> float:
-    """The smallest change of error (pp) that counts, relative to a reference error."""
-    return max(MIN_CHANGE_PP, MIN_CHANGE_REL * abs(reference))
-
-
-def _per_depth(runs: Iterable[RunResult]) -> dict[int, list[float]]:
-    by_depth: dict[int, list[float]] = {}
-    for run in runs:
-        err = run.final_train_err
-        if run.ok and run.depth is not None and err is not None and math.isfinite(err):
-            by_depth.setdefault(run.depth, []).append(err)
-    return dict(sorted(by_depth.items()))
-
-
-def family_trend(runs: Sequence[RunResult], residual: bool) -> Trend:
-    """Classify how final training error moves from the shallowest to the deepest completed depth.
-
-    'rises'/'falls' when the end-to-end change exceeds max(MIN_CHANGE_PP, MIN_CHANGE_REL x the
-    shallowest error), else 'flat'; `monotonic`: no intermediate step goes against it by more.
-    """
-    family = "residual" if residual else "plain"
-    by_depth = _per_depth(r for r in runs if bool(r.residual) == residual)
-    depths = list(by_depth)
-    errors = [sum(v) / len(v) for v in by_depth.values()]
-    counts = [len(v) for v in by_depth.values()]
-    if len(depths) < 2:
-        return Trend(family, depths, errors, counts, "unknown", False, math.nan)
-    threshold = _threshold(errors[0])
-    delta = errors[-1] - errors[0]
-    if delta > threshold:
-        direction = "rises"
-    elif delta < -threshold:
-        direction = "falls"
-    else:
-        direction = "flat"
-    steps = [b - a for a, b in zip(errors, errors[1:])]
-    if direction == "rises":
-        monotonic = all(s >= -threshold for s in steps)
-    elif direction == "falls":
-        monotonic = all(s <= threshold for s in steps)
-    else:
-        monotonic = all(abs(e - errors[0]) <= threshold for e in errors)
-    return Trend(family, depths, errors, counts, direction, monotonic, threshold)
+_SIDE = {
+    "above": "degrades with depth (the interval lies above zero)",
+    "below": "trains better with depth (the interval lies below zero)",
+    "spans": "no change beyond seed noise (the interval includes zero)",
+    "unknown": "seed noise unknown with one seed per depth, so this is provisional",
+}
 
 
 def _left_out(runs: Sequence[RunResult], residual: bool) -> str:
@@ -167,156 +130,92 @@ def _left_out(runs: Sequence[RunResult], residual: bool) -> str:
     return f" Not counted: {', '.join(out)}." if out else ""
 
 
+def _counts(counts: Sequence[int]) -> str:
+    if len(set(counts)) == 1:
+        return f"n = {counts[0]} seed{'s' if counts[0] != 1 else ''} per depth"
+    return "n = " + "/".join(map(str, counts)) + " seeds"
+
+
 def family_verdict(runs: Sequence[RunResult], residual: bool) -> str:
-    """One sentence for one family, e.g. 'plain: training error rises with depth: 20 → 56: 8.10% →
-    12.30% (+4.20 pp) — degradation present.'"""
-    trend = family_trend(runs, residual)
-    name = trend.family
+    """One sentence for one family, with its depth effect and 95% interval."""
+    name = "residual" if residual else "plain"
     left_out = _left_out(runs, residual)
-    if not trend.depths:
-        return f"**{name}**: no completed runs — no verdict.{left_out}"
-    if len(trend.depths) == 1:
+    found = family_effect(runs, residual)
+    if found is None:
+        by_depth = train_errors_by_depth(runs, residual)
+        if not by_depth:
+            return f"**{name}**: no completed runs — no verdict.{left_out}"
+        ((depth, values),) = by_depth.items()
         return (
-            f"**{name}**: only depth {trend.depths[0]} completed (final training error "
-            f"{fmt_pct(trend.errors[0])}) — at least two depths are needed to judge how depth "
-            f"affects training error; no verdict.{left_out}"
+            f"**{name}**: only depth {depth} completed (mean final training error "
+            f"{fmt_pct(sum(values) / len(values))}, n = {len(values)}) — at least two depths are "
+            f"needed to judge how depth affects training error; no verdict.{left_out}"
         )
     chain = (
-        f"{' → '.join(map(str, trend.depths))}: {' → '.join(fmt_pct(e) for e in trend.errors)} "
-        f"({_fmt_pp(trend.errors[-1] - trend.errors[0])})"
+        f"depth {' → '.join(map(str, found.depths))}: "
+        f"{' → '.join(fmt_pct(m) for m in found.means)} mean final training error "
+        f"({_counts(found.counts)})"
     )
-    steady = "" if trend.monotonic else " overall (not at every step)"
-    flat_band = f"within ±{trend.threshold:.2f} pp"
-    if trend.direction == "rises":
-        what = f"training error rises with depth{steady}: {chain}"
-        meaning = "degradation present"
-        if trend.family == "residual":
-            meaning += " even with shortcuts"
-    elif trend.direction == "falls":
-        what = f"training error falls with depth{steady}: {chain}"
-        meaning = "no degradation (deeper trains better)"
-    else:
-        what = f"training error stays flat with depth ({flat_band}): {chain}"
-        meaning = "no degradation"
-    if trend.family == "plain" and trend.direction != "rises":
-        meaning += " at these depths"
-    averaged = (
-        " Errors are means over the runs at each depth." if max(trend.runs_per_depth) > 1 else ""
+    return (
+        f"**{name}**: {chain}; depth effect {fmt_effect(found.effect)} — "
+        f"{_SIDE[found.effect.side]}.{left_out}"
     )
-    return f"**{name}**: {what} — {meaning}.{averaged}{left_out}"
 
 
 def headline(runs: Sequence[RunResult]) -> str:
-    """The one-line answer: was the degradation problem (and its residual fix) reproduced?"""
-    plain, resid = family_trend(runs, False), family_trend(runs, True)
-    if plain.direction == "unknown":
+    """The one-line answer, decided by the intervals: how much of the plain depth penalty do the
+    shortcuts avoid?"""
+    plain, resid = family_effect(runs, False), family_effect(runs, True)
+    if plain is None:
         return "**Inconclusive**: fewer than two depths of plain nets completed."
-    if plain.direction != "rises":
+    p = plain.effect
+    if plain.single_seed or (resid is not None and resid.single_seed):
+        r = f"; deeper residual nets by {fmt_effect(resid.effect)}" if resid else ""
         return (
-            "**Degradation not reproduced**: deeper plain nets did not reach higher training error "
-            "(too few epochs, too shallow, or too easy a dataset can hide it)."
+            "**Provisional (one seed per configuration, so the seed noise is unknown)**: deeper "
+            f"plain nets changed final training error by {fmt_effect(p)}{r}. Run several seeds "
+            "(e.g. seed=0,1,2) for a verdict."
         )
-    if resid.direction == "unknown":
+    if p.side != "above":
+        what = "train better with depth" if p.side == "below" else "show no rise beyond noise"
         return (
-            "**Degradation reproduced for plain nets**; fewer than two residual depths completed, "
-            "so the residual fix is not yet shown."
+            f"**Degradation not reproduced**: deeper plain nets {what}: {fmt_effect(p)} (too few "
+            "epochs, too shallow, or too easy a dataset can hide it)."
         )
-    if resid.direction == "rises":
-        return "**Degradation in both families**: residual nets also got worse with depth."
-    return "**Degradation reproduced**: deeper plain nets train worse, deeper residual nets do not."
-
-
-@dataclass
-class Pair:
-    """Plain and residual results at one depth (means over completed runs)."""
-
-    depth: int
-    plain_train: float
-    residual_train: float
-    plain_test: float | None
-    residual_test: float | None
-
-
-def depth_pairs(runs: Sequence[RunResult]) -> list[Pair]:
-    """Depths where both a plain and a residual run completed."""
-
-    def means(residual: bool, attr: str) -> dict[int, float]:
-        values: dict[int, list[float]] = {}
-        for run in runs:
-            value = getattr(run, attr)
-            if (
-                bool(run.residual) == residual
-                and run.ok
-                and run.depth is not None
-                and value is not None
-                and math.isfinite(value)
-            ):
-                values.setdefault(run.depth, []).append(value)
-        return {d: sum(v) / len(v) for d, v in values.items()}
-
-    plain_train, resid_train = means(False, "final_train_err"), means(True, "final_train_err")
-    plain_test, resid_test = (
-        means(False, "test_err_at_best_val"),
-        means(True, "test_err_at_best_val"),
+    if resid is None:
+        return (
+            f"**Degradation reproduced for plain nets** ({fmt_effect(p)}); fewer than two residual "
+            "depths completed, so the residual fix is not yet shown."
+        )
+    r, saved = resid.effect, penalty_avoided(plain, resid)
+    if r.side == "above" and saved.side != "above":
+        return (
+            f"**Degradation in both families**: deeper plain nets train worse by {fmt_effect(p)}, "
+            f"deeper residual nets by {fmt_effect(r)}; the difference, {fmt_effect(saved)}, is "
+            "within seed noise."
+        )
+    share = saved.estimate / p.estimate
+    amount = "nearly all" if share >= 0.9 else "most" if share >= 0.5 else "part"
+    residual_text = {
+        "spans": f"deeper residual nets change by {fmt_effect(r)}, an interval that includes zero",
+        "below": f"deeper residual nets even train better, {fmt_effect(r)}",
+        "above": f"deeper residual nets rise only by {fmt_effect(r)}",
+    }[r.side]
+    return (
+        f"**Degradation reproduced; the shortcuts remove {amount} of it**: deeper plain nets "
+        f"train worse by {fmt_effect(p)}; {residual_text}. The shortcuts avoid {share:.1%} of the "
+        f"plain penalty: the difference of the two depth effects is {fmt_effect(saved)}."
     )
-    return [
-        Pair(d, plain_train[d], resid_train[d], plain_test.get(d), resid_test.get(d))
-        for d in sorted(set(plain_train) & set(resid_train))
-    ]
-
-
-def comparison_section(runs: Sequence[RunResult]) -> list[str]:
-    """Residual vs plain at each shared depth: a table and a sentence about the gap."""
-    pairs = depth_pairs(runs)
-    if not pairs:
-        return ["No depth has both a completed plain and a completed residual run to compare."]
-    lines = [
-        "| depth | plain train err | ResNet train err | ResNet − plain | plain test err "
-        "@ best val | ResNet test err @ best val | lower train err |",
-        "|---:|---:|---:|---:|---:|---:|:---|",
-    ]
-    better = 0
-    for p in pairs:
-        gap = p.residual_train - p.plain_train
-        band = _threshold(p.plain_train)
-        if gap < -band:
-            winner, better = "ResNet", better + 1
-        elif gap > band:
-            winner = "plain"
-        else:
-            winner = "tie"
-        lines.append(
-            f"| {p.depth} | {fmt_pct(p.plain_train)} | {fmt_pct(p.residual_train)} | "
-            f"{_fmt_pp(gap)} | {fmt_pct(p.plain_test)} | {fmt_pct(p.residual_test)} | {winner} |"
-        )
-    sentence = (
-        f"The residual net reaches lower final training error than its plain twin at {better} of "
-        f"{len(pairs)} depth{'s' if len(pairs) != 1 else ''}"
-    )
-    if len(pairs) >= 2:
-        first = pairs[0].residual_train - pairs[0].plain_train
-        last = pairs[-1].residual_train - pairs[-1].plain_train
-        band = _threshold(pairs[0].plain_train)
-        if last < first - band:
-            trend = "widens in the residual net's favour"
-        elif last > first + band:
-            trend = "narrows (or turns against the residual net)"
-        else:
-            trend = "stays about the same"
-        sentence += (
-            f"; the gap {trend} with depth ({_fmt_pp(first)} at {pairs[0].depth} → "
-            f"{_fmt_pp(last)} at {pairs[-1].depth})"
-        )
-    lines += ["", sentence + "."]
-    return lines
 
 
 def verdict_section(runs: Sequence[RunResult]) -> list[str]:
-    """Headline, one line per family and the per-depth comparison, for runs of one dataset."""
+    """Headline and one line per family, for runs of one dataset."""
     epochs = sorted({r.epochs for r in runs if r.ok})
     basis = (
         f"Based on the final training error of completed runs (after {', '.join(map(str, epochs))} "
-        f"epoch{'s' if epochs != [1] else ''})."
+        f"epoch{'s' if epochs != [1] else ''}): the depth effect is the mean of the deepest minus "
+        "the mean of the shallowest depth, with Welch's 95% confidence interval over seeds; a "
+        "family degrades only where that interval lies above zero."
         if epochs
         else "No run completed."
     )
@@ -327,10 +226,6 @@ def verdict_section(runs: Sequence[RunResult]) -> list[str]:
         "",
         f"- {family_verdict(runs, residual=False)}",
         f"- {family_verdict(runs, residual=True)}",
-        "",
-        "Residual vs plain at each depth:",
-        "",
-        *comparison_section(runs),
     ]
 
 
@@ -464,6 +359,8 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
             lines += ["### unknown dataset", "", *verdict_section(others), ""]
     else:
         lines += [*verdict_section(runs), ""]
+    lines += ["## Statistics per configuration (over seeds)", "", *stats_table(runs), ""]
+    lines += ["## Table 6 view", "", *table6_section(runs), ""]
     lines += ["## Runs", "", *markdown_table(runs), ""]
     problems = problems_section(runs)
     if problems:
@@ -471,22 +368,131 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     lines += [
         "## Figures",
         "",
-        f"![Training and test error against epoch, plain vs residual]({DEGRADATION_PNG})",
+        f"![Training and test error against iterations, plain vs residual]({DEGRADATION_PNG})",
         "",
-        "Training error dashed, test error solid, one colour per depth in both panels (as in the "
-        "paper's Fig. 6).",
+        degradation_caption(runs),
         "",
         f"![Per-stage gradient norms, plain vs residual]({GRADIENTS_PNG})",
         "",
-        "Gradient norm of each stage (stem → head, log scale) in the first epoch (and the last): "
-        "vanishing gradients show as early stages of deep plain nets getting far less gradient.",
+        gradients_caption(runs),
         "",
-        "Numbers per run: [summary.csv](summary.csv).",
+        f"![Layer responses, plain vs residual]({RESPONSES_PNG})",
+        "",
+        responses_caption(response_profiles(runs)),
+        "",
+        "Numbers per configuration and per run: [summary.csv](summary.csv).",
+        "",
+        "## Environment",
+        "",
+        *environment_lines(runs),
         "",
     ]
     while lines and lines[-1] == "":
         lines.pop()
     return "\n".join(lines) + "\n"
+
+
+def _ms(found: Spread | None) -> str:
+    """'20.87 ± 0.94%' (n ≥ 2), '20.87%' (n = 1), '–' (none)."""
+    if found is None:
+        return "–"
+    if found.n < 2:
+        return fmt_pct(found.mean)
+    return f"{found.mean:.2f} ± {found.std:.2f}%"
+
+
+def _ci(found: Spread | None) -> str:
+    if found is None or found.n < 2:
+        return "–"
+    return f"[{found.ci_low:.2f}, {found.ci_high:.2f}]"
+
+
+def stats_table(runs: Sequence[RunResult]) -> list[str]:
+    """One row per configuration: n, mean ± std, min–max and 95% CI of the three errors."""
+    lines = [
+        "| configuration | n | final train err (mean ± std) | min – max | 95% CI "
+        "| best val err | 95% CI | test err @ best val | 95% CI |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for group in config_groups(runs):
+        train = group.stats.get("final_train_err")
+        val = group.stats.get("best_val_err")
+        test = group.stats.get("test_err_at_best_val")
+        n = f"{len(group.completed)}/{len(group.runs)}"
+        span = f"{train.min:.2f} – {train.max:.2f}" if train else "–"
+        lines.append(
+            f"| {_cell(group.config)} | {n} | {_ms(train)} | {span} | {_ci(train)} | {_ms(val)} "
+            f"| {_ci(val)} | {_ms(test)} | {_ci(test)} |"
+        )
+    lines += [
+        "",
+        "n: completed runs / runs. Intervals: Student's t over the completed seeds (none with "
+        "n = 1, where the seed noise is unknown).",
+    ]
+    return lines
+
+
+def _best_mean_std(values: Sequence[float]) -> str:
+    found = spread(values)
+    if found is None:
+        return "–"
+    if found.n < 2:
+        return f"{found.mean:.2f}"
+    return f"{found.min:.2f} ({found.mean:.2f}±{found.std:.2f})"
+
+
+def table6_section(runs: Sequence[RunResult]) -> list[str]:
+    """Paper Table 6 layout: per depth, params and test error "best (mean ± std)", plain and
+    residual side by side (test error at the best validation epoch, completed runs)."""
+    cifar10 = datasets(runs) == ["cifar10"]
+    rows: dict[int, dict[bool, list[RunResult]]] = {}
+    for run in runs:
+        if run.ok and run.depth is not None:
+            rows.setdefault(run.depth, {}).setdefault(bool(run.residual), []).append(run)
+    header = "| depth | plain params | plain test err % | ResNet params | ResNet test err % |"
+    align = "|---:|---:|---:|---:|---:|"
+    if cifar10:
+        header += " paper ResNet params | paper ResNet test err % |"
+        align += "---:|---:|"
+    lines = [header, align]
+    for depth in sorted(rows):
+        cells = [str(depth)]
+        for residual in (False, True):
+            members = rows[depth].get(residual, [])
+            params = next((r.params for r in members if r.params is not None), None)
+            errors = [r.test_err_at_best_val for r in members if r.test_err_at_best_val is not None]
+            cells += [fmt_count(params), _best_mean_std(errors)]
+        if cifar10:
+            cells += list(TABLE6_CIFAR10_RESNET.get(depth, ("–", "–")))
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        'Test error at the best validation epoch, "best (mean±std)" over seeds as in the '
+        "paper's Table 6."
+    )
+    if cifar10:
+        note += " The paper columns are reference facts from He et al. 2015, Table 6 (CIFAR-10)."
+    return [*lines, "", note]
+
+
+def degradation_caption(runs: Sequence[RunResult]) -> str:
+    """Which numbers the Fig. 6 view draws, from the records."""
+    stepped = [r for r in runs if r.steps]
+    reps = max((len(g.runs) for g in config_groups(runs)), default=0)
+    what = (
+        f"training error every logged step ({len(stepped[0].steps)} points in "
+        f"{stepped[0].name}'s run)"
+        if stepped
+        else "training error at epoch ends (no per-step rows recorded)"
+    )
+    band = (
+        f"; lines are means over up to {reps} seeds, bands span their min to max"
+        if reps > 1
+        else ""
+    )
+    return (
+        f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; one colour per "
+        f"depth{band}."
+    )
 
 
 def write_report(runs: Sequence[RunResult], sweep_dir: Path) -> Path:

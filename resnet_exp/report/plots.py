@@ -130,37 +130,84 @@ def _nothing_plotted(runs: Sequence[RunResult]) -> str:
 
 
 # -------------------------------------------------------------------------------------------------
-# Fig. 6: error against epoch
+# Fig. 6: error against iterations, mean and band over replicate seeds
+
+
+def _replicate_sets(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult]]]:
+    """(label, replicates) per configuration, labelled as run_labels would label one of them."""
+    by_config: dict[str, list[RunResult]] = {}
+    for run in runs:
+        by_config.setdefault(run.config, []).append(run)
+    firsts = [members[0] for members in by_config.values()]
+    labels = run_labels(firsts) if len({r.config for r in firsts}) == len(firsts) else []
+    if len(set(labels)) != len(labels) or any("seed" in label for label in labels):
+        labels = [f"{_base_label(r)} ({r.config})" for r in firsts]
+    return list(zip(labels, by_config.values()))
+
+
+def _curve(runs: Sequence[RunResult], rows_of: Callable, x_key: str, y_key: str) -> dict:
+    """Mean, min and max over replicates at each x (only x values every replicate has)."""
+    series = []
+    for run in runs:
+        points = {}
+        for row in rows_of(run):
+            x, y = row.get(x_key), _number(row.get(y_key))
+            if isinstance(x, int) and not isinstance(x, bool) and not math.isnan(y):
+                points[x] = y
+        if points:
+            series.append(points)
+    if not series:
+        return {"x": [], "mean": [], "min": [], "max": [], "n": 0}
+    xs = sorted(set.intersection(*(set(p) for p in series)))
+    values = [[p[x] for p in series] for x in xs]
+    return {
+        "x": xs,
+        "mean": [sum(v) / len(v) for v in values],
+        "min": [min(v) for v in values],
+        "max": [max(v) for v in values],
+        "n": len(series),
+    }
+
+
+def _train_rows(run: RunResult) -> list[dict[str, Any]]:
+    """Per-step rows where the run has them, else its epoch rows (error at each epoch's end)."""
+    if run.steps:
+        return [{"step": r["step"], "err": r.get("train_step/err")} for r in run.steps]
+    return [{"step": r.get("step"), "err": r.get("train/err")} for r in run.metrics]
+
+
+def _test_rows(run: RunResult) -> list[dict[str, Any]]:
+    return [{"step": r.get("step"), "err": r.get("test/err")} for r in run.metrics]
 
 
 def plot_degradation(
     runs: Sequence[RunResult], path: Path, dataset: str | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Training (dashed) and test (solid) error % against epoch; plain left, residual right.
+    """Training error (dashed, every logged step) and test error (solid, at epoch ends) against
+    iterations, like Fig. 6 of He et al. 2015: plain left, residual right, one colour per depth.
 
-    Like Fig. 6 of He et al. 2015: one colour per depth, shared in both panels, so "deeper plain net
-    trains worse" reads directly off the left panel. Runs without a finished epoch are skipped; a
-    panel with nothing to show says so. Returns {label: {"x", "train", "test", "depth", "residual",
-    "status"}}.
+    With replicate seeds each line is their mean and the band spans their min to max. Returns
+    {label: {"train": curve, "test": curve, "depth", "residual", "runs"}} where a curve is
+    {"x", "mean", "min", "max", "n"}: exactly the plotted numbers.
     """
+    from matplotlib.ticker import MaxNLocator
+
     runs = list(runs)
     title = f"{_dataset_name(runs, dataset)}: training error (dashed) and test error (solid)"
-    plotted_runs = [r for r in runs if r.metrics]
-    labels = dict(zip(map(id, runs), run_labels(runs)))
+    plotted_runs = [r for r in runs if r.metrics or r.steps]
     data: dict[str, dict[str, Any]] = {}
     if not plotted_runs:
         _save(_empty_figure(_nothing_plotted(runs), title), path)
         return data
 
     colours = depth_colours([r.depth for r in plotted_runs])
-    # Fixed margins instead of constrained layout: same look here, and several times faster to
-    # render.
     fig = Figure(figsize=(12, 5))
     fig.subplots_adjust(left=0.06, right=0.985, bottom=0.11, top=0.86, wspace=0.05)
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (family, residual) in zip(axes, FAMILIES):
         ax.set_title(PANEL_TITLES[family])
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         members = [r for r in plotted_runs if bool(r.residual) == residual]
         if not members:
@@ -175,36 +222,41 @@ def plot_degradation(
                 fontsize=12,
                 color="0.4",
             )
-            ax.set_xticks([])  # no meaningless 0..1 epoch axis
+            ax.set_xticks([])
             continue
-        seen_depths: Counter[int | None] = Counter()
-        for run in members:
-            label = labels[id(run)]
-            x = _epochs(run)
-            train = [_number(row.get("train/err")) for row in run.metrics]
-            test = [_number(row.get("test/err")) for row in run.metrics]
-            colour = colours[run.depth]
-            marker = [None, "o", "s", "^", "v", "D"][seen_depths[run.depth] % 6]
-            seen_depths[run.depth] += 1
-            style = {"color": colour, "marker": marker, "markersize": 4}
-            ax.plot(x, train, linestyle="--", linewidth=1.3, **style)
-            ax.plot(x, test, linestyle="-", linewidth=2.0, label=label + _status_note(run), **style)
+        for label, reps in _replicate_sets(members):
+            colour = colours[reps[0].depth]
+            train = _curve(reps, _train_rows, "step", "err")
+            test = _curve(reps, _test_rows, "step", "err")
+            note = (
+                ""
+                if all(r.ok for r in reps)
+                else " [" + ", ".join(sorted({r.status for r in reps if not r.ok})) + "]"
+            )
+            seeds = f", mean of {train['n']}" if train["n"] > 1 else ""
+            ax.plot(train["x"], train["mean"], linestyle="--", linewidth=1.0, color=colour)
+            ax.plot(
+                test["x"], test["mean"], linestyle="-", linewidth=2.0, marker="o", markersize=3,
+                color=colour, label=f"{label}{seeds}{note}",
+            )  # fmt: skip
+            if train["n"] > 1:
+                ax.fill_between(train["x"], train["min"], train["max"], color=colour, alpha=0.15)
+                ax.fill_between(test["x"], test["min"], test["max"], color=colour, alpha=0.25)
             data[label] = {
-                "x": x,
                 "train": train,
                 "test": test,
-                "depth": run.depth,
-                "residual": bool(run.residual),
-                "status": run.status,
+                "depth": reps[0].depth,
+                "residual": residual,
+                "runs": [r.name for r in reps],
             }
         handles, texts = ax.get_legend_handles_labels()
         handles += [
-            Line2D([], [], color="0.3", linestyle="--", linewidth=1.3),
+            Line2D([], [], color="0.3", linestyle="--", linewidth=1.0),
             Line2D([], [], color="0.3", linestyle="-", linewidth=2.0),
         ]
-        texts += ["training error", "test error"]
+        texts += ["training error", "test error (epoch ends)"]
         ax.legend(handles, texts, loc="upper right", fontsize=9, framealpha=0.85)
-    axes[0].set_ylabel("error (%)")
+    axes[0].set_ylabel("error (%)  -  band: min to max over seeds")
     axes[0].set_ylim(bottom=0)
     fig.suptitle(title)
     _save(fig, path)
@@ -340,3 +392,57 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
 def _stage_index(key: str) -> int:
     tail = key[len("grad_norm/stage") :] if key.startswith("grad_norm/stage") else ""
     return int(tail) if tail.isdigit() else 0
+
+
+# -------------------------------------------------------------------------------------------------
+# Fig. 7: layer responses
+
+
+def response_profiles(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
+    """Per configuration: layer index, mean std over completed replicates (network order), and the
+    same values sorted by magnitude (descending), as Fig. 7 draws them."""
+    out: dict[str, dict[str, Any]] = {}
+    usable = [r for r in runs if r.ok and r.responses]
+    for label, reps in _replicate_sets(usable):
+        length = min(len(r.responses) for r in reps)
+        mean = [sum(r.responses[i]["std"] for r in reps) / len(reps) for i in range(length)]
+        out[label] = {
+            "layer": list(range(1, length + 1)),
+            "std": mean,
+            "sorted": sorted(mean, reverse=True),
+            "depth": reps[0].depth,
+            "residual": bool(reps[0].residual),
+            "n": len(reps),
+        }
+    return out
+
+
+def plot_layer_responses(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str, Any]]:
+    """Std of each 3x3 layer's response: network order (top) and sorted by magnitude (bottom);
+    plain dashed, residual solid, a colour per depth. Returns `response_profiles(runs)`."""
+    title = "layer responses: std of each 3x3 layer's output (after BN, before addition/ReLU)"
+    data = response_profiles(runs)
+    if not data:
+        _save(_empty_figure("no completed run recorded layer responses", title), path)
+        return data
+    colours = depth_colours([entry["depth"] for entry in data.values()])
+    fig = Figure(figsize=(12, 8))
+    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.07, top=0.92, hspace=0.3)
+    axes = fig.subplots(2, 1)
+    for ax, key, xlabel in (
+        (axes[0], "std", "layer index (original network order)"),
+        (axes[1], "sorted", "layer index (sorted by magnitude)"),
+    ):
+        for label, entry in data.items():
+            ax.plot(
+                entry["layer"], entry[key], color=colours[entry["depth"]],
+                linestyle="-" if entry["residual"] else "--", linewidth=1.6,
+                label=label + (f", mean of {entry['n']}" if entry["n"] > 1 else ""),
+            )  # fmt: skip
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("std")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right", framealpha=0.85, ncol=2)
+    fig.suptitle(title + "; plain dashed, residual solid")
+    _save(fig, path)
+    return data

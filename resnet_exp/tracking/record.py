@@ -102,6 +102,18 @@ def _fits(annotation: str, value: Any) -> bool:
     return True
 
 
+def keep_rows(rows: list[dict], last_epoch: int, last_step: int | None) -> list[dict]:
+    """Epoch rows (they carry "epoch") up to ``last_epoch``; per-step rows up to ``last_step``."""
+    if last_step is None:
+        epochs = [r for r in rows if "epoch" in r and r["epoch"] <= last_epoch]
+        last_step = max((int(r.get("step") or 0) for r in epochs), default=0)
+    return [
+        r
+        for r in rows
+        if (r["epoch"] <= last_epoch if "epoch" in r else int(r.get("step") or 0) <= last_step)
+    ]
+
+
 class RunRecord:
     """Appends one JSON line per epoch and rewrites the summary atomically."""
 
@@ -123,12 +135,14 @@ class RunRecord:
                 break
         return rows
 
-    def truncate_metrics(self, last_epoch: int) -> list[dict]:
-        """Keep rows up to ``last_epoch`` so a resumed run neither repeats nor skips an epoch."""
-        rows = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
-        payload = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    def truncate_metrics(self, last_epoch: int, last_step: int | None = None) -> list[dict]:
+        """Keep epoch rows up to ``last_epoch`` and per-step rows up to ``last_step`` (default: the
+        last kept epoch's step), so a resumed run neither repeats nor skips a row. Returns the
+        epoch rows."""
+        kept = keep_rows(self.read_metrics(), last_epoch, last_step)
+        payload = "".join(json.dumps(r) + "\n" for r in kept).encode()
         atomic_write(self.metrics_path, payload)
-        return rows
+        return [r for r in kept if "epoch" in r]
 
     def append_metrics(self, row: dict) -> None:
         line = (json.dumps(_json_safe(row)) + "\n").encode()

@@ -59,7 +59,15 @@ class NullLogger:
     def __init__(self, **settings: Any) -> None:
         """Accept the logger keys of the config (mode, project, tags, ...) and ignore them."""
 
-    def start(self, run_dir: Path, config: dict, name: str, group: str, tags: list[str]) -> None:
+    def start(
+        self,
+        run_dir: Path,
+        config: dict,
+        name: str,
+        group: str,
+        tags: list[str],
+        job_type: str | None = None,
+    ) -> None:
         """Do nothing."""
 
     def log(self, metrics: dict, step: int) -> None:
@@ -368,8 +376,17 @@ class WandbLogger:
 
     # -- interface ------------------------------------------------------------------------------
 
-    def start(self, run_dir: Path, config: dict, name: str, group: str, tags: list[str]) -> None:
-        """Start a W&B run whose files live under `<dir or run_dir>/wandb/`."""
+    def start(
+        self,
+        run_dir: Path,
+        config: dict,
+        name: str,
+        group: str,
+        tags: list[str],
+        job_type: str | None = None,
+    ) -> None:
+        """Start a W&B run whose files live under `<dir or run_dir>/wandb/`; `job_type` (the
+        configuration without the seed) makes replicate runs group together."""
         if self._run is not None:  # start() twice without finish(): close the previous run first
             self.finish("failed")
         self._run = None
@@ -377,12 +394,12 @@ class WandbLogger:
         self._info = _disabled_info()
         self._failed = False
         try:
-            self._start(Path(run_dir), config, name, group, list(tags or ()))
+            self._start(Path(run_dir), config, name, group, list(tags or ()), job_type)
         except Exception as exc:
             self._fail("start", exc)
 
     def log(self, metrics: dict, step: int) -> None:
-        """Append one history row at `step` (the epoch)."""
+        """Append one history row at `step` (the training step; rows sharing a step merge)."""
         if self._run is None:
             return
         try:
@@ -422,7 +439,15 @@ class WandbLogger:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _start(self, run_dir: Path, config: dict, name: str, group: str, tags: list[str]) -> None:
+    def _start(
+        self,
+        run_dir: Path,
+        config: dict,
+        name: str,
+        group: str,
+        tags: list[str],
+        job_type: str | None = None,
+    ) -> None:
         if self._requested_mode() == "disabled":
             source = "WANDB_MODE" if self.mode == "auto" else "logger.mode"
             log.info("W&B logging is disabled (%s=disabled).", source)
@@ -451,6 +476,7 @@ class WandbLogger:
             "group": self.group or group or None,
             "tags": _clean_tags([*self.tags, *tags]),
             "notes": self.notes,
+            "job_type": job_type or None,
             # Hydra multirun: each job its own run (the default logs into the first job's run).
             "reinit": "finish_previous",
         }
@@ -483,6 +509,9 @@ class WandbLogger:
         }
         try:  # plot against epochs; cosmetic, so never worth failing over
             run.define_metric("epoch")
+            run.define_metric("step")
+            for key in ("train_step/loss", "train_step/err"):  # per-step rows: against the step
+                run.define_metric(key, step_metric="step")
             run.define_metric("*", step_metric="epoch")
         except Exception:
             log.debug("define_metric failed", exc_info=True)

@@ -235,8 +235,8 @@ def wrap_model(
 class MainOnlyRecord(RunRecord):
     """The run record as ranks > 0 see it: reads work, writes are rank 0's job and do nothing."""
 
-    def truncate_metrics(self, last_epoch: int) -> list[dict]:
-        return [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
+    def truncate_metrics(self, last_epoch: int, last_step: int | None = None) -> list[dict]:
+        return [r for r in self.read_metrics() if "epoch" in r and r["epoch"] <= last_epoch]
 
     def append_metrics(self, row: dict) -> None:
         return None

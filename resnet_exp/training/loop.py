@@ -48,6 +48,9 @@ class LoopSettings:
     # Look at the running loss sum every this many steps (one host sync) so a blown-up run stops
     # early instead of at the end of the epoch; also checked before every mid-epoch checkpoint.
     finite_check_steps: int = 50
+    # Append a training row (loss and error over the last this-many steps) to metrics.jsonl and
+    # W&B; 0 = epoch rows only. A window closes at this step count or at the epoch's end.
+    log_every_steps: int = 0
 
 
 @dataclass
@@ -152,7 +155,7 @@ class Trainer:
         self.wall_prior = max(self.wall_prior, earlier_wall_s)
         if self.dist is not None:
             self.partial = self.dist.local_partial(self.partial)
-        rows = self.record.truncate_metrics(self.epoch)
+        rows = self.record.truncate_metrics(self.epoch, last_step=self.step)
         where = f"epoch {self.epoch} done" + (
             f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
             if self.step_in_epoch
@@ -206,6 +209,7 @@ class Trainer:
                 "loss_sum": zero.clone(),
                 "wrong": zero.clone(),
                 "grad_sums": {name: zero.clone() for name in self.part_params},
+                "window": [zero.clone(), zero.clone(), 0],  # loss sum, wrong, images
                 "seen": 0,
                 "steps_done": 0,
                 "elapsed": 0.0,
@@ -219,6 +223,8 @@ class Trainer:
                 "wrong": acc["wrong"].to(self.device),
                 "grad_sums": {k: v.to(self.device) for k, v in acc["grad_sums"].items()},
             }
+            window = acc.get("window") or [zero.clone(), zero.clone(), 0]
+            acc["window"] = [window[0].to(self.device), window[1].to(self.device), window[2]]
         self.partial = acc
         loss_sum, wrong, grad_sums = acc["loss_sum"], acc["wrong"], acc["grad_sums"]
         skip = self.step_in_epoch
@@ -244,16 +250,22 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            loss_sum += loss.detach() * y.numel()
-            wrong += (logits.detach().argmax(1) != y).sum()
+            batch_loss = loss.detach() * y.numel()
+            batch_wrong = (logits.detach().argmax(1) != y).sum()
+            loss_sum += batch_loss
+            wrong += batch_wrong
             acc["seen"] += y.numel()
             acc["steps_done"] += 1
             self.step += 1
             self.step_in_epoch = index + 1
             bar.update(1)
+            if self.settings.log_every_steps:
+                self._window_step(acc["window"], batch_loss, batch_wrong, y.numel())
             if not self._end_of_step(acc):
                 break  # never checkpoint NaN weights; fit() records the divergence
         bar.close()
+        if self.settings.log_every_steps:
+            self._close_window(acc["window"])
         elapsed = acc["elapsed"] + time.perf_counter() - self._clock
         totals = torch.stack([loss_sum, wrong, *grad_sums.values()])
         if self.dist is not None:  # loss and errors over all ranks (grads are equal already)
@@ -288,6 +300,36 @@ class Trainer:
             self._clock = now
             self.save("last.pt")
         return True
+
+    def _window_step(self, window: list, loss: torch.Tensor, wrong: torch.Tensor, n: int) -> None:
+        """Add one step to the running window (device tensors: no sync); close it on schedule."""
+        window[0] += loss
+        window[1] += wrong
+        window[2] += n
+        if self.step % self.settings.log_every_steps == 0:
+            self._close_window(window)
+
+    def _close_window(self, window: list) -> None:
+        """One host sync: write the window's mean loss and error (%) at the current step."""
+        if not window[2]:
+            return
+        loss_sum, wrong = torch.stack([window[0], window[1]]).tolist()
+        if self.dist is not None:
+            totals = torch.tensor([loss_sum, wrong, float(window[2])], device=self.device)
+            loss_sum, wrong, seen = self.dist.all_reduce_sum(totals).tolist()
+        else:
+            seen = float(window[2])
+        row = {
+            "step": self.step,
+            "train_step/loss": loss_sum / seen,
+            "train_step/err": 100.0 * wrong / seen,
+            "train_step/images": int(round(seen)),
+        }
+        self.record.append_metrics(row)
+        self.logger.log(row, step=self.step)
+        window[0].zero_()
+        window[1].zero_()
+        window[2] = 0
 
     @torch.inference_mode()
     def evaluate(self, split: str) -> dict[str, float]:
@@ -335,7 +377,7 @@ class Trainer:
             self.record.append_metrics(row)
             rows.append(row)
             self._checkpoint_epoch(improved)
-            self.logger.log(row, step=epoch)
+            self.logger.log(row, step=self.step)
             log.info(_epoch_line(row, self.settings.epochs))
         return FitResult("completed", rows, self.best, self.step)
 

@@ -1,0 +1,96 @@
+"""`report.html`: report.md as one self-contained page (figures embedded as data URIs).
+
+markdown-it-py renders the markdown (GitHub tables on); each image whose file sits in the sweep
+directory is inlined as base64, so the page opens offline in any browser, mailed or copied alone.
+The failed runs' log tails (where a job left `app.log` or a Hydra `<job>.log`) are appended.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import mimetypes
+from collections.abc import Sequence
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from resnet_exp.atomic import atomic_write
+from resnet_exp.report.aggregate import RunResult
+from resnet_exp.report.markdown import render_report
+
+REPORT_HTML = "report.html"
+LOG_TAIL_LINES = 40
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+th { background: #f3f3f3; }
+img { max-width: 100%; border: 1px solid #eee; }
+pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _data_uri(path: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _log_tail(run: RunResult, lines: int = LOG_TAIL_LINES) -> str | None:
+    """The last lines of the job's log, if it left one."""
+    for log in sorted(run.job_dir.glob("*.log")):
+        try:
+            text = log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        tail = text.splitlines()[-lines:]
+        if tail:
+            return f"{log.name} (last {len(tail)} lines):\n" + "\n".join(tail)
+    return None
+
+
+def log_tails_markdown(runs: Sequence[RunResult]) -> list[str]:
+    """A markdown section with each unsuccessful run's log tail (empty when all completed)."""
+    lines: list[str] = []
+    for run in runs:
+        if run.ok:
+            continue
+        tail = _log_tail(run)
+        if tail:
+            body = tail.replace("```", "'''")
+            lines += [f"### Log of `{run.name}` ({run.status})", "", "```text", body, "```", ""]
+    return ["## Log tails of unsuccessful runs", "", *lines] if lines else []
+
+
+def render_html(runs: Sequence[RunResult], sweep_dir: Path) -> str:
+    """The page's text: the report's markdown rendered, images inlined, log tails added."""
+    sweep_dir = Path(sweep_dir)
+    text = render_report(runs, sweep_dir) + "\n" + "\n".join(log_tails_markdown(runs))
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(text)
+    for token in tokens:
+        for child in token.children or []:
+            if child.type == "image":
+                src = str(child.attrGet("src") or "")
+                if "/" not in src and (sweep_dir / src).is_file():
+                    child.attrSet("src", _data_uri(sweep_dir / src) or src)
+            elif child.type == "link_open" and child.attrGet("href") == "summary.csv":
+                child.attrSet("href", _data_uri(sweep_dir / "summary.csv") or "summary.csv")
+    body = md.renderer.render(tokens, md.options, {})
+    title = html.escape(next((ln[2:] for ln in text.splitlines() if ln.startswith("# ")), "report"))
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    )
+
+
+def write_html(runs: Sequence[RunResult], sweep_dir: Path) -> Path:
+    """Write `<sweep_dir>/report.html` atomically (after the figures it embeds)."""
+    path = Path(sweep_dir) / REPORT_HTML
+    return atomic_write(path, render_html(runs, sweep_dir).encode("utf-8"))

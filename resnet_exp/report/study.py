@@ -1,0 +1,174 @@
+"""The study's numbers: replicate groups per configuration and the depth effects of each family.
+
+A configuration is a job's overrides without the seed, so a sweep over `seed` gives each
+configuration n replicates. The verdict compares families by the depth effect on final training
+error (mean of the deepest minus mean of the shallowest completed depth, Welch 95% interval), and
+the paper's question as one number: how much of the plain family's depth penalty the residual
+family avoids (the difference of the two effects, with its interval).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resnet_exp.atomic import atomic_write
+from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_row
+from resnet_exp.report.stats import Effect, Spread, contrast, spread, welch
+
+METRICS = (
+    ("final_train_err", "final training error"),
+    ("best_val_err", "best validation error"),
+    ("test_err_at_best_val", "test error at best validation"),
+)
+
+
+@dataclass
+class ConfigGroup:
+    """The replicates of one configuration (all statuses) and the statistics of completed ones."""
+
+    config: str
+    runs: list[RunResult]
+    stats: dict[str, Spread | None] = field(default_factory=dict)
+
+    @property
+    def first(self) -> RunResult:
+        return self.runs[0]
+
+    @property
+    def completed(self) -> list[RunResult]:
+        return [r for r in self.runs if r.ok]
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({r.seed for r in self.runs if r.seed is not None})
+
+
+def config_groups(runs: Sequence[RunResult]) -> list[ConfigGroup]:
+    """Runs grouped by (dataset, configuration without seed), in report order."""
+    groups: dict[tuple[str | None, str], ConfigGroup] = {}
+    for run in sorted(runs, key=RunResult.sort_key):
+        key = (run.dataset, run.config)
+        groups.setdefault(key, ConfigGroup(run.config, [])).runs.append(run)
+    for group in groups.values():
+        done = group.completed
+        group.stats = {name: spread(getattr(r, name) for r in done) for name, _ in METRICS}
+    return list(groups.values())
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def train_errors_by_depth(runs: Sequence[RunResult], residual: bool) -> dict[int, list[float]]:
+    """Final training errors of completed runs of one family, per depth (ascending)."""
+    by_depth: dict[int, list[float]] = {}
+    for run in runs:
+        usable = run.ok and run.depth is not None and _finite(run.final_train_err)
+        if usable and bool(run.residual) == residual:
+            by_depth.setdefault(run.depth, []).append(float(run.final_train_err))
+    return dict(sorted(by_depth.items()))
+
+
+@dataclass
+class FamilyEffect:
+    """Deepest minus shallowest mean final training error of one family."""
+
+    family: str  # "plain" | "residual"
+    depths: list[int]
+    means: list[float]
+    counts: list[int]
+    shallow: list[float]
+    deep: list[float]
+    effect: Effect
+
+    @property
+    def single_seed(self) -> bool:
+        return min(len(self.shallow), len(self.deep)) < 2
+
+
+def family_effect(runs: Sequence[RunResult], residual: bool) -> FamilyEffect | None:
+    """The family's depth effect, or None with fewer than two completed depths."""
+    by_depth = train_errors_by_depth(runs, residual)
+    if len(by_depth) < 2:
+        return None
+    depths = list(by_depth)
+    shallow, deep = by_depth[depths[0]], by_depth[depths[-1]]
+    return FamilyEffect(
+        family="residual" if residual else "plain",
+        depths=depths,
+        means=[sum(v) / len(v) for v in by_depth.values()],
+        counts=[len(v) for v in by_depth.values()],
+        shallow=shallow,
+        deep=deep,
+        effect=welch(deep, shallow),
+    )
+
+
+def penalty_avoided(plain: FamilyEffect, residual: FamilyEffect) -> Effect:
+    """Plain depth effect minus residual depth effect (pp of training error the shortcuts save)."""
+    return contrast(
+        [plain.deep, plain.shallow, residual.deep, residual.shallow], [1.0, -1.0, -1.0, 1.0]
+    )
+
+
+# -------------------------------------------------------------------------------------------------
+# summary.csv: one row per configuration, then one per run
+
+STAT_FIELDS = ("mean", "std", "min", "max", "ci_low", "ci_high")
+SUMMARY_COLUMNS = (
+    "row",  # "config" | "run"
+    "config",
+    "seed",
+    *CSV_COLUMNS,
+    "n",  # completed replicates in the statistics
+    "n_runs",
+    *(f"{name}_{stat}" for name, _ in METRICS for stat in STAT_FIELDS),
+)
+
+
+def _num(value: float | int | None) -> str | int:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else value
+
+
+def config_row(group: ConfigGroup) -> dict[str, Any]:
+    """The statistics row of one configuration (shared facts from its first run)."""
+    first = csv_row(group.first)
+    row: dict[str, Any] = {"row": "config", "config": group.config, "seed": ""}
+    for key in ("block", "residual", "depth", "shortcut", "params", "flops", "epochs"):
+        row[key] = first[key]
+    row["job"] = group.config
+    row["n"], row["n_runs"] = len(group.completed), len(group.runs)
+    statuses = Counter(r.status for r in group.runs)
+    row["status"] = " ".join(f"{k}:{v}" for k, v in sorted(statuses.items()))
+    for name, _ in METRICS:
+        found = group.stats.get(name)
+        for stat in STAT_FIELDS:
+            row[f"{name}_{stat}"] = _num(getattr(found, stat)) if found else ""
+    return row
+
+
+def summary_csv_text(runs: Sequence[RunResult]) -> str:
+    """summary.csv: per-configuration statistics first, then every run (report order)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n", restval="")
+    writer.writeheader()
+    for group in config_groups(runs):
+        writer.writerow(config_row(group))
+    for run in sorted(runs, key=RunResult.sort_key):
+        seed = _num(run.seed)
+        writer.writerow({"row": "run", "config": run.config, "seed": seed, **csv_row(run)})
+    return buffer.getvalue()
+
+
+def write_summary_csv(runs: Sequence[RunResult], path: Path) -> Path:
+    """Write summary.csv atomically."""
+    return atomic_write(Path(path), summary_csv_text(runs).encode("utf-8"))

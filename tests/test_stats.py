@@ -1,0 +1,172 @@
+"""Replicate statistics and the statistically decided verdict, on fake sweeps with known numbers.
+
+Oracles: numbers computed by hand in the test (mean, sample std, t quantiles from tables), and
+scipy's own two-sample Welch interval for the four-group contrast.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from scipy import stats as sps
+
+from resnet_exp.report.aggregate import RunResult
+from resnet_exp.report.markdown import family_verdict, headline
+from resnet_exp.report.stats import contrast, spread, welch
+from resnet_exp.report.study import config_groups, family_effect, summary_csv_text
+
+# The issue's measured seeds 0-2 (final training error %, degradation_quick on main).
+ISSUE_SEEDS = {
+    ("plain", 20): [21.00, 21.73, 19.87],
+    ("plain", 56): [47.65, 45.73, 51.47],
+    ("basic", 20): [18.22, 16.63, 18.63],
+    ("basic", 56): [16.27, 17.88, 19.58],
+}
+
+
+def fake_runs(table: dict[tuple[str, int], list[float | None]]) -> list[RunResult]:
+    """One RunResult per (config, seed); None marks a failed replicate."""
+    runs = []
+    for (block, depth), values in table.items():
+        for seed, value in enumerate(values):
+            runs.append(
+                RunResult(
+                    job_dir=Path("."),
+                    name=str(len(runs)),
+                    job=f"model/block={block},model/depth={depth},seed={seed}",
+                    status="completed" if value is not None else "failed",
+                    block=block,
+                    residual=block != "plain",
+                    depth=depth,
+                    dataset="fashionmnist",
+                    seed=seed,
+                    final_train_err=value,
+                    best_val_err=None if value is None else value + 1.0,
+                    test_err_at_best_val=None if value is None else value + 2.0,
+                    config=f"model/block={block},model/depth={depth}",
+                )
+            )
+    return runs
+
+
+def test_spread_against_hand_computed_values() -> None:
+    found = spread([21.00, 21.73, 19.87])
+    mean = (21.00 + 21.73 + 19.87) / 3
+    std = math.sqrt(sum((x - mean) ** 2 for x in (21.00, 21.73, 19.87)) / 2)
+    t_975_df2 = 4.302652729911275  # Student's t table, 97.5% quantile, 2 degrees of freedom
+    assert found.n == 3
+    assert found.mean == pytest.approx(mean)
+    assert found.std == pytest.approx(std)
+    assert (found.min, found.max) == (19.87, 21.73)
+    assert found.ci_low == pytest.approx(mean - t_975_df2 * std / math.sqrt(3))
+    assert found.ci_high == pytest.approx(mean + t_975_df2 * std / math.sqrt(3))
+
+
+def test_spread_with_one_value_has_no_interval_and_skips_missing() -> None:
+    found = spread([None, 8.5, math.nan])
+    assert (found.n, found.mean, found.min, found.max) == (1, 8.5, 8.5, 8.5)
+    assert math.isnan(found.std) and math.isnan(found.ci_low) and math.isnan(found.ci_high)
+    assert spread([None]) is None
+
+
+def test_four_group_contrast_equals_scipy_welch_for_two_groups() -> None:
+    a, b = [47.65, 45.73, 51.47], [21.00, 21.73, 19.87, 20.5]
+    two = contrast([a, b], [1.0, -1.0])
+    low, high = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (two.ci_low, two.ci_high) == pytest.approx((low, high))
+    assert welch(a, b).estimate == pytest.approx(two.estimate)
+    assert not welch([1.0], b).known
+
+
+def test_summary_csv_groups_replicates_and_leaves_out_the_failed_one() -> None:
+    table = {**ISSUE_SEEDS, ("basic", 56): [16.27, None, 19.58]}
+    text = summary_csv_text(fake_runs(table))
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    configs = {r["config"]: r for r in rows if r["row"] == "config"}
+    assert len(configs) == 4 and sum(r["row"] == "run" for r in rows) == 12
+    resnet56 = configs["model/block=basic,model/depth=56"]
+    assert (resnet56["n"], resnet56["n_runs"]) == ("2", "3")
+    assert float(resnet56["final_train_err_mean"]) == pytest.approx((16.27 + 19.58) / 2)
+    assert float(resnet56["final_train_err_std"]) == pytest.approx(
+        abs(19.58 - 16.27) / math.sqrt(2)
+    )
+    assert float(resnet56["test_err_at_best_val_min"]) == pytest.approx(18.27)
+    t_975_df1 = 12.706204736174707
+    half = t_975_df1 * abs(19.58 - 16.27) / math.sqrt(2) / math.sqrt(2)
+    assert float(resnet56["final_train_err_ci_high"]) == pytest.approx((16.27 + 19.58) / 2 + half)
+    plain20 = configs["model/block=plain,model/depth=20"]
+    assert float(plain20["final_train_err_mean"]) == pytest.approx(20.8666667)
+    assert [g.seeds for g in config_groups(fake_runs(ISSUE_SEEDS))][0] == [0, 1, 2]
+
+
+def test_issue_seeds_pooled_give_the_papers_answer() -> None:
+    runs = fake_runs(ISSUE_SEEDS)
+    plain, resid = family_effect(runs, False), family_effect(runs, True)
+    assert plain.effect.estimate == pytest.approx(27.4167, abs=1e-3)
+    assert plain.effect.side == "above"
+    assert resid.effect.estimate == pytest.approx(0.0833, abs=1e-3)
+    assert resid.effect.side == "spans"
+    text = headline(runs)
+    assert "Degradation reproduced; the shortcuts remove nearly all of it" in text
+    assert "+27.42 pp" in text and "+0.08 pp" in text and "includes zero" in text
+    assert "99.7% of the plain penalty" in text
+    assert "both families" not in text
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_seed_alone_is_provisional(seed: int) -> None:
+    runs = fake_runs({k: [v[seed]] for k, v in ISSUE_SEEDS.items()})
+    text = headline(runs)
+    assert text.startswith("**Provisional (one seed per configuration")
+    assert "both families" not in text
+    assert "seed noise unknown" in family_verdict(runs, residual=True)
+
+
+CLEAR = {  # plain rises far beyond noise, residual flat
+    ("plain", 20): [10.0, 10.4, 9.8],
+    ("plain", 56): [20.0, 20.5, 19.7],
+    ("basic", 20): [8.0, 8.3, 7.9],
+    ("basic", 56): [8.1, 7.8, 8.2],
+}
+NOISE = {  # both rise by a fraction of their seed spread
+    ("plain", 20): [10.0, 12.0, 8.0],
+    ("plain", 56): [10.5, 12.5, 8.5],
+    ("basic", 20): [8.0, 10.0, 6.0],
+    ("basic", 56): [8.4, 10.4, 6.4],
+}
+RESIDUAL_BETTER = {  # plain rises, deeper residual clearly trains better
+    ("plain", 20): [10.0, 10.4, 9.8],
+    ("plain", 56): [20.0, 20.5, 19.7],
+    ("basic", 20): [8.0, 8.3, 7.9],
+    ("basic", 56): [5.0, 5.2, 4.9],
+}
+BOTH = {  # both rise clearly and by the same amount
+    ("plain", 20): [10.0, 10.4, 9.8],
+    ("plain", 56): [15.0, 15.3, 14.8],
+    ("basic", 20): [8.0, 8.3, 7.9],
+    ("basic", 56): [13.0, 13.2, 12.9],
+}
+
+
+def test_verdict_flips_only_when_the_intervals_say_so() -> None:
+    clear = fake_runs(CLEAR)
+    assert "Degradation reproduced" in headline(clear)
+    assert "degrades with depth (the interval lies above zero)" in family_verdict(clear, False)
+    assert "no change beyond seed noise" in family_verdict(clear, True)
+
+    noise = fake_runs(NOISE)
+    assert family_effect(noise, False).effect.estimate == pytest.approx(0.5)
+    assert headline(noise).startswith("**Degradation not reproduced**")
+    assert "no change beyond seed noise" in family_verdict(noise, False)
+
+    better = fake_runs(RESIDUAL_BETTER)
+    assert "trains better with depth" in family_verdict(better, True)
+    assert "even train better" in headline(better)
+
+    both = fake_runs(BOTH)
+    assert headline(both).startswith("**Degradation in both families**")
