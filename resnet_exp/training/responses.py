@@ -144,7 +144,7 @@ def read_responses(path: Path) -> list[dict[str, Any]]:
 
 def measure_and_write(model: nn.Module, data: Any, images: int, run_dir: Path) -> Path | None:
     """Measure the responses on the fixed images and write `<run_dir>/layer_responses.csv`."""
-    from resnet_exp.tracking.record import atomic_write_bytes
+    from resnet_exp.atomic import atomic_write
 
     if images <= 0:
         return None
@@ -152,6 +152,6 @@ def measure_and_write(model: nn.Module, data: Any, images: int, run_dir: Path) -
     if not rows:
         return None
     path = Path(run_dir) / RESPONSES_CSV
-    atomic_write_bytes(path, responses_csv_text(rows).encode("utf-8"))
+    atomic_write(path, responses_csv_text(rows).encode("utf-8"))
     log.info("layer responses of %d 3x3 layers written to %s", len(rows), path)
     return path
