@@ -1,5 +1,6 @@
-"""The speed switches reach the forward pass: a hook on the first conv sees the autocast dtype and the
-memory format a run asked for, through the real entry point (config -> run), not the loop alone."""
+"""The speed switches reach the forward pass: a hook on the first conv sees the autocast dtype
+and the memory format a run asked for, through the real entry point (config -> run), not the
+loop alone."""
 
 from __future__ import annotations
 
