@@ -167,14 +167,22 @@ class Outcome:
     seconds: float
 
 
+_NOT_SOURCE = (".git", ".venv", "outputs", "__pycache__", "*.egg-info", "build", ".pytest_cache")
+
+
 def copy_tree(destination: Path) -> Path:
-    """The working tree's files (tracked and untracked-but-not-ignored) under ``destination``."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
+    """The working tree's files (tracked and untracked-but-not-ignored) under ``destination``;
+    without git (an unpacked archive), everything but virtualenvs, outputs and caches."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(REPO, destination, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+        return destination
     for raw in filter(None, listed):
         relative = raw.decode()
         source = REPO / relative
