@@ -207,13 +207,12 @@ def assert_png(path: Path) -> None:
 
 
 def real_counts(block: str, depth: int) -> tuple[int, int]:
-    """Parameters and FLOPs of the net a job with these overrides trains (as app.py records)."""
-    from hydra.utils import instantiate
-
-    from resnet_exp.compose import compose
+    """Parameters and FLOPs of the net such a job trains (as app.py records them)."""
+    from resnet_exp.models import BasicBlock, PlainBlock, ResNet
     from resnet_exp.models.profile import count_flops
 
-    model = instantiate(compose([f"model/block={block}", f"model.depth={depth}"]).model)
+    cls = PlainBlock if block == "plain" else BasicBlock
+    model = ResNet(cls, depth, family="cifar", in_channels=1, num_classes=10, shortcut="A")
     return sum(p.numel() for p in model.parameters()), count_flops(model, (1, 28, 28))
 
 
