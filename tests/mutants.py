@@ -92,8 +92,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/app.py",
-                "        precision_dtype=speed.dtype,\n",
-                "        precision_dtype=None,\n",
+                "precision_dtype=speed.dtype,",
+                "precision_dtype=None,",
             ),
         ),
         ("tests/test_forward_dtype.py::test_precision_is_the_dtype_inside_the_forward_pass[bf16]",),

@@ -10,7 +10,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from resnet_exp.compose import compose
+from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.tracking.record import RunRecord
 from resnet_exp.training.checkpoint import load_checkpoint
 from resnet_exp.training.loop import LoopSettings, Trainer

@@ -1,5 +1,5 @@
 """The speed switches reach the forward pass: a hook on the first conv sees the autocast dtype
-and the memory format a run asked for, through the real entry point (config -> run), not the
+and the memory format a run asked for, through the real entry point (config -> app.train), not the
 loop alone."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_exp.compose import compose
+from resnet_exp.hydra_glue.compose import compose
 
 OUTPUT_DTYPE = {"32": torch.float32, "bf16": torch.bfloat16, "16": torch.float16}
 
@@ -24,9 +24,11 @@ def _one_thread():
 
 
 def first_conv_in_training(overrides: list[str], run_dir: Path, data_root: Path) -> dict:
-    """Train one tiny epoch in this process and return what the network's first conv saw in its
-    first training forward: input/output dtype and memory format."""
-    from resnet_exp.app import run
+    """Train one tiny epoch in this process (app.train, what ``python -m resnet_exp`` runs) and
+    return what the network's first conv saw in its first training forward: input/output dtype
+    and memory format."""
+    from resnet_exp.app import train
+    from resnet_exp.hydra_glue.job import JobFacts
 
     cfg = compose(
         [
@@ -61,20 +63,10 @@ def first_conv_in_training(overrides: list[str], run_dir: Path, data_root: Path)
 
     handle = nn.modules.module.register_module_forward_hook(hook)
     try:
-        summary = run(
-            cfg,
-            {
-                "run_dir": run_dir,
-                "multirun": False,
-                "overrides": overrides,
-                "name": "test",
-                "group": "test",
-                "parallel_jobs": 1,
-            },
-        )
+        summary = train(cfg, JobFacts(run_dir=run_dir, overrides=overrides, group="test"))
     finally:
         handle.remove()
-    assert summary["status"] == "completed", summary
+    assert summary.status == "completed", summary
     assert seen["in_channels"] == 3, "the hook saw the stem conv"
     seen["summary"] = summary
     return seen
@@ -89,7 +81,7 @@ def test_precision_is_the_dtype_inside_the_forward_pass(
     )
     assert seen["input_dtype"] == torch.float32  # the batch itself stays fp32 ...
     assert seen["output_dtype"] == OUTPUT_DTYPE[precision]  # ... autocast runs the conv in it
-    assert seen["summary"]["speed"]["precision"] == precision
+    assert seen["summary"].speed["precision"] == precision
 
 
 @pytest.mark.parametrize("channels_last", [True, False])

@@ -15,7 +15,7 @@ from cli import run_cli
 from hydra.utils import instantiate
 from torch import nn
 
-from resnet_exp.compose import compose
+from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.models.profile import count_flops
 
 TORCHVISION_RESNET18_PARAMS = 11_689_512  # torchvision.models.resnet18(): 3 channels, 1000 classes

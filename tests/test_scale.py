@@ -209,7 +209,7 @@ def test_torchrun_two_cpu_processes_match_one_process_and_write_one_run(
     import torch
     from hydra.utils import instantiate
 
-    from resnet_exp.compose import compose
+    from resnet_exp.hydra_glue.compose import compose
 
     # 512 training images at a global batch of 128: 4 steps per epoch, 8 in all (64 per rank).
     tiny = [a for a in TINY if not a.startswith(("data.train_subset", "trainer.epochs"))]

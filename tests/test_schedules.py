@@ -15,7 +15,7 @@ import pytest
 import torch
 from cli import run_cli
 
-from resnet_exp.compose import compose
+from resnet_exp.hydra_glue.compose import compose
 
 BASE_LR = 0.1
 
