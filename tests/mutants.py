@@ -133,12 +133,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "the sweep verdict's depth effect has its sign flipped",
         (
             Patch(
-                "resnet_exp/report/markdown.py",
-                "    delta = errors[-1] - errors[0]\n",
-                "    delta = errors[0] - errors[-1]\n",
+                "resnet_exp/report/study.py",
+                "        effect=welch(deep, shallow),\n",
+                "        effect=welch(shallow, deep),\n",
             ),
         ),
-        ("tests/test_report.py::test_report_rows_and_degradation_verdict",),
+        (
+            "tests/test_stats.py::test_issue_seeds_pooled_give_the_papers_answer",
+            "tests/test_report.py::test_report_rows_and_degradation_verdict",
+        ),
     ),
     Mutant(
         "resume_skips_optimizer",

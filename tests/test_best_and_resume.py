@@ -45,14 +45,16 @@ class FakeData:
 
 
 class SnapshotLogger:
-    """Keeps a copy of the weights each time an epoch is logged (after its checkpoints)."""
+    """Keeps a copy of the weights each time an epoch row is logged (after its checkpoints)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
         self.weights: dict[int, dict[str, torch.Tensor]] = {}
 
     def log(self, metrics: dict, step: int) -> None:
-        self.weights[step] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        if "epoch" in metrics:  # not a per-step training row
+            weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+            self.weights[metrics["epoch"]] = weights
 
 
 def make_trainer(run_dir: Path, epochs: int, seed: int = 0) -> Trainer:

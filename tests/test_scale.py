@@ -177,7 +177,9 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    """The epoch rows of metrics.jsonl (per-step training rows left out)."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [row for row in map(json.loads, lines) if "epoch" in row]
 
 
 def rank_checksums(output: str) -> dict[int, str]:

@@ -34,7 +34,7 @@ def job_records(sweep: Path) -> dict[tuple[str, int], tuple[dict, list[dict]]]:
         summary = json.loads(summary_path.read_text())
         metrics_path = summary_path.parent / "metrics.jsonl"
         rows = (
-            [json.loads(x) for x in metrics_path.read_text().splitlines()]
+            [r for r in map(json.loads, metrics_path.read_text().splitlines()) if "epoch" in r]
             if metrics_path.exists()
             else []
         )
