@@ -127,6 +127,11 @@ def _fit(
             on_completed()
         summary.epochs, summary.steps = trainer.epoch, trainer.step
         summary.final, summary.best = (result.rows[-1] if result.rows else None), result.best
+        if trainer.dist is not None:  # each rank says what it holds; all must agree (test_scale)
+            from resnet_exp.training.distributed import weights_checksum
+
+            rank, checksum = trainer.dist.rank, weights_checksum(trainer.model)
+            log.info("rank %d weights sha256 %s", rank, checksum)
     except BaseException as error:
         summary.error = f"{type(error).__name__}: {error}"
         raise

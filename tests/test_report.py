@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hand_counts import cifar_flops, cifar_params
 
 from resnet_exp.report.aggregate import (
     CSV_COLUMNS,
@@ -99,6 +100,7 @@ def write_job(
     rows: list[dict] | None = None,
     summary: bool = True,
     torn: bool = False,
+    counts: tuple[int, int] | None = None,
 ) -> Path:
     """One job directory as the training side writes it (.hydra/, metrics.jsonl, summary.json)."""
     job = sweep / str(num)
@@ -139,8 +141,8 @@ def write_job(
                 "depth": depth,
                 "family": "cifar",
                 "shortcut": "A",
-                "params": 272474 + (depth - 20) * 9_000,
-                "flops": 40_000_000 + (depth - 20) * 2_000_000,
+                "params": counts[0] if counts else 272474 + (depth - 20) * 9_000,
+                "flops": counts[1] if counts else 40_000_000 + (depth - 20) * 2_000_000,
             },
             "dataset": DATASET,
             "seed": 0,
@@ -204,7 +206,26 @@ def assert_png(path: Path) -> None:
 # Aggregation and summary.csv
 
 
-def test_summary_csv_matches_run_records(sweep: Path) -> None:
+def real_counts(block: str, depth: int) -> tuple[int, int]:
+    """Parameters and FLOPs of the net such a job trains (as app.py records them)."""
+    from resnet_exp.models import BasicBlock, PlainBlock, ResNet
+    from resnet_exp.models.profile import count_flops
+
+    cls = PlainBlock if block == "plain" else BasicBlock
+    model = ResNet(cls, depth, family="cifar", in_channels=1, num_classes=10, shortcut="A")
+    return sum(p.numel() for p in model.parameters()), count_flops(model, (1, 28, 28))
+
+
+def test_summary_csv_matches_run_records(tmp_path: Path) -> None:
+    """Every number is recomputed here from the job's metrics.jsonl rows (best = the row of lowest
+    validation error, which is not the last: the runs overfit at the end) or from hand counts of
+    the network, never read back from summary.json."""
+    sweep = tmp_path / "sweep"
+    for num, ((block, depth), final) in enumerate(DEGRADING.items()):
+        rows = metrics_rows(final, depth, block != "plain")
+        rows[-1]["val/err"] += 5.0  # overfitting in the last epoch
+        rows[-1]["test/err"] += 5.0
+        write_job(sweep, num, block, depth, rows=rows, counts=real_counts(block, depth))
     result = build_report(sweep)
     rows = read_csv(result.paths["summary_csv"])
     assert tuple(rows[0]) == SUMMARY_COLUMNS and set(CSV_COLUMNS) <= set(rows[0])
@@ -217,22 +238,23 @@ def test_summary_csv_matches_run_records(sweep: Path) -> None:
     ]
     for row in rows:
         num = next(n for n, key in enumerate(DEGRADING) if key == (row["block"], int(row["depth"])))
-        summary = json.loads((sweep / str(num) / "summary.json").read_text())
+        block, depth = row["block"], int(row["depth"])
         metrics = [json.loads(line) for line in (sweep / str(num) / "metrics.jsonl").open()]
-        assert row["job"] == summary["job"]
-        assert row["residual"] == str(summary["model"]["residual"]).lower()
-        assert int(row["params"]) == summary["model"]["params"]
-        assert int(row["flops"]) == summary["model"]["flops"]
+        best = min(metrics, key=lambda m: m["val/err"])
+        assert best["epoch"] == EPOCHS - 1, "the best epoch is not the last"
+        assert row["job"] == f"model/depth={depth},model/block={block}"
+        assert row["residual"] == str(block != "plain").lower()
+        assert int(row["params"]) == cifar_params(depth)
+        assert int(row["flops"]) == cifar_flops(depth)
         assert row["shortcut"] == "A"
-        assert int(row["epochs"]) == summary["epochs"] == len(metrics)
-        assert float(row["final_train_err"]) == summary["final"]["train/err"]
+        assert int(row["epochs"]) == len(metrics) == EPOCHS
         assert float(row["final_train_err"]) == metrics[-1]["train/err"]
-        assert float(row["final_train_err"]) == DEGRADING[(row["block"], int(row["depth"]))]
-        assert float(row["best_val_err"]) == min(m["val/err"] for m in metrics)
-        assert float(row["best_val_err"]) == summary["best"]["val/err"]
-        assert float(row["test_err_at_best_val"]) == summary["best"]["test/err"]
+        assert float(row["final_train_err"]) == DEGRADING[(block, depth)]
+        assert float(row["best_val_err"]) == best["val/err"]
+        assert float(row["test_err_at_best_val"]) == best["test/err"]
+        assert float(row["test_err_at_best_val"]) != metrics[-1]["test/err"]
         assert float(row["final_test_err"]) == metrics[-1]["test/err"]
-        assert float(row["wall_time_s"]) == summary["wall_time_s"]
+        assert float(row["wall_time_s"]) == 61.5 + depth  # what the job's run took
         assert row["status"] == "completed"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli import run_cli
+from hand_counts import cifar_flops, cifar_params
 
 from resnet_exp.report.build import build_report
 
@@ -33,7 +34,7 @@ def job_records(sweep: Path) -> dict[tuple[str, int], tuple[dict, list[dict]]]:
         summary = json.loads(summary_path.read_text())
         metrics_path = summary_path.parent / "metrics.jsonl"
         rows = (
-            [json.loads(x) for x in metrics_path.read_text().splitlines()]
+            [r for r in map(json.loads, metrics_path.read_text().splitlines()) if "epoch" in r]
             if metrics_path.exists()
             else []
         )
@@ -60,27 +61,41 @@ def test_depth_sweep_report_matches_its_jobs(tmp_path: Path, fmnist_root: Path) 
     assert set(records) == {("plain", 8), ("plain", 14), ("basic", 8), ("basic", 14)}
 
     with (sweep / "summary.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert len(rows) == 4
+        table = list(csv.DictReader(handle))
+    assert [r["row"] for r in table] == ["config"] * 4 + ["run"] * 4  # one seed per configuration
+    rows = [r for r in table if r["row"] == "run"]
     report = (sweep / "report.md").read_text()
     for row in rows:
         summary, metrics = records[(row["block"], int(row["depth"]))]
         assert row["status"] == "completed"
-        assert int(row["params"]) == summary["model"]["params"]
-        assert int(row["flops"]) == summary["model"]["flops"]
+        depth = int(row["depth"])
+        # hand counts of the net, and the metrics rows: not the summary the report reads
+        assert int(row["params"]) == summary["model"]["params"] == cifar_params(depth)
+        assert int(row["flops"]) == cifar_flops(depth)
+        best = min(metrics, key=lambda m: m["val/err"])
         assert float(row["final_train_err"]) == metrics[-1]["train/err"]
-        assert float(row["best_val_err"]) == summary["best"]["val/err"]
-        assert float(row["test_err_at_best_val"]) == summary["best"]["test/err"]
+        assert float(row["best_val_err"]) == best["val/err"]
+        assert float(row["test_err_at_best_val"]) == best["test/err"]
         assert f"{metrics[-1]['train/err']:.2f}%" in report
     assert "## Verdict" in report and "plain" in report
 
     # the figures plot exactly the recorded curves
     rebuilt = build_report(sweep)
     curves = rebuilt.plotted["degradation"]
-    for (block, depth), (_, metrics) in records.items():
+    for (block, depth), (summary, metrics) in records.items():
         label = f"{'plain' if block == 'plain' else 'ResNet'}-{depth}"
-        assert curves[label]["train"] == [r["train/err"] for r in metrics]
-        assert curves[label]["test"] == [r["test/err"] for r in metrics]
+        job_dir = next(
+            p.parent
+            for p in sweep.glob("*/summary.json")
+            if json.loads(p.read_text())["job"] == summary["job"]
+        )
+        every = [json.loads(x) for x in (job_dir / "metrics.jsonl").read_text().splitlines()]
+        steps = [r for r in every if "epoch" not in r]  # per-step training rows
+        assert steps, "per-step training rows are recorded"
+        assert curves[label]["train"]["x"] == [r["step"] for r in steps]
+        assert curves[label]["train"]["mean"] == [r["train_step/err"] for r in steps]
+        assert curves[label]["test"]["x"] == [r["step"] for r in metrics]
+        assert curves[label]["test"]["mean"] == [r["test/err"] for r in metrics]
     assert (sweep / "degradation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # the report command rebuilds the same table and text

@@ -232,6 +232,19 @@ def wrap_model(
     return model, DistributedDataParallel(model, device_ids=ids)
 
 
+def weights_checksum(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's parameters (names, shapes and bytes, in order): equal on every rank
+    after a correct data-parallel run. BatchNorm's running statistics are buffers and are left out:
+    each rank updates them from its own shard after the last broadcast, so they may differ."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        digest.update(f"{name}:{tuple(param.shape)}".encode())
+        digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class MainOnlyRecord(RunRecord):
     """The run record as ranks > 0 see it: reads work, writes are rank 0's job and do nothing."""
 

@@ -1,0 +1,332 @@
+"""Mutants that must die: deliberate faults the test suite has to catch.
+
+``python tests/mutants.py`` copies the source tree to a temporary folder, then, one mutant at a
+time, applies an exact text replacement to the copy (never to the real files) and runs the named
+tests against the copy (``PYTHONPATH`` points at it, so CLI and torchrun children run it too).
+Each mutant must make at least one of its tests fail with an assertion; it prints a table
+mutant -> the test that caught it and exits non-zero if any mutant survived.
+
+Every replacement must match its target exactly as often as declared, or the script stops with an
+error: when the code moves (a refactor), the patch is re-pointed instead of silently testing
+nothing. Before the mutants, the named fast tests must pass on the unmodified copy, so a kill is
+never a test that was failing anyway.
+
+Options: ``--only NAME ...`` runs some mutants; ``--baseline all|fast|none`` (default fast: the
+slow tests are run by the suite itself); ``--list`` prints the mutants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Patch:
+    path: str  # relative to the repository root
+    old: str
+    new: str
+    count: int = 1  # how many times ``old`` must occur
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    fault: str
+    patches: tuple[Patch, ...]
+    tests: tuple[str, ...]  # pytest node ids, fastest first
+    slow: bool = False  # whether its tests are marked slow (left out of the fast baseline)
+
+
+_ADD_SHORTCUT = "            out = out + (x if self.shortcut is None else self.shortcut(x))\n"
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "residual_removed",
+        "the residual addition removed from the 2- and 3-layer blocks",
+        (Patch("resnet_exp/models/blocks.py", _ADD_SHORTCUT, "            pass\n", count=2),),
+        ("tests/test_models.py::test_residual_block_adds_the_shortcut",),
+    ),
+    Mutant(
+        "shortcut_zero",
+        "the shortcut always zero (identity and zero-pad paths add nothing)",
+        (
+            Patch(
+                "resnet_exp/models/blocks.py",
+                _ADD_SHORTCUT,
+                "            out = out + torch.zeros_like("
+                "x if self.shortcut is None else self.shortcut(x))\n",
+                count=2,
+            ),
+        ),
+        ("tests/test_models.py::test_residual_block_adds_the_shortcut",),
+    ),
+    Mutant(
+        "milestones_never_applied",
+        "multistep never divides the lr",
+        (
+            Patch(
+                "resnet_exp/training/schedules.py",
+                "        return gamma ** sum(step >= s for s in steps)\n",
+                "        return 1.0\n",
+            ),
+        ),
+        (
+            "tests/test_schedules.py::test_multistep_divides_by_ten_at_half_and_three_quarters",
+            "tests/test_schedules.py::test_degradation_preset_steps_at_32k_and_48k_of_64k",
+        ),
+    ),
+    Mutant(
+        "precision_ignored",
+        "trainer.precision never reaches the loop (always fp32)",
+        (
+            Patch(
+                "resnet_exp/app.py",
+                "precision_dtype=speed.dtype,",
+                "precision_dtype=None,",
+            ),
+        ),
+        ("tests/test_forward_dtype.py::test_precision_is_the_dtype_inside_the_forward_pass[bf16]",),
+    ),
+    Mutant(
+        "ddp_no_allreduce",
+        "DDP without gradient all-reduce (the model is not wrapped in DistributedDataParallel)",
+        (
+            Patch(
+                "resnet_exp/training/distributed.py",
+                "    return model, DistributedDataParallel(model, device_ids=ids)\n",
+                "    return model, model\n",
+            ),
+        ),
+        (
+            "tests/test_scale.py::"
+            "test_torchrun_two_cpu_processes_match_one_process_and_write_one_run",
+        ),
+        slow=True,
+    ),
+    Mutant(
+        "best_by_training_error",
+        "best.pt chosen by training error",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                '        key = "val/err" if "val/err" in row else "train/err"\n',
+                '        key = "train/err"\n',
+            ),
+        ),
+        (
+            "tests/test_best_and_resume.py::test_best_pt_is_the_epoch_with_the_lowest_validation_error",
+        ),
+    ),
+    Mutant(
+        "verdict_sign_flipped",
+        "the sweep verdict's depth effect has its sign flipped",
+        (
+            Patch(
+                "resnet_exp/report/study.py",
+                "        effect=welch(deep, shallow),\n",
+                "        effect=welch(shallow, deep),\n",
+            ),
+        ),
+        (
+            "tests/test_stats.py::test_issue_seeds_pooled_give_the_papers_answer",
+            "tests/test_report.py::test_report_rows_and_degradation_verdict",
+        ),
+    ),
+    Mutant(
+        "resume_skips_optimizer",
+        "checkpoint restore skips the optimizer state (momentum buffers lost)",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                '        self.optimizer.load_state_dict(state["optimizer"])\n',
+                "",
+            ),
+        ),
+        ("tests/test_best_and_resume.py::test_resume_restores_optimizer_and_schedule_bit_for_bit",),
+    ),
+)
+
+
+class PatchTargetMissing(RuntimeError):
+    """A mutant's target text is not where it should be (the code moved): re-point the patch."""
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    verdict: str  # killed | SURVIVED | ERROR
+    caught_by: str
+    seconds: float
+
+
+_NOT_SOURCE = (".git", ".venv", "outputs", "__pycache__", "*.egg-info", "build", ".pytest_cache")
+
+
+def copy_tree(destination: Path) -> Path:
+    """The working tree's files (tracked and untracked-but-not-ignored) under ``destination``;
+    without git (an unpacked archive), everything but virtualenvs, outputs and caches."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        ).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        shutil.copytree(REPO, destination, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+        return destination
+    for raw in filter(None, listed):
+        relative = raw.decode()
+        source = REPO / relative
+        if not source.is_file():  # deleted in the working tree but still in the index
+            continue
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    return destination
+
+
+def apply(root: Path, patches: tuple[Patch, ...]) -> dict[Path, str]:
+    """Apply ``patches`` under ``root``; return the original text of each file changed."""
+    originals: dict[Path, str] = {}
+    for patch in patches:
+        path = root / patch.path
+        if not path.is_file():
+            raise PatchTargetMissing(f"{patch.path}: no such file in the copy")
+        text = path.read_text()
+        originals.setdefault(path, text)
+        found = text.count(patch.old)
+        if found != patch.count:
+            raise PatchTargetMissing(
+                f"{patch.path}: expected {patch.count} occurrence(s) of {patch.old!r}, found "
+                f"{found}. The code moved: re-point this mutant in tests/mutants.py."
+            )
+        path.write_text(text.replace(patch.old, patch.new))
+    return originals
+
+
+def restore(originals: dict[Path, str]) -> None:
+    for path, text in originals.items():
+        path.write_text(text)
+
+
+def pytest_env(root: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("PYTEST_ADDOPTS", None)
+    return env
+
+
+def run_pytest(root: Path, node_ids: tuple[str, ...]) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p", "no:cacheprovider"]
+    return subprocess.run(
+        [*command, *node_ids], cwd=root, env=pytest_env(root), capture_output=True, text=True
+    )
+
+
+def check_copy_is_imported(root: Path) -> None:
+    """The copy's package must shadow any installed one (an editable install of the real tree)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "import resnet_exp; print(resnet_exp.__file__)"],
+        cwd=root,
+        env=pytest_env(root),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = Path(probe.stdout.strip()).resolve()
+    if root.resolve() not in imported.parents:
+        raise RuntimeError(f"the copy is not what runs: resnet_exp imports from {imported}")
+
+
+_FAILED = re.compile(r"^FAILED (\S+)", re.MULTILINE)
+# pytest's long traceback ends with "<file>:<line>: AssertionError" for a failed assert
+_ASSERTION = re.compile(r"^\S+:\d+: AssertionError$", re.MULTILINE)
+
+
+def judge(mutant: Mutant, result: subprocess.CompletedProcess, seconds: float) -> Outcome:
+    output = result.stdout + result.stderr
+    if result.returncode == 0:
+        return Outcome(mutant, "SURVIVED", "-", seconds)
+    failed = _FAILED.findall(output)
+    # A kill is a failed assertion in a named test, not a crash, import error or missing test.
+    if result.returncode == 1 and failed and _ASSERTION.search(output):
+        return Outcome(mutant, "killed", failed[0], seconds)
+    tail = "\n".join(output.splitlines()[-25:])
+    return Outcome(mutant, "ERROR", f"pytest exit {result.returncode}:\n{tail}", seconds)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    width = max(len(o.mutant.name) for o in outcomes)
+    lines = [f"{'mutant':<{width}}  {'result':<8}  {'time':>6}  caught by"]
+    lines.append("-" * (width + 60))
+    for o in outcomes:
+        caught = o.caught_by if o.verdict != "ERROR" else o.caught_by.splitlines()[0]
+        lines.append(f"{o.mutant.name:<{width}}  {o.verdict:<8}  {o.seconds:5.0f}s  {caught}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutants")
+    parser.add_argument("--baseline", choices=("all", "fast", "none"), default="fast")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    known = {m.name: m for m in MUTANTS}
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.name}: {m.fault}\n    " + "\n    ".join(m.tests))
+        return 0
+    unknown = sorted(set(args.only or ()) - set(known))
+    if unknown:
+        print(f"error: unknown mutant(s) {unknown}; valid: {', '.join(known)}", file=sys.stderr)
+        return 2
+    chosen = [known[n] for n in args.only] if args.only else list(MUTANTS)
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="resnet_exp-mutants-") as tmp:
+        root = copy_tree(Path(tmp) / "src")
+        check_copy_is_imported(root)
+        # Every target must be found before anything runs: a moved target fails fast.
+        for mutant in chosen:
+            restore(apply(root, mutant.patches))
+        if args.baseline != "none":
+            wanted = [m for m in chosen if args.baseline == "all" or not m.slow]
+            ids = tuple(dict.fromkeys(t for m in wanted for t in m.tests))
+            base = run_pytest(root, ids)
+            if base.returncode != 0:
+                print((base.stdout + base.stderr)[-4000:], file=sys.stderr)
+                print("error: the mutants' tests fail on the unmodified copy", file=sys.stderr)
+                return 1
+            print(f"baseline: {len(ids)} tests pass on the unmodified copy", flush=True)
+        outcomes = []
+        for mutant in chosen:
+            originals = apply(root, mutant.patches)
+            begin = time.monotonic()
+            try:
+                result = run_pytest(root, mutant.tests)
+            finally:
+                restore(originals)
+            outcomes.append(judge(mutant, result, time.monotonic() - begin))
+            print(f"{mutant.name}: {outcomes[-1].verdict}", flush=True)
+    print()
+    print(table(outcomes))
+    print(f"\n{len(outcomes)} mutants in {time.monotonic() - started:.0f} s")
+    bad = [o for o in outcomes if o.verdict != "killed"]
+    for o in bad:
+        print(f"\n{o.mutant.name} ({o.mutant.fault}): {o.verdict}\n{o.caught_by}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""What the Trainer keeps: ``best.pt`` is the epoch with the lowest validation error (not the last,
+not the lowest training error), and a resumed run restores the optimizer and schedule so it ends
+bit-identical to an uninterrupted one. Driven in process with a small fake data module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from resnet_exp.hydra_glue.compose import compose
+from resnet_exp.tracking.record import RunRecord
+from resnet_exp.training.checkpoint import load_checkpoint
+from resnet_exp.training.loop import LoopSettings, Trainer
+from resnet_exp.training.schedules import multistep
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class FakeData:
+    """Three fixed batches of random 1x28x28 images; the same order every epoch."""
+
+    steps_per_epoch = 3
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.batches = [
+            (torch.randn(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g))
+            for _ in range(self.steps_per_epoch)
+        ]
+
+    def train_batches(self, epoch: int, start_step: int = 0):
+        return iter(self.batches[start_step:])
+
+    def eval_batches(self, split: str):
+        return iter(self.batches[:1])
+
+
+class SnapshotLogger:
+    """Keeps a copy of the weights each time an epoch row is logged (after its checkpoints)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def log(self, metrics: dict, step: int) -> None:
+        if "epoch" in metrics:  # not a per-step training row
+            weights = {k: v.clone() for k, v in self.model.state_dict().items()}
+            self.weights[metrics["epoch"]] = weights
+
+
+def make_trainer(run_dir: Path, epochs: int, seed: int = 0) -> Trainer:
+    torch.manual_seed(seed)
+    model = instantiate(compose(["model.depth=8"]).model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    # milestones at 3 of 6 and 4.5 -> 4 of 6 steps: the lr changes inside the resumed epoch
+    scheduler = multistep(optimizer, total_steps=2 * FakeData.steps_per_epoch)
+    settings = LoopSettings(epochs=epochs, progress=False)
+    return Trainer(
+        model, FakeData(), optimizer, scheduler, torch.device("cpu"), RunRecord(run_dir),
+        SnapshotLogger(model), settings, parts=model.parts(),
+    )  # fmt: skip
+
+
+def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_best_pt_is_the_epoch_with_the_lowest_validation_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = make_trainer(tmp_path, epochs=3)
+    # Scripted errors: validation is best at epoch 2; training error keeps falling (best at 3).
+    val_err = iter([30.0, 20.0, 25.0])
+    test_err = iter([31.0, 22.0, 27.0])
+    train_err = iter([60.0, 40.0, 10.0])
+    real_evaluate, real_train_epoch = trainer.evaluate, trainer._train_epoch
+
+    def evaluate(split: str) -> dict[str, float]:
+        scripted = {"val": val_err, "test": test_err}[split]
+        return {**real_evaluate(split), f"{split}/err": next(scripted)}
+
+    def train_epoch(epoch: int) -> dict[str, float]:
+        return {**real_train_epoch(epoch), "train/err": next(train_err)}
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    monkeypatch.setattr(trainer, "_train_epoch", train_epoch)
+
+    result = trainer.fit()
+    assert result.status == "completed" and [r["epoch"] for r in result.rows] == [1, 2, 3]
+    assert result.best["epoch"] == 2
+    assert (result.best["val/err"], result.best["test/err"]) == (20.0, 22.0)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert (best["epoch"], last["epoch"]) == (2, 3)
+    snapshots = trainer.logger.weights
+    assert same_weights(best["model"], snapshots[2])
+    assert not same_weights(best["model"], snapshots[3])
+    assert same_weights(last["model"], snapshots[3])
+
+
+def test_resume_restores_optimizer_and_schedule_bit_for_bit(tmp_path: Path) -> None:
+    whole = make_trainer(tmp_path / "whole", epochs=2)
+    whole_result = whole.fit()
+
+    first = make_trainer(tmp_path / "split", epochs=1)
+    first.fit()
+    checkpoint = tmp_path / "split" / "checkpoints" / "last.pt"
+    state = load_checkpoint(checkpoint)
+    assert state["optimizer"]["state"], "SGD momentum buffers are in the checkpoint"
+
+    # a fresh process: other initial weights, empty optimizer state, schedule at step 0
+    second = make_trainer(tmp_path / "split", epochs=2, seed=1)
+    rows = second.resume(checkpoint)
+    second_result = second.fit(rows)
+
+    assert second.step == whole.step == 6
+    assert second.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
+    assert same_weights(second.model.state_dict(), whole.model.state_dict())
+    strip = ("time/epoch_s", "throughput/img_s")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in second_result.rows] == [
+        {k: v for k, v in r.items() if k not in strip} for r in whole_result.rows
+    ]
