@@ -20,7 +20,9 @@ from resnet_exp.config import register_configs
 from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR, UserError
 from resnet_exp.hydra_glue.job import JobFacts, current_job
+from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.training.interrupt import Interrupted, StopFlag
 
 register_configs()
 log = logging.getLogger("resnet_exp")
@@ -28,8 +30,9 @@ log = logging.getLogger("resnet_exp")
 EXIT_DIVERGED = 3
 
 
-def train(cfg: DictConfig, job: JobFacts) -> RunSummary:
-    """Train one configuration; its summary is also written to ``summary.json``."""
+def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSummary:
+    """Train one configuration; its summary is also written to ``summary.json``. ``stop``: the
+    SIGINT/SIGTERM flag the training loop looks at between steps."""
     import torch
 
     from resnet_exp.hydra_glue.instantiate import instantiate_node
@@ -49,6 +52,15 @@ def train(cfg: DictConfig, job: JobFacts) -> RunSummary:
     summary = RunSummary(dataset=cfg.data.name, seed=cfg.seed, job=job.name,
                          overrides=job.overrides, epochs_planned=cfg.trainer.epochs)  # fmt: skip
     threads = distributed.thread_share(cfg.trainer.num_threads, job.parallel_jobs, dist)
+    cores = distributed.available_cpus()
+    if threads and threads > cores:  # oversubscribed threads only slow each other down
+        note = (
+            f"trainer.num_threads={threads} is more than the {cores} CPU cores this process may "
+            f"use; using {cores} threads."
+        )
+        log.warning(note)
+        summary.warnings.append(note)
+        threads = cores
     if threads:
         torch.set_num_threads(threads)
         log.info("torch intra-op threads: %d", threads)
@@ -80,12 +92,14 @@ def train(cfg: DictConfig, job: JobFacts) -> RunSummary:
         forward=torch.compile(trained) if speed.compile else trained, parts=model.parts(),
         dist=dist if dist.enabled else None, wall_start=started, meta={"config": key},
     )  # fmt: skip
+    trainer.stop = stop or trainer.stop
 
     found: dict = {}  # rank 0 picks the checkpoint; every rank resumes from the same one
     last = record.checkpoint_dir / "last.pt"
     path = distributed.agree_on_resume(dist, lambda: _pick(found, cfg.trainer.resume, last, device))
     start = resume.start_or_resume(trainer, record, path, found.get("state"), key=key,
                                    setting=str(cfg.trainer.resume))  # fmt: skip
+    RunFolderGuard.started()  # from here on the run has (re)started in its folder
     summary.attempts, summary.resumed_from = start.attempts, start.resumed_from
     summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
     record.write_summary(summary)
@@ -94,6 +108,7 @@ def train(cfg: DictConfig, job: JobFacts) -> RunSummary:
                  tags=_tags(summary.model, cfg.data.name),
                  job_type=wandb_job_type(job.overrides))  # fmt: skip
     summary.wandb = logger.info()
+    trainer.stop.install()  # again, in case W&B put its own handlers in place
     m = summary.model
     log.info("%s-%d (%s, %s params, %.3f GFLOPs/img) on %s, %s; run dir %s", m["block"],
              m["depth"], m["family"], f"{m['params']:,}", m["flops"] / 1e9, cfg.data.name,
@@ -132,6 +147,10 @@ def _fit(
 
             rank, checksum = trainer.dist.rank, weights_checksum(trainer.model)
             log.info("rank %d weights sha256 %s", rank, checksum)
+    except Interrupted as stopped:  # Ctrl-C / SIGTERM: a checkpoint at the step boundary
+        status, summary.stopped_by = stopped.status, str(stopped)
+        summary.epochs, summary.steps = trainer.epoch, trainer.step
+        raise
     except BaseException as error:
         summary.error = f"{type(error).__name__}: {error}"
         raise
@@ -175,20 +194,26 @@ def main(cfg: DictConfig) -> float | None:
     from resnet_exp.validation import validate
 
     job = current_job()
+    stop = StopFlag()
     try:
-        validate(cfg, job.run_dir)  # before torch is even imported: a typo costs a second
-        from resnet_exp.training import distributed
+        with stop:
+            validate(cfg, job.run_dir)  # before torch is even imported: a typo costs a second
+            from resnet_exp.training import distributed
 
-        job.run_dir = distributed.agree_on_run_dir(distributed.current(), job.run_dir)
-        summary = train(cfg, job)
+            job.run_dir = distributed.agree_on_run_dir(distributed.current(), job.run_dir)
+            summary = train(cfg, job, stop)
+    except Interrupted as stopped:
+        _exit_stopped(job, stopped)
     except Exception as error:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 keeps the record
             RunRecord(job.run_dir).mark_failed(f"{type(error).__name__}: {error}", job.name,
                                                job.overrides)  # fmt: skip
         user_error = _user_error(error)
-        if job.multirun or user_error is None:
-            raise  # a sweep goes on (Hydra reports the job, the report marks it); a bug shows
-        _exit(str(user_error), EXIT_USER_ERROR)
+        if job.multirun:
+            raise  # a sweep goes on (Hydra reports the job, the report marks it)
+        if user_error is not None:
+            _exit(str(user_error), EXIT_USER_ERROR)
+        _exit_unexpected(cfg, error)
     if summary.status == "diverged":
         message = (
             f"run diverged (non-finite training loss or weights in epoch {summary.epochs}); "
@@ -206,7 +231,45 @@ def main(cfg: DictConfig) -> float | None:
 def _exit(message: str, code: int) -> None:
     log.error("%s", message)
     print(f"error: {message}", file=sys.stderr)
+    RunFolderGuard.restore()  # a run refused before it started leaves an existing folder as it was
     sys.exit(code)
+
+
+def _exit_unexpected(cfg: DictConfig, error: BaseException) -> None:
+    """A known cause (memory, disk) is one paragraph, exit 2; anything else is one line pointing
+    at the traceback, which goes to the run's log file only; exit 1."""
+    from resnet_exp.failures import known_cause, log_traceback
+
+    message = known_cause(error, cfg)
+    if message is not None:
+        _exit(message, EXIT_USER_ERROR)
+    where = log_traceback(error)
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    line = f"error: unexpected {type(error).__name__}: {first}"
+    line += f" (traceback in {where})" if where else ""
+    log.error(line)
+    print(line, file=sys.stderr)
+    sys.exit(1)
+
+
+def _exit_stopped(job: JobFacts, stopped: Interrupted) -> None:
+    """Ctrl-C / SIGTERM: the record says so (if the run had begun), one line, exit 128 + signal."""
+    record = RunRecord(job.run_dir)
+    summary = record.read_summary() or RunSummary()
+    if not summary.finished:  # stopped before train() kept the record itself
+        summary.status, summary.stopped_by = stopped.status, str(stopped)
+        summary.job = summary.job or job.name
+        summary.overrides = summary.overrides or list(job.overrides)
+        record.write_summary(summary)
+    where = (
+        f"checkpoint saved to {stopped.checkpoint}"
+        if stopped.checkpoint
+        else "the last checkpoint on disk is kept as it was"
+    )
+    message = f"{stopped.status} by {stopped}: {where}; run the same command to resume."
+    log.warning(message)
+    print(message, file=sys.stderr)
+    sys.exit(stopped.exit_code)
 
 
 def _user_error(error: BaseException) -> UserError | None:
@@ -229,6 +292,10 @@ def entry() -> None:
     require_launcher_plugins(args)
     if dry_sweep.wanted(args):
         sys.exit(dry_sweep.dry_sweep(args))
+    from resnet_exp.hydra_glue.preflight import preflight
+
+    preflight(args)  # every job composes and validates before Hydra creates or writes anything
+    RunFolderGuard.take(args)
     check_explicit_run_dir(args)
     if not torchrun.launched_by_torchrun():
         main()

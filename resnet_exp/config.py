@@ -245,7 +245,7 @@ class LoggerConfig:
 
 @dataclass
 class Config:
-    seed: int = 0
+    seed: int = ruled(0, ge=0, le=2**64 - 1, hint="the seeds torch's random generators take")
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
     optimizer: Any = MISSING

@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.utils import instantiate
     from omegaconf.errors import OmegaConfBaseException
 
-    from resnet_exp.hydra_glue.compose import compose
+    from resnet_exp.hydra_glue.compose import compose, composition_error
     from resnet_exp.models.profile import format_table, layer_table
+    from resnet_exp.validation import validate
 
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
@@ -31,10 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         cfg = compose(args)
+        validate(cfg)  # the same values training accepts, no more (e.g. data.resize=0)
         model = instantiate(cfg.model)
     except (HydraException, OmegaConfBaseException, UserError) as error:
         cause = error.__cause__ if isinstance(error.__cause__, UserError) else error
-        print(f"error: {cause}", file=sys.stderr)
+        text = str(cause) if isinstance(cause, UserError) else composition_error(cause)
+        print(f"error: {text}", file=sys.stderr)
         return 2
     shape = input_shape(cfg)
     rows, total = layer_table(model, shape)

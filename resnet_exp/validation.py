@@ -123,6 +123,18 @@ def _check_data_fits_dataset(d: DictConfig) -> None:
                 f"data.{key}={values} has {len(values)} values but the images have "
                 f"{d.in_channels} channel(s); give one per channel (or one for all)."
             )
+    if d.train_subset is not None and d.train_subset < 2:
+        raise InvalidConfig(
+            f"data.train_subset={d.train_subset} is too small: training needs at least 2 images "
+            f"(plus data.val_size={d.val_size} for validation); use a train_subset of at least "
+            f"{d.val_size + 2}."
+        )
+    if d.num_workers and d.loader != "torchvision":
+        raise InvalidConfig(
+            f"data.num_workers={d.num_workers} has no effect with data.loader={d.loader} (it "
+            "keeps every image in memory and needs no workers); use data.loader=torchvision with "
+            "workers, or leave data.num_workers at 0."
+        )
     if d.train_subset is not None and d.val_size > d.train_subset - 2:
         raise InvalidConfig(
             f"data.val_size={d.val_size} leaves {d.train_subset - d.val_size} of the "

@@ -20,14 +20,8 @@ def fault_env(**faults: str) -> dict[str, str]:
     }
 
 
-def run_cli(
-    *args: str,
-    cwd: Path,
-    module: str = "resnet_exp",
-    env: dict[str, str] | None = None,
-    timeout: float = 600,
-) -> subprocess.CompletedProcess:
-    """``python -m <module> <args>`` with W&B offline in ``cwd`` and a bounded wall time."""
+def cli_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI run in the tests: W&B offline, its files under ``cwd``."""
     full_env = {
         **os.environ,
         "WANDB_MODE": "offline",
@@ -40,13 +34,38 @@ def run_cli(
     }
     full_env.pop("WANDB_API_KEY", None)
     full_env.update(env or {})
+    return full_env
+
+
+def run_cli(
+    *args: str,
+    cwd: Path,
+    module: str = "resnet_exp",
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` with W&B offline in ``cwd`` and a bounded wall time."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
-        env=full_env,
+        env=cli_env(cwd, env),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_cli(
+    *args: str, cwd: Path, module: str = "resnet_exp", env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Like :func:`run_cli`, but returns the running process (to signal it mid-run)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=cli_env(cwd, env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

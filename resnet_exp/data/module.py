@@ -158,12 +158,18 @@ class DataModule:
 
     def _check_sizes(self, raw: RawData, world_size: int) -> int:
         """Check the size options against the loaded data; returns the training-pool size."""
-        top = int(max(raw.train_labels.max(), raw.test_labels.max()))
-        if top >= self.num_classes:
-            raise DataConfigError(
-                f"{self.name} has labels up to {top} but data.num_classes={self.num_classes}; "
-                f"use at least {top + 1}."
-            )
+        classes = self.info.num_classes
+        for split, labels in (("training", raw.train_labels), ("test", raw.test_labels)):
+            bad = ((labels < 0) | (labels >= classes)).nonzero()
+            if len(bad):  # the dataset documents its classes: anything else is a damaged file
+                index = int(bad[0])
+                raise DataConfigError(
+                    f"{self.name}'s {split} labels are damaged: image {index} has label "
+                    f"{int(labels[index])}, but {self.name} has {classes} classes (labels 0-"
+                    f"{classes - 1}); {len(bad)} label(s) are out of range. The label file under "
+                    f"data.root={self.root!r} is corrupt: delete it and fetch it "
+                    "again (data.download=true), or point data.root at an intact copy."
+                )
         n = n_total = len(raw.train_labels)
         subset = ""
         if self.train_subset is not None:
@@ -174,10 +180,29 @@ class DataModule:
                 )
             n = self.train_subset
             subset = f" (data.train_subset={n})"
+        n_test = len(raw.test_labels)
+        if self.test_subset is not None and self.test_subset > n_test:
+            raise DataConfigError(
+                f"data.test_subset={self.test_subset} exceeds the {n_test} test images of "
+                f"{self.name}; use at most {n_test}, or null for all of them."
+            )
+        if n < 2:
+            raise DataConfigError(
+                f"data.train_subset={n} is too small: training needs at least 2 images (plus "
+                f"data.val_size={self.val_size} for validation); use a train_subset of at least "
+                f"{self.val_size + 2}."
+            )
         if self.val_size > n - 2:
             raise DataConfigError(
                 f"data.val_size={self.val_size} leaves {n - self.val_size} of the {n} training "
-                f"images{subset} to train on; use a val_size between 0 and {max(n - 2, 0)}."
+                f"images{subset} to train on; use a val_size between 0 and {n - 2}."
+            )
+        if self.batch_size > n - self.val_size:  # the batch would be cut to the training set
+            raise DataConfigError(
+                f"data.batch_size={self.batch_size} is more than the {n - self.val_size} "
+                f"training images{subset} after data.val_size={self.val_size}; every step would "
+                f"use only those. Use a batch_size of at most {n - self.val_size}, or train on "
+                "more images (data.train_subset)."
             )
         if (n - self.val_size) // world_size < 2:
             raise DataConfigError(

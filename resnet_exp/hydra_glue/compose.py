@@ -23,3 +23,18 @@ def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) ->
             overrides=list(overrides),
             return_hydra_config=return_hydra_config,
         )
+
+
+def composition_error(error: BaseException) -> str:
+    """Hydra's composition error with its reason: ``Error merging override data.std=0`` alone does
+    not say why; the first line of the cause (OmegaConf's validation message) does."""
+    message = " ".join(str(error).split("\nSee https://")[0].split())
+    if message.startswith("Could not override '"):  # Hydra's hint (+key=...) only adds a key
+        key = message.split("'")[1]
+        message = f"{key} is not a config key"
+    cause = error.__cause__ or error.__context__
+    if cause is not None:
+        reason = (str(cause).strip().splitlines() or [""])[0].strip()
+        if reason and reason not in message:
+            message = f"{message.rstrip('.')}: {reason}"
+    return message

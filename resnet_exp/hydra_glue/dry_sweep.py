@@ -36,6 +36,9 @@ def dry_sweep(args: list[str]) -> int:
             f"error: --cfg {what!r} is not a choice; valid: {', '.join(CHOICES)}.", file=sys.stderr
         )
         return EXIT_USER_ERROR
+    from resnet_exp.hydra_glue.preflight import preflight
+
+    preflight(["--multirun", *overrides])  # each job parses, composes and validates, or exit 2
     # Sweep parameters a preset sets in hydra.sweeper.params, as Hydra's basic sweeper merges them:
     # the command line wins for a key it also names.
     parser = OverridesParser.create()

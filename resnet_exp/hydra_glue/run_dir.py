@@ -70,14 +70,18 @@ def check_explicit_run_dir(argv: list[str]) -> None:
     folder cannot be created, instead of inside Hydra with a partial traceback."""
     if any(a in ("--multirun", "-m", "--cfg", "-c", "--help", "-h", "--hydra-help") for a in argv):
         return
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") != "hydra.run.dir" or not value or "${" in value:
-            continue
-        try:
-            Path(value).mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            exit_cannot_create(value, error)
+    from resnet_exp.hydra_glue.preflight import CommandError, _parse, explicit_value
+
+    try:  # Hydra's quoting removed: 'hydra.run.dir="my runs/a"' is the folder my runs/a
+        value = explicit_value(_parse(list(argv)), "hydra.run.dir")
+    except CommandError:
+        return  # Hydra reports the unparseable override
+    if not value:
+        return
+    try:
+        Path(value).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        exit_cannot_create(value, error)
 
 
 def register_resolver() -> None:

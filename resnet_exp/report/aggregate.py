@@ -253,9 +253,18 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        log.warning("cannot read %s (%s); treating the job as having no summary", path, exc)
+        log.warning("cannot read %s (%s)", path, exc)
         return None
     return data if isinstance(data, dict) else None
+
+
+def _json_problem(path: Path) -> str:
+    """Why ``path`` is not a JSON object, in a few words."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return f"a JSON {type(data).__name__}, not an object"
 
 
 def _read_yaml(path: Path) -> Any:
@@ -335,6 +344,15 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
 
     if summary is not None:
         raw_status, error = summary.status, summary.error
+    elif (job_dir / SUMMARY).is_file():  # written, but damaged: the job did not crash early
+        raw_status = "unknown"
+        planned = _get(config, "trainer.epochs")
+        error = (
+            f"{SUMMARY} cannot be parsed ({_json_problem(job_dir / SUMMARY)}), so this job's "
+            f"status is unknown; its {METRICS} holds {len(metrics)} row(s)"
+            + (f" of {planned} planned" if planned is not None else "")
+            + ". Re-running the sweep command resumes or re-records it."
+        )
     else:
         raw_status = "failed"
         error = _job_error(job_dir) or (

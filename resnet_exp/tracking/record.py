@@ -31,7 +31,8 @@ class RunSummary:
     """``summary.json``: what one run was and how it ended; written by the entry point, read by the
     report. Keys are as on disk; a field left None is not written (a job that died early)."""
 
-    status: str = "running"  # running | completed | failed | diverged | interrupted
+    # running | completed | failed | diverged | interrupted (SIGINT) | terminated (SIGTERM)
+    status: str = "running"
     error: str | None = None
     dataset: str | None = None
     seed: int | None = None
@@ -49,6 +50,8 @@ class RunSummary:
     steps: int | None = None
     final: dict[str, Any] | None = None  # the last epoch's metrics row
     best: dict[str, Any] | None = None  # the row of the best validation (or training) error
+    stopped_by: str | None = None  # the signal that ended an interrupted/terminated run
+    warnings: list[str] = field(default_factory=list)  # values the run adjusted (and said so)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     _ALWAYS = ("status", "error")

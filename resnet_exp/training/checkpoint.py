@@ -3,7 +3,9 @@
 ``last.pt`` is rotated: before a new one replaces it, the old one becomes ``last.prev.pt``. Writes
 are atomic, so a kill never tears either file; the spare covers damage from outside (a full disk
 that lied about fsync, a copy cut short, a user's editor). ``trainer.resume=auto`` falls back to it
-and says so; an explicitly named checkpoint never falls back (see docs/internals.md, Reliability).
+and says so, moving the damaged file aside (``last.damaged-<time>.pt``) so that the next save cannot
+rotate it into the spare; an explicitly named checkpoint never falls back (see docs/internals.md,
+Reliability). A disk that refuses a checkpoint is one paragraph; the previous file stays as it was.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +21,17 @@ import torch
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.errors import UserError
+from resnet_exp.failures import DISK_ERRNOS
 
 log = logging.getLogger("resnet_exp")
 
 
 class CorruptCheckpoint(UserError):
     """A checkpoint that is truncated, not a checkpoint, or would need to run code to load."""
+
+
+class CheckpointWriteError(UserError):
+    """The disk refused a checkpoint (full, quota, read-only); the previous one is untouched."""
 
 
 def previous_path(path: Path) -> Path:
@@ -47,7 +55,37 @@ def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = Fal
         if path.exists():
             os.replace(path, previous_path(path))
 
-    atomic_write(path, buffer.getvalue(), before_replace=rotate if keep_previous else None)
+    try:
+        atomic_write(path, buffer.getvalue(), before_replace=rotate if keep_previous else None)
+    except OSError as error:
+        if error.errno not in DISK_ERRNOS:
+            raise
+        kept = [p for p in (path, previous_path(path)) if p.is_file()]
+        raise CheckpointWriteError(
+            f"cannot write the checkpoint {str(path)!r} ({error.strerror or error}; it needs "
+            f"{buffer.getbuffer().nbytes / 1e6:.1f} MB). "
+            + (
+                f"The previous checkpoint {str(kept[0])!r} is intact; free some space (or make "
+                "the folder writable) and run the same command again to resume from it."
+                if kept
+                else "No earlier checkpoint exists; free some space (or make the folder "
+                "writable) and run the same command again."
+            )
+        ) from None
+
+
+def quarantine(path: Path) -> Path:
+    """Move a damaged checkpoint out of the rotation (``last.damaged-<UTC time>.pt``), so the
+    next save can never rotate it into the spare ``last.prev.pt``; it is kept for inspection."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.stem}.damaged-{stamp}{path.suffix}")
+    n = 2
+    while target.exists():
+        target = path.with_name(f"{path.stem}.damaged-{stamp}-{n}{path.suffix}")
+        n += 1
+    os.replace(path, target)
+    return target
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -93,13 +131,16 @@ def load_latest(
             log.warning("not resuming from %s: %s", path, error)
             continue
         if problems:
+            moved = quarantine(candidates[0])
             log.warning(
                 "resuming from the previous checkpoint %s (epoch %s, step %s) because %s is "
-                "damaged; the steps after it are trained again.",
+                "damaged; the steps after it are trained again. The damaged file is kept as %s "
+                "(never rotated into the spare).",
                 path,
                 state.get("epoch"),
                 state.get("step"),
                 candidates[0],
+                moved,
             )
         return path, state
     if problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet_exp.tracking.record import RunRecord
-from resnet_exp.training.checkpoint import load_checkpoint, save_checkpoint
+from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint, save_checkpoint
+from resnet_exp.training.interrupt import Interrupted, StopFlag
 
 log = logging.getLogger("resnet_exp")
 
@@ -105,6 +107,8 @@ class Trainer:
         self.meta = dict(meta or {})  # caller's facts stored with each checkpoint (config key)
         self.stopped_diverged = False
         self._clock = time.perf_counter()
+        # SIGINT/SIGTERM seen by the caller's handlers; looked at after every step (a bool check)
+        self.stop = StopFlag()
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -151,7 +155,17 @@ class Trainer:
         their last checkpoint), so the run's wall time never goes backwards."""
         if state is None:
             state = load_checkpoint(path, map_location=self.device)
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+            detail = " ".join(str(error).split())
+            raise CorruptCheckpoint(
+                f"checkpoint {str(path)!r} does not fit this run's model or optimizer "
+                f"({type(error).__name__}: {detail[:300]}{'...' if len(detail) > 300 else ''}). "
+                "It was written for another network (model.depth, model.block, model.shortcut, "
+                "data.in_channels/num_classes) or another optimizer. Point trainer.resume at a "
+                "checkpoint of this configuration, or use trainer.resume=never to start afresh."
+            ) from None
         self.wall_prior = max(self.wall_prior, earlier_wall_s)
         if self.dist is not None:
             self.partial = self.dist.local_partial(self.partial)
@@ -235,6 +249,7 @@ class Trainer:
         )
         self._clock = time.perf_counter()  # since the last checkpoint (acc["elapsed"] before)
         bar.update(skip)
+        self.stop.polled = True  # a signal now stops at the next step boundary, with a checkpoint
         for index, (x, y) in enumerate(batches, start=skip):
             x = self._prepare(x)
             with self._autocast():
@@ -263,6 +278,7 @@ class Trainer:
                 self._window_step(acc["window"], batch_loss, batch_wrong, y.numel())
             if not self._end_of_step(acc):
                 break  # never checkpoint NaN weights; fit() records the divergence
+        self.stop.polled = False
         bar.close()
         if self.settings.log_every_steps:
             self._close_window(acc["window"])
@@ -295,11 +311,47 @@ class Trainer:
         ):
             return False
         if checkpoint:
-            now = time.perf_counter()
-            acc["elapsed"] += now - self._clock
-            self._clock = now
+            self._add_elapsed(acc)
             self.save("last.pt")
+        if self._stop_requested():
+            raise self._interrupt(acc)
         return True
+
+    def _add_elapsed(self, acc: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        acc["elapsed"] += now - self._clock
+        self._clock = now
+
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop. Under DDP the ranks agree every
+        ``finite_check_steps`` steps, so all of them save the same step (save is a collective)."""
+        if self.dist is None:
+            return self.stop.signum is not None
+        check = self.settings.finite_check_steps or 1
+        if self.step % check:
+            return False
+        seen = torch.tensor(float(self.stop.signum or 0), device=self.device)
+        total = self.dist.all_reduce_sum(seen).item()
+        if total and self.stop.signum is None:
+            self.stop.signum = signal.SIGTERM  # another rank got the signal (torchrun forwards it)
+        return bool(total)
+
+    def _interrupt(self, acc: dict[str, Any]) -> Interrupted:
+        """Save ``last.pt`` at this step boundary (unless the weights are not finite) and return
+        the exception that ends the run."""
+        self._add_elapsed(acc)
+        saved = None
+        if not self._diverged(acc["loss_sum"], weights=True):
+            self.save("last.pt")
+            saved = str(self.record.checkpoint_dir / "last.pt")
+        log.warning(
+            "%s: stopped at epoch %d, step %d%s",
+            signal.Signals(self.stop.signum).name,
+            self.epoch + 1,
+            self.step,
+            f"; checkpoint {saved}" if saved else " (weights not finite: no checkpoint)",
+        )
+        return Interrupted(self.stop.signum, saved)
 
     def _window_step(self, window: list, loss: torch.Tensor, wrong: torch.Tensor, n: int) -> None:
         """Add one step to the running window (device tensors: no sync); close it on schedule."""

@@ -15,11 +15,19 @@ from collections.abc import Callable, Sequence
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from resnet_exp.errors import UserError
+
 
 def _with_warmup(
-    factor: Callable[[int], float], warmup_steps: int, warmup_factor: float
+    factor: Callable[[int], float], warmup_steps: int, warmup_factor: float, total_steps: int
 ) -> Callable[[int], float]:
     """Linear ramp from ``warmup_factor`` to 1 over ``warmup_steps``, then the schedule."""
+    if warmup_steps >= total_steps > 0:  # the lr would never reach optimizer.lr
+        raise UserError(
+            f"scheduler.warmup_steps={warmup_steps} is not shorter than the whole run "
+            f"({total_steps} optimizer steps: trainer.epochs x steps per epoch), so the lr would "
+            f"never reach optimizer.lr; use a warmup_steps below {total_steps} (0 for none)."
+        )
     if warmup_steps <= 0:
         return factor
 
@@ -34,7 +42,9 @@ def _with_warmup(
 def constant(
     optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, warmup_factor: float = 0.1
 ) -> LambdaLR:
-    return LambdaLR(optimizer, _with_warmup(lambda _: 1.0, warmup_steps, warmup_factor))
+    return LambdaLR(
+        optimizer, _with_warmup(lambda _: 1.0, warmup_steps, warmup_factor, total_steps)
+    )
 
 
 def multistep(
@@ -51,7 +61,7 @@ def multistep(
     def factor(step: int) -> float:
         return gamma ** sum(step >= s for s in steps)
 
-    return LambdaLR(optimizer, _with_warmup(factor, warmup_steps, warmup_factor))
+    return LambdaLR(optimizer, _with_warmup(factor, warmup_steps, warmup_factor, total_steps))
 
 
 def cosine(
@@ -68,4 +78,4 @@ def cosine(
         progress = min(1.0, max(0, step - warmup_steps) / span)
         return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return LambdaLR(optimizer, _with_warmup(factor, warmup_steps, warmup_factor))
+    return LambdaLR(optimizer, _with_warmup(factor, warmup_steps, warmup_factor, total_steps))

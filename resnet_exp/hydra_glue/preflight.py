@@ -1,0 +1,241 @@
+"""Check a command line before Hydra acts on it, so that a mistake creates and changes nothing.
+
+Hydra creates the run folder and writes its ``.hydra/`` files before our task function runs; a
+value rejected only then would already have rewritten an existing run's config, and a sweep would
+have trained its valid jobs before reaching the bad one. So the entry point first parses every
+override, composes and validates the config of every job of a sweep, checks the run (or sweep)
+folder and the launcher's options, and only then hands the command to Hydra. Errors found later,
+inside the run, are undone by :class:`RunFolderGuard` when the folder existed before.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from resnet_exp.errors import EXIT_USER_ERROR, UserError
+
+MULTIRUN_FLAGS = ("--multirun", "-m")
+
+
+class CommandError(UserError):
+    """The command line cannot run as given."""
+
+
+def preflight(args: Sequence[str]) -> None:
+    """Exit 2 with one paragraph if any job of this command would be rejected; else return."""
+    try:
+        check_command(args)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def check_command(args: Sequence[str]) -> None:
+    """Raise :class:`CommandError` for the first problem of ``python -m resnet_exp <args>``.
+
+    Only plain runs and sweeps are checked; Hydra's own flags (``--cfg``, ``--help``, ...) pass."""
+    if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
+        return
+    overrides = [a for a in args if a not in MULTIRUN_FLAGS]
+    parsed = _parse(overrides)
+    for override in parsed:
+        key = override.get_key_element().lstrip("+~")
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and not str(override.value() or "").strip():
+            raise CommandError(
+                f"{key} is empty ({override.input_line!r}; an unset shell variable?). Give the "
+                f"folder to write the run into, e.g. {key}=outputs/my_run, or leave {key} out "
+                "for a new dated folder under outputs/."
+            )
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    base = _compose(fixed, hydra=True, what=None)
+    multirun = any(a in MULTIRUN_FLAGS for a in args) or str(base.hydra.mode) == "RunMode.MULTIRUN"
+    if not multirun:
+        _validate(_compose(overrides, hydra=False, what=None), None)
+        _check_folder(explicit_value(parsed, "hydra.run.dir"), "hydra.run.dir")
+        return
+    jobs = sweep_jobs(base, overrides)
+    swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
+    swept |= {str(k) for k in base.hydra.sweeper.get("params") or {}}
+    for number, job in enumerate(jobs):
+        values = [o for o in job if o.split("=", 1)[0] in swept]
+        what = f"job {number} of {len(jobs)} of the sweep ({' '.join(values) or 'no overrides'})"
+        _validate(_compose(job, hydra=False, what=what), what)
+    _check_folder(explicit_value(parsed, "hydra.sweep.dir"), "hydra.sweep.dir")
+    _check_launcher(base)
+
+
+def _parse(overrides: list[str]) -> list:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for override in overrides:  # one at a time, to name the one that does not parse
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException as error:
+            reason = str(error).split("\nSee https://")[0].strip()
+            raise CommandError(
+                f"cannot parse the override {override!r}: {reason}. Each override is key=value "
+                "(a list is [a,b], a sweep a,b; quote values holding spaces or brackets)."
+            ) from None
+    return parser.parse_overrides(overrides)
+
+
+def sweep_jobs(base: DictConfig, overrides: list[str]) -> list[list[str]]:
+    """The overrides of each job of a sweep, as Hydra's basic sweeper expands them (parameters a
+    preset puts in ``hydra.sweeper.params`` included; the command line wins for a key it names)."""
+    from resnet_exp.hydra_glue.internals import split_sweep
+
+    named = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    params = base.hydra.sweeper.get("params") or {}
+    merged = [f"{k}={v}" for k, v in params.items() if k not in named] + list(overrides)
+    return split_sweep(merged)
+
+
+def _compose(overrides: Sequence[str], hydra: bool, what: str | None) -> DictConfig:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from resnet_exp.hydra_glue.compose import compose, composition_error
+
+    try:
+        return compose(overrides, return_hydra_config=hydra)
+    except (HydraException, OmegaConfBaseException) as error:
+        prefix = f"{what}: " if what else ""
+        raise CommandError(f"{prefix}{composition_error(error)}") from None
+
+
+def _validate(cfg: DictConfig, what: str | None) -> None:
+    from resnet_exp.validation import validate
+
+    try:
+        validate(cfg)
+    except UserError as error:
+        if what is None:
+            raise CommandError(str(error)) from None
+        raise CommandError(f"{what}: {error} No job of the sweep was started.") from None
+
+
+def explicit_value(parsed: list, key: str) -> str | None:
+    """The value given on the command line for ``key`` (Hydra's quoting removed), else None."""
+    for override in parsed:
+        if override.get_key_element().lstrip("+~") == key and not override.is_sweep_override():
+            value = override.value()
+            return None if value is None or "${" in str(value) else str(value)
+    return None
+
+
+def _check_folder(value: str | None, key: str) -> None:
+    """An explicit run/sweep folder must be writable, without creating anything to find out."""
+    if value is None:
+        return
+    folder = Path(os.path.expanduser(value)).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return  # a file in the way: run_dir.check_explicit_run_dir says so when mkdir fails
+    reason = None
+    try:
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            reason = "it is on a read-only file system"
+    except OSError:
+        pass
+    if reason is None and not os.access(existing, os.W_OK | os.X_OK):
+        reason = "you have no permission to write there"
+    if reason is not None:
+        what = "the folder" if existing == folder else f"its parent {str(existing)!r}"
+        raise CommandError(
+            f"{key}={value!r} cannot be written to: {what} exists but {reason}. Every run "
+            f"writes its config, log, metrics and checkpoints there; point {key} at a writable "
+            "folder (a finished run's folder can be read and reported on where it is)."
+        )
+
+
+def _check_launcher(base: DictConfig) -> None:
+    """Options of the joblib launcher that joblib would only reject after the sweep started."""
+    launcher = base.hydra.get("launcher")
+    target = str(OmegaConf.select(base, "hydra.launcher._target_") or "")
+    if launcher is None or "joblib" not in target.lower():
+        return
+    options: dict = {}
+    try:
+        import joblib
+
+        options = OmegaConf.to_container(launcher, resolve=True)
+        options.pop("_target_", None)
+        options["backend"] = "loky"  # what Hydra's joblib launcher always uses
+        joblib.Parallel(**options)
+        joblib.effective_n_jobs(options.get("n_jobs"))
+    except Exception as error:  # joblib's own rejection, whatever its type
+        raise CommandError(
+            f"the joblib launcher rejects its options ({type(error).__name__}: {error}); "
+            f"hydra.launcher is {options}. Fix the hydra.launcher.<option> override (e.g. "
+            "hydra.launcher.n_jobs=2; n_jobs=-1 uses every core)."
+        ) from None
+
+
+class RunFolderGuard:
+    """Undo what Hydra and a failed start wrote into an existing run folder.
+
+    Taken before Hydra starts: the bytes of ``.hydra/*.yaml`` and ``summary.json`` and the length
+    of each log file. :meth:`restore` puts them back when the run is refused before it starts;
+    :meth:`started` is called once the run really starts or resumes there (then nothing is undone).
+    """
+
+    active: RunFolderGuard | None = None
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.files: dict[Path, bytes | None] = {}
+        self.logs: dict[Path, int] = {}
+        if not (run_dir / ".hydra").is_dir():
+            return
+        for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+            path = run_dir / ".hydra" / name
+            self.files[path] = path.read_bytes() if path.is_file() else None
+        summary = run_dir / "summary.json"
+        self.files[summary] = summary.read_bytes() if summary.is_file() else None
+        self.logs = {p: p.stat().st_size for p in run_dir.glob("*.log")}
+
+    @classmethod
+    def take(cls, args: Sequence[str]) -> None:
+        """For a single run with an explicit, existing ``hydra.run.dir``."""
+        if any(a.startswith("-") for a in args):
+            return
+        try:
+            value = explicit_value(_parse(list(args)), "hydra.run.dir")
+        except CommandError:
+            return
+        if value is not None:
+            guard = cls(Path(os.path.expanduser(value)))
+            cls.active = guard if guard.files else None
+
+    @classmethod
+    def started(cls) -> None:
+        cls.active = None
+
+    @classmethod
+    def restore(cls) -> None:
+        """Put the folder back as it was (a no-op without an active guard)."""
+        from resnet_exp.atomic import atomic_write
+
+        guard, cls.active = cls.active, None
+        if guard is None:
+            return
+        for path, data in guard.files.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            elif not path.is_file() or path.read_bytes() != data:
+                atomic_write(path, data)
+        for path in guard.run_dir.glob("*.log"):
+            if path not in guard.logs:
+                path.unlink()
+            elif path.stat().st_size != guard.logs[path]:
+                with path.open("r+b") as handle:
+                    handle.truncate(guard.logs[path])
