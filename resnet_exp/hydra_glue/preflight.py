@@ -61,9 +61,17 @@ def check_command(args: Sequence[str]) -> None:
     jobs = sweep_jobs(base, overrides)
     swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
     swept |= {str(k) for k in base.hydra.sweeper.get("params") or {}}
+    composed: set[tuple[str, ...]] = set()
     for number, job in enumerate(jobs):
         values = [o for o in job if o.split("=", 1)[0] in swept]
         what = f"job {number} of {len(jobs)} of the sweep ({' '.join(values) or 'no overrides'})"
+        # Replicates differ only in their seed: compose one of them, check the others' seeds alone
+        # (composing takes a few tenths of a second per job).
+        unseeded = tuple(o for o in job if o.split("=", 1)[0] != "seed")
+        if unseeded in composed:
+            _check_seed(job, what)
+            continue
+        composed.add(unseeded)
         _validate(_compose(job, hydra=False, what=what), what)
     _check_folder(explicit_value(parsed, "hydra.sweep.dir"), "hydra.sweep.dir")
     _check_launcher(base)
@@ -119,6 +127,19 @@ def _validate(cfg: DictConfig, what: str | None) -> None:
         if what is None:
             raise CommandError(str(error)) from None
         raise CommandError(f"{what}: {error} No job of the sweep was started.") from None
+
+
+def _check_seed(job: list[str], what: str) -> None:
+    """The seed of a job whose other values were validated with another replicate's."""
+    from resnet_exp.config import Config, rule_of
+
+    rule = rule_of(Config, "seed")
+    for override in _parse([o for o in job if o.split("=", 1)[0] == "seed"]):
+        value = override.value()
+        if rule is not None and not (isinstance(value, int) and rule.accepts(value)):
+            raise CommandError(
+                f"{what}: seed={value!r}: {rule.describe()}. No job of the sweep was started."
+            )
 
 
 def explicit_value(parsed: list, key: str) -> str | None:
