@@ -309,6 +309,7 @@ SWEEPS = [
     (["model.shortcut=A,D"], "job 1 of 2 of the sweep (model.shortcut=D)"),
     (["model.shortcut=D,A"], "job 0 of 2 of the sweep (model.shortcut=D)"),
     (["model.depth=8,abc"], "model.depth=abc"),
+    (["seed=1,2,-5"], "job 2 of 3 of the sweep (seed=-5): seed=-5"),  # replicates: seeds alone
     (["seed=1,2", "+trainer.epoch=2"], "trainer.epoch is not a config key"),
     (["seed=1,2", "model.depth=[8"], "cannot parse the override 'model.depth=[8'"),
     (["seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0"], "n_jobs == 0"),
