@@ -123,6 +123,10 @@ def test_a_damaged_last_pt_is_quarantined_never_rotated_into_the_spare(
     last = run_dir / "checkpoints" / "last.pt"
     damaged = last.read_bytes()[:1000]
     last.write_bytes(damaged)
+    before = snapshot(run_dir)
+    refused = run_cli(*args, "seed=6", cwd=tmp_path)  # another config: auto refuses to continue
+    assert_user_error(refused, "was written by a different configuration")
+    assert snapshot(run_dir) == before  # nothing moved, nothing rewritten
 
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -131,7 +135,7 @@ def test_a_damaged_last_pt_is_quarantined_never_rotated_into_the_spare(
     for path in (last, previous_path(last)):  # both loadable: the damaged bytes went nowhere else
         assert load_checkpoint(path)["epoch"] >= 1
     log_text = next(run_dir.glob("*.log")).read_text()
-    assert f"The damaged file is kept as {kept}" in log_text
+    assert f"the damaged {last} is kept as {kept}" in log_text
     assert untimed_rows(run_dir) == untimed_rows(uninterrupted)
 
 

@@ -76,7 +76,8 @@ def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = Fal
 
 def quarantine(path: Path) -> Path:
     """Move a damaged checkpoint out of the rotation (``last.damaged-<UTC time>.pt``), so the
-    next save can never rotate it into the spare ``last.prev.pt``; it is kept for inspection."""
+    next save can never rotate it into the spare ``last.prev.pt``; it is kept for inspection.
+    Called once the run has resumed from the spare (:mod:`resnet_exp.training.resume`)."""
     path = Path(path)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target = path.with_name(f"{path.stem}.damaged-{stamp}{path.suffix}")
@@ -131,16 +132,13 @@ def load_latest(
             log.warning("not resuming from %s: %s", path, error)
             continue
         if problems:
-            moved = quarantine(candidates[0])
             log.warning(
                 "resuming from the previous checkpoint %s (epoch %s, step %s) because %s is "
-                "damaged; the steps after it are trained again. The damaged file is kept as %s "
-                "(never rotated into the spare).",
+                "damaged; the steps after it are trained again.",
                 path,
                 state.get("epoch"),
                 state.get("step"),
                 candidates[0],
-                moved,
             )
         return path, state
     if problems:

@@ -18,7 +18,12 @@ import torch
 
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.record import RunRecord, RunSummary
-from resnet_exp.training.checkpoint import load_checkpoint, load_latest
+from resnet_exp.training.checkpoint import (
+    load_checkpoint,
+    load_latest,
+    previous_path,
+    quarantine,
+)
 
 log = logging.getLogger("resnet_exp")
 
@@ -96,6 +101,7 @@ def start_or_resume(
         state = load_checkpoint(path, map_location=trainer.device)
     _check_same_config(path, (state.get("meta") or {}).get("config"), key, str(setting))
     rows = trainer.resume(path, state, earlier_wall_s=previous.wall_time_s or 0.0)
+    _quarantine_skipped(trainer, path, str(setting))
     resumed_from = {
         "path": str(path),
         "epoch": trainer.epoch,
@@ -105,6 +111,18 @@ def start_or_resume(
     if trainer.epoch >= trainer.settings.epochs:
         log.info("checkpoint %s is at the final epoch %d: nothing to train", path, trainer.epoch)
     return Start(rows, (previous.attempts or 1) + 1, resumed_from)
+
+
+def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
+    """Resumed from the spare because ``last.pt`` is damaged: move that file aside now, so the
+    next save cannot rotate it into the spare (rank 0 only; it owns the files)."""
+    last = path.with_name("last.pt")
+    if setting != "auto" or path != previous_path(last) or not last.is_file():
+        return
+    if trainer.dist is not None and not trainer.dist.is_main:
+        return
+    moved = quarantine(last)
+    log.warning("the damaged %s is kept as %s (never rotated into the spare)", last, moved)
 
 
 def _check_same_config(path: Path, saved: str | None, key: str, setting: str) -> None:
