@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 
@@ -50,7 +51,8 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     config = OmegaConf.to_container(cfg, resolve=True)
     record = distributed.record_for(dist, job.run_dir)
     summary = RunSummary(dataset=cfg.data.name, seed=cfg.seed, job=job.name,
-                         overrides=job.overrides, epochs_planned=cfg.trainer.epochs)  # fmt: skip
+                         overrides=job.overrides, epochs_planned=cfg.trainer.epochs,
+                         host=socket.gethostname(), pid=os.getpid())  # fmt: skip
     threads = distributed.thread_share(cfg.trainer.num_threads, job.parallel_jobs, dist)
     cores = distributed.available_cpus()
     if threads and threads > cores:  # oversubscribed threads only slow each other down

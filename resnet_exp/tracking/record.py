@@ -39,6 +39,10 @@ class RunSummary:
     job: str | None = None
     overrides: list[str] = field(default_factory=list)
     epochs_planned: int | None = None
+    # where the run's process lives, so `python -m resnet_exp.status` can tell a running job from
+    # one whose process died
+    host: str | None = None
+    pid: int | None = None
     model: dict[str, Any] = field(default_factory=dict)  # block, depth, family, params, flops...
     speed: dict[str, Any] | None = None
     data: dict[str, Any] | None = None

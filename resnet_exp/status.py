@@ -1,0 +1,262 @@
+"""``python -m resnet_exp.status <sweep or run folder> [--watch]``: which jobs are done, and how.
+
+One table of jobs read from the run records on disk (the same readers as the report), plus the jobs
+the sweep command asked for that have no folder yet (expanded from the sweep's ``multirun.yaml``).
+Exit code 0 only when every job completed, so scripts can wait on it; 1 otherwise; 2 for a folder
+that holds no sweep or run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.report.aggregate import (
+    JOB_ERROR,
+    METRICS,
+    SUMMARY,
+    RunResult,
+    find_job_dirs,
+    read_run,
+)
+
+EXIT_NOT_ALL_COMPLETED = 1
+FINAL_STATES = frozenset({"completed", "failed", "diverged"})
+_STYLE = {
+    "completed": "green",
+    "running": "cyan",
+    "failed": "red",
+    "diverged": "magenta",
+    "interrupted": "yellow",
+    "lost": "yellow",
+    "pending": "dim",
+}
+
+
+@dataclass
+class JobStatus:
+    """One row of the table."""
+
+    name: str  # job folder relative to the sweep ("-" for a job with no folder yet)
+    overrides: list[str]
+    state: str  # completed | running | failed | diverged | interrupted | lost | pending
+    detail: str = ""  # running: "epoch 2 of 4, last record 12 s ago"; failed: its error
+    epoch: int = 0
+    epochs_planned: int | None = None
+    run: RunResult | None = None
+
+
+def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobStatus:
+    """The state of one job folder, from its summary.json, metrics.jsonl and Hydra record."""
+    now = time.time() if now is None else now
+    run = read_run(job_dir, sweep_dir)
+    summary = _read_summary(job_dir)
+    row = JobStatus(run.name, run.overrides, run.status, epochs_planned=run.epochs_planned, run=run)
+    row.epoch = len({r.get("epoch") for r in run.metrics if "epoch" in r})
+    raw = summary.get("status")
+    if raw in FINAL_STATES:
+        row.epoch = run.epochs or row.epoch
+        if raw == "failed":
+            row.detail = str(summary.get("error") or "")
+        elif raw == "diverged":
+            row.detail = f"non-finite loss in epoch {run.epochs}"
+        return row
+    if raw is None and (job_dir / JOB_ERROR).is_file():
+        row.state, row.detail = "failed", str(run.error or "")
+        return row
+    if raw == "interrupted":
+        row.state, row.detail = "interrupted", "stopped by a signal; the same command resumes it"
+        return row
+    # running, or a folder Hydra made for a job that has not written its record yet
+    last = max(
+        (p.stat().st_mtime for p in (job_dir / METRICS, job_dir / SUMMARY) if p.exists()),
+        default=None,
+    )
+    of = f" of {row.epochs_planned}" if row.epochs_planned else ""
+    since = f", last record {_duration(now - last)} ago" if last is not None else ""
+    if _process_gone(summary):
+        row.state = "lost"
+        row.detail = (
+            f"process {summary.get('pid')} on {summary.get('host')} is gone after epoch "
+            f"{row.epoch}{of}; re-run the sweep command to resume it"
+        )
+    elif raw is None:
+        row.state, row.detail = "pending", "started, no record yet" + since
+    else:
+        row.state, row.detail = "running", f"epoch {row.epoch}{of} done{since}"
+    return row
+
+
+def _read_summary(job_dir: Path) -> dict:
+    try:
+        data = json.loads((job_dir / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _process_gone(summary: dict) -> bool:
+    """A 'running' record whose process is known to be dead (same host, pid no longer exists)."""
+    pid, host = summary.get("pid"), summary.get("host")
+    if summary.get("status") != "running" or not pid or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError, ValueError):
+        return False
+    return False
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def expected_jobs(sweep_dir: Path) -> list[list[str]]:
+    """Each job the sweep command asked for (its overrides), from the sweep's multirun.yaml; []
+    for a single run or a sweep folder without one."""
+    path = sweep_dir / "multirun.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    hydra = (data or {}).get("hydra") or {}
+    task = [str(o) for o in ((hydra.get("overrides") or {}).get("task") or [])]
+    params = (hydra.get("sweeper") or {}).get("params") or {}
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    named = {o.split("=", 1)[0].lstrip("+~") for o in task}
+    lines = [f"{k}={v}" for k, v in params.items() if k not in named] + task
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except Exception:  # a sweeper we cannot expand here: list the folders only
+        return []
+
+
+def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
+    """Every job of a sweep (or the one run) in ``folder``: those with a folder, then those the
+    sweep command asked for that have none yet (pending)."""
+    rows = [job_status(d, folder, now) for d in find_job_dirs(folder)]
+    started = {frozenset(r.overrides) for r in rows}
+    for job in expected_jobs(folder):
+        if frozenset(job) not in started:
+            rows.append(JobStatus("-", list(job), "pending", "not started"))
+    return rows
+
+
+def exit_code(rows: list[JobStatus]) -> int:
+    """0 when there is at least one job and every job completed."""
+    return 0 if rows and all(r.state == "completed" for r in rows) else EXIT_NOT_ALL_COMPLETED
+
+
+def _err(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def render(folder: Path, rows: list[JobStatus]):
+    """The rich table: configuration (overrides that differ between jobs), state, errors, time."""
+    from rich.table import Table
+
+    common = set.intersection(*(set(r.overrides) for r in rows)) if len(rows) > 1 else set()
+    counts = {s: sum(r.state == s for r in rows) for s in _STYLE if any(r.state == s for r in rows)}
+    table = Table(
+        title=f"{folder}  ({len(rows)} jobs: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + ")",
+        caption="errors in %: final training, best validation, test at best validation"
+        + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else ""),
+    )
+    table.add_column("job", overflow="fold")
+    table.add_column("configuration", overflow="fold", ratio=2)
+    table.add_column("state", overflow="fold", ratio=3)
+    table.add_column("epoch", justify="right", no_wrap=True)
+    table.add_column("train err", justify="right", no_wrap=True)  # final training error, %
+    table.add_column("val err", justify="right", no_wrap=True)  # best validation error, %
+    table.add_column("test err", justify="right", no_wrap=True)  # test error at best val, %
+    table.add_column("time", justify="right", no_wrap=True)
+    for row in rows:
+        run = row.run
+        config = " ".join(o for o in row.overrides if o not in common) or "(defaults)"
+        state = f"[{_STYLE[row.state]}]{row.state}[/]" + (f": {row.detail}" if row.detail else "")
+        epoch = f"{row.epoch}/{row.epochs_planned}" if row.epochs_planned else str(row.epoch or "")
+        has_numbers = run is not None and row.state != "pending"
+        table.add_row(
+            row.name,
+            config,
+            state,
+            epoch if run is not None else "",
+            _err(run.final_train_err) if has_numbers else "",
+            _err(run.best_val_err) if has_numbers else "",
+            _err(run.test_err_at_best_val) if has_numbers else "",
+            _duration(run.wall_time_s) if has_numbers and run.wall_time_s else "",
+        )
+    return table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_exp.status",
+        description="Each job of a sweep (or a single run): completed, running, failed, diverged, "
+        "interrupted, lost or pending. Exit 0 only when every job completed.",
+    )
+    parser.add_argument("folder", type=Path, help="e.g. outputs/multirun/<date>/<time>")
+    parser.add_argument(
+        "--watch", action="store_true", help="refresh until every job has finished (Ctrl-C stops)"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between refreshes (default 5)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    folder: Path = args.folder
+    if not folder.is_dir() or not (find_job_dirs(folder) or expected_jobs(folder)):
+        what = "does not exist" if not folder.exists() else "holds no sweep or run"
+        print(
+            f"error: {str(folder)!r} {what}. Give a sweep folder (outputs/multirun/<date>/<time>, "
+            "or the hydra.sweep.dir you chose) or a run folder (outputs/<date>/<time>).",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    from rich.console import Console
+
+    console = Console()
+    if not args.watch:
+        rows = sweep_status(folder)
+        console.print(render(folder, rows))
+        return exit_code(rows)
+    from rich.live import Live
+
+    rows = sweep_status(folder)
+    try:
+        with Live(render(folder, rows), console=console, auto_refresh=False) as live:
+            while not all(r.state in FINAL_STATES for r in rows):
+                time.sleep(max(args.interval, 0.05))
+                rows = sweep_status(folder)
+                live.update(render(folder, rows), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    return exit_code(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
