@@ -104,11 +104,13 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     RunFolderGuard.started()  # from here on the run has (re)started in its folder
     summary.attempts, summary.resumed_from = start.attempts, start.resumed_from
     summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
+    summary.wandb_run_id = _wandb_run_id(str(cfg.trainer.resume), start.previous)
     record.write_summary(summary)
 
     logger.start(run_dir=job.run_dir, config=config, name=job.name, group=job.group,
                  tags=_tags(summary.model, cfg.data.name),
-                 job_type=wandb_job_type(job.overrides))  # fmt: skip
+                 job_type=wandb_job_type(job.overrides), run_id=summary.wandb_run_id)  # fmt: skip
+    logger.catch_up(record.read_metrics())  # rows an earlier attempt's W&B run did not get
     summary.wandb = logger.info()
     trainer.stop.install()  # again, in case W&B put its own handlers in place
     m = summary.model
@@ -121,6 +123,16 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
             measure_responses(model, data, cfg.trainer.response_images, job.run_dir)
 
     return _fit(trainer, record, logger, summary, start.rows, measure_layer_responses)
+
+
+def _wandb_run_id(resume: str, previous: RunSummary) -> str:
+    """The W&B run this attempt logs to: the earlier attempt's in this folder (after a kill, a
+    requeue or a re-run of the sweep), so the run's history continues where its checkpoint ends;
+    a new one when ``trainer.resume=never`` starts the run over."""
+    from resnet_exp.tracking.wandb_logger import new_run_id
+
+    earlier = previous.wandb_run_id or (previous.wandb or {}).get("run_id")
+    return str(earlier) if earlier and resume != "never" else new_run_id()
 
 
 def _pick(found: dict, setting: str, last, device):

@@ -50,6 +50,7 @@ class RunSummary:
     resumed_from: dict[str, Any] | None = None
     wall_time_s: float | None = None
     wandb: dict[str, Any] | None = None
+    wandb_run_id: str | None = None  # chosen before W&B starts; every attempt continues this run
     epochs: int | None = None
     steps: int | None = None
     final: dict[str, Any] | None = None  # the last epoch's metrics row

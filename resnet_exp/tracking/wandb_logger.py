@@ -18,7 +18,9 @@ import contextlib
 import enum
 import logging
 import os
+import secrets
 import shlex
+import string
 import sys
 import threading
 import time
@@ -45,6 +47,13 @@ _FLUSH_WAIT_S = 10.0  # bound on waiting for wandb-core to write the run file af
 _MAX_TAG_LEN = 64  # W&B rejects longer tags.
 
 
+def new_run_id() -> str:
+    """A fresh W&B run id (8 lowercase letters and digits, like wandb's own), chosen before the run
+    starts so the run record holds it even if the process dies during `wandb.init`."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
 def _disabled_info() -> dict[str, Any]:
     return {"mode": "disabled", "run_id": None, "dir": None, "sync": None}
 
@@ -67,10 +76,14 @@ class NullLogger:
         group: str,
         tags: list[str],
         job_type: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Do nothing."""
 
     def log(self, metrics: dict, step: int) -> None:
+        """Do nothing."""
+
+    def catch_up(self, rows: list[dict]) -> None:
         """Do nothing."""
 
     def set_summary(self, values: dict) -> None:
@@ -373,6 +386,7 @@ class WandbLogger:
         self._run_file: Path | None = None
         self._info = _disabled_info()
         self._failed = False
+        self._next_step = 0  # first step the W&B run does not hold yet (a resumed run has some)
 
     # -- interface ------------------------------------------------------------------------------
 
@@ -384,9 +398,14 @@ class WandbLogger:
         group: str,
         tags: list[str],
         job_type: str | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Start a W&B run whose files live under `<dir or run_dir>/wandb/`; `job_type` (the
-        configuration without the seed) makes replicate runs group together."""
+        configuration without the seed) makes replicate runs group together.
+
+        With `run_id`, the run with that id is continued (`resume="allow"`), online or offline:
+        a resumed training run logs its later epochs into the same W&B run.
+        """
         if self._run is not None:  # start() twice without finish(): close the previous run first
             self.finish("failed")
         self._run = None
@@ -394,7 +413,7 @@ class WandbLogger:
         self._info = _disabled_info()
         self._failed = False
         try:
-            self._start(Path(run_dir), config, name, group, list(tags or ()), job_type)
+            self._start(Path(run_dir), config, name, group, list(tags or ()), job_type, run_id)
         except Exception as exc:
             self._fail("start", exc)
 
@@ -406,6 +425,18 @@ class WandbLogger:
             self._run.log(dict(metrics), step=int(step))
         except Exception as exc:
             self._fail("log", exc)
+
+    def catch_up(self, rows: list[dict]) -> None:
+        """Log the rows of the run record (metrics.jsonl, in order) that this W&B run lacks.
+
+        A resumed run's W&B history must continue where its checkpoint ends. An earlier attempt
+        may have died before W&B had its last rows: wandb-core only writes an offline run file
+        when the run closes (a SIGKILL leaves just its header), and a kill between a checkpoint and
+        the next `log()` skips a row. metrics.jsonl is the record, so W&B is filled in from it.
+        """
+        for row in rows:
+            if "step" in row and int(row["step"]) >= self._next_step:
+                self.log(row, step=int(row["step"]))
 
     def set_summary(self, values: dict) -> None:
         """Write final/best values into the run summary."""
@@ -447,7 +478,9 @@ class WandbLogger:
         group: str,
         tags: list[str],
         job_type: str | None = None,
+        run_id: str | None = None,
     ) -> None:
+        self._next_step = 0
         if self._requested_mode() == "disabled":
             source = "WANDB_MODE" if self.mode == "auto" else "logger.mode"
             log.info("W&B logging is disabled (%s=disabled).", source)
@@ -480,6 +513,8 @@ class WandbLogger:
             # Hydra multirun: each job its own run (the default logs into the first job's run).
             "reinit": "finish_previous",
         }
+        if run_id:  # one W&B run per training run across kills, requeues and sweep re-runs
+            init_kwargs.update(id=run_id, resume="allow")
 
         run = None
         if mode == "online":
@@ -499,6 +534,7 @@ class WandbLogger:
 
         self._run = run
         self._run_file = Path(run.settings.sync_file)
+        self._next_step = self._history_end(run, offline=mode == "offline") if run_id else 0
         sync_dir = str(run.settings.sync_dir)
         offline = mode == "offline"
         self._info = {
@@ -517,6 +553,27 @@ class WandbLogger:
             log.debug("define_metric failed", exc_info=True)
         where = run.url if not offline and getattr(run, "url", None) else sync_dir
         log.info("W&B run %s (%s): %s", run.id, mode, where)
+
+    def _history_end(self, run: Any, offline: bool) -> int:
+        """First step the resumed run lacks: the server says so online (`starting_step`); offline,
+        the earlier attempts' files in the same wandb folder tell (those that were written)."""
+        if not offline:
+            return int(getattr(run, "starting_step", 0) or 0)
+        from resnet_exp.tracking.wandb_reader import read_run_file
+
+        end = 0
+        assert self._run_file is not None
+        for path in self._run_file.parent.parent.glob(f"*run-*-{run.id}/run-{run.id}.wandb"):
+            if path == self._run_file:
+                continue
+            try:
+                history = read_run_file(path, include_internal=True)["history"]
+            except Exception:  # a damaged file: whatever it holds is not counted
+                log.debug("could not read %s", path, exc_info=True)
+                continue
+            steps = [int(row["_step"]) for row in history if "_step" in row]
+            end = max([end, *(step + 1 for step in steps)])
+        return end
 
     def _wait_for_run_file(self) -> None:
         """Return once the run file is complete on disk (bounded), so it can be read or synced.

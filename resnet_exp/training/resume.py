@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ class Start:
     rows: list[dict]
     attempts: int
     resumed_from: dict | None = None
+    previous: RunSummary = field(default_factory=RunSummary)  # the earlier attempt's record
 
 
 def start_or_resume(
@@ -96,7 +97,7 @@ def start_or_resume(
     if path is None:
         if record.metrics_path.exists():  # an attempt that died before its first checkpoint
             record.truncate_metrics(0)
-        return Start(rows=[], attempts=1)
+        return Start(rows=[], attempts=1, previous=previous)
     if state is None:  # DDP ranks > 0 load the file rank 0 chose
         state = load_checkpoint(path, map_location=trainer.device)
     _check_same_config(path, (state.get("meta") or {}).get("config"), key, str(setting))
@@ -110,7 +111,7 @@ def start_or_resume(
     }
     if trainer.epoch >= trainer.settings.epochs:
         log.info("checkpoint %s is at the final epoch %d: nothing to train", path, trainer.epoch)
-    return Start(rows, (previous.attempts or 1) + 1, resumed_from)
+    return Start(rows, (previous.attempts or 1) + 1, resumed_from, previous)
 
 
 def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:

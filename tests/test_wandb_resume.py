@@ -1,0 +1,56 @@
+"""A killed run resumed with the same command continues the same W&B run (SPEC §7), read back
+from the offline run files: one run id across attempts, one history row per epoch."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from cli import fault_env, run_cli
+
+from resnet_exp.tracking.wandb_reader import read_offline_runs
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_its_wandb_run_with_one_row_per_step(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    args = [
+        f"data.root={fmnist_root}", "data.train_subset=64", "data.val_size=32",
+        "data.test_subset=32", "model/depth=8", "trainer.epochs=3", "logger.mode=offline",
+        f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    # Killed while evaluating epoch 3: epochs 1-2 are checkpointed and already in W&B.
+    killed = run_cli(*args, cwd=tmp_path, env=fault_env(kill_at="eval:3"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    first_id = json.loads((run_dir / "summary.json").read_text())["wandb_run_id"]
+
+    resumed = run_cli(*args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["attempts"] == 2 and summary["status"] == "completed"
+    assert summary["wandb_run_id"] == first_id == summary["wandb"]["run_id"]
+
+    attempts = read_offline_runs(run_dir, include_internal=True)
+    # one offline folder per attempt, both for the same run; wandb-core writes an offline file
+    # only when the run closes, so the SIGKILLed attempt's file holds no records at all and the
+    # resumed attempt fills in the epochs it lacked from metrics.jsonl
+    assert [a["path"].parent.name.endswith(f"-{first_id}") for a in attempts] == [True, True]
+    assert {a["run_id"] for a in attempts if a["history"]} == {first_id}
+    logged = [row for a in attempts for row in a["history"]]
+    metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # one history row per optimizer step that metrics.jsonl has a row for, in order, none twice
+    assert [row["_step"] for row in logged] == sorted({m["step"] for m in metrics})
+    epochs = [row for row in logged if "epoch" in row]
+    assert [row["epoch"] for row in epochs] == [1, 2, 3]
+    epoch_rows = [m for m in metrics if "epoch" in m]
+    assert [r["train/err"] for r in epochs] == pytest.approx([m["train/err"] for m in epoch_rows])
+    assert attempts[-1]["summary"]["status"] == "completed"
+
+    # trainer.resume=never starts the run over: a new W&B run, not more rows in the old one
+    fresh = run_cli(*args, "trainer.resume=never", "trainer.epochs=1", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["wandb_run_id"] != first_id
