@@ -88,7 +88,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
                             checkpoint_every_steps=cfg.trainer.checkpoint_every_steps,
                             log_every_steps=_log_every_steps(cfg.trainer.log_every_steps,
                                                              cfg.trainer.epochs, data))  # fmt: skip
-    key = resume.config_key(config)
+    key = summary.config_key = resume.config_key(config)
     trainer = Trainer(
         model, data, optimizer, scheduler, device, record, logger, settings,
         forward=torch.compile(trained) if speed.compile else trained, parts=model.parts(),
@@ -208,6 +208,10 @@ def main(cfg: DictConfig) -> float | None:
     from resnet_exp.validation import validate
 
     job = current_job()
+    if job.multirun:  # before torch is imported: skipping a finished job costs well under 1 s
+        stored = _finished_earlier(cfg, job)
+        if stored is not None:
+            return _result(stored)
     stop = StopFlag()
     try:
         with stop:
@@ -237,9 +241,37 @@ def main(cfg: DictConfig) -> float | None:
         if not job.multirun:
             _exit(message, EXIT_DIVERGED)
         log.error(message)
+    return _result(summary)
+
+
+def _result(summary: RunSummary) -> float:
+    """What the task returns to Hydra's sweeper: the best validation (or training) error."""
+    if summary.status == "diverged":
         return float("nan")
     best = summary.best or {}
     return best.get("val/err", best.get("train/err"))
+
+
+def _finished_earlier(cfg: DictConfig, job: JobFacts) -> RunSummary | None:
+    """A re-run sweep's cheap check, before any data is read: the stored record of a job that
+    completed (or diverged) in its folder under the same configuration, else None (train: start
+    or resume). A folder of another configuration is refused and left as it is."""
+    from resnet_exp.training.job_plan import SKIP, ForeignJobFolder, plan_job
+    from resnet_exp.training.resume import config_key
+
+    key = config_key(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        plan = plan_job(job.run_dir, key, job.sweep_dir)
+    except ForeignJobFolder as error:
+        log.error("%s", error)
+        raise
+    if plan.action != SKIP:
+        if plan.reason != "start":
+            log.info("job %s: %s", job.name, plan.reason)
+        return None
+    log.info("job %s %s earlier in %s: skipped, its record is kept", job.name, plan.reason,
+             job.run_dir)  # fmt: skip
+    return RunSummary.from_json(plan.summary)
 
 
 def _exit(message: str, code: int) -> None:
@@ -301,6 +333,7 @@ def entry() -> None:
     from resnet_exp.hydra_glue import dry_sweep, torchrun
     from resnet_exp.hydra_glue.launchers import require_launcher_plugins
     from resnet_exp.hydra_glue.run_dir import check_explicit_run_dir
+    from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir
 
     args = sys.argv[1:]
     require_launcher_plugins(args)
@@ -311,6 +344,8 @@ def entry() -> None:
     preflight(args)  # every job composes and validates before Hydra creates or writes anything
     RunFolderGuard.take(args)
     check_explicit_run_dir(args)
+    args = claim_sweep_dir(args)  # one folder per sweep, the same in every launcher process
+    sys.argv[1:] = args
     if not torchrun.launched_by_torchrun():
         main()
         return

@@ -138,14 +138,12 @@ def expected_jobs(sweep_dir: Path) -> list[list[str]]:
     hydra = (data or {}).get("hydra") or {}
     task = [str(o) for o in ((hydra.get("overrides") or {}).get("task") or [])]
     params = (hydra.get("sweeper") or {}).get("params") or {}
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from resnet_exp.hydra_glue.internals import split_sweep
 
     named = {o.split("=", 1)[0].lstrip("+~") for o in task}
     lines = [f"{k}={v}" for k, v in params.items() if k not in named] + task
     try:
-        parsed = OverridesParser.create().parse_overrides(lines)
-        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+        return split_sweep(lines)
     except Exception:  # a sweeper we cannot expand here: list the folders only
         return []
 

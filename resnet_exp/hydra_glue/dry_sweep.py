@@ -1,16 +1,19 @@
 """``--multirun ... --cfg job``: print the config each job of a sweep would run with.
 
 Hydra itself refuses to combine ``--multirun`` with ``--cfg``; checking a sweep before launching it
-is exactly when a user wants both, so we expand the sweep and compose every job.
+is exactly when a user wants both, so we expand the sweep and compose every job, and say per job
+whether running it would skip (completed), resume or start it in its folder.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.hydra_glue.sweep_dirs import explicit_sweep_dir
 
 CHOICES = ("job", "hydra", "all")
 
@@ -47,13 +50,35 @@ def dry_sweep(args: list[str]) -> int:
     named = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     params = base.hydra.sweeper.get("params") or {}
     overrides = [f"{k}={v}" for k, v in params.items() if k not in named] + overrides
+    sweep_dir = explicit_sweep_dir(overrides)
     for number, job in enumerate(split_sweep(overrides)):
-        cfg = compose(job, return_hydra_config=what != "job")
-        if what == "hydra":
-            cfg = cfg.hydra
+        full, task = compose(job, return_hydra_config=True), compose(job)
         print(f"# job {number}: {' '.join(job) or '(no overrides)'}")
+        print(f"# {_would(full, task, sweep_dir)}")
+        cfg = full.hydra if what == "hydra" else full if what == "all" else task
         print(OmegaConf.to_yaml(cfg, resolve=resolve))
     return 0
+
+
+def _would(full: DictConfig, task: DictConfig, sweep_dir: str | None) -> str:
+    """What running this job would do with its folder: start, resume or skip (job_plan.py)."""
+    from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
+    from resnet_exp.training.resume import config_key
+
+    if sweep_dir is None:
+        return (
+            "would be started (each run of this command makes a new sweep folder; name one "
+            "with hydra.sweep.dir=outputs/multirun/<name> to resume it later)"
+        )
+    job_dir = Path(sweep_dir) / str(full.hydra.sweep.subdir)
+    try:
+        key = config_key(OmegaConf.to_container(task, resolve=True))
+        plan = plan_job(job_dir, key, Path(sweep_dir))
+    except ForeignJobFolder as error:
+        return f"would be refused: {error}"
+    verb = {"skip": "skipped", "resume": "resumed", "start": "started"}[plan.action]
+    why = "" if plan.reason == "start" else f" ({plan.reason})"
+    return f"{job_dir}: would be {verb}{why}"
 
 
 def _parse(args: list[str]) -> tuple[str, bool, list[str]]:

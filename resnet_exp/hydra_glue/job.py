@@ -13,6 +13,7 @@ class JobFacts:
     overrides: list[str] = field(default_factory=list)
     group: str = ""  # the W&B group: one id per sweep (or per single run)
     parallel_jobs: int = 1  # joblib's n_jobs: jobs of this sweep training side by side here
+    sweep_dir: Path | None = None  # the sweep's folder (None for a single run)
 
     @property
     def name(self) -> str:
@@ -39,4 +40,5 @@ def current_job() -> JobFacts:
         overrides=list(hc.overrides.task),
         group=sweep_id(group_dir),
         parallel_jobs=parallel_jobs(OmegaConf.select(hc.launcher, "n_jobs")) if multirun else 1,
+        sweep_dir=Path(hc.runtime.cwd, hc.sweep.dir) if multirun else None,
     )

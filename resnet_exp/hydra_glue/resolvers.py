@@ -59,7 +59,7 @@ def parallel_jobs(n_jobs: Any) -> int:
 
 
 def register_resolvers() -> None:
-    """Both of our resolvers (idempotent); called by :func:`resnet_exp.config.register_configs`."""
+    """Our resolvers (idempotent); called by :func:`resnet_exp.config.register_configs`."""
     # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema on purpose (so that
     # `hydra/launcher=joblib` is ours, still type-checked); Hydra warns about that pairing.
     warnings.filterwarnings(
@@ -67,3 +67,7 @@ def register_resolvers() -> None:
     )
     if not OmegaConf.has_resolver("resnet_exp.local_jobs"):
         OmegaConf.register_new_resolver("resnet_exp.local_jobs", local_jobs)
+    from resnet_exp.hydra_glue.sweep_dirs import JOB_DIRNAME_RESOLVER, job_dirname
+
+    if not OmegaConf.has_resolver(JOB_DIRNAME_RESOLVER):  # conf/config.yaml's hydra.sweep.subdir
+        OmegaConf.register_new_resolver(JOB_DIRNAME_RESOLVER, job_dirname)

@@ -43,6 +43,7 @@ class RunSummary:
     # one whose process died
     host: str | None = None
     pid: int | None = None
+    config_key: str | None = None  # what a re-run of its sweep compares (training/job_plan.py)
     model: dict[str, Any] = field(default_factory=dict)  # block, depth, family, params, flops...
     speed: dict[str, Any] | None = None
     data: dict[str, Any] | None = None

@@ -12,18 +12,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.record import RunRecord, RunSummary
-from resnet_exp.training.checkpoint import (
-    load_checkpoint,
-    load_latest,
-    previous_path,
-    quarantine,
-)
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("resnet_exp")
 
@@ -61,6 +56,8 @@ def choose_checkpoint(
 ) -> tuple[Path, dict] | None:
     """The checkpoint ``trainer.resume`` asks for, loaded: auto = last.pt, falling back to
     last.prev.pt when last.pt is damaged; an explicit path must load as is; never = none."""
+    from resnet_exp.training.checkpoint import load_checkpoint, load_latest  # torch: only here
+
     setting = str(setting)
     if setting == "never":
         return None
@@ -99,6 +96,8 @@ def start_or_resume(
             record.truncate_metrics(0)
         return Start(rows=[], attempts=1, previous=previous)
     if state is None:  # DDP ranks > 0 load the file rank 0 chose
+        from resnet_exp.training.checkpoint import load_checkpoint
+
         state = load_checkpoint(path, map_location=trainer.device)
     _check_same_config(path, (state.get("meta") or {}).get("config"), key, str(setting))
     rows = trainer.resume(path, state, earlier_wall_s=previous.wall_time_s or 0.0)
@@ -117,6 +116,8 @@ def start_or_resume(
 def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
     """Resumed from the spare because ``last.pt`` is damaged: move that file aside now, so the
     next save cannot rotate it into the spare (rank 0 only; it owns the files)."""
+    from resnet_exp.training.checkpoint import previous_path, quarantine
+
     last = path.with_name("last.pt")
     if setting != "auto" or path != previous_path(last) or not last.is_file():
         return

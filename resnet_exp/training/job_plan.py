@@ -1,0 +1,100 @@
+"""What a sweep job does with its folder when the sweep command runs again: skip, resume or start.
+
+A job's folder is named after its own overrides, so a re-run of a sweep finds each configuration's
+earlier attempt. The check is cheap (two small files, no torch, no data): a completed job returns
+its stored result, a diverged one stays diverged (the same configuration diverges again), a
+partial or failed one resumes from its last checkpoint, and a folder written under another
+configuration is refused rather than overwritten. Plain arguments only, no Hydra.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnet_exp.errors import UserError
+
+SKIP, RESUME, START = "skip", "resume", "start"
+_CHECKPOINTS = ("last.pt", "last.prev.pt")
+
+
+@dataclass
+class JobPlan:
+    action: str  # skip | resume | start
+    reason: str  # said to the user: "completed", "resume after epoch 2 of 4 (failed)", ...
+    summary: dict[str, Any] | None = None  # the stored record (what a skipped job returns)
+
+
+class ForeignJobFolder(UserError):
+    """The job's folder holds a run of another configuration."""
+
+
+def plan_job(run_dir: Path, key: str, sweep_dir: Path | None = None) -> JobPlan:
+    """Decide from ``run_dir``'s summary.json and checkpoints; ``key`` is this job's config key
+    (``summary.json`` stores the key it was written under)."""
+    run_dir = Path(run_dir)
+    summary = _read_summary(run_dir / "summary.json")
+    status = str(summary.get("status") or "") if summary else ""
+    stored = summary.get("config_key") if summary else None
+    if stored is not None and stored != key:
+        raise ForeignJobFolder(_foreign_message(run_dir, stored, key, sweep_dir))
+    if status in ("completed", "diverged") and stored == key:
+        return JobPlan(SKIP, status, summary)
+    has_checkpoint = any((run_dir / "checkpoints" / name).is_file() for name in _CHECKPOINTS)
+    if has_checkpoint:
+        done = _epochs_done(run_dir / "metrics.jsonl")
+        planned = summary.get("epochs_planned") if summary else None
+        of = f" of {planned}" if planned else ""
+        was = f" ({status})" if status and status != "running" else ""
+        return JobPlan(RESUME, f"resume after epoch {done}{of}{was}", summary)
+    if status == "failed":
+        return JobPlan(START, "start again (failed before its first checkpoint)", summary)
+    return JobPlan(START, "start", summary)
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _epochs_done(path: Path) -> int:
+    """Epoch rows in metrics.jsonl (a torn last line after a kill is not one)."""
+    epochs = set()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        try:
+            epochs.add(json.loads(line).get("epoch"))
+        except (ValueError, AttributeError):
+            break
+    epochs.discard(None)
+    return len(epochs)
+
+
+def _foreign_message(run_dir: Path, stored: str, key: str, sweep_dir: Path | None) -> str:
+    try:
+        old, new = json.loads(stored), json.loads(key)
+    except ValueError:
+        old, new = {}, {}
+    diff = "; ".join(
+        f"{k}={old.get(k, '(unset)')} there, {new.get(k, '(unset)')} now"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    )
+    where = f"sweep folder {str(sweep_dir)!r}" if sweep_dir else "its sweep folder"
+    return (
+        f"job folder {str(run_dir)!r} holds a run of another configuration ({diff or 'unknown'}); "
+        f"a job only continues a run of its own configuration. The job's overrides are the same, "
+        f"so its defaults changed since that run (a config file or a preset). To keep both, run "
+        f"the sweep in a new folder: leave out hydra.sweep.dir (a new timestamped folder) or name "
+        f"a new one, e.g. hydra.sweep.dir=outputs/multirun/<new name>. To replace that job's "
+        f"result, delete {str(run_dir)!r} and run the same command again. Nothing in {where} "
+        f"was changed."
+    )
