@@ -47,7 +47,21 @@ def only_sweep_dir(cwd: Path) -> Path:
 
 
 def summaries(sweep: Path) -> dict[str, dict]:
-    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/summary.json")}
+    """Each job's summary.json by its seed (job folders are named after their overrides)."""
+    found = (json.loads(p.read_text()) for p in sweep.glob("*/summary.json"))
+    return {str(s["seed"]): s for s in found}
+
+
+def job_dir_of(sweep: Path, override: str) -> Path:
+    """The job folder whose overrides include ``override`` (e.g. ``seed=2``)."""
+    import yaml
+
+    (found,) = [
+        p.parent.parent
+        for p in sweep.glob("*/.hydra/overrides.yaml")
+        if override in yaml.safe_load(p.read_text())
+    ]
+    return found
 
 
 def report_rows(sweep: Path) -> list[dict]:
@@ -77,7 +91,7 @@ def test_joblib_sweep_runs_jobs_in_parallel_with_one_thread_each(
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_sweep_dir(tmp_path)
     jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    assert sorted(summaries(sweep)) == ["0", "1", "2", "3"] and len(jobs) == 4
     assert {s["status"] for s in summaries(sweep).values()} == {"completed"}
     for job in jobs:  # n_jobs=2 on 2+ cores: each job takes cores // 2 threads
         cores = len(os.sched_getaffinity(0))
@@ -135,12 +149,12 @@ def test_slurm_sweep_reports_a_killed_job_as_failed_and_ends(
         "1": "completed",
         "3": "completed",
     }
-    error = json.loads((sweep / "2" / "job_error.json").read_text())
+    error = json.loads((job_dir_of(sweep, "seed=2") / "job_error.json").read_text())
     assert error["type"] == "DeadJobError" and "FAILED" in error["message"]
     rows = report_rows(sweep)
     assert len(rows) == 4
     assert sorted(r["status"] for r in rows) == ["completed"] * 3 + ["failed"]
-    assert len(wandb_groups([sweep / k for k in done])) == 1
+    assert len(wandb_groups([job_dir_of(sweep, f"seed={k}") for k in done])) == 1
     print(f"SLURM sweep with a killed job ended after {elapsed:.0f} s")
 
 
