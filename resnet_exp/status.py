@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -164,6 +165,12 @@ def exit_code(rows: list[JobStatus]) -> int:
     return 0 if rows and all(r.state == "completed" for r in rows) else EXIT_NOT_ALL_COMPLETED
 
 
+def _short(name: str) -> str:
+    """A job folder named after its overrides is known by its hash suffix (sweep_dirs.py)."""
+    match = re.search(r"-([0-9a-f]{8})$", name)
+    return match.group(1) if match else name
+
+
 def _err(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -178,7 +185,8 @@ def render(folder: Path, rows: list[JobStatus]):
         title=f"{folder}  ({len(rows)} jobs: "
         + ", ".join(f"{n} {s}" for s, n in counts.items())
         + ")",
-        caption="errors in %: final training, best validation, test at best validation"
+        caption="errors in %: final training, best validation, test at best validation; "
+        "job: its folder, or the folder's hash suffix (<sweep>/*-<hash>)"
         + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else ""),
     )
     table.add_column("job", overflow="fold")
@@ -196,7 +204,7 @@ def render(folder: Path, rows: list[JobStatus]):
         epoch = f"{row.epoch}/{row.epochs_planned}" if row.epochs_planned else str(row.epoch or "")
         has_numbers = run is not None and row.state != "pending"
         table.add_row(
-            row.name,
+            _short(row.name),
             config,
             state,
             epoch if run is not None else "",
