@@ -118,6 +118,9 @@ JobCompType=jobcomp/none
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1
 MinJobAge=300
+# A requeued job (time limit, preemption) may start again cred_expire + 1 s later (default 120):
+# 30 keeps the requeue test in tests/test_scale.py short.
+AuthInfo=cred_expire=30
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$REAL_MB State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
