@@ -158,6 +158,57 @@ def test_slurm_sweep_reports_a_killed_job_as_failed_and_ends(
     print(f"SLURM sweep with a killed job ended after {elapsed:.0f} s")
 
 
+@pytest.mark.slow
+def test_slurm_job_past_its_time_limit_is_requeued_and_ends_like_an_uninterrupted_run(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    """timeout_min=2 and signal_delay_s=30: SLURM signals the job 60-90 s in (its timer is coarse),
+    before its 250 epochs of a few hundred ms end; submitit requeues it and it resumes."""
+    from resnet_exp.tracking.wandb_reader import read_offline_runs
+
+    reason = slurm_up()
+    if reason:
+        pytest.skip(reason)
+    job = [
+        "seed=1", f"data.root={fmnist_root}", "data.train_subset=320", "data.val_size=64",
+        "data.test_subset=64", "data.batch_size=32", "model/depth=8", "trainer.epochs=250",
+        "trainer.checkpoint_every_steps=5", "trainer.num_threads=1", "trainer.progress=false",
+    ]  # fmt: skip
+    started = time.monotonic()
+    reference = run_cli("--multirun", *job, "logger=none", "hydra.sweep.dir=reference",
+                        cwd=tmp_path)  # fmt: skip
+    uninterrupted_s = time.monotonic() - started
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    started = time.monotonic()
+    result = run_cli(
+        "--multirun", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=2",
+        "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=5", *job,
+        "logger.mode=offline", "hydra.sweep.dir=requeued", cwd=tmp_path, timeout=1500,
+    )  # fmt: skip
+    requeued_s = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = job_dir_of(tmp_path / "requeued", "seed=1")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["attempts"] >= 2, "the job was not requeued"
+    logs = (tmp_path / "requeued").glob(".submitit/*/*.out")
+    assert "Requeued job" in "".join(p.read_text() for p in logs)
+
+    def untimed(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in ("time/epoch_s", "throughput/img_s")}
+                for r in rows]  # fmt: skip
+
+    reference_dir = job_dir_of(tmp_path / "reference", "seed=1")
+    assert untimed(metrics(run_dir)) == untimed(metrics(reference_dir))  # an uninterrupted run's
+    attempts = read_offline_runs(run_dir, include_internal=True)
+    assert len(attempts) == summary["attempts"]  # one W&B folder per attempt, all one run
+    assert {a["run_id"] for a in attempts if a["history"]} == {summary["wandb_run_id"]}
+    assert [r["_step"] for a in attempts for r in a["history"]] == list(range(1, 251))
+    print(f"requeued SLURM job: {summary['attempts']} attempts, {requeued_s:.0f} s; "
+          f"uninterrupted (local): {uninterrupted_s:.0f} s")  # fmt: skip
+
+
 def torchrun(*args: str, cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     env = {
         **os.environ,

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from cli import run_cli
 
-from resnet_exp.compose import compose
-from resnet_exp.sweep_dirs import claim, claim_sweep_dir, job_dirname
+from resnet_exp.hydra_glue.compose import compose
+from resnet_exp.hydra_glue.sweep_dirs import claim, claim_sweep_dir, job_dirname
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
 
 TIMING = {"time/epoch_s", "throughput/img_s"}

@@ -58,6 +58,42 @@ class SlurmLauncher(_SubmititSlurmLauncher):
             self._rebuild_report()
         return returns
 
+    # -- in the SLURM job ----------------------------------------------------------------------
+    def __call__(
+        self, sweep_overrides: list[str], job_dir_key: str, job_num: int, *args: Any
+    ) -> JobReturn:
+        """Run the sweep job in each of the SLURM job's tasks. With ``tasks_per_node=N`` the N
+        tasks are one DDP run: they join a process group from SLURM's environment (no torchrun)
+        and only rank 0 writes Hydra's files, the log and the run record."""
+        import submitit
+
+        tasks = submitit.JobEnvironment().num_tasks
+        if tasks > 1:
+            from resnet_exp.hydra_glue.torchrun import rank_overrides
+            from resnet_exp.training import distributed
+
+            submitit.helpers.TorchDistributedEnvironment().export(
+                set_cuda_visible_devices=False, overwrite=True
+            )
+            dist, _ = distributed.init_from_env()
+            sweep_overrides = rank_overrides(list(sweep_overrides), dist.rank)
+        try:
+            result = super().__call__(sweep_overrides, job_dir_key, job_num, *args)
+        finally:
+            if tasks > 1:
+                distributed.shutdown()
+        self._job_done = True
+        return result
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        """submitit's hook when SLURM signals a time-out or preemption: requeue the same job,
+        which resumes from its last checkpoint. A signal that arrives after the job has finished
+        (SLURM's timer is coarse) must not requeue it: None tells submitit not to."""
+        if getattr(self, "_job_done", False):
+            return None
+        return super().checkpoint(*args, **kwargs)
+
+    # -- in the submitting process ---------------------------------------------------------------
     def _dead_job(self, job: Any, error: Exception) -> JobReturn:
         overrides, job_num = list(job.submission().args[0]), int(job.submission().args[2])
         state = job.state
