@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -316,6 +317,54 @@ def test_torchrun_two_cpu_processes_match_one_process_and_write_one_run(
         assert a["step"] == b["step"]  # same global batch: same number of optimizer steps
     assert ddp[-1]["step"] == 8
     assert abs(ddp[-1]["test/err"] - one[-1]["test/err"]) <= TEST_ERR_ATOL
+    assert_identical_weights(out, world_size=2)
+
+
+def assert_identical_weights(log_text: str, world_size: int) -> None:
+    """Every rank logged the checksum of its weights after the last epoch: all must be equal."""
+    found = dict(re.findall(rf"rank (\d+) of {world_size}: weights checksum (\w+)", log_text))
+    assert sorted(found) == [str(r) for r in range(world_size)], log_text[-3000:]
+    assert len(set(found.values())) == 1, found
+
+
+@pytest.mark.slow
+def test_slurm_tasks_per_node_make_each_job_one_ddp_run(tmp_path: Path, fmnist_root: Path) -> None:
+    """hydra.launcher.tasks_per_node=2: two SLURM tasks join one gloo process group (no torchrun),
+    write one record, and end the epoch with bit-identical weights."""
+    reason = slurm_up()
+    if reason:
+        pytest.skip(reason)
+    args = ["seed=1", f"data.root={fmnist_root}", *TINY, "trainer.device=cpu"]
+    result = run_cli(
+        "--multirun", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2",
+        "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4",
+        "hydra.launcher.timeout_min=10", *args, "logger.mode=offline", "hydra.sweep.dir=ddp",
+        cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = job_dir_of(tmp_path / "ddp", "seed=1")
+    assert len(list((tmp_path / "ddp").glob("*/.hydra"))) == 1  # one job folder
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == [
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+    ]
+    assert [p.name for p in run.glob("*.log")] == ["resnet_exp.log"]
+    assert len(list(run.glob("wandb/offline-run-*"))) == 1, "only rank 0 logs to W&B"
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    logs = "".join(p.read_text() for p in (tmp_path / "ddp").glob(".submitit/*/*_log.*"))
+    assert "rank 1 of 2" in logs  # the second task trained too
+    assert_identical_weights(logs, world_size=2)
+    single = run_cli("--multirun", *args, "logger=none", "hydra.sweep.dir=one", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp, one = (
+        [r for r in metrics(d) if "epoch" in r]
+        for d in (run, job_dir_of(tmp_path / "one", "seed=1"))
+    )
+    assert [r["epoch"] for r in ddp] == [1]  # one writer
+    # loss and error over both tasks' shards (all-reduced), so close to one process's
+    assert ddp[0]["train/loss"] == pytest.approx(one[0]["train/loss"], rel=LOSS_RTOL)
+    assert ddp[0]["step"] == one[0]["step"]  # the global batch: the same optimizer steps
 
     # every rank ends with the same weights ...
     sums = rank_checksums(out)
