@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -29,6 +30,9 @@ from resnet_exp.report.aggregate import (
     find_job_dirs,
     read_run,
 )
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 EXIT_NOT_ALL_COMPLETED = 1
 FINAL_STATES = frozenset({"completed", "failed", "diverged"})
@@ -175,16 +179,17 @@ def _err(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def render(folder: Path, rows: list[JobStatus]):
+def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
     """The rich table: configuration (overrides that differ between jobs), state, errors, time."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     common = set.intersection(*(set(r.overrides) for r in rows)) if len(rows) > 1 else set()
     counts = {s: sum(r.state == s for r in rows) for s in _STYLE if any(r.state == s for r in rows)}
+    # the headline is printed above the table, so a long folder name never wraps the counts
+    headline = f"{folder}  ({len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
     table = Table(
-        title=f"{folder}  ({len(rows)} jobs: "
-        + ", ".join(f"{n} {s}" for s, n in counts.items())
-        + ")",
         caption="errors in %: final training, best validation, test at best validation; "
         "job: its folder, or the folder's hash suffix (<sweep>/*-<hash>)"
         + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else ""),
@@ -213,7 +218,7 @@ def render(folder: Path, rows: list[JobStatus]):
             _err(run.test_err_at_best_val) if has_numbers else "",
             _duration(run.wall_time_s) if has_numbers and run.wall_time_s else "",
         )
-    return table
+    return Group(Text(headline + ")", style="bold", overflow="fold"), table)
 
 
 def _parser() -> argparse.ArgumentParser:
