@@ -165,6 +165,11 @@ def _fit(
         status, summary.stopped_by = stopped.status, str(stopped)
         summary.epochs, summary.steps = trainer.epoch, trainer.step
         raise
+    except SystemExit as stopped:  # the launcher ends the process: submitit requeues a SLURM job
+        status = "interrupted"  # that reached its time limit or was preempted, and exits here
+        summary.stopped_by = f"the process was asked to exit ({stopped!r}); it resumes when rerun"
+        summary.epochs, summary.steps = trainer.epoch, trainer.step
+        raise
     except BaseException as error:
         summary.error = f"{type(error).__name__}: {error}"
         raise

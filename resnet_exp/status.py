@@ -42,6 +42,7 @@ _STYLE = {
     "failed": "red",
     "diverged": "magenta",
     "interrupted": "yellow",
+    "terminated": "yellow",
     "lost": "yellow",
     "pending": "dim",
 }
@@ -78,8 +79,9 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
     if raw is None and (job_dir / JOB_ERROR).is_file():
         row.state, row.detail = "failed", str(run.error or "")
         return row
-    if raw == "interrupted":
-        row.state, row.detail = "interrupted", "stopped by a signal; the same command resumes it"
+    if raw in ("interrupted", "terminated"):  # Ctrl-C, SIGTERM, a SLURM requeue
+        why = summary.get("stopped_by") or "stopped by a signal"
+        row.state, row.detail = raw, f"{why}; the same command resumes it"
         return row
     # running, or a folder Hydra made for a job that has not written its record yet
     last = max(
@@ -225,7 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m resnet_exp.status",
         description="Each job of a sweep (or a single run): completed, running, failed, diverged, "
-        "interrupted, lost or pending. Exit 0 only when every job completed.",
+        "interrupted/terminated, lost or pending. Exit 0 only when every job completed.",
     )
     parser.add_argument("folder", type=Path, help="e.g. outputs/multirun/<date>/<time>")
     parser.add_argument(

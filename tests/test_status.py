@@ -136,6 +136,19 @@ def test_half_done_sweep_shows_running_lost_and_pending_jobs(
     assert "pending" in pending and "model/depth=32" in pending
 
 
+def test_a_stopped_job_says_why_and_that_the_same_command_resumes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    write_sweep(tmp_path, "8")
+    job = write_job(tmp_path, "0", 8, "terminated", [row(1, 50.0, 40.0, 41.0)])
+    summary = json.loads((job / "summary.json").read_text())
+    summary["stopped_by"] = "SIGTERM at step 3"
+    (job / "summary.json").write_text(json.dumps(summary))
+    code, out = show(tmp_path, capsys)
+    assert code == status.EXIT_NOT_ALL_COMPLETED
+    assert "terminated: SIGTERM at step 3; the same command resumes it" in out
+
+
 def test_watch_returns_zero_once_the_last_job_completes(tmp_path: Path) -> None:
     write_sweep(tmp_path, "8")
     write_job(tmp_path, "0", 8, "running", [row(1, 50.0, 40.0, 41.0)])
@@ -168,7 +181,8 @@ def test_a_folder_without_jobs_is_one_clear_error(
 def test_status_of_a_real_single_run(tmp_path: Path, fmnist_root: Path) -> None:
     result = run_cli(
         f"data.root={fmnist_root}", "data.train_subset=64", "data.val_size=32",
-        "data.test_subset=32", "model/depth=8", "trainer.epochs=1", "logger=none",
+        "data.test_subset=32", "data.batch_size=16", "model/depth=8", "trainer.epochs=1",
+        "logger=none",
         "hydra.run.dir=run", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]

@@ -259,7 +259,8 @@ def test_two_sweeps_started_in_the_same_second_get_their_own_folders(
     args = [
         "--multirun", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
         f"data.root={fmnist_root}", "data.train_subset=32", "data.val_size=0",
-        "data.test_subset=32", "model/depth=8", "trainer.epochs=1", "trainer.progress=false",
+        "data.test_subset=32", "data.batch_size=16", "model/depth=8", "trainer.epochs=1",
+        "trainer.progress=false",
         "logger=none", "hydra.sweep.dir=sweeps/same-${now:%Y-%m-%d}",
     ]  # fmt: skip
     runs = [

@@ -20,7 +20,8 @@ def test_a_resumed_run_continues_its_wandb_run_with_one_row_per_step(
     run_dir = tmp_path / "run"
     args = [
         f"data.root={fmnist_root}", "data.train_subset=64", "data.val_size=32",
-        "data.test_subset=32", "model/depth=8", "trainer.epochs=3", "logger.mode=offline",
+        "data.test_subset=32", "data.batch_size=16", "model/depth=8", "trainer.epochs=3",
+        "logger.mode=offline",
         f"hydra.run.dir={run_dir}",
     ]  # fmt: skip
     # Killed while evaluating epoch 3: epochs 1-2 are checkpointed and already in W&B.
