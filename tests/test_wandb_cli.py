@@ -30,15 +30,19 @@ def test_offline_run_holds_config_history_summary_group_and_tags(
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = next((tmp_path / "outputs").glob("*/*/summary.json")).parent
     summary = json.loads((run_dir / "summary.json").read_text())
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    run = read_offline_run(run_dir)
+    records = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in records if "epoch" in r]  # epoch rows; per-step rows have no epoch
+    run = read_offline_run(run_dir, include_internal=True)
+    epochs = [h for h in run["history"] if "train/err" in h]
+    steps = [h for h in run["history"] if "train_step/err" in h]
 
     assert run["project"] == "resnet-exp"
     assert run["config"]["model"]["depth"] == 20  # resolved, nested, plain values
     assert run["config"]["model"]["in_channels"] == 1  # the ${data.in_channels} interpolation
     assert run["config"]["optimizer"]["lr"] == 0.1
-    assert len(run["history"]) == 2
-    for logged, row in zip(run["history"], rows):
+    assert len(epochs) == 2
+    assert [h["_step"] for h in steps] == [r["step"] for r in records if "epoch" not in r]
+    for logged, row in zip(epochs, rows):
         assert set(logged) >= SPEC_EPOCH_KEYS
         assert logged["train/err"] == pytest.approx(row["train/err"])
         assert logged["test/err"] == pytest.approx(row["test/err"])
@@ -69,7 +73,8 @@ def test_multirun_jobs_are_separate_runs_in_one_group(tmp_path: Path, fmnist_roo
     runs = [read_offline_run(d) for d in job_dirs]
     assert runs[0]["run_id"] != runs[1]["run_id"]
     assert runs[0]["group"] == runs[1]["group"]
-    assert [len(r["history"]) for r in runs] == [1, 1]  # no job logged into another's run
+    # no job logged into another's run: one epoch row each
+    assert [sum("train/err" in h for h in r["history"]) for r in runs] == [1, 1]
     assert {r["config"]["model"]["block"]["path"].rsplit(".", 1)[1] for r in runs} == {
         "PlainBlock",
         "BasicBlock",
