@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import errno
 import logging
+import sys
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_exp.errors import EXIT_USER_ERROR, UserError
+from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.training.interrupt import Interrupted
+
 if TYPE_CHECKING:
     from omegaconf import DictConfig
+
+    from resnet_exp.hydra_glue.job import JobFacts
+
+log = logging.getLogger("resnet_exp")
 
 # The file system refused a write: full, over quota, read-only, no permission.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
@@ -66,3 +75,82 @@ def log_traceback(error: BaseException) -> Path | None:
                 handler.release()
             written = written or Path(handler.baseFilename)
     return written
+
+
+# -- what a failure means for the process (single runs exit with a code; sweep jobs raise) --------
+
+EXIT_DIVERGED = 3
+
+
+def sweeper_result(summary: RunSummary) -> float:
+    """What the task returns to Hydra's sweeper: the best validation (or training) error."""
+    if summary.status == "diverged":
+        return float("nan")
+    best = summary.best or {}
+    return best.get("val/err", best.get("train/err"))
+
+
+def user_error(error: BaseException) -> UserError | None:
+    """The UserError behind ``error`` (Hydra wraps errors raised while instantiating)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def exit_with(message: str, code: int) -> None:
+    log.error("%s", message)
+    print(f"error: {message}", file=sys.stderr)
+    from resnet_exp.hydra_glue.preflight import RunFolderGuard
+
+    RunFolderGuard.restore()  # a run refused before it started leaves an existing folder as it was
+    sys.exit(code)
+
+
+def exit_unexpected(cfg: DictConfig, error: BaseException) -> None:
+    """A known cause (memory, disk) is one paragraph, exit 2; anything else is one line pointing
+    at the traceback, which goes to the run's log file only; exit 1."""
+    message = known_cause(error, cfg)
+    if message is not None:
+        exit_with(message, EXIT_USER_ERROR)
+    where = log_traceback(error)
+    first = (str(error).strip().splitlines() or [""])[0][:200]
+    line = f"error: unexpected {type(error).__name__}: {first}"
+    line += f" (traceback in {where})" if where else ""
+    log.error(line)
+    print(line, file=sys.stderr)
+    sys.exit(1)
+
+
+def exit_stopped(job: JobFacts, stopped: Interrupted) -> None:
+    """Ctrl-C / SIGTERM: the record says so (if the run had begun), one line, exit 128 + signal."""
+    record = RunRecord(job.run_dir)
+    summary = record.read_summary() or RunSummary()
+    if not summary.finished:  # stopped before train() kept the record itself
+        summary.status, summary.stopped_by = stopped.status, str(stopped)
+        summary.job = summary.job or job.name
+        summary.overrides = summary.overrides or list(job.overrides)
+        record.write_summary(summary)
+    where = (
+        f"checkpoint saved to {stopped.checkpoint}"
+        if stopped.checkpoint
+        else "the last checkpoint on disk is kept as it was"
+    )
+    message = f"{stopped.status} by {stopped}: {where}; run the same command to resume."
+    log.warning(message)
+    print(message, file=sys.stderr)
+    sys.exit(stopped.exit_code)
+
+
+def diverged(summary: RunSummary, run_dir: Path, lr: float, multirun: bool) -> None:
+    """A diverged single run exits 3 with advice; a diverged sweep job is logged and goes on."""
+    message = (
+        f"run diverged (non-finite training loss or weights in epoch {summary.epochs}); "
+        f"status 'diverged' recorded in {run_dir / 'summary.json'}. Lower "
+        f"optimizer.lr (now {lr}) or add scheduler.warmup_steps."
+    )
+    if not multirun:
+        exit_with(message, EXIT_DIVERGED)
+    log.error(message)

@@ -10,11 +10,15 @@ configuration is refused rather than overwritten. Plain arguments only, no Hydra
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from resnet_exp.errors import UserError
+from resnet_exp.tracking.record import RunSummary
+
+log = logging.getLogger("resnet_exp")
 
 SKIP, RESUME, START = "skip", "resume", "start"
 _CHECKPOINTS = ("last.pt", "last.prev.pt")
@@ -52,6 +56,27 @@ def plan_job(run_dir: Path, key: str, sweep_dir: Path | None = None) -> JobPlan:
     if status == "failed":
         return JobPlan(START, "start again (failed before its first checkpoint)", summary)
     return JobPlan(START, "start", summary)
+
+
+def stored_result(
+    config: dict[str, Any], run_dir: Path, name: str, sweep_dir: Path | None = None
+) -> RunSummary | None:
+    """A re-run sweep's cheap check, before any data is read: the stored record of a job that
+    completed (or diverged) in its folder under the same configuration, else None (train: start
+    or resume). A folder of another configuration is refused and left as it is."""
+    from resnet_exp.training.resume import config_key
+
+    try:
+        plan = plan_job(run_dir, config_key(config), sweep_dir)
+    except ForeignJobFolder as error:
+        log.error("%s", error)
+        raise
+    if plan.action != SKIP:
+        if plan.reason != "start":
+            log.info("job %s: %s", name, plan.reason)
+        return None
+    log.info("job %s %s earlier in %s: skipped, its record is kept", name, plan.reason, run_dir)
+    return RunSummary.from_json(plan.summary)
 
 
 def _read_summary(path: Path) -> dict[str, Any] | None:

@@ -145,3 +145,11 @@ def _check_same_config(path: Path, saved: str | None, key: str, setting: str) ->
             "continue from it anyway."
         )
     log.warning("%s Continuing from it as trainer.resume asks.", message)
+
+
+def pick(found: dict, setting: str, last: Path, device: Any) -> Path | None:
+    """Rank 0's choice of checkpoint; the loaded state is kept in ``found["state"]`` so the file
+    is read once."""
+    chosen = choose_checkpoint(setting, last, device)
+    found["state"] = chosen[1] if chosen else None
+    return chosen[0] if chosen else None
