@@ -170,3 +170,18 @@ def test_verdict_flips_only_when_the_intervals_say_so() -> None:
 
     both = fake_runs(BOTH)
     assert headline(both).startswith("**Degradation in both families**")
+
+
+def test_statistics_table_names_configurations_by_what_tells_them_apart() -> None:
+    from resnet_exp.report.markdown import stats_table
+
+    runs = fake_runs({("plain", 20): [21.0, 22.0], ("basic", 56): [18.0, 17.0]})
+    for run in runs:  # a preset's sweep: every job shares the experiment override
+        shared = ["experiment=degradation_quick", "trainer.precision=32"]
+        run.overrides = [f"model/block={run.block}", f"model/depth={run.depth}", *shared]
+        run.config = ",".join(run.overrides)
+    rows = [line for line in stats_table(runs) if line.startswith("| model/")]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| model/block=plain,model/depth=20",
+        "| model/block=basic,model/depth=56",
+    ]

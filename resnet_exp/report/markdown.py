@@ -414,14 +414,17 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
         "| best val err | 95% CI | test err @ best val | 95% CI |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for group in config_groups(runs):
+    groups = config_groups(runs)
+    labels = _distinguishing_labels(groups)
+    for group in groups:
         train = group.stats.get("final_train_err")
         val = group.stats.get("best_val_err")
         test = group.stats.get("test_err_at_best_val")
         n = f"{len(group.completed)}/{len(group.runs)}"
         span = f"{train.min:.2f} – {train.max:.2f}" if train else "–"
+        label = _cell(labels[group.config])
         lines.append(
-            f"| {_cell(group.config)} | {n} | {_ms(train)} | {span} | {_ci(train)} | {_ms(val)} "
+            f"| {label} | {n} | {_ms(train)} | {span} | {_ci(train)} | {_ms(val)} "
             f"| {_ci(val)} | {_ms(test)} | {_ci(test)} |"
         )
     lines += [
@@ -430,6 +433,19 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
         "n = 1, where the seed noise is unknown).",
     ]
     return lines
+
+
+def _distinguishing_labels(groups: Sequence) -> dict[str, str]:
+    """Each configuration named by the overrides that tell it apart from the others (overrides
+    every configuration shares, such as the preset's name, would only make the table wide)."""
+    overrides = {
+        g.config: [o for o in g.runs[0].overrides if not o.startswith("seed=")] for g in groups
+    }
+    shared = set.intersection(*(set(v) for v in overrides.values())) if len(groups) > 1 else set()
+    return {
+        config: ",".join(o for o in found if o not in shared) or config or "(defaults)"
+        for config, found in overrides.items()
+    }
 
 
 def _best_mean_std(values: Sequence[float]) -> str:
