@@ -9,7 +9,6 @@ the folder atomically (``mkdir``) and, when another process got there first, tak
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 from pathlib import Path
@@ -30,20 +29,13 @@ def fresh_dir(path: str) -> str:
         # torchrun ranks > 0 follow rank 0's folder (distributed.agree_on_run_dir); claiming one
         # here would only leave an empty folder behind.
         return path
-    base = Path(path)
+    from resnet_exp.hydra_glue.sweep_dirs import claim
+
     try:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        for n in itertools.count(1):
-            candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
-            try:
-                candidate.mkdir()
-            except FileExistsError:
-                continue
-            _claimed[path] = str(candidate)
-            return str(candidate)
+        _claimed[path] = claim(path)
     except OSError as error:
         exit_cannot_create(path, error)
-    raise AssertionError("unreachable")
+    return _claimed[path]
 
 
 def cannot_create_message(path: str, error: OSError) -> str:
