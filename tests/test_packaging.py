@@ -116,7 +116,7 @@ def test_a_tiny_training_run_of_a_base_install_prints_no_warning(
     done = _run_installed(
         installed,
         f"data.root={fmnist_root}", "data.train_subset=64", "data.val_size=16",
-        "data.test_subset=32", "trainer.epochs=1", "trainer.progress=false",
+        "data.batch_size=16", "data.test_subset=32", "trainer.epochs=1", "trainer.progress=false",
         "hydra.run.dir=run",
         cwd=tmp_path,
     )  # fmt: skip
