@@ -166,14 +166,15 @@ def test_slurm_job_past_its_time_limit_is_requeued_and_ends_like_an_uninterrupte
     tmp_path: Path, fmnist_root: Path
 ) -> None:
     """timeout_min=2 and signal_delay_s=30: SLURM signals the job 60-90 s in (its timer is coarse),
-    before its 250 epochs of a few hundred ms end; submitit requeues it and it resumes."""
+    before its 250 epochs of 18 steps end (sized so that even a fast CPU is still training then);
+    submitit requeues it and it resumes."""
     from resnet_exp.tracking.wandb_reader import read_offline_runs
 
     reason = slurm_up()
     if reason:
         pytest.skip(reason)
     job = [
-        "seed=1", f"data.root={fmnist_root}", "data.train_subset=320", "data.val_size=64",
+        "seed=1", f"data.root={fmnist_root}", "data.train_subset=640", "data.val_size=64",
         "data.test_subset=64", "data.batch_size=32", "model/depth=8", "trainer.epochs=250",
         "trainer.checkpoint_every_steps=5", "trainer.num_threads=1", "trainer.progress=false",
     ]  # fmt: skip
