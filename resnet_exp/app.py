@@ -168,12 +168,19 @@ def main(cfg: DictConfig) -> float | None:
 
 def entry() -> None:
     """Console script and ``python -m resnet_exp``."""
+    try:
+        _start(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handler is in place (start-up)
+        print("interrupted by SIGINT during start-up, before training began.", file=sys.stderr)
+        sys.exit(130)
+
+
+def _start(args: list[str]) -> None:
     from resnet_exp.hydra_glue import dry_sweep, torchrun
     from resnet_exp.hydra_glue.launchers import require_launcher_plugins
     from resnet_exp.hydra_glue.run_dir import check_explicit_run_dir
     from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir
 
-    args = sys.argv[1:]
     require_launcher_plugins(args)
     if dry_sweep.wanted(args):
         sys.exit(dry_sweep.dry_sweep(args))

@@ -438,3 +438,26 @@ def test_an_unforeseen_error_is_one_line_pointing_at_its_traceback_in_the_log(
     log_text = log_file.read_text()
     assert "Traceback (most recent call last)" in log_text and "a bug nobody foresaw" in log_text
     assert summary_of(run_dir)["status"] == "failed"
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C before the run's own signal handler is in place (the preflight composes every job)."""
+    import sys
+
+    from resnet_exp import app
+    from resnet_exp.hydra_glue import preflight
+
+    def interrupted(args: list[str]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(preflight, "preflight", interrupted)
+    monkeypatch.setattr(sys, "argv", ["resnet_exp", "trainer.epochs=1"])
+    with pytest.raises(SystemExit) as stopped:
+        app.entry()
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "interrupted by SIGINT during start-up, before training began."
+    ]
