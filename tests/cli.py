@@ -33,6 +33,9 @@ def cli_env(cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     full_env.pop("WANDB_API_KEY", None)
+    # A W&B run made inside the test process sets WANDB_SERVICE there; a child that inherited it
+    # would attach to that process's W&B service instead of its own, as no user's run does.
+    full_env.pop("WANDB_SERVICE", None)
     full_env.update(env or {})
     return full_env
 
@@ -66,7 +69,15 @@ def start_cli(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # SIGINT as in a terminal, even when the tests run as a background job (which ignores it)
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # SPEC §5: what every epoch records (CIFAR-family nets have three stages).
