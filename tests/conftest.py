@@ -35,3 +35,14 @@ def fmnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         device="cpu", seed=0
     )
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one intra-op thread for the test (in-process training: repeatable, uncontended)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

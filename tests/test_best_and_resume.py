@@ -16,13 +16,7 @@ from resnet_exp.training.checkpoint import load_checkpoint
 from resnet_exp.training.loop import LoopSettings, Trainer
 from resnet_exp.training.schedules import multistep
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on 1 thread
 
 
 class FakeData:

@@ -15,12 +15,7 @@ from resnet_exp.hydra_glue.compose import compose
 OUTPUT_DTYPE = {"32": torch.float32, "bf16": torch.bfloat16, "16": torch.float16}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on 1 thread
 
 
 def first_conv_in_training(overrides: list[str], run_dir: Path, data_root: Path) -> dict:
