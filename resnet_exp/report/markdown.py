@@ -17,6 +17,20 @@ from pathlib import Path
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import RunResult, datasets, sweep_id
 from resnet_exp.report.captions import gradients_caption, responses_caption
+from resnet_exp.report.claims import (
+    INCONCLUSIVE,
+    MARGIN_PP,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    UNKNOWN,
+    Claim,
+    Share,
+    rises,
+    seed_list,
+    share_avoided,
+    stays_flat,
+)
+from resnet_exp.report.convergence import LATE_FRACTION, STILL_FALLING_PP
 from resnet_exp.report.environment import environment_lines
 from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
 from resnet_exp.report.plots import response_profiles, run_labels
@@ -24,7 +38,8 @@ from resnet_exp.report.stats import Effect, Spread, spread
 from resnet_exp.report.study import (
     config_groups,
     family_effect,
-    penalty_avoided,
+    penalty_avoided_parts,
+    still_falling,
     train_errors_by_depth,
 )
 
@@ -112,11 +127,37 @@ def fmt_effect(effect: Effect) -> str:
     return text
 
 
-_SIDE = {
-    "above": "degrades with depth (the interval lies above zero)",
-    "below": "trains better with depth (the interval lies below zero)",
-    "spans": "no change beyond seed noise (the interval includes zero)",
-    "unknown": "seed noise unknown with one seed per depth, so this is provisional",
+def fmt_share(share: Share) -> str:
+    """'96.1% (95% CI 88.0% to 104.3%)'; without a bounded interval, says why."""
+    if share.known:
+        return f"{share.estimate:.1%} (95% CI {share.ci_low:.1%} to {share.ci_high:.1%})"
+    return f"{share.estimate:.1%} (no bounded interval: the plain penalty is too uncertain)"
+
+
+def _settle(claim: Claim) -> str:
+    if claim.seeds is None:
+        return "no realistic number of seeds would settle it at this spread"
+    return (
+        f"about {claim.seeds} seeds per configuration would settle it "
+        f"(`{seed_list(claim.seeds)}`, a power estimate from the observed spread)"
+    )
+
+
+_PROVISIONAL = "seed noise unknown with one seed per depth, so this is provisional"
+_RISES = {  # the plain family's claim: it degrades
+    REPRODUCED: "degrades with depth (the interval lies above zero)",
+    NOT_REPRODUCED: f"no degradation beyond {MARGIN_PP:g} pp (the interval lies below "
+    f"+{MARGIN_PP:g} pp)",
+    INCONCLUSIVE: f"inconclusive (the interval includes zero and +{MARGIN_PP:g} pp)",
+    UNKNOWN: _PROVISIONAL,
+}
+_FLAT = {  # the residual family's claim: it does not degrade
+    REPRODUCED: f"no degradation beyond {MARGIN_PP:g} pp (the interval lies below "
+    f"+{MARGIN_PP:g} pp)",
+    NOT_REPRODUCED: f"degrades by more than {MARGIN_PP:g} pp (the interval lies above "
+    f"+{MARGIN_PP:g} pp)",
+    INCONCLUSIVE: f"inconclusive (the interval includes +{MARGIN_PP:g} pp)",
+    UNKNOWN: _PROVISIONAL,
 }
 
 
@@ -137,7 +178,7 @@ def _counts(counts: Sequence[int]) -> str:
 
 
 def family_verdict(runs: Sequence[RunResult], residual: bool) -> str:
-    """One sentence for one family, with its depth effect and 95% interval."""
+    """One sentence for one family, with its depth effect, 95% interval and outcome."""
     name = "residual" if residual else "plain"
     left_out = _left_out(runs, residual)
     found = family_effect(runs, residual)
@@ -156,66 +197,110 @@ def family_verdict(runs: Sequence[RunResult], residual: bool) -> str:
         f"{' → '.join(fmt_pct(m) for m in found.means)} mean final training error "
         f"({_counts(found.counts)})"
     )
+    claim = stays_flat(found.parts) if residual else rises(found.parts)
+    outcome = (_FLAT if residual else _RISES)[claim.outcome]
+    if claim.outcome == INCONCLUSIVE:
+        outcome += f"; {_settle(claim)}"
+    return f"**{name}**: {chain}; depth effect {fmt_effect(found.effect)} — {outcome}.{left_out}"
+
+
+def _still_falling_note(runs: Sequence[RunResult]) -> str:
+    falling = [label for run, label in zip(runs, run_labels(runs)) if run.ok and still_falling(run)]
+    if not falling:
+        return ""
     return (
-        f"**{name}**: {chain}; depth effect {fmt_effect(found.effect)} — "
-        f"{_SIDE[found.effect.side]}.{left_out}"
+        f" This rests on {len(falling)} run{'s' if len(falling) != 1 else ''} whose training "
+        f"error was still falling at the end ({', '.join(falling)}): longer training may move "
+        "these numbers."
     )
 
 
+def _plain_not_shown(plain: Claim) -> str:
+    if plain.outcome == NOT_REPRODUCED:
+        return (
+            "**Degradation not reproduced**: the interval rules out a plain depth effect larger "
+            f"than +{MARGIN_PP:g} pp: deeper plain nets changed final training error by "
+            f"{fmt_effect(plain.effect)} (too few steps, too shallow, or too easy a dataset can "
+            "hide it)."
+        )
+    return (
+        "**Inconclusive**: deeper plain nets changed final training error by "
+        f"{fmt_effect(plain.effect)}, an interval that neither shows degradation nor rules out "
+        f"one larger than +{MARGIN_PP:g} pp; {_settle(plain)}."
+    )
+
+
+def _residual_clause(resid: Claim) -> str:
+    effect = fmt_effect(resid.effect)
+    if resid.outcome == REPRODUCED:
+        return (
+            f"deeper residual nets do not degrade: {effect}, an interval below the "
+            f"+{MARGIN_PP:g} pp margin"
+        )
+    if resid.outcome == NOT_REPRODUCED:
+        return f"deeper residual nets degrade too, by {effect}"
+    return (
+        f"whether deeper residual nets degrade is inconclusive: {effect} includes effects "
+        f"above +{MARGIN_PP:g} pp; {_settle(resid)}"
+    )
+
+
+_TITLE = {
+    REPRODUCED: "Degradation reproduced, and the shortcuts remove it",
+    NOT_REPRODUCED: "Degradation in both families",
+    INCONCLUSIVE: "Plain degradation reproduced; the residual family is inconclusive",
+}
+
+
 def headline(runs: Sequence[RunResult]) -> str:
-    """The one-line answer, decided by the intervals: how much of the plain depth penalty do the
-    shortcuts avoid?"""
+    """The one-line answer, each of its three claims decided by its interval."""
     plain, resid = family_effect(runs, False), family_effect(runs, True)
     if plain is None:
         return "**Inconclusive**: fewer than two depths of plain nets completed."
-    p = plain.effect
     if plain.single_seed or (resid is not None and resid.single_seed):
         r = f"; deeper residual nets by {fmt_effect(resid.effect)}" if resid else ""
         return (
             "**Provisional (one seed per configuration, so the seed noise is unknown)**: deeper "
-            f"plain nets changed final training error by {fmt_effect(p)}{r}. Run several seeds "
-            "(e.g. seed=0,1,2) for a verdict."
+            f"plain nets changed final training error by {fmt_effect(plain.effect)}{r}. Run "
+            "several seeds (e.g. seed=0,1,2) for a verdict."
         )
-    if p.side != "above":
-        what = "train better with depth" if p.side == "below" else "show no rise beyond noise"
-        return (
-            f"**Degradation not reproduced**: deeper plain nets {what}: {fmt_effect(p)} (too few "
-            "epochs, too shallow, or too easy a dataset can hide it)."
-        )
+    falling = _still_falling_note(runs)
+    plain_claim = rises(plain.parts)
+    if plain_claim.outcome != REPRODUCED:
+        return _plain_not_shown(plain_claim) + falling
     if resid is None:
         return (
-            f"**Degradation reproduced for plain nets** ({fmt_effect(p)}); fewer than two residual "
-            "depths completed, so the residual fix is not yet shown."
+            f"**Degradation reproduced for plain nets** ({fmt_effect(plain.effect)}); fewer than "
+            "two residual depths completed, so the residual fix is not yet shown." + falling
         )
-    r, saved = resid.effect, penalty_avoided(plain, resid)
-    if r.side == "above" and saved.side != "above":
-        return (
-            f"**Degradation in both families**: deeper plain nets train worse by {fmt_effect(p)}, "
-            f"deeper residual nets by {fmt_effect(r)}; the difference, {fmt_effect(saved)}, is "
-            "within seed noise."
-        )
-    share = saved.estimate / p.estimate
-    amount = "nearly all" if share >= 0.9 else "most" if share >= 0.5 else "part"
-    residual_text = {
-        "spans": f"deeper residual nets change by {fmt_effect(r)}, an interval that includes zero",
-        "below": f"deeper residual nets even train better, {fmt_effect(r)}",
-        "above": f"deeper residual nets rise only by {fmt_effect(r)}",
-    }[r.side]
+    resid_claim = stays_flat(resid.parts)
+    avoided = rises(penalty_avoided_parts(plain, resid))
+    share = share_avoided(plain.parts, resid.parts)
+    saved = (
+        f"The shortcuts avoid {fmt_share(share)} of the plain penalty; the two depth effects "
+        f"differ by {fmt_effect(avoided.effect)}"
+        + ("." if avoided.outcome == REPRODUCED else f", {avoided.outcome}.")
+    )
     return (
-        f"**Degradation reproduced; the shortcuts remove {amount} of it**: deeper plain nets "
-        f"train worse by {fmt_effect(p)}; {residual_text}. The shortcuts avoid {share:.1%} of the "
-        f"plain penalty: the difference of the two depth effects is {fmt_effect(saved)}."
+        f"**{_TITLE[resid_claim.outcome]}**: deeper plain nets train worse by "
+        f"{fmt_effect(plain.effect)}; {_residual_clause(resid_claim)}. {saved}{falling}"
     )
 
 
 def verdict_section(runs: Sequence[RunResult]) -> list[str]:
-    """Headline and one line per family, for runs of one dataset."""
+    """Headline, how it is decided, and one line per family, for runs of one dataset."""
     epochs = sorted({r.epochs for r in runs if r.ok})
     basis = (
         f"Based on the final training error of completed runs (after {', '.join(map(str, epochs))} "
-        f"epoch{'s' if epochs != [1] else ''}): the depth effect is the mean of the deepest minus "
-        "the mean of the shallowest depth, with Welch's 95% confidence interval over seeds; a "
-        "family degrades only where that interval lies above zero."
+        f"epoch{'s' if epochs != [1] else ''}). A family's depth effect is the change from its "
+        "shallowest to its deepest depth along the least-squares line through every depth's mean, "
+        "with a Welch-Satterthwaite 95% confidence interval over seeds. Each claim is "
+        "*reproduced* when its interval shows it, *not reproduced* only when the interval rules "
+        f"it out beyond a margin of {MARGIN_PP:g} pp, and *inconclusive* otherwise, with the "
+        "seeds a power estimate (80%) says would settle it. The share of the plain penalty "
+        "avoided has Fieller's interval. A run is *still falling* when its training error fell "
+        f"by more than {STILL_FALLING_PP:g} pp (and twice its noise) over its last "
+        f"{LATE_FRACTION:.0%} of steps."
         if epochs
         else "No run completed."
     )

@@ -101,16 +101,132 @@ def welch(a: Sequence[float], b: Sequence[float]) -> Effect:
 def contrast(groups: Sequence[Sequence[float]], weights: Sequence[float]) -> Effect:
     """Σ wᵢ·mean(groupᵢ) with a Welch-Satterthwaite t interval (independent groups, unequal
     variances); scipy gives the t quantile."""
+    return interval(contrast_parts(groups, weights))
+
+
+# -------------------------------------------------------------------------------------------------
+# Bounded intervals, depth slopes, ratios and the seeds a claim needs
+
+PERCENT = (0.0, 100.0)  # an error rate's possible range
+
+
+def bounded(found: Spread | None, low: float, high: float) -> Spread | None:
+    """The spread with its interval cut to [low, high]: a mean error rate cannot leave 0-100%, so
+    the part of a symmetric t-interval beyond that range is no information and is not shown."""
+    if found is None or not math.isfinite(found.ci_low):
+        return found
+    return Spread(
+        found.n,
+        found.mean,
+        found.std,
+        found.min,
+        found.max,
+        min(max(found.ci_low, low), high),
+        max(min(found.ci_high, high), low),
+    )
+
+
+def depth_weights(depths: Sequence[int]) -> list[float]:
+    """Weights that turn per-depth means into the least-squares depth effect across the whole
+    range (slope x (deepest - shallowest)); with two depths they are -1 and +1 (deep minus
+    shallow), so a two-depth study reads the same as before."""
+    ds = np.asarray(depths, dtype=float)
+    centred = ds - ds.mean()
+    span = float(ds.max() - ds.min())
+    return list(centred * span / float(np.sum(centred**2)))
+
+
+def _satterthwaite(terms: Sequence[float], sizes: Sequence[int]) -> float:
+    return sum(terms) ** 2 / sum(t * t / (n - 1) for t, n in zip(terms, sizes))
+
+
+def t_quantile(df: float, q: float) -> float:
+    """Student's t quantile (scipy), quiet for infinite degrees of freedom."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.t.ppf(q, df))
+
+
+@dataclass(frozen=True)
+class ContrastParts:
+    """A linear contrast of group means with what its interval and a power estimate need."""
+
+    estimate: float
+    variance: float  # Σ w² s² / n
+    df: float
+    terms_per_seed: tuple[float, ...]  # w² s² for each group (variance with one seed per group)
+
+
+def contrast_parts(groups: Sequence[Sequence[float]], weights: Sequence[float]) -> ContrastParts:
+    """Estimate, variance and Welch-Satterthwaite degrees of freedom of Σ wᵢ·mean(groupᵢ)."""
     xs = [_finite(g) for g in groups]
     estimate = float(sum(w * np.mean(x) for w, x in zip(weights, xs)))
     if any(x.size < 2 for x in xs):
-        return Effect(estimate, math.nan, math.nan)
-    terms = [w * w * float(np.var(x, ddof=1)) / x.size for w, x in zip(weights, xs)]
+        return ContrastParts(estimate, math.nan, math.nan, ())
+    per_seed = tuple(w * w * float(np.var(x, ddof=1)) for w, x in zip(weights, xs))
+    terms = [a / x.size for a, x in zip(per_seed, xs)]
     variance = sum(terms)
-    if variance == 0:
-        return Effect(estimate, estimate, estimate)
-    df = variance**2 / sum(t * t / (x.size - 1) for t, x in zip(terms, xs))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * math.sqrt(variance)
-    return Effect(estimate, estimate - half, estimate + half)
+    df = _satterthwaite(terms, [x.size for x in xs]) if variance > 0 else math.inf
+    return ContrastParts(estimate, variance, df, per_seed)
+
+
+def interval(parts: ContrastParts) -> Effect:
+    """The contrast's estimate with its 95% t interval (NaN bounds without one)."""
+    if not math.isfinite(parts.variance):
+        return Effect(parts.estimate, math.nan, math.nan)
+    if parts.variance == 0:
+        return Effect(parts.estimate, parts.estimate, parts.estimate)
+    half = t_quantile(parts.df, 0.5 + CONFIDENCE / 2) * math.sqrt(parts.variance)
+    return Effect(parts.estimate, parts.estimate - half, parts.estimate + half)
+
+
+def ratio_interval(
+    numerator: ContrastParts, denominator: ContrastParts
+) -> tuple[float, float, float]:
+    """numerator / denominator with Fieller's 95% interval (the two independent).
+
+    Fieller's interval is the set of ratios r for which numerator - r·denominator is within the t
+    quantile of zero; it is bounded only when the denominator itself is clearly non-zero, so an
+    unbounded case returns NaN bounds instead of a misleading finite interval. The degrees of
+    freedom are the smaller of the two (conservative).
+    """
+    a, b = numerator.estimate, denominator.estimate
+    ratio = a / b if b != 0 else math.nan
+    va, vb = numerator.variance, denominator.variance
+    if not (math.isfinite(va) and math.isfinite(vb)) or b == 0:
+        return ratio, math.nan, math.nan
+    t = t_quantile(min(numerator.df, denominator.df), 0.5 + CONFIDENCE / 2)
+    lead = b * b - t * t * vb
+    if lead <= 0:
+        return ratio, math.nan, math.nan
+    root = math.sqrt(max(a * a * vb + b * b * va - t * t * va * vb, 0.0))
+    low, high = (a * b - t * root) / lead, (a * b + t * root) / lead
+    return ratio, low, high
+
+
+POWER = 0.8  # the chance the estimated number of seeds settles the claim
+MAX_SEEDS = 200
+
+
+def seeds_needed(parts: ContrastParts, boundary: float, above: bool) -> int | None:
+    """Seeds per configuration for the 95% interval to land wholly above (or below) `boundary`
+    with 80% power, if the true effect is the one estimated and the spread is the one observed.
+
+    Welch-Satterthwaite degrees of freedom at n seeds per group, and the usual normal-theory
+    requirement |estimate - boundary| >= (t_{0.975,df} + t_{0.8,df}) · SE(n). None when the
+    estimate is on the wrong side of the boundary (no number of seeds helps) or more than
+    MAX_SEEDS would be needed.
+    """
+    gap = (parts.estimate - boundary) if above else (boundary - parts.estimate)
+    if not parts.terms_per_seed or gap <= 0:
+        return None
+    per_seed = sum(parts.terms_per_seed)
+    if per_seed == 0:
+        return 2
+    squares = sum(a * a for a in parts.terms_per_seed)
+    for n in range(2, MAX_SEEDS + 1):
+        df = (n - 1) * per_seed**2 / squares
+        quantiles = t_quantile(df, 0.5 + CONFIDENCE / 2) + t_quantile(df, POWER)
+        if gap >= quantiles * math.sqrt(per_seed / n):
+            return n
+    return None

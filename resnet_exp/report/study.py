@@ -20,7 +20,18 @@ from typing import Any
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_row
-from resnet_exp.report.stats import Effect, Spread, contrast, spread, welch
+from resnet_exp.report.convergence import Convergence, convergence
+from resnet_exp.report.stats import (
+    PERCENT,
+    ContrastParts,
+    Effect,
+    Spread,
+    bounded,
+    contrast_parts,
+    depth_weights,
+    interval,
+    spread,
+)
 
 METRICS = (
     ("final_train_err", "final training error"),
@@ -58,7 +69,9 @@ def config_groups(runs: Sequence[RunResult]) -> list[ConfigGroup]:
         groups.setdefault(key, ConfigGroup(run.config, [])).runs.append(run)
     for group in groups.values():
         done = group.completed
-        group.stats = {name: spread(getattr(r, name) for r in done) for name, _ in METRICS}
+        group.stats = {
+            name: bounded(spread(getattr(r, name) for r in done), *PERCENT) for name, _ in METRICS
+        }
     return list(groups.values())
 
 
@@ -78,19 +91,29 @@ def train_errors_by_depth(runs: Sequence[RunResult], residual: bool) -> dict[int
 
 @dataclass
 class FamilyEffect:
-    """Deepest minus shallowest mean final training error of one family."""
+    """How one family's mean final training error changes from its shallowest to its deepest
+    depth: the least-squares line through every depth's mean, as a contrast of the depth means
+    (with two depths exactly deepest minus shallowest), with Welch-Satterthwaite's interval."""
 
     family: str  # "plain" | "residual"
     depths: list[int]
     means: list[float]
     counts: list[int]
-    shallow: list[float]
-    deep: list[float]
+    groups: list[list[float]]
+    parts: ContrastParts
     effect: Effect
 
     @property
     def single_seed(self) -> bool:
-        return min(len(self.shallow), len(self.deep)) < 2
+        return min(self.counts) < 2
+
+    @property
+    def shallow(self) -> list[float]:
+        return self.groups[0]
+
+    @property
+    def deep(self) -> list[float]:
+        return self.groups[-1]
 
 
 def family_effect(runs: Sequence[RunResult], residual: bool) -> FamilyEffect | None:
@@ -99,23 +122,34 @@ def family_effect(runs: Sequence[RunResult], residual: bool) -> FamilyEffect | N
     if len(by_depth) < 2:
         return None
     depths = list(by_depth)
-    shallow, deep = by_depth[depths[0]], by_depth[depths[-1]]
+    groups = list(by_depth.values())
+    parts = contrast_parts(groups, depth_weights(depths))
     return FamilyEffect(
         family="residual" if residual else "plain",
         depths=depths,
-        means=[sum(v) / len(v) for v in by_depth.values()],
-        counts=[len(v) for v in by_depth.values()],
-        shallow=shallow,
-        deep=deep,
-        effect=welch(deep, shallow),
+        means=[sum(v) / len(v) for v in groups],
+        counts=[len(v) for v in groups],
+        groups=groups,
+        parts=parts,
+        effect=interval(parts),
     )
 
 
-def penalty_avoided(plain: FamilyEffect, residual: FamilyEffect) -> Effect:
-    """Plain depth effect minus residual depth effect (pp of training error the shortcuts save)."""
-    return contrast(
-        [plain.deep, plain.shallow, residual.deep, residual.shallow], [1.0, -1.0, -1.0, 1.0]
-    )
+def penalty_avoided_parts(plain: FamilyEffect, residual: FamilyEffect) -> ContrastParts:
+    """Plain depth effect minus residual depth effect as one contrast over both families' groups."""
+    weights = [*depth_weights(plain.depths), *(-w for w in depth_weights(residual.depths))]
+    return contrast_parts([*plain.groups, *residual.groups], weights)
+
+
+def run_convergence(run: RunResult) -> Convergence | None:
+    """How much the run's training error still fell at its end (None without per-step rows)."""
+    last = run.metrics[-1].get("step") if run.metrics else None
+    return convergence(run.steps, last if isinstance(last, int) else None)
+
+
+def still_falling(run: RunResult) -> bool:
+    found = run_convergence(run)
+    return found is not None and found.still_falling
 
 
 # -------------------------------------------------------------------------------------------------
@@ -127,6 +161,8 @@ SUMMARY_COLUMNS = (
     "config",
     "seed",
     *CSV_COLUMNS,
+    "late_fall_pp",  # training error's fall over the last 15% of steps (convergence.py)
+    "still_falling",  # run: 1/0; configuration: how many of its runs
     "n",  # completed replicates in the statistics
     "n_runs",
     *(f"{name}_{stat}" for name, _ in METRICS for stat in STAT_FIELDS),
@@ -147,6 +183,7 @@ def config_row(group: ConfigGroup) -> dict[str, Any]:
         row[key] = first[key]
     row["job"] = group.config
     row["n"], row["n_runs"] = len(group.completed), len(group.runs)
+    row["still_falling"] = sum(still_falling(r) for r in group.completed)
     statuses = Counter(r.status for r in group.runs)
     row["status"] = " ".join(f"{k}:{v}" for k, v in sorted(statuses.items()))
     for name, _ in METRICS:
@@ -165,7 +202,12 @@ def summary_csv_text(runs: Sequence[RunResult]) -> str:
         writer.writerow(config_row(group))
     for run in sorted(runs, key=RunResult.sort_key):
         seed = _num(run.seed)
-        writer.writerow({"row": "run", "config": run.config, "seed": seed, **csv_row(run)})
+        found = run_convergence(run)
+        late = {
+            "late_fall_pp": _num(found.fall_pp) if found else "",
+            "still_falling": int(found.still_falling) if found else "",
+        }
+        writer.writerow({"row": "run", "config": run.config, "seed": seed, **csv_row(run), **late})
     return buffer.getvalue()
 
 

@@ -1,0 +1,102 @@
+"""The study's three claims, each decided by its interval into one of three outcomes.
+
+The paper's answer is three claims: deeper plain nets train worse, deeper residual nets do not,
+and the shortcuts avoid the plain penalty. For each the report says *reproduced* when the 95%
+interval shows it, *not reproduced* only when the interval rules it out beyond an equivalence
+margin (`MARGIN_PP`, stated in the report), and otherwise *inconclusive*, with the number of seeds
+a power estimate from the observed spread says would settle it. "Could not tell" never reads "no".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from resnet_exp.report.stats import (
+    ContrastParts,
+    Effect,
+    interval,
+    ratio_interval,
+    seeds_needed,
+)
+
+MARGIN_PP = 5.0  # a depth effect within ±5 pp of training error counts as "no effect"
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+INCONCLUSIVE = "inconclusive"
+UNKNOWN = "unknown"  # one seed per configuration: no interval at all
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: outcome, effect (pp), and the seeds that would settle it if inconclusive."""
+
+    outcome: str
+    effect: Effect
+    seeds: int | None = None
+
+
+def _fewest(*options: int | None) -> int | None:
+    found = [n for n in options if n is not None]
+    return min(found) if found else None
+
+
+def rises(parts: ContrastParts, margin: float = MARGIN_PP) -> Claim:
+    """'The effect is above zero': reproduced when the interval lies above zero, not reproduced
+    when it lies below +margin (no rise bigger than the margin), inconclusive otherwise."""
+    effect = interval(parts)
+    if not effect.known:
+        return Claim(UNKNOWN, effect)
+    if effect.ci_low > 0:
+        return Claim(REPRODUCED, effect)
+    if effect.ci_high < margin:
+        return Claim(NOT_REPRODUCED, effect)
+    seeds = _fewest(seeds_needed(parts, 0.0, above=True), seeds_needed(parts, margin, above=False))
+    return Claim(INCONCLUSIVE, effect, seeds)
+
+
+def stays_flat(parts: ContrastParts, margin: float = MARGIN_PP) -> Claim:
+    """'No rise bigger than the margin': reproduced when the interval lies below +margin, not
+    reproduced when it lies above +margin, inconclusive otherwise."""
+    effect = interval(parts)
+    if not effect.known:
+        return Claim(UNKNOWN, effect)
+    if effect.ci_high < margin:
+        return Claim(REPRODUCED, effect)
+    if effect.ci_low > margin:
+        return Claim(NOT_REPRODUCED, effect)
+    seeds = _fewest(
+        seeds_needed(parts, margin, above=False), seeds_needed(parts, margin, above=True)
+    )
+    return Claim(INCONCLUSIVE, effect, seeds)
+
+
+@dataclass(frozen=True)
+class Share:
+    """The share of the plain depth penalty the shortcuts avoid, with Fieller's 95% interval
+    (NaN bounds when the plain penalty itself is not clearly above zero)."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def known(self) -> bool:
+        return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
+
+
+def share_avoided(plain: ContrastParts, residual: ContrastParts) -> Share:
+    """1 - residual effect / plain effect; the two families' groups are independent, so Fieller's
+    interval of the ratio carries over."""
+    ratio, low, high = ratio_interval(residual, plain)
+    return Share(1.0 - ratio, 1.0 - high, 1.0 - low)
+
+
+def seed_list(seeds: int) -> str:
+    """The override that runs `seeds` replicates: seed=0,1,...,N-1."""
+    shown: Sequence[int] = range(seeds)
+    if seeds > 6:
+        return f"seed=0,1,...,{seeds - 1}"
+    return "seed=" + ",".join(map(str, shown))
