@@ -27,7 +27,6 @@ from resnet_exp.report.claims import (
     Share,
     rises,
     seed_list,
-    share_avoided,
     stays_flat,
 )
 from resnet_exp.report.convergence import LATE_FRACTION, STILL_FALLING_PP
@@ -37,8 +36,9 @@ from resnet_exp.report.plots import response_profiles, run_labels
 from resnet_exp.report.stats import Effect, Spread, spread
 from resnet_exp.report.study import (
     config_groups,
+    decide,
     family_effect,
-    penalty_avoided_parts,
+    run_convergence,
     still_falling,
     train_errors_by_depth,
 )
@@ -254,10 +254,11 @@ _TITLE = {
 
 def headline(runs: Sequence[RunResult]) -> str:
     """The one-line answer, each of its three claims decided by its interval."""
-    plain, resid = family_effect(runs, False), family_effect(runs, True)
+    found = decide(runs)
+    plain, resid = found.plain, found.residual
     if plain is None:
         return "**Inconclusive**: fewer than two depths of plain nets completed."
-    if plain.single_seed or (resid is not None and resid.single_seed):
+    if found.plain_claim is None:
         r = f"; deeper residual nets by {fmt_effect(resid.effect)}" if resid else ""
         return (
             "**Provisional (one seed per configuration, so the seed noise is unknown)**: deeper "
@@ -265,25 +266,22 @@ def headline(runs: Sequence[RunResult]) -> str:
             "several seeds (e.g. seed=0,1,2) for a verdict."
         )
     falling = _still_falling_note(runs)
-    plain_claim = rises(plain.parts)
-    if plain_claim.outcome != REPRODUCED:
-        return _plain_not_shown(plain_claim) + falling
-    if resid is None:
+    if found.plain_claim.outcome != REPRODUCED:
+        return _plain_not_shown(found.plain_claim) + falling
+    if found.residual_claim is None or found.avoided is None or found.share is None:
         return (
             f"**Degradation reproduced for plain nets** ({fmt_effect(plain.effect)}); fewer than "
             "two residual depths completed, so the residual fix is not yet shown." + falling
         )
-    resid_claim = stays_flat(resid.parts)
-    avoided = rises(penalty_avoided_parts(plain, resid))
-    share = share_avoided(plain.parts, resid.parts)
+    avoided = found.avoided
     saved = (
-        f"The shortcuts avoid {fmt_share(share)} of the plain penalty; the two depth effects "
-        f"differ by {fmt_effect(avoided.effect)}"
+        f"The shortcuts avoid {fmt_share(found.share)} of the plain penalty; the two depth "
+        f"effects differ by {fmt_effect(avoided.effect)}"
         + ("." if avoided.outcome == REPRODUCED else f", {avoided.outcome}.")
     )
     return (
-        f"**{_TITLE[resid_claim.outcome]}**: deeper plain nets train worse by "
-        f"{fmt_effect(plain.effect)}; {_residual_clause(resid_claim)}. {saved}{falling}"
+        f"**{_TITLE[found.residual_claim.outcome]}**: deeper plain nets train worse by "
+        f"{fmt_effect(plain.effect)}; {_residual_clause(found.residual_claim)}. {saved}{falling}"
     )
 
 
@@ -327,12 +325,21 @@ TABLE_HEADER = (
     "params",
     "FLOPs",
     "final train err",
+    "late fall",
     "best val err",
     "test err @ best val",
     "epochs",
     "wall time",
     "status",
 )
+
+
+def fmt_late_fall(run: RunResult) -> str:
+    """How much the training error still fell over the run's last steps; '–' without step rows."""
+    found = run_convergence(run)
+    if found is None:
+        return "–"
+    return f"{found.fall_pp:+.1f} pp" + (" still falling" if found.still_falling else "")
 
 
 def table_rows(runs: Sequence[RunResult], full_errors: bool = False) -> list[list[str]]:
@@ -349,6 +356,7 @@ def table_rows(runs: Sequence[RunResult], full_errors: bool = False) -> list[lis
             fmt_count(run.params),
             fmt_count(run.flops),
             fmt_pct(run.final_train_err),
+            fmt_late_fall(run),
             fmt_pct(run.best_val_err),
             fmt_pct(run.test_err_at_best_val),
             _fmt_epochs(run),
@@ -362,6 +370,7 @@ def table_rows(runs: Sequence[RunResult], full_errors: bool = False) -> list[lis
 def markdown_table(runs: Sequence[RunResult]) -> list[str]:
     """The runs as a GitHub-flavoured markdown table."""
     align = ("---", "---:", "---", "---:", ":---:", "---:", "---:", "---:", "---:", "---:", "---:")
+    align += ("---:",)
     align += ("---:", "---")
     lines = [
         "| " + " | ".join(TABLE_HEADER) + " |",

@@ -20,6 +20,7 @@ from typing import Any
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_row
+from resnet_exp.report.claims import REPRODUCED, Claim, Share, rises, share_avoided, stays_flat
 from resnet_exp.report.convergence import Convergence, convergence
 from resnet_exp.report.stats import (
     PERCENT,
@@ -139,6 +140,50 @@ def penalty_avoided_parts(plain: FamilyEffect, residual: FamilyEffect) -> Contra
     """Plain depth effect minus residual depth effect as one contrast over both families' groups."""
     weights = [*depth_weights(plain.depths), *(-w for w in depth_weights(residual.depths))]
     return contrast_parts([*plain.groups, *residual.groups], weights)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The study's three claims decided from the completed runs of one dataset (claims None where
+    a family has fewer than two depths, or a configuration a single seed)."""
+
+    plain: FamilyEffect | None
+    residual: FamilyEffect | None
+    plain_claim: Claim | None = None
+    residual_claim: Claim | None = None
+    avoided: Claim | None = None
+    share: Share | None = None
+
+    @property
+    def headline_outcome(self) -> str:
+        """'reproduced' when plain nets degrade and residual nets do not; otherwise which claim
+        stopped it ('plain <outcome>' / 'residual <outcome>'), or 'provisional'/'incomplete'."""
+        if self.plain is None or self.residual is None:
+            return "incomplete"
+        if self.plain_claim is None or self.residual_claim is None:
+            return "provisional"
+        if self.plain_claim.outcome != REPRODUCED:
+            return f"plain {self.plain_claim.outcome}"
+        if self.residual_claim.outcome != REPRODUCED:
+            return f"residual {self.residual_claim.outcome}"
+        return REPRODUCED
+
+
+def decide(runs: Sequence[RunResult]) -> Verdict:
+    """Each claim's outcome from the runs' final training errors (claims.py has the rules)."""
+    plain, resid = family_effect(runs, False), family_effect(runs, True)
+    if plain is None or plain.single_seed or (resid is not None and resid.single_seed):
+        return Verdict(plain, resid)
+    if resid is None:
+        return Verdict(plain, resid, rises(plain.parts))
+    return Verdict(
+        plain,
+        resid,
+        plain_claim=rises(plain.parts),
+        residual_claim=stays_flat(resid.parts),
+        avoided=rises(penalty_avoided_parts(plain, resid)),
+        share=share_avoided(plain.parts, resid.parts),
+    )
 
 
 def run_convergence(run: RunResult) -> Convergence | None:
