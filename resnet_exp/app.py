@@ -23,7 +23,7 @@ from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR
 from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
-from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 
 register_configs()
@@ -97,9 +97,8 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     trainer.stop = stop or trainer.stop
 
     found: dict = {}  # rank 0 picks the checkpoint; every rank resumes from the same one
-    last = record.checkpoint_dir / "last.pt"
     path = distributed.agree_on_resume(
-        dist, lambda: resume.pick(found, cfg.trainer.resume, last, device)
+        dist, lambda: resume.pick(found, cfg.trainer.resume, record.last_checkpoint, device)
     )
     start = resume.start_or_resume(trainer, record, path, found.get("state"), key=key,
                                    setting=str(cfg.trainer.resume))  # fmt: skip
@@ -124,7 +123,8 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
         if dist.is_main:
             measure_responses(model, data, cfg.trainer.response_images, job.run_dir)
 
-    return fit_and_record(trainer, record, logger, summary, start.rows, measure_layer_responses)
+    return fit_and_record(trainer, record, logger, summary, start.rows, measure_layer_responses,
+                          checksum=cfg.trainer.debug_checksum)  # fmt: skip
 
 
 # -- what a failure means for the process ---------------------------------------------------------
@@ -161,7 +161,7 @@ def main(cfg: DictConfig) -> float | None:
         if user_error is not None:
             failures.exit_with(str(user_error), EXIT_USER_ERROR)
         failures.exit_unexpected(cfg, error)
-    if summary.status == "diverged":
+    if summary.status == DIVERGED:
         failures.diverged(summary, job.run_dir, cfg.optimizer.lr, job.multirun)
     return failures.sweeper_result(summary)
 

@@ -226,6 +226,7 @@ class TrainerConfig:
     response_images: int = ruled(256, ge=0, hint="0: no layer responses")
     progress: bool = True
     sync_bn: bool = False
+    debug_checksum: bool = False  # log a SHA-256 of each DDP rank's final weights (tests compare)
 
 
 @dataclass

@@ -3,15 +3,14 @@ unknown one keeps its traceback in the run's log file and gets one line pointing
 
 from __future__ import annotations
 
-import errno
 import logging
 import sys
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resnet_exp.errors import EXIT_USER_ERROR, UserError
-from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.errors import DISK_ERRNOS, EXIT_USER_ERROR, UserError
+from resnet_exp.tracking.record import DIVERGED, RunFiles, RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted
 
 if TYPE_CHECKING:
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("resnet_exp")
 
-# The file system refused a write: full, over quota, read-only, no permission.
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
@@ -84,7 +81,7 @@ EXIT_DIVERGED = 3
 
 def sweeper_result(summary: RunSummary) -> float:
     """What the task returns to Hydra's sweeper: the best validation (or training) error."""
-    if summary.status == "diverged":
+    if summary.status == DIVERGED:
         return float("nan")
     best = summary.best or {}
     return best.get("val/err", best.get("train/err"))
@@ -128,7 +125,7 @@ def exit_stopped(job: JobFacts, stopped: Interrupted) -> None:
     """Ctrl-C / SIGTERM: the record says so (if the run had begun), one line, exit 128 + signal."""
     record = RunRecord(job.run_dir)
     summary = record.read_summary() or RunSummary()
-    if not summary.finished:  # stopped before train() kept the record itself
+    if not summary.ended:  # stopped before train() kept the record itself
         summary.status, summary.stopped_by = stopped.status, str(stopped)
         summary.job = summary.job or job.name
         summary.overrides = summary.overrides or list(job.overrides)
@@ -148,7 +145,7 @@ def diverged(summary: RunSummary, run_dir: Path, lr: float, multirun: bool) -> N
     """A diverged single run exits 3 with advice; a diverged sweep job is logged and goes on."""
     message = (
         f"run diverged (non-finite training loss or weights in epoch {summary.epochs}); "
-        f"status 'diverged' recorded in {run_dir / 'summary.json'}. Lower "
+        f"status '{DIVERGED}' recorded in {RunFiles(run_dir).summary_path}. Lower "
         f"optimizer.lr (now {lr}) or add scheduler.warmup_steps."
     )
     if not multirun:

@@ -5,36 +5,44 @@ from __future__ import annotations
 
 import logging
 
-from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted
 
 log = logging.getLogger("resnet_exp")
 
 
 def fit_and_record(
-    trainer, record: RunRecord, logger, summary: RunSummary, rows: list[dict], on_completed
+    trainer,
+    record: RunRecord,
+    logger,
+    summary: RunSummary,
+    rows: list[dict],
+    on_completed,
+    *,
+    checksum: bool = False,
 ) -> RunSummary:
     """Train, and whatever happens record how it ended and finish the logger; ``on_completed``
-    runs after a completed fit (the layer responses)."""
-    status = "failed"
+    runs after a completed fit (the layer responses). ``checksum`` (``trainer.debug_checksum``)
+    logs a hash of each DDP rank's weights at the end."""
+    status = FAILED
     try:
         result = trainer.fit(rows)
         status = result.status
-        if status == "completed":
+        if status == COMPLETED:
             on_completed()
         summary.epochs, summary.steps = trainer.epoch, trainer.step
         summary.final, summary.best = (result.rows[-1] if result.rows else None), result.best
-        if trainer.dist is not None:  # each rank says what it holds; all must agree (test_scale)
+        if checksum and trainer.dist is not None:  # each rank says what it holds; all must agree
             from resnet_exp.training.distributed import weights_checksum
 
-            rank, checksum = trainer.dist.rank, weights_checksum(trainer.model)
-            log.info("rank %d weights sha256 %s", rank, checksum)
+            digest = weights_checksum(trainer.model)
+            log.info("rank %d weights sha256 %s", trainer.dist.rank, digest)
     except Interrupted as stopped:  # Ctrl-C / SIGTERM: a checkpoint at the step boundary
         status, summary.stopped_by = stopped.status, str(stopped)
         summary.epochs, summary.steps = trainer.epoch, trainer.step
         raise
     except SystemExit as stopped:  # the launcher ends the process: submitit requeues a SLURM job
-        status = "interrupted"  # that reached its time limit or was preempted, and exits here
+        status = INTERRUPTED  # that reached its time limit or was preempted, and exits here
         summary.stopped_by = f"the process was asked to exit ({stopped!r}); it resumes when rerun"
         summary.epochs, summary.steps = trainer.epoch, trainer.step
         raise
@@ -42,7 +50,7 @@ def fit_and_record(
         summary.error = f"{type(error).__name__}: {error}"
         raise
     finally:
-        summary.status = status if summary.error is None else "failed"
+        summary.status = status if summary.error is None else FAILED
         summary.wall_time_s = trainer.wall_time_s()  # all attempts of this run together
         record.write_summary(summary)
         logger.set_summary(wandb_summary(summary))

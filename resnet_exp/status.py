@@ -9,7 +9,6 @@ that holds no sweep or run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import socket
@@ -22,29 +21,37 @@ from typing import TYPE_CHECKING
 import yaml
 
 from resnet_exp.errors import EXIT_USER_ERROR
-from resnet_exp.report.aggregate import (
-    JOB_ERROR,
-    METRICS,
-    SUMMARY,
-    RunResult,
-    find_job_dirs,
-    read_run,
+from resnet_exp.report.aggregate import RunResult, find_job_dirs, read_run
+from resnet_exp.tracking.record import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    MULTIRUN_YAML,
+    RUNNING,
+    STOPPED,
+    TERMINATED,
+    RunRecord,
+    RunSummary,
 )
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
 EXIT_NOT_ALL_COMPLETED = 1
-FINAL_STATES = frozenset({"completed", "failed", "diverged"})
+# The record's statuses, plus two of this table's own: a 'running' record whose process is gone
+# (lost), and a job without a record yet (pending).
+LOST, PENDING = "lost", "pending"
 _STYLE = {
-    "completed": "green",
-    "running": "cyan",
-    "failed": "red",
-    "diverged": "magenta",
-    "interrupted": "yellow",
-    "terminated": "yellow",
-    "lost": "yellow",
-    "pending": "dim",
+    COMPLETED: "green",
+    RUNNING: "cyan",
+    FAILED: "red",
+    DIVERGED: "magenta",
+    INTERRUPTED: "yellow",
+    TERMINATED: "yellow",
+    LOST: "yellow",
+    PENDING: "dim",
 }
 
 
@@ -65,59 +72,53 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
     """The state of one job folder, from its summary.json, metrics.jsonl and Hydra record."""
     now = time.time() if now is None else now
     run = read_run(job_dir, sweep_dir)
-    summary = _read_summary(job_dir)
+    record = RunRecord(job_dir)
+    summary = record.read_summary()
     row = JobStatus(run.name, run.overrides, run.status, epochs_planned=run.epochs_planned, run=run)
-    row.epoch = len({r.get("epoch") for r in run.metrics if "epoch" in r})
-    raw = summary.get("status")
-    if raw in FINAL_STATES:
+    row.epoch = len(run.metrics)
+    raw = summary.status if summary else None
+    if raw in FINISHED:
         row.epoch = run.epochs or row.epoch
-        if raw == "failed":
-            row.detail = str(summary.get("error") or "")
-        elif raw == "diverged":
+        if raw == FAILED:
+            row.detail = str(summary.error or "")
+        elif raw == DIVERGED:
             row.detail = f"non-finite loss in epoch {run.epochs}"
         return row
-    if raw is None and (job_dir / JOB_ERROR).is_file():
-        row.state, row.detail = "failed", str(run.error or "")
+    if raw is None and record.job_error_path.is_file():
+        row.state, row.detail = FAILED, str(run.error or "")
         return row
-    if raw in ("interrupted", "terminated"):  # Ctrl-C, SIGTERM, a SLURM requeue
-        why = summary.get("stopped_by") or "stopped by a signal"
+    if raw in STOPPED:  # Ctrl-C, SIGTERM, a SLURM requeue
+        why = summary.stopped_by or "stopped by a signal"
         row.state, row.detail = raw, f"{why}; the same command resumes it"
         return row
     # running, or a folder Hydra made for a job that has not written its record yet
     last = max(
-        (p.stat().st_mtime for p in (job_dir / METRICS, job_dir / SUMMARY) if p.exists()),
+        (p.stat().st_mtime for p in (record.metrics_path, record.summary_path) if p.exists()),
         default=None,
     )
     of = f" of {row.epochs_planned}" if row.epochs_planned else ""
     since = f", last record {_duration(now - last)} ago" if last is not None else ""
     if _process_gone(summary):
-        row.state = "lost"
+        row.state = LOST
         row.detail = (
-            f"process {summary.get('pid')} on {summary.get('host')} is gone after epoch "
+            f"process {summary.pid} on {summary.host} is gone after epoch "
             f"{row.epoch}{of}; re-run the sweep command to resume it"
         )
     elif raw is None:
-        row.state, row.detail = "pending", "started, no record yet" + since
+        row.state, row.detail = PENDING, "started, no record yet" + since
     else:
-        row.state, row.detail = "running", f"epoch {row.epoch}{of} done{since}"
+        row.state, row.detail = RUNNING, f"epoch {row.epoch}{of} done{since}"
     return row
 
 
-def _read_summary(job_dir: Path) -> dict:
-    try:
-        data = json.loads((job_dir / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _process_gone(summary: dict) -> bool:
+def _process_gone(summary: RunSummary | None) -> bool:
     """A 'running' record whose process is known to be dead (same host, pid no longer exists)."""
-    pid, host = summary.get("pid"), summary.get("host")
-    if summary.get("status") != "running" or not pid or host != socket.gethostname():
+    if summary is None or summary.status != RUNNING:
+        return False
+    if not summary.pid or summary.host != socket.gethostname():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(summary.pid, 0)
     except ProcessLookupError:
         return True
     except (PermissionError, OSError, ValueError):
@@ -137,7 +138,7 @@ def _duration(seconds: float) -> str:
 def expected_jobs(sweep_dir: Path) -> list[list[str]]:
     """Each job the sweep command asked for (its overrides), from the sweep's multirun.yaml; []
     for a single run or a sweep folder without one."""
-    path = sweep_dir / "multirun.yaml"
+    path = sweep_dir / MULTIRUN_YAML
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
@@ -162,13 +163,13 @@ def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
     started = {frozenset(r.overrides) for r in rows}
     for job in expected_jobs(folder):
         if frozenset(job) not in started:
-            rows.append(JobStatus("-", list(job), "pending", "not started"))
+            rows.append(JobStatus("-", list(job), PENDING, "not started"))
     return rows
 
 
 def exit_code(rows: list[JobStatus]) -> int:
     """0 when there is at least one job and every job completed."""
-    return 0 if rows and all(r.state == "completed" for r in rows) else EXIT_NOT_ALL_COMPLETED
+    return 0 if rows and all(r.state == COMPLETED for r in rows) else EXIT_NOT_ALL_COMPLETED
 
 
 def _short(name: str) -> str:
@@ -209,7 +210,7 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
         config = " ".join(o for o in row.overrides if o not in common) or "(defaults)"
         state = f"[{_STYLE[row.state]}]{row.state}[/]" + (f": {row.detail}" if row.detail else "")
         epoch = f"{row.epoch}/{row.epochs_planned}" if row.epochs_planned else str(row.epoch or "")
-        has_numbers = run is not None and row.state != "pending"
+        has_numbers = run is not None and row.state != PENDING
         table.add_row(
             _short(row.name),
             config,
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = sweep_status(folder)
     try:
         with Live(render(folder, rows), console=console, auto_refresh=False) as live:
-            while not all(r.state in FINAL_STATES for r in rows):
+            while not all(r.state in FINISHED for r in rows):
                 time.sleep(max(args.interval, 0.05))
                 rows = sweep_status(folder)
                 live.update(render(folder, rows), refresh=True)

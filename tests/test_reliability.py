@@ -19,11 +19,11 @@ import pytest
 import torch
 from cli import fault_env, run_cli
 
+from resnet_exp.tracking.record import previous_path
 from resnet_exp.training.checkpoint import (
     CorruptCheckpoint,
     load_checkpoint,
     load_latest,
-    previous_path,
     save_checkpoint,
 )
 

@@ -22,17 +22,13 @@ import pytest
 import yaml
 from hand_counts import cifar_flops, cifar_params
 
-from resnet_exp.report.aggregate import (
-    CSV_COLUMNS,
-    JOB_ERROR,
-    collect_runs,
-    read_metrics,
-    sweep_id,
-)
+from resnet_exp.report.aggregate import CSV_COLUMNS, collect_runs, read_metrics
 from resnet_exp.report.build import ReportError, build_report, log_report_to_wandb
 from resnet_exp.report.markdown import render_report
 from resnet_exp.report.plots import plot_degradation, plot_gradients
 from resnet_exp.report.study import SUMMARY_COLUMNS, write_summary_csv
+from resnet_exp.tracking.record import JOB_ERROR_JSON as JOB_ERROR
+from resnet_exp.tracking.record import sweep_id
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -254,7 +254,8 @@ def metrics(run_dir: Path) -> list[dict]:
 
 
 def rank_checksums(output: str) -> dict[int, str]:
-    """Each rank's ``rank R weights sha256 H`` line (app.py logs it at the end of a DDP run)."""
+    """Each rank's ``rank R weights sha256 H`` line (logged at the end of a DDP run when
+    trainer.debug_checksum=true)."""
     import re
 
     return {int(r): h for r, h in re.findall(r"rank (\d+) weights sha256 ([0-9a-f]{64})", output)}
@@ -296,7 +297,7 @@ def test_torchrun_two_cpu_processes_match_one_process_and_write_one_run(
         "model.depth=8",
     ]
     (tmp_path / "ddp").mkdir()
-    out = finish(torchrun(*args, cwd=tmp_path / "ddp"))
+    out = finish(torchrun(*args, "trainer.debug_checksum=true", cwd=tmp_path / "ddp"))
     (tmp_path / "one").mkdir()
     single = run_cli(*args, "logger=none", cwd=tmp_path / "one")
     assert single.returncode == 0, single.stderr[-3000:]
@@ -346,7 +347,8 @@ def test_slurm_tasks_per_node_make_each_job_one_ddp_run(tmp_path: Path, fmnist_r
     result = run_cli(
         "--multirun", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2",
         "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4",
-        "hydra.launcher.timeout_min=10", *args, "logger.mode=offline", "hydra.sweep.dir=ddp",
+        "hydra.launcher.timeout_min=10", *args, "trainer.debug_checksum=true",
+        "logger.mode=offline", "hydra.sweep.dir=ddp",
         cwd=tmp_path, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cli import SPEC_EPOCH_KEYS, run_cli
 
-from resnet_exp.report.aggregate import sweep_id
+from resnet_exp.tracking.record import sweep_id
 from resnet_exp.tracking.wandb_reader import read_offline_run
 
 

@@ -15,7 +15,6 @@ accounting (``slurmdbd``); ``.ci/slurm/start.sh`` sets that up for the single-no
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -133,29 +132,21 @@ class SlurmLauncher(_SubmititSlurmLauncher):
 
     def _rebuild_report(self) -> None:
         """on_job_end never ran for a dead job, and Hydra skips on_multirun_end after a failure."""
-        try:
-            from resnet_exp.report.build import build_report
-            from resnet_exp.report.callback import sweep_dir_of
+        from resnet_exp.report import refresh_report
 
-            assert self.config is not None
-            result = build_report(sweep_dir_of(self.config))
-            log.info("sweep report (with the dead job): %s", result.paths["report_md"])
-        except Exception as exc:
-            log.warning("could not rebuild the sweep report (%s: %s)", type(exc).__name__, exc)
+        assert self.config is not None
+        refresh_report(self.config, "sweep report (with the dead job)")
 
 
 def _mark_failed(job_dir: Path, overrides: list[str], message: str) -> None:
     """summary.json -> failed (the job died while 'running'), or job_error.json if it wrote none."""
-    from resnet_exp.atomic import atomic_write
-    from resnet_exp.report.aggregate import JOB_ERROR
-    from resnet_exp.tracking.record import RunRecord
+    from resnet_exp.tracking.record import RunRecord, write_job_error
 
     record = RunRecord(job_dir)
     if record.read_summary() is not None:
         record.mark_failed(f"DeadJobError: {message}", overrides=overrides)
         return
-    payload = {"type": "DeadJobError", "message": message}
-    atomic_write(job_dir / JOB_ERROR, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
+    write_job_error(job_dir, "DeadJobError", message)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ def current_job() -> JobFacts:
     from omegaconf import OmegaConf
 
     from resnet_exp.hydra_glue.resolvers import parallel_jobs
-    from resnet_exp.report.aggregate import sweep_id
+    from resnet_exp.tracking.record import sweep_id
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)

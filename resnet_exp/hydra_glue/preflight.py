@@ -212,16 +212,17 @@ class RunFolderGuard:
     active: RunFolderGuard | None = None
 
     def __init__(self, run_dir: Path) -> None:
+        from resnet_exp.tracking.record import RunFiles
+
         self.run_dir = run_dir
         self.files: dict[Path, bytes | None] = {}
         self.logs: dict[Path, int] = {}
-        if not (run_dir / ".hydra").is_dir():
+        record = RunFiles(run_dir)
+        if not record.hydra_dir.is_dir():
             return
-        for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-            path = run_dir / ".hydra" / name
+        kept = [record.hydra_dir / n for n in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+        for path in (*kept, record.summary_path):
             self.files[path] = path.read_bytes() if path.is_file() else None
-        summary = run_dir / "summary.json"
-        self.files[summary] = summary.read_bytes() if summary.is_file() else None
         self.logs = {p: p.stat().st_size for p in run_dir.glob("*.log")}
 
     @classmethod

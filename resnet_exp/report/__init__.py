@@ -1,7 +1,8 @@
-"""Sweep reports: summary.csv, report.md, degradation.png and gradients.png for a sweep directory.
+"""Sweep reports: summary.csv, report.md/.html and the figures for a sweep directory.
 
 Submodules are imported on first use (`resnet_exp.report.build_report` works), so that importing the
-Hydra callback or `sweep_id` does not pull in matplotlib.
+Hydra callback does not pull in matplotlib. The Hydra side (the SLURM launcher) calls
+`refresh_report` only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 _EXPORTS = {
     "RunResult": "aggregate",
     "collect_runs": "aggregate",
-    "sweep_id": "aggregate",
     "write_summary_csv": "study",
     "plot_degradation": "plots",
     "plot_gradients": "plots",
@@ -21,6 +21,7 @@ _EXPORTS = {
     "ReportResult": "build",
     "build_report": "build",
     "log_report_to_wandb": "build",
+    "refresh_report": "callback",
 }
 
 __all__ = sorted(_EXPORTS)

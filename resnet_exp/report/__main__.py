@@ -42,9 +42,10 @@ def sweep_logger_config(sweep_dir: Path) -> dict[str, Any] | None:
     """The `logger` node the sweep ran with: multirun.yaml, else the first job's
     .hydra/config.yaml."""
     from resnet_exp.report.aggregate import find_job_dirs
+    from resnet_exp.tracking.record import MULTIRUN_YAML, RunFiles
 
-    candidates = [sweep_dir / "multirun.yaml"]
-    candidates += [d / ".hydra" / "config.yaml" for d in find_job_dirs(sweep_dir)[:1]]
+    candidates = [sweep_dir / MULTIRUN_YAML]
+    candidates += [RunFiles(d).hydra_dir / "config.yaml" for d in find_job_dirs(sweep_dir)[:1]]
     for path in candidates:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -7,8 +7,6 @@ and jobs still running, so every reader here tolerates partial files instead of 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import os
@@ -20,18 +18,27 @@ from typing import Any
 
 import yaml
 
-from resnet_exp.tracking.record import RunSummary
+from resnet_exp.tracking.record import (
+    CHECKPOINTS,
+    FAILED,
+    FINISHED,
+    HYDRA_DIR,
+    INCOMPLETE,
+    METRICS_JSONL,
+    RUNNING,
+    SUMMARY_JSON,
+    DamagedSummary,
+    MetricsFile,
+    RunFiles,
+    RunSummary,
+    read_job_error,
+    read_metrics_file,
+    read_responses,
+    read_summary_file,
+)
 from resnet_exp.tracking.replicates import config_key
-from resnet_exp.training.responses import RESPONSES_CSV, read_responses
 
 log = logging.getLogger("resnet_exp.report")
-
-SUMMARY = "summary.json"
-METRICS = "metrics.jsonl"
-HYDRA_DIR = ".hydra"
-# Written by `ReportCallback` into a job directory whose job raised before it wrote summary.json, so
-# the report can show the exception's message instead of only "no summary.json".
-JOB_ERROR = "job_error.json"
 
 PLAIN_BLOCKS = frozenset({"plain", "plain_bottleneck"})
 # Block class (model.block.path in .hydra/config.yaml) -> config-group option name.
@@ -43,12 +50,12 @@ _BLOCK_CLASSES = {
     "PreActBlock": "preact",
 }
 # Directories that never hold (or lie below) a job directory.
-_SKIP_DIRS = frozenset({"wandb", "checkpoints", HYDRA_DIR, "__pycache__"})
+_SKIP_DIRS = frozenset({"wandb", CHECKPOINTS, HYDRA_DIR, "__pycache__"})
 # Summary statuses as the report shows them: a summary still saying 'running' belongs to a killed
 # job (or one still in flight), either way its numbers are not final.
-_STATUS_ALIASES = {"running": "incomplete"}
-TERMINAL_STATUSES = frozenset({"completed", "failed", "diverged"})
+_STATUS_ALIASES = {RUNNING: INCOMPLETE}
 
+# summary.csv's per-run columns, each a RunResult attribute (study.py adds the statistics).
 CSV_COLUMNS = (
     "job",
     "block",
@@ -72,9 +79,9 @@ class RunResult:
     """One job of a sweep, as far as its files tell (None where they do not)."""
 
     job_dir: Path
-    name: str  # job directory relative to the sweep dir ("0", "1", ...), "." for a single run
+    name: str  # job folder relative to the sweep folder (named after its overrides); "." alone
     job: str  # the job's overrides, comma-joined (W&B run name)
-    status: str  # completed | failed | diverged | incomplete
+    status: str  # the record's status ('running' shown as incomplete), or unknown (unreadable)
     error: str | None = None
     block: str | None = None
     residual: bool | None = None
@@ -118,32 +125,13 @@ class RunResult:
 
 
 # -------------------------------------------------------------------------------------------------
-# Sweep identity
-
-
-def sweep_id(sweep_dir: str | os.PathLike[str]) -> str:
-    """A W&B-group-safe id unique to one sweep directory, stable across processes.
-
-    The last two path components (Hydra's `<date>/<time>`) keep it readable; a short hash of the
-    absolute path keeps two sweeps started in the same second (in different projects or output
-    roots) apart. The training side uses the same function for its run group, so the report run
-    lands in the same group. Example: `outputs/multirun/2026-11-27/23-40-01` ->
-    `2026-11-27_23-40-01_ab12cd`.
-    """
-    path = Path(sweep_dir).expanduser().resolve()
-    parts = [p for p in path.parts[-2:] if p not in ("/", "")]
-    readable = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-") for p in parts) or "sweep"
-    digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:6]
-    return f"{readable[:100]}_{digest}"
-
-
-# -------------------------------------------------------------------------------------------------
 # Discovery
 
 
 def is_job_dir(path: Path) -> bool:
     """A job directory holds Hydra's `.hydra/` record or the trainer's `summary.json`."""
-    return (path / HYDRA_DIR).is_dir() or (path / SUMMARY).is_file()
+    files = RunFiles(path)
+    return files.hydra_dir.is_dir() or files.summary_path.is_file()
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
@@ -177,94 +165,35 @@ def _natural_key(text: str) -> tuple:
 # Readers
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Every object of a JSON-lines file in file order, and how many lines were unreadable."""
+def _read_metrics(path: Path) -> MetricsFile:
+    """A job's metrics.jsonl; unreadable lines (a torn last line after a kill) are logged."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return [], 0
+        found = read_metrics_file(path)
     except OSError as exc:
         log.warning("cannot read %s: %s", path, exc)
-        return [], 0
-    rows: list[dict[str, Any]] = []
-    skipped = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            skipped += 1
-            log.warning("%s:%d is not valid JSON (torn line?); skipped", path, number)
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-        else:
-            skipped += 1
-    return rows, skipped
-
-
-def is_step_row(row: dict[str, Any]) -> bool:
-    """A per-step training row (`trainer.log_every_steps`): it has no epoch, only a step."""
-    return "epoch" not in row and "train_step/err" in row
-
-
-def epoch_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The epoch rows ordered by epoch; if a resumed job appended an epoch twice, the later wins."""
-    by_epoch: dict[Any, dict[str, Any]] = {}
-    for index, row in enumerate(r for r in rows if not is_step_row(r)):
-        epoch = row.get("epoch")
-        key = (
-            epoch
-            if isinstance(epoch, (int, float)) and not isinstance(epoch, bool)
-            else ("#", index)
-        )
-        by_epoch.pop(key, None)  # re-insert so the later row keeps its place in file order
-        by_epoch[key] = row
-    return sorted(
-        by_epoch.values(),
-        key=lambda r: r["epoch"] if isinstance(r.get("epoch"), (int, float)) else math.inf,
-    )
-
-
-def step_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The per-step rows ordered by step; a step written twice (resumed job) keeps the later."""
-    by_step: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        step = row.get("step")
-        if is_step_row(row) and isinstance(step, int) and not isinstance(step, bool):
-            by_step[step] = row
-    return [by_step[s] for s in sorted(by_step)]
+        return MetricsFile()
+    for number in found.torn:
+        log.warning("%s:%d is not valid JSON (torn line?); skipped", path, number)
+    return found
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     """Epoch rows of `metrics.jsonl` ordered by epoch, and how many lines were unreadable.
 
     A job killed mid-write leaves a torn last line: it is skipped, not fatal. If a resumed job
-    appended an epoch twice, the later row wins. Per-step rows are left out (see `step_rows`).
+    appended an epoch twice, the later row wins. Per-step rows are left out.
     """
-    rows, skipped = _read_jsonl(path)
-    return epoch_rows(rows), skipped
+    found = _read_metrics(path)
+    return found.epochs, len(found.torn)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_summary(path: Path) -> tuple[RunSummary | None, str | None]:
+    """The job's summary (None when absent or damaged) and, when damaged, why."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
+        return read_summary_file(path), None
+    except DamagedSummary as exc:
         log.warning("cannot read %s (%s)", path, exc)
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _json_problem(path: Path) -> str:
-    """Why ``path`` is not a JSON object, in a few words."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return f"a JSON {type(data).__name__}, not an object"
+        return None, str(exc)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -329,80 +258,84 @@ def _override_value(overrides: Iterable[str], *keys: str) -> str | None:
 def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
     """Everything the report needs about one job directory; never raises for missing/partial
     files."""
-    job_dir = Path(job_dir)
-    try:
-        name = job_dir.relative_to(sweep_dir).as_posix() if sweep_dir else job_dir.name
-    except ValueError:
-        name = job_dir.name
-    all_rows, skipped = _read_jsonl(job_dir / METRICS)
-    metrics = epoch_rows(all_rows)
-    data = _read_json(job_dir / SUMMARY)
-    summary = None if data is None else RunSummary.from_json(data)
-    config = _read_yaml(job_dir / HYDRA_DIR / "config.yaml")
-    overrides = _read_yaml(job_dir / HYDRA_DIR / "overrides.yaml")
-    overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
+    files = RunFiles(job_dir)
+    metrics = _read_metrics(files.metrics_path)
+    summary, problem = _read_summary(files.summary_path)
+    config = _read_yaml(files.hydra_dir / "config.yaml")
+    listed = _read_yaml(files.hydra_dir / "overrides.yaml")
+    hydra_overrides = [str(o) for o in listed] if isinstance(listed, list) else []
+    overrides = hydra_overrides
+    if summary and summary.overrides:
+        overrides = [str(o) for o in summary.overrides]
+    name = _job_name(files.run_dir, sweep_dir)
+    raw_status, error = _outcome(files.run_dir, summary, problem, config, len(metrics.epochs))
+    run = RunResult(
+        job_dir=files.run_dir,
+        name=name,
+        job=str((summary.job if summary else None) or ",".join(overrides) or name),
+        status=_STATUS_ALIASES.get(raw_status, raw_status),
+        error=str(error) if error not in (None, "") else None,
+        overrides=overrides,
+        metrics=metrics.epochs,
+        skipped_lines=len(metrics.torn),
+        config=config_key(overrides),
+        steps=metrics.steps,
+        responses=read_responses(files.run_dir),
+    )
+    _describe(run, summary or RunSummary(), config, hydra_overrides)
+    _fill_results(run, summary if raw_status in FINISHED else None)
+    return run
 
+
+def _job_name(job_dir: Path, sweep_dir: Path | None) -> str:
+    """The job folder relative to the sweep folder ("." for a single run)."""
+    try:
+        return job_dir.relative_to(sweep_dir).as_posix() if sweep_dir else job_dir.name
+    except ValueError:
+        return job_dir.name
+
+
+def _outcome(
+    job_dir: Path, summary: RunSummary | None, problem: str | None, config: Any, epochs: int
+) -> tuple[str, str | None]:
+    """The job's status as recorded and its error, also for a job without a readable summary."""
     if summary is not None:
-        raw_status, error = summary.status, summary.error
-    elif (job_dir / SUMMARY).is_file():  # written, but damaged: the job did not crash early
-        raw_status = "unknown"
+        return summary.status, summary.error
+    if problem is not None:  # written, but damaged: the job did not crash early
         planned = _get(config, "trainer.epochs")
-        error = (
-            f"{SUMMARY} cannot be parsed ({_json_problem(job_dir / SUMMARY)}), so this job's "
-            f"status is unknown; its {METRICS} holds {len(metrics)} row(s)"
+        return "unknown", (
+            f"{SUMMARY_JSON} cannot be parsed ({problem}), so this job's status is unknown; its "
+            f"{METRICS_JSONL} holds {epochs} row(s)"
             + (f" of {planned} planned" if planned is not None else "")
             + ". Re-running the sweep command resumes or re-records it."
         )
-    else:
-        raw_status = "failed"
-        error = _job_error(job_dir) or (
-            "no summary.json: the job crashed before writing it (see its log)"
-        )
-    status = _STATUS_ALIASES.get(raw_status, raw_status)
-    model = summary.model if summary else {}
+    return FAILED, read_job_error(job_dir) or (
+        f"no {SUMMARY_JSON}: the job crashed before writing it (see its log)"
+    )
 
+
+def _describe(run: RunResult, written: RunSummary, config: Any, hydra_overrides: list[str]) -> None:
+    """The model, data and speed facts: from summary.json, else from Hydra's record of the job."""
+    model = written.model
     block = _block_name(model.get("block"))
     if block is None:
-        block = _block_name(_override_value(overrides, "model/block", "model.block"))
+        block = _block_name(_override_value(hydra_overrides, "model/block", "model.block"))
     if block is None:
         block = _block_name(_get(config, "model.block"))
     residual = model.get("residual")
     if not isinstance(residual, bool):
         residual = None if block is None else block not in PLAIN_BLOCKS
-
-    if summary and summary.overrides:
-        overrides = [str(o) for o in summary.overrides]
-    job = (summary.job if summary else None) or ",".join(overrides) or name
-    written = summary or RunSummary()
-
-    run = RunResult(
-        job_dir=job_dir,
-        name=name,
-        job=str(job),
-        status=status,
-        error=str(error) if error not in (None, "") else None,
-        block=block,
-        residual=residual,
-        depth=_as_int(model.get("depth", _get(config, "model.depth"))),
-        family=_str_or_none(model.get("family", _get(config, "model.family"))),
-        shortcut=_str_or_none(model.get("shortcut", _get(config, "model.shortcut"))),
-        params=_as_int(model.get("params")),
-        flops=_as_int(model.get("flops")),
-        dataset=_str_or_none(written.dataset or _get(config, "data.name")),
-        seed=_as_int(_first(written.seed, _get(config, "seed"))),
-        overrides=overrides,
-        epochs_planned=_as_int(_first(written.epochs_planned, _get(config, "trainer.epochs"))),
-        wall_time_s=_as_float(written.wall_time_s),
-        metrics=metrics,
-        skipped_lines=skipped,
-        config=config_key(overrides),
-        steps=step_rows(all_rows),
-        responses=read_responses(job_dir / RESPONSES_CSV),
-        device=_str_or_none((written.data or {}).get("device")),
-        precision=_str_or_none((written.speed or {}).get("precision")),
-    )
-    _fill_results(run, summary if raw_status in TERMINAL_STATUSES else None)
-    return run
+    run.block, run.residual = block, residual
+    run.depth = _as_int(model.get("depth", _get(config, "model.depth")))
+    run.family = _str_or_none(model.get("family", _get(config, "model.family")))
+    run.shortcut = _str_or_none(model.get("shortcut", _get(config, "model.shortcut")))
+    run.params, run.flops = _as_int(model.get("params")), _as_int(model.get("flops"))
+    run.dataset = _str_or_none(written.dataset or _get(config, "data.name"))
+    run.seed = _as_int(_first(written.seed, _get(config, "seed")))
+    run.epochs_planned = _as_int(_first(written.epochs_planned, _get(config, "trainer.epochs")))
+    run.wall_time_s = _as_float(written.wall_time_s)
+    run.device = _str_or_none((written.data or {}).get("device"))
+    run.precision = _str_or_none((written.speed or {}).get("precision"))
 
 
 def _first(*values: Any) -> Any:
@@ -413,16 +346,6 @@ def _str_or_none(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and value.startswith("${")):
         return None
     return str(value)
-
-
-def _job_error(job_dir: Path) -> str | None:
-    data = _read_json(job_dir / JOB_ERROR)
-    if not data:
-        return None
-    kind, message = data.get("type"), data.get("message")
-    if not message:
-        return None
-    return f"{kind}: {message}" if kind else str(message)
 
 
 def _fill_results(run: RunResult, summary: RunSummary | None) -> None:
@@ -469,24 +392,19 @@ def datasets(runs: Iterable[RunResult]) -> list[str]:
     return seen
 
 
+def csv_cells(run: RunResult) -> dict[str, Any]:
+    """summary.csv's per-run columns with typed values (W&B's table keeps numbers numbers)."""
+    return {column: getattr(run, column) for column in CSV_COLUMNS}
+
+
 def csv_row(run: RunResult) -> dict[str, Any]:
     """One summary.csv row; floats keep full precision (repr) so they round-trip exactly."""
-    values = {
-        "job": run.job,
-        "block": run.block,
-        "residual": None if run.residual is None else str(run.residual).lower(),
-        "depth": run.depth,
-        "shortcut": run.shortcut,
-        "params": run.params,
-        "flops": run.flops,
-        "epochs": run.epochs,
-        "final_train_err": run.final_train_err,
-        "best_val_err": run.best_val_err,
-        "test_err_at_best_val": run.test_err_at_best_val,
-        "final_test_err": run.final_test_err,
-        "wall_time_s": run.wall_time_s,
-        "status": run.status,
-    }
-    return {
-        k: "" if v is None else repr(v) if isinstance(v, float) else v for k, v in values.items()
-    }
+    return {key: _csv_text(value) for key, value in csv_cells(run).items()}
+
+
+def _csv_text(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, float) else value

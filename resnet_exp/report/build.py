@@ -16,13 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.errors import UserError
-from resnet_exp.report.aggregate import (
-    CSV_COLUMNS,
-    RunResult,
-    collect_runs,
-    datasets,
-    sweep_id,
-)
+from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, collect_runs, csv_cells, datasets
 from resnet_exp.report.html import write_html
 from resnet_exp.report.markdown import (
     DEGRADATION_PNG,
@@ -33,10 +27,10 @@ from resnet_exp.report.markdown import (
 )
 from resnet_exp.report.plots import plot_degradation, plot_gradients, plot_layer_responses
 from resnet_exp.report.study import SUMMARY_COLUMNS, config_groups, config_row, write_summary_csv
+from resnet_exp.tracking.record import REPORT_HTML, REPORT_MD, SUMMARY_CSV, sweep_id
 
 log = logging.getLogger("resnet_exp.report")
 
-SUMMARY_CSV = "summary.csv"
 REPORT_RUN_NAME = "report"
 REPORT_JOB_TYPE = "report"
 
@@ -84,8 +78,8 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
         "degradation_png": sweep_dir / DEGRADATION_PNG,
         "gradients_png": sweep_dir / GRADIENTS_PNG,
         "responses_png": sweep_dir / RESPONSES_PNG,
-        "report_md": sweep_dir / "report.md",
-        "report_html": sweep_dir / "report.html",
+        "report_md": sweep_dir / REPORT_MD,
+        "report_html": sweep_dir / REPORT_HTML,
     }
     write_summary_csv(runs, paths["summary_csv"])
     plotted = {
@@ -144,27 +138,7 @@ def _resolve_mode(mode: str, init_timeout: float) -> str:
 
 def table_data(runs: Sequence[RunResult]) -> list[list[Any]]:
     """summary.csv's rows with typed cells (numbers stay numbers, so W&B can plot the table)."""
-    out = []
-    for run in sorted(runs, key=RunResult.sort_key):
-        out.append(
-            [
-                run.job,
-                run.block,
-                run.residual,
-                run.depth,
-                run.shortcut,
-                run.params,
-                run.flops,
-                run.epochs,
-                run.final_train_err,
-                run.best_val_err,
-                run.test_err_at_best_val,
-                run.final_test_err,
-                run.wall_time_s,
-                run.status,
-            ]
-        )
-    return out
+    return [list(csv_cells(run).values()) for run in sorted(runs, key=RunResult.sort_key)]
 
 
 def log_report_to_wandb(

@@ -9,15 +9,20 @@ Nothing here may fail a job or the sweep: every error becomes a logged warning.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from resnet_exp.errors import UserError
+from resnet_exp.tracking.record import RunFiles, write_job_error
+
+if TYPE_CHECKING:
+    from resnet_exp.report.build import ReportResult
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -42,6 +47,20 @@ def sweep_dir_of(config: DictConfig) -> Path:
     return _absolute(
         str(OmegaConf.select(config, "hydra.sweep.dir", throw_on_missing=True)), config
     )
+
+
+def refresh_report(config: DictConfig, what: str) -> ReportResult | None:
+    """Rebuild the report of ``config``'s sweep (the one entry the Hydra side calls: this
+    callback and the SLURM launcher); a problem is a logged warning, never an error."""
+    try:
+        from resnet_exp.report.build import build_report
+
+        result = build_report(sweep_dir_of(config))
+    except Exception as exc:  # a report problem must never fail a job or the sweep
+        log.warning("Could not update the sweep report (%s: %s).", type(exc).__name__, exc)
+        return None
+    log.info("%s: %s", what, result.paths["report_md"])
+    return result
 
 
 def _logger_node(config: DictConfig) -> dict[str, Any] | None:
@@ -70,27 +89,25 @@ class ReportCallback(Callback):
             if not is_multirun(config):
                 return
             self._record_failure(config, job_return)
-            from resnet_exp.report.build import build_report
-
-            result = build_report(sweep_dir_of(config))
-            log.info("sweep report updated: %s", result.paths["report_md"])
         except Exception as exc:  # a report problem must never fail the job
             log.warning("Could not update the sweep report (%s: %s).", type(exc).__name__, exc)
+            return
+        refresh_report(config, "sweep report updated")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Final rebuild, then one W&B run named "report" in the sweep's group (unless W&B is
         off)."""
+        result = refresh_report(config, "sweep report")
+        if result is None or not self.wandb:
+            return
         try:
-            from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
+            from resnet_exp.report.build import log_report_to_wandb, logger_settings
 
-            sweep_dir = sweep_dir_of(config)
-            result = build_report(sweep_dir)
-            log.info("sweep report: %s", result.paths["report_md"])
-            settings = logger_settings(_logger_node(config)) if self.wandb else None
+            settings = logger_settings(_logger_node(config))
             if settings is None:
                 return
             log_report_to_wandb(
-                sweep_dir,
+                sweep_dir_of(config),
                 result.runs,
                 project=settings["project"],
                 group=settings["group"],
@@ -111,16 +128,10 @@ class ReportCallback(Callback):
         output_dir = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)
         if not output_dir:
             return
-        from resnet_exp.atomic import atomic_write
-        from resnet_exp.report.aggregate import JOB_ERROR, SUMMARY
-
         job_dir = _absolute(str(output_dir), config)
-        if (job_dir / SUMMARY).exists() or not job_dir.is_dir():
+        if RunFiles(job_dir).summary_path.exists() or not job_dir.is_dir():
             return
         exc = getattr(job_return, "_return_value", None)
-        from resnet_exp.errors import UserError
-
         if isinstance(getattr(exc, "__cause__", None), UserError):  # unwrap instantiate's wrapper
             exc = exc.__cause__
-        record = {"type": type(exc).__name__ if exc is not None else None, "message": str(exc)}
-        atomic_write(job_dir / JOB_ERROR, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+        write_job_error(job_dir, type(exc).__name__ if exc is not None else None, str(exc))

@@ -18,8 +18,8 @@ from markdown_it import MarkdownIt
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import RunResult
 from resnet_exp.report.markdown import render_report
+from resnet_exp.tracking.record import REPORT_HTML, SUMMARY_CSV
 
-REPORT_HTML = "report.html"
 LOG_TAIL_LINES = 40
 
 _STYLE = """
@@ -80,8 +80,8 @@ def render_html(runs: Sequence[RunResult], sweep_dir: Path) -> str:
                 src = str(child.attrGet("src") or "")
                 if "/" not in src and (sweep_dir / src).is_file():
                     child.attrSet("src", _data_uri(sweep_dir / src) or src)
-            elif child.type == "link_open" and child.attrGet("href") == "summary.csv":
-                child.attrSet("href", _data_uri(sweep_dir / "summary.csv") or "summary.csv")
+            elif child.type == "link_open" and child.attrGet("href") == SUMMARY_CSV:
+                child.attrSet("href", _data_uri(sweep_dir / SUMMARY_CSV) or SUMMARY_CSV)
     body = md.renderer.render(tokens, md.options, {})
     title = html.escape(next((ln[2:] for ln in text.splitlines() if ln.startswith("# ")), "report"))
     return (

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.report.aggregate import RunResult, datasets, sweep_id
+from resnet_exp.report.aggregate import RunResult, datasets
 from resnet_exp.report.captions import gradients_caption, responses_caption
 from resnet_exp.report.claims import (
     INCONCLUSIVE,
@@ -42,8 +42,8 @@ from resnet_exp.report.study import (
     still_falling,
     train_errors_by_depth,
 )
+from resnet_exp.tracking.record import REPORT_MD, SUMMARY_CSV, sweep_id
 
-REPORT = "report.md"
 DEGRADATION_PNG = "degradation.png"
 GRADIENTS_PNG = "gradients.png"
 RESPONSES_PNG = "layer_responses.png"
@@ -474,7 +474,7 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
         "",
         responses_caption(response_profiles(runs)),
         "",
-        "Numbers per configuration and per run: [summary.csv](summary.csv).",
+        f"Numbers per configuration and per run: [{SUMMARY_CSV}]({SUMMARY_CSV}).",
         "",
         "## Environment",
         "",
@@ -607,5 +607,5 @@ def degradation_caption(runs: Sequence[RunResult]) -> str:
 
 def write_report(runs: Sequence[RunResult], sweep_dir: Path) -> Path:
     """Write `<sweep_dir>/report.md` atomically and return its path."""
-    path = Path(sweep_dir) / REPORT
+    path = Path(sweep_dir) / REPORT_MD
     return atomic_write(path, render_report(runs, sweep_dir).encode("utf-8"))

@@ -1,18 +1,81 @@
-"""The local run record: ``metrics.jsonl`` and ``summary.json``, written so a kill never tears them.
+"""The run record: the one place that knows the files a run and a sweep write, their formats and
+the status vocabulary, and the only code that reads or writes them (docs/internals.md, "Run
+record"). Torch-free and Hydra-free, so the report, ``status`` and the job plan read it cheaply.
 
-This is the source of truth for a run; W&B is a mirror of it.
+Writes never tear a file: ``summary.json``, ``job_error.json`` and ``layer_responses.csv`` go
+through temp file + rename; a ``metrics.jsonl`` row is one ``write()``. Readers tolerate what a
+kill or a crash can still leave (no file yet, a torn last line, a summary that is not a JSON
+object). This is the source of truth for a run; W&B is a mirror of it.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from resnet_exp.atomic import atomic_write
+
+# -- file names ------------------------------------------------------------------------------------
+# One run's folder:
+SUMMARY_JSON = "summary.json"  # RunSummary
+METRICS_JSONL = "metrics.jsonl"  # one JSON object per finished epoch, plus per-step rows
+CHECKPOINTS = "checkpoints"  # last.pt (rotated to last.prev.pt), best.pt
+LAST_PT = "last.pt"
+BEST_PT = "best.pt"
+JOB_ERROR_JSON = "job_error.json"  # a sweep job that raised before writing summary.json
+RESPONSES_CSV = "layer_responses.csv"  # Fig. 7: std of each 3x3 layer's response
+HYDRA_DIR = ".hydra"  # Hydra's record of the job: config.yaml, hydra.yaml, overrides.yaml
+# A sweep's folder (the figures are named by the report):
+MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of the sweep command
+SUMMARY_CSV = "summary.csv"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+
+# -- status vocabulary ----------------------------------------------------------------------------
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+DIVERGED = "diverged"
+INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C), or a SLURM requeue
+TERMINATED = "terminated"  # SIGTERM
+INCOMPLETE = "incomplete"  # what a reader calls a record without a status
+# Ended for good: a re-run of the same command does not continue it (its numbers are final).
+FINISHED = frozenset({COMPLETED, FAILED, DIVERGED})
+# Ended by a signal: the same command resumes it.
+STOPPED = frozenset({INTERRUPTED, TERMINATED})
+
+
+def previous_path(path: Path) -> Path:
+    """``checkpoints/last.pt`` -> ``checkpoints/last.prev.pt`` (the rotated spare)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+class RunFiles:
+    """Where each file of one run lives."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.summary_path = self.run_dir / SUMMARY_JSON
+        self.metrics_path = self.run_dir / METRICS_JSONL
+        self.checkpoint_dir = self.run_dir / CHECKPOINTS
+        self.last_checkpoint = self.checkpoint_dir / LAST_PT
+        self.best_checkpoint = self.checkpoint_dir / BEST_PT
+        self.job_error_path = self.run_dir / JOB_ERROR_JSON
+        self.responses_path = self.run_dir / RESPONSES_CSV
+        self.hydra_dir = self.run_dir / HYDRA_DIR
+
+    def resumable_checkpoints(self) -> tuple[Path, Path]:
+        """What ``trainer.resume=auto`` looks at: ``last.pt``, then its spare ``last.prev.pt``."""
+        return self.last_checkpoint, previous_path(self.last_checkpoint)
 
 
 def _json_safe(value: Any) -> Any:
@@ -26,13 +89,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    atomic_write(path, (json.dumps(_json_safe(data), indent=2) + "\n").encode("utf-8"))
+
+
+# -- summary.json ----------------------------------------------------------------------------------
+
+
 @dataclass
 class RunSummary:
     """``summary.json``: what one run was and how it ended; written by the entry point, read by the
     report. Keys are as on disk; a field left None is not written (a job that died early)."""
 
-    # running | completed | failed | diverged | interrupted (SIGINT) | terminated (SIGTERM)
-    status: str = "running"
+    status: str = RUNNING  # one of the status vocabulary above
     error: str | None = None
     dataset: str | None = None
     seed: int | None = None
@@ -76,22 +145,26 @@ class RunSummary:
         """Tolerant: a partial, older or hand-edited file gives a summary with what it holds;
         values of the wrong kind are dropped rather than trusted."""
         if not isinstance(data, dict):
-            return cls(status="incomplete")
+            return cls(status=INCOMPLETE)
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
         values: dict[str, Any] = {}
         for key, value in data.items():
             if key in known and _fits(known[key].type, value):
                 values[key] = value
-        values.setdefault("status", "incomplete")
-        values["status"] = str(values["status"] or "incomplete")
+        values.setdefault("status", INCOMPLETE)
+        values["status"] = str(values["status"] or INCOMPLETE)
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
 
     @property
     def finished(self) -> bool:
-        return self.status not in ("running", "incomplete")
+        """Ended for good (:data:`FINISHED`)."""
+        return self.status in FINISHED
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def ended(self) -> bool:
+        """The process wrote how it ended (finished, or stopped by a signal): a later writer
+        (a failure handler, the SLURM plugin) leaves the record as it is."""
+        return self.status not in (RUNNING, INCOMPLETE)
 
 
 def _fits(annotation: str, value: Any) -> bool:
@@ -111,38 +184,116 @@ def _fits(annotation: str, value: Any) -> bool:
     return True
 
 
+class DamagedSummary(ValueError):
+    """A ``summary.json`` that exists but is not a readable JSON object; the message says why."""
+
+
+def read_summary_file(path: Path) -> RunSummary | None:
+    """The summary in ``path``; None when there is none. Raises :class:`DamagedSummary` when the
+    file exists but cannot be read as a JSON object (the report says so; others treat it as none).
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DamagedSummary(f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(data, dict):
+        raise DamagedSummary(f"a JSON {type(data).__name__}, not an object")
+    return RunSummary.from_json(data)
+
+
+# -- metrics.jsonl ---------------------------------------------------------------------------------
+
+
+def is_epoch_row(row: dict[str, Any]) -> bool:
+    """An end-of-epoch row carries "epoch"; a per-step training row (``trainer.log_every_steps``)
+    carries only its "step"."""
+    return "epoch" in row
+
+
+@dataclass
+class MetricsFile:
+    """What ``metrics.jsonl`` holds: its whole rows in file order, and the lines that are not one
+    (a torn last line after a kill), by line number."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    torn: list[int] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> list[dict[str, Any]]:
+        """The epoch rows by epoch; an epoch written twice (a resumed job) keeps the later row."""
+        by_epoch: dict[Any, dict[str, Any]] = {}
+        for index, row in enumerate(r for r in self.rows if is_epoch_row(r)):
+            epoch = row["epoch"]
+            number = isinstance(epoch, (int, float)) and not isinstance(epoch, bool)
+            key = epoch if number else ("#", index)
+            by_epoch.pop(key, None)  # re-insert so the later row keeps its place in file order
+            by_epoch[key] = row
+        return sorted(
+            by_epoch.values(),
+            key=lambda r: r["epoch"] if isinstance(r["epoch"], (int, float)) else math.inf,
+        )
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """The per-step rows by step; a step written twice (a resumed job) keeps the later row."""
+        by_step: dict[int, dict[str, Any]] = {}
+        for row in self.rows:
+            step = row.get("step")
+            if not is_epoch_row(row) and isinstance(step, int) and not isinstance(step, bool):
+                by_step[step] = row
+        return [by_step[s] for s in sorted(by_step)]
+
+    def epochs_done(self) -> int:
+        """How many distinct epochs have a row."""
+        return len({r["epoch"] for r in self.rows if is_epoch_row(r) and r["epoch"] is not None})
+
+
+def read_metrics_file(path: Path) -> MetricsFile:
+    """Every row of a ``metrics.jsonl`` (none when it does not exist); a line that is not a JSON
+    object is skipped and noted, never fatal. Other read errors (permissions) raise OSError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return MetricsFile()
+    found = MetricsFile()
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            found.rows.append(row)
+        else:
+            found.torn.append(number)
+    return found
+
+
 def keep_rows(rows: list[dict], last_epoch: int, last_step: int | None) -> list[dict]:
-    """Epoch rows (they carry "epoch") up to ``last_epoch``; per-step rows up to ``last_step``."""
+    """Epoch rows up to ``last_epoch``; per-step rows up to ``last_step`` (default: the last kept
+    epoch's step)."""
     if last_step is None:
-        epochs = [r for r in rows if "epoch" in r and r["epoch"] <= last_epoch]
+        epochs = [r for r in rows if is_epoch_row(r) and r["epoch"] <= last_epoch]
         last_step = max((int(r.get("step") or 0) for r in epochs), default=0)
     return [
         r
         for r in rows
-        if (r["epoch"] <= last_epoch if "epoch" in r else int(r.get("step") or 0) <= last_step)
+        if (r["epoch"] <= last_epoch if is_epoch_row(r) else int(r.get("step") or 0) <= last_step)
     ]
 
 
-class RunRecord:
+# -- the run's writer ------------------------------------------------------------------------------
+
+
+class RunRecord(RunFiles):
     """Appends one JSON line per epoch and rewrites the summary atomically."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.metrics_path = self.run_dir / "metrics.jsonl"
-        self.summary_path = self.run_dir / "summary.json"
-        self.checkpoint_dir = self.run_dir / "checkpoints"
-
     def read_metrics(self) -> list[dict]:
-        """Rows written so far; a torn last line (killed mid-write) is ignored."""
-        if not self.metrics_path.exists():
-            return []
-        rows = []
-        for line in self.metrics_path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return rows
+        """Rows written so far; a torn line (killed mid-write) is skipped."""
+        return read_metrics_file(self.metrics_path).rows
 
     def truncate_metrics(self, last_epoch: int, last_step: int | None = None) -> list[dict]:
         """Keep epoch rows up to ``last_epoch`` and per-step rows up to ``last_step`` (default: the
@@ -151,7 +302,7 @@ class RunRecord:
         kept = keep_rows(self.read_metrics(), last_epoch, last_step)
         payload = "".join(json.dumps(r) + "\n" for r in kept).encode()
         atomic_write(self.metrics_path, payload)
-        return [r for r in kept if "epoch" in r]
+        return [r for r in kept if is_epoch_row(r)]
 
     def append_metrics(self, row: dict) -> None:
         line = (json.dumps(_json_safe(row)) + "\n").encode()
@@ -166,8 +317,8 @@ class RunRecord:
     def read_summary(self) -> RunSummary | None:
         """The summary written so far; None when there is none (or it cannot be read)."""
         try:
-            return RunSummary.from_json(json.loads(self.summary_path.read_text()))
-        except (OSError, ValueError):
+            return read_summary_file(self.summary_path)
+        except DamagedSummary:
             return None
 
     def write_summary(self, summary: RunSummary) -> None:
@@ -179,9 +330,74 @@ class RunRecord:
     ) -> None:
         """Record a failure in summary.json unless the run already ended; nothing else changes."""
         summary = self.read_summary() or RunSummary()
-        if summary.finished:
+        if summary.ended:
             return
-        summary.status, summary.error = "failed", error
+        summary.status, summary.error = FAILED, error
         summary.job = summary.job or job
         summary.overrides = summary.overrides or list(overrides or [])
         self.write_summary(summary)
+
+
+# -- job_error.json --------------------------------------------------------------------------------
+
+
+def write_job_error(run_dir: Path, kind: str | None, message: str) -> None:
+    """Why a sweep job failed before it wrote summary.json (the report shows it)."""
+    _write_json(RunFiles(run_dir).job_error_path, {"type": kind, "message": message})
+
+
+def read_job_error(run_dir: Path) -> str | None:
+    """``"<type>: <message>"`` from a job's job_error.json; None without one."""
+    try:
+        data = json.loads(RunFiles(run_dir).job_error_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("message"):
+        return None
+    kind, message = data.get("type"), data["message"]
+    return f"{kind}: {message}" if kind else str(message)
+
+
+# -- layer_responses.csv ---------------------------------------------------------------------------
+
+RESPONSE_COLUMNS = ("layer", "name", "std")
+
+
+def write_responses(run_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    """``layer_responses.csv``: one row per 3x3 layer, network order; std at full precision."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RESPONSE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "std": repr(float(row["std"]))})
+    return atomic_write(RunFiles(run_dir).responses_path, buffer.getvalue().encode("utf-8"))
+
+
+def read_responses(run_dir: Path) -> list[dict[str, Any]]:
+    """Rows of a run's layer_responses.csv ([] when absent or unreadable)."""
+    try:
+        with open(RunFiles(run_dir).responses_path, newline="", encoding="utf-8") as handle:
+            return [
+                {"layer": int(r["layer"]), "name": r["name"], "std": float(r["std"])}
+                for r in csv.DictReader(handle)
+            ]
+    except (OSError, KeyError, ValueError, TypeError):
+        return []
+
+
+# -- the sweep -------------------------------------------------------------------------------------
+
+
+def sweep_id(sweep_dir: str | os.PathLike[str]) -> str:
+    """A W&B-group-safe id unique to one sweep directory, stable across processes.
+
+    The last two path components (Hydra's `<date>/<time>`) keep it readable; a short hash of the
+    absolute path keeps two sweeps started in the same second (in different projects or output
+    roots) apart. Every job's W&B run and the report run use it as their group. Example:
+    `outputs/multirun/2026-11-27/23-40-01` -> `2026-11-27_23-40-01_ab12cd`.
+    """
+    path = Path(sweep_dir).expanduser().resolve()
+    parts = [p for p in path.parts[-2:] if p not in ("/", "")]
+    readable = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-") for p in parts) or "sweep"
+    digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:6]
+    return f"{readable[:100]}_{digest}"

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.errors import UserError
-from resnet_exp.failures import DISK_ERRNOS
+from resnet_exp.errors import DISK_ERRNOS, UserError
+from resnet_exp.tracking.record import CHECKPOINTS, LAST_PT, previous_path
 
 log = logging.getLogger("resnet_exp")
 
@@ -32,12 +32,6 @@ class CorruptCheckpoint(UserError):
 
 class CheckpointWriteError(UserError):
     """The disk refused a checkpoint (full, quota, read-only); the previous one is untouched."""
-
-
-def previous_path(path: Path) -> Path:
-    """``checkpoints/last.pt`` -> ``checkpoints/last.prev.pt`` (the rotated spare)."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
 def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = False) -> None:
@@ -95,7 +89,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not path.is_file():
         raise CorruptCheckpoint(
             f"trainer.resume={str(path)!r}: no checkpoint file there. Give the path of a "
-            "checkpoints/last.pt written by resnet_exp, or use trainer.resume=auto|never."
+            f"{CHECKPOINTS}/{LAST_PT} written by resnet_exp, or use trainer.resume=auto|never."
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
@@ -109,7 +103,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise CorruptCheckpoint(
             f"checkpoint {str(path)!r} is not a resnet_exp training checkpoint (no model/epoch "
-            "entries). Use trainer.resume=never, or point trainer.resume at checkpoints/last.pt."
+            "entries). Use trainer.resume=never, or point trainer.resume at "
+            f"{CHECKPOINTS}/{LAST_PT}."
         )
     return state
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from resnet_exp.errors import UserError
-from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.tracking.record import RunRecord, RunSummary, is_epoch_row
 from resnet_exp.training.cpus import available_cpus
 
 log = logging.getLogger("resnet_exp")
@@ -249,7 +249,7 @@ class MainOnlyRecord(RunRecord):
     """The run record as ranks > 0 see it: reads work, writes are rank 0's job and do nothing."""
 
     def truncate_metrics(self, last_epoch: int, last_step: int | None = None) -> list[dict]:
-        return [r for r in self.read_metrics() if "epoch" in r and r["epoch"] <= last_epoch]
+        return [r for r in self.read_metrics() if is_epoch_row(r) and r["epoch"] <= last_epoch]
 
     def append_metrics(self, row: dict) -> None:
         return None

@@ -12,8 +12,10 @@ import signal
 from types import FrameType
 from typing import Any
 
+from resnet_exp.tracking.record import INTERRUPTED, TERMINATED
+
 # What the record says for each signal, and the shell's exit status for it (128 + signal number).
-STATUS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}
 _DEFAULTS = (signal.SIG_DFL, signal.default_int_handler, None)
 
 
@@ -28,7 +30,7 @@ class Interrupted(BaseException):
 
     @property
     def status(self) -> str:
-        return STATUS.get(self.signum, "interrupted")
+        return STATUS.get(self.signum, INTERRUPTED)
 
     @property
     def exit_code(self) -> int:

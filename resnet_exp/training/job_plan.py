@@ -9,26 +9,33 @@ configuration is refused rather than overwritten. Plain arguments only, no Hydra
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from resnet_exp.errors import UserError
-from resnet_exp.tracking.record import RunSummary
+from resnet_exp.tracking.record import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    RUNNING,
+    RunRecord,
+    RunSummary,
+    read_metrics_file,
+)
+from resnet_exp.training.resume import config_key, key_difference
 
 log = logging.getLogger("resnet_exp")
 
 SKIP, RESUME, START = "skip", "resume", "start"
-_CHECKPOINTS = ("last.pt", "last.prev.pt")
 
 
 @dataclass
 class JobPlan:
     action: str  # skip | resume | start
     reason: str  # said to the user: "completed", "resume after epoch 2 of 4 (failed)", ...
-    summary: dict[str, Any] | None = None  # the stored record (what a skipped job returns)
+    summary: dict[str, Any] | None = None  # the stored record as on disk (a skipped job's result)
 
 
 class ForeignJobFolder(UserError):
@@ -38,22 +45,22 @@ class ForeignJobFolder(UserError):
 def plan_job(run_dir: Path, key: str, sweep_dir: Path | None = None) -> JobPlan:
     """Decide from ``run_dir``'s summary.json and checkpoints; ``key`` is this job's config key
     (``summary.json`` stores the key it was written under)."""
-    run_dir = Path(run_dir)
-    summary = _read_summary(run_dir / "summary.json")
-    status = str(summary.get("status") or "") if summary else ""
-    stored = summary.get("config_key") if summary else None
+    record = RunRecord(run_dir)
+    found = record.read_summary()
+    summary = found.to_json() if found else None
+    status = found.status if found else ""
+    stored = found.config_key if found else None
     if stored is not None and stored != key:
-        raise ForeignJobFolder(_foreign_message(run_dir, stored, key, sweep_dir))
-    if status in ("completed", "diverged") and stored == key:
+        raise ForeignJobFolder(_foreign_message(record.run_dir, stored, key, sweep_dir))
+    if status in (COMPLETED, DIVERGED) and stored == key:
         return JobPlan(SKIP, status, summary)
-    has_checkpoint = any((run_dir / "checkpoints" / name).is_file() for name in _CHECKPOINTS)
-    if has_checkpoint:
-        done = _epochs_done(run_dir / "metrics.jsonl")
-        planned = summary.get("epochs_planned") if summary else None
+    if any(path.is_file() for path in record.resumable_checkpoints()):
+        done = _epochs_done(record)
+        planned = found.epochs_planned if found else None
         of = f" of {planned}" if planned else ""
-        was = f" ({status})" if status and status != "running" else ""
+        was = f" ({status})" if status and status != RUNNING else ""
         return JobPlan(RESUME, f"resume after epoch {done}{of}{was}", summary)
-    if status == "failed":
+    if status == FAILED:
         return JobPlan(START, "start again (failed before its first checkpoint)", summary)
     return JobPlan(START, "start", summary)
 
@@ -64,8 +71,6 @@ def stored_result(
     """A re-run sweep's cheap check, before any data is read: the stored record of a job that
     completed (or diverged) in its folder under the same configuration, else None (train: start
     or resume). A folder of another configuration is refused and left as it is."""
-    from resnet_exp.training.resume import config_key
-
     try:
         plan = plan_job(run_dir, config_key(config), sweep_dir)
     except ForeignJobFolder as error:
@@ -79,40 +84,15 @@ def stored_result(
     return RunSummary.from_json(plan.summary)
 
 
-def _read_summary(path: Path) -> dict[str, Any] | None:
+def _epochs_done(record: RunRecord) -> int:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _epochs_done(path: Path) -> int:
-    """Epoch rows in metrics.jsonl (a torn last line after a kill is not one)."""
-    epochs = set()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        return read_metrics_file(record.metrics_path).epochs_done()
     except OSError:
         return 0
-    for line in lines:
-        try:
-            epochs.add(json.loads(line).get("epoch"))
-        except (ValueError, AttributeError):
-            break
-    epochs.discard(None)
-    return len(epochs)
 
 
 def _foreign_message(run_dir: Path, stored: str, key: str, sweep_dir: Path | None) -> str:
-    try:
-        old, new = json.loads(stored), json.loads(key)
-    except ValueError:
-        old, new = {}, {}
-    diff = "; ".join(
-        f"{k}={old.get(k, '(unset)')} there, {new.get(k, '(unset)')} now"
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    )
+    diff = key_difference(stored, key)
     where = f"sweep folder {str(sweep_dir)!r}" if sweep_dir else "its sweep folder"
     return (
         f"job folder {str(run_dir)!r} holds a run of another configuration ({diff or 'unknown'}); "

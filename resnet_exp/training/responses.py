@@ -5,28 +5,25 @@ Forward hooks find it without knowing the block types: a BatchNorm whose input i
 3x3 conv just produced closes that conv's response; a conv not followed by a BatchNorm (the second
 conv of a pre-activation block) responds with its own output. Measured in eval mode, fp32, on the
 first `images` validation images (test images where there is no validation split), so every run of
-a sweep sees the same inputs. Written per run as `layer_responses.csv`; torch is imported lazily
-so the report can read that file without it.
+a sweep sees the same inputs. Written per run as `layer_responses.csv` (its format: the run record,
+`resnet_exp.tracking.record`); torch is imported lazily.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from resnet_exp.tracking.record import write_responses
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 log = logging.getLogger("resnet_exp")
-
-RESPONSES_CSV = "layer_responses.csv"
-COLUMNS = ("layer", "name", "std")
 
 
 def _is_3x3(module: nn.Module) -> bool:
@@ -121,37 +118,13 @@ def fixed_images(data: Any, images: int) -> Iterator[torch.Tensor]:
             return
 
 
-def responses_csv_text(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "std": repr(float(row["std"]))})
-    return buffer.getvalue()
-
-
-def read_responses(path: Path) -> list[dict[str, Any]]:
-    """Rows of a run's layer_responses.csv ([] when absent or unreadable)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return [
-                {"layer": int(r["layer"]), "name": r["name"], "std": float(r["std"])}
-                for r in csv.DictReader(handle)
-            ]
-    except (OSError, KeyError, ValueError, TypeError):
-        return []
-
-
 def measure_and_write(model: nn.Module, data: Any, images: int, run_dir: Path) -> Path | None:
     """Measure the responses on the fixed images and write `<run_dir>/layer_responses.csv`."""
-    from resnet_exp.atomic import atomic_write
-
     if images <= 0:
         return None
     rows = layer_responses(model, fixed_images(data, images))
     if not rows:
         return None
-    path = Path(run_dir) / RESPONSES_CSV
-    atomic_write(path, responses_csv_text(rows).encode("utf-8"))
+    path = write_responses(Path(run_dir), rows)
     log.info("layer responses of %d 3x3 layers written to %s", len(rows), path)
     return path

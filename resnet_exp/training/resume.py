@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_exp.errors import UserError
-from resnet_exp.tracking.record import RunRecord, RunSummary
+from resnet_exp.tracking.record import LAST_PT, RunRecord, RunSummary, previous_path
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +43,20 @@ def config_key(config: dict[str, Any]) -> str:
     for key in RESUME_KEYS:
         walk(key, _select(config, key))
     return json.dumps(flat, sort_keys=True, default=str)
+
+
+def key_difference(saved: str, key: str) -> str:
+    """What differs between two :func:`config_key` values, said as "<key>=<value> there, <value>
+    now; ..." ("" when either is not a key)."""
+    try:
+        old, new = json.loads(saved), json.loads(key)
+    except ValueError:
+        return ""
+    return "; ".join(
+        f"{k}={old.get(k, '(unset)')} there, {new.get(k, '(unset)')} now"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    )
 
 
 def _select(tree: Any, dotted: str) -> Any:
@@ -116,9 +130,9 @@ def start_or_resume(
 def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
     """Resumed from the spare because ``last.pt`` is damaged: move that file aside now, so the
     next save cannot rotate it into the spare (rank 0 only; it owns the files)."""
-    from resnet_exp.training.checkpoint import previous_path, quarantine
+    from resnet_exp.training.checkpoint import quarantine
 
-    last = path.with_name("last.pt")
+    last = path.with_name(LAST_PT)
     if setting != "auto" or path != previous_path(last) or not last.is_file():
         return
     if trainer.dist is not None and not trainer.dist.is_main:
@@ -130,12 +144,7 @@ def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
 def _check_same_config(path: Path, saved: str | None, key: str, setting: str) -> None:
     if saved is None or saved == key:
         return
-    old, new = json.loads(saved), json.loads(key)
-    diff = "; ".join(
-        f"{k}={old.get(k, '(unset)')} there, {new.get(k, '(unset)')} now"
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    )
+    diff = key_difference(saved, key)
     message = f"checkpoint {str(path)!r} was written by a different configuration ({diff})."
     if setting == "auto":
         raise UserError(
