@@ -704,7 +704,7 @@ def test_callback_in_a_real_hydra_multirun(tmp_path: Path) -> None:
 
 
 def test_gradients_caption_follows_the_measured_norms(sweep: Path) -> None:
-    from resnet_exp.report.captions import gradients_caption
+    from resnet_exp.report.figures import gradients_caption
 
     runs = collect_runs(sweep)
     text = gradients_caption(runs)

@@ -1,4 +1,4 @@
-"""Sweep reports: summary.csv, report.md, degradation.png and gradients.png for a sweep directory.
+"""Sweep reports: summary.csv, report.md, report.html and the figures (`figures.FIGURES`).
 
 Submodules are imported on first use (`resnet_exp.report.build_report` works), so that importing the
 Hydra callback or `sweep_id` does not pull in matplotlib.
