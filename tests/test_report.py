@@ -1,4 +1,4 @@
-"""Sweep report: summary.csv, report.md (with a computed verdict), the two PNGs, CLI, callback, W&B.
+"""Sweep report: summary.csv, report.md (with a computed verdict), the figures, CLI, callback, W&B.
 
 Fake sweeps are built in tmp_path with the run-record layout of docs/internals.md, so these tests
 need neither training nor a network.

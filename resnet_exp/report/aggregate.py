@@ -72,7 +72,7 @@ class RunResult:
     """One job of a sweep, as far as its files tell (None where they do not)."""
 
     job_dir: Path
-    name: str  # job directory relative to the sweep dir ("0", "1", ...), "." for a single run
+    name: str  # job dir relative to the sweep dir ("model_depth=20,seed=0-<hash>"), "." for a run
     job: str  # the job's overrides, comma-joined (W&B run name)
     status: str  # completed | failed | diverged | incomplete
     error: str | None = None
