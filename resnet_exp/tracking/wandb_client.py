@@ -10,7 +10,8 @@ It decides the mode before `wandb.init`, so nothing can prompt or hang, and star
   caller to report;
 * `run_info`: mode, run id, run folder and the `wandb sync` command of an offline run.
 
-`wandb` is imported only by `import_wandb()`, so importing this module stays cheap.
+`wandb` is imported only once a run starts (`import_wandb`, and `resolve_mode` asking wandb for
+the server and credentials), so importing this module stays cheap.
 """
 
 from __future__ import annotations
