@@ -1,4 +1,4 @@
-"""Sweep report: summary.csv, report.md (with a computed verdict), the two PNGs, CLI, callback, W&B.
+"""Sweep report: summary.csv, report.md (with a computed verdict), the figures, CLI, callback, W&B.
 
 Fake sweeps are built in tmp_path with the run-record layout of docs/internals.md, so these tests
 need neither training nor a network.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import struct
@@ -617,6 +618,52 @@ def test_log_report_to_wandb_offline(sweep: Path, tmp_path: Path, monkeypatch) -
     assert media and media[0].read_bytes()[:8] == PNG_MAGIC
 
 
+def test_report_run_uses_the_training_runs_wandb_client(
+    sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The report run starts like a training run: with a key and a server that answers, a failed
+    online init is one warning and an offline run, and the key on the command line that started it
+    (a Hydra callback runs in the sweep's process) never reaches its files."""
+    wandb = pytest.importorskip("wandb")
+    from resnet_exp.tracking import wandb_client
+    from resnet_exp.tracking.wandb_reader import is_complete
+
+    key = "resnetexpfakekey0123456789abcdef01234567"  # well-formed, unusable
+    wandb_dir = tmp_path / "wandb-dir"  # passed as `dir`: wandb reads WANDB_DIR once per process
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for var in ("WANDB_MODE", "WANDB_RUN_ID", "WANDB_RUN_GROUP"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    monkeypatch.setattr(wandb_client, "_probe_server", lambda url, timeout: None)
+    monkeypatch.setattr(sys, "argv", ["resnet_exp", f"+logger.api_key={key}", "--multirun"])
+    real_init, modes = wandb.init, []
+
+    def init(*args: Any, **kwargs: Any) -> Any:
+        modes.append(kwargs["mode"])
+        if kwargs["mode"] == "online":
+            raise wandb.errors.CommError("Timed out initializing run")
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", init)
+    result = build_report(sweep)
+    caplog.set_level(logging.INFO, logger="resnet_exp")
+    info = log_report_to_wandb(
+        sweep, result.runs, project="resnet-exp-test", mode="online", dir=wandb_dir
+    )
+    assert modes == ["online", "offline"]
+    assert info is not None and info["mode"] == "offline" and info["sync"].startswith("wandb sync")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "W&B online init failed (Timed out initializing run); logging the report offline instead."
+    ]
+    (run_file,) = wandb_dir.glob("wandb/offline-run-*/run-*.wandb")
+    deadline = time.monotonic() + 20
+    while not is_complete(run_file) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leaks = [p for p in wandb_dir.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+    assert not leaks, f"API key written to {leaks}"
+
+
 def test_markdown_is_deterministic(sweep: Path) -> None:
     runs = collect_runs(sweep)
     assert render_report(runs, sweep) == render_report(list(reversed(runs)), sweep)
@@ -700,7 +747,7 @@ def test_callback_in_a_real_hydra_multirun(tmp_path: Path) -> None:
 
 
 def test_gradients_caption_follows_the_measured_norms(sweep: Path) -> None:
-    from resnet_exp.report.captions import gradients_caption
+    from resnet_exp.report.figures import gradients_caption
 
     runs = collect_runs(sweep)
     text = gradients_caption(runs)

@@ -145,7 +145,7 @@ def test_validation_runs_before_torch_is_imported() -> None:
 
 def test_declared_choices_match_the_domain_tables() -> None:
     from resnet_exp.models.resnet import FAMILIES, SHORTCUTS
-    from resnet_exp.tracking.wandb_logger import MODES
+    from resnet_exp.tracking.wandb_client import MODES
     from resnet_exp.training.device import PRECISIONS
 
     assert set(config.PRECISIONS) == {*PRECISIONS, "auto"}

@@ -28,18 +28,14 @@ import pytest
 
 wandb = pytest.importorskip("wandb")
 
-from resnet_exp.tracking import wandb_logger  # noqa: E402
-from resnet_exp.tracking.wandb_logger import (  # noqa: E402
-    NullLogger,
-    WandbLogger,
-    scrub_argv,
-    scrub_secrets,
-)
+from resnet_exp.tracking import wandb_client  # noqa: E402
+from resnet_exp.tracking.wandb_logger import NullLogger, WandbLogger  # noqa: E402
 from resnet_exp.tracking.wandb_reader import (  # noqa: E402
     find_run_files,
     iter_payloads,
     read_offline_run,
 )
+from resnet_exp.tracking.wandb_secrets import scrub_argv, scrub_secrets  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE_KEY = "resnetexpfakekey0123456789abcdef01234567"  # well-formed (40 chars), unusable
@@ -367,7 +363,7 @@ def test_failed_online_init_falls_back_to_offline(
 ) -> None:
     """Probe fine but wandb.init(online) failed (init_timeout): one warning, offline run."""
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
-    monkeypatch.setattr(wandb_logger, "_probe_server", lambda url, timeout: None)
+    monkeypatch.setattr(wandb_client, "_probe_server", lambda url, timeout: None)
     real_init = wandb.init
     modes = []
 

@@ -1,4 +1,6 @@
-"""Everything that knows about Hydra, in one place; the rest of the package takes plain values.
+"""Hydra glue: the Hydra-aware pieces besides the entry point (``app.py``, ``summary.py``), the
+schemas (``config.py``, ``validation.py``), the report's callback and the launcher plugin
+(``hydra_plugins/``); the layers below take plain values.
 
 - ``compose``: the config ``python -m resnet_exp <overrides>`` runs with, outside ``@hydra.main``;
 - ``job``: this job's facts (run folder, overrides, sweep) from Hydra's runtime config;

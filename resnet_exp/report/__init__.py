@@ -1,4 +1,4 @@
-"""Sweep reports: summary.csv, report.md/.html and the figures for a sweep directory.
+"""Sweep reports: summary.csv, report.md, report.html and the figures (`figures.FIGURES`).
 
 Submodules are imported on first use (`resnet_exp.report.build_report` works), so that importing the
 Hydra callback does not pull in matplotlib. The Hydra side (the SLURM launcher) calls

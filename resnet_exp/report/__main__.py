@@ -1,10 +1,10 @@
 """`python -m resnet_exp.report <sweep_dir> [--no-wandb]`: (re)build a sweep's report.
 
-Rewrites summary.csv, degradation.png, gradients.png and report.md from the run records on disk
-(useful after a sweep whose failed job kept Hydra from calling the end-of-sweep callback, or while
-it still runs), prints the table and the paths, and logs the report to W&B as configured for the
-sweep (its multirun.yaml `logger` node; `--mode`/`--project`/`--group` override, `--no-wandb` skips
-it).
+Rewrites summary.csv, the figures (`figures.FIGURES`), report.md and report.html from the run
+records on disk (useful after a sweep whose failed job kept Hydra from calling the end-of-sweep
+callback, or while it still runs), prints the table and the paths, and logs the report to W&B as
+configured for the sweep (its multirun.yaml `logger` node; `--mode`/`--project`/`--group`
+override, `--no-wandb` skips it).
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ from typing import Any
 import yaml
 
 from resnet_exp.errors import UserError
+from resnet_exp.tracking.wandb_client import DEFAULT_INIT_TIMEOUT_S, DEFAULT_PROJECT, MODES
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m resnet_exp.report",
-        description="(Re)build a sweep's summary.csv, report.md, degradation.png, gradients.png.",
+        description="(Re)build a sweep's summary.csv, report.md, report.html and figures.",
     )
     parser.add_argument("sweep_dir", type=Path, help="e.g. outputs/multirun/<date>/<time>")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     parser.add_argument(
         "--mode",
-        choices=("auto", "online", "offline", "disabled"),
+        choices=MODES,
         help="W&B mode (default: the sweep's logger.mode; none if it ran with logger=none)",
     )
     parser.add_argument("--project", help="W&B project (default: the sweep's logger.project)")
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("resnet_exp").setLevel(logging.INFO)
     try:
         from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
+        from resnet_exp.report.figures import FIGURES
         from resnet_exp.report.markdown import text_table
 
         result = build_report(args.sweep_dir)
@@ -73,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(text_table(result.runs))
     print()
-    for key in ("summary_csv", "report_md", "report_html", "degradation_png", "gradients_png",
-                "responses_png"):  # fmt: skip
+    for key in ("summary_csv", "report_md", "report_html", *(f.path_key for f in FIGURES)):
         print(f"wrote {result.paths[key]}")
 
     if args.no_wandb:
@@ -88,12 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     info = log_report_to_wandb(
         args.sweep_dir,
         result.runs,
-        project=args.project or settings.get("project") or "resnet-exp",
+        project=args.project or settings.get("project") or DEFAULT_PROJECT,
         group=args.group or settings.get("group"),
         mode=settings["mode"],
         entity=args.entity or settings.get("entity"),
         dir=settings.get("dir"),
-        init_timeout=float(settings.get("init_timeout") or 15.0),
+        init_timeout=float(settings.get("init_timeout") or DEFAULT_INIT_TIMEOUT_S),
     )
     if info:
         where = info["sync"] or f"run {info['run_id']} ({info['mode']})"

@@ -1,15 +1,15 @@
 """Build every sweep-report file in one call, and optionally log the report to W&B.
 
 `build_report` is what the CLI (`python -m resnet_exp.report`) and the Hydra callback both run: read
-the run records, then write summary.csv, degradation.png, gradients.png and report.md, each
-atomically, so parallel jobs rebuilding at the same time never leave a torn file behind.
+the run records, then write summary.csv, each figure of `figures.FIGURES`, report.md and
+report.html, each atomically, so parallel jobs rebuilding at the same time never leave a torn file
+behind. The W&B report run goes through the same client as training runs (`tracking.wandb_client`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +17,13 @@ from typing import Any
 
 from resnet_exp.errors import UserError
 from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, collect_runs, csv_cells, datasets
+from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.html import write_html
-from resnet_exp.report.markdown import (
-    DEGRADATION_PNG,
-    GRADIENTS_PNG,
-    RESPONSES_PNG,
-    headline,
-    write_report,
-)
-from resnet_exp.report.plots import plot_degradation, plot_gradients, plot_layer_responses
+from resnet_exp.report.markdown import headline, write_report
 from resnet_exp.report.study import SUMMARY_COLUMNS, config_groups, config_row, write_summary_csv
+from resnet_exp.tracking import wandb_client
 from resnet_exp.tracking.record import REPORT_HTML, REPORT_MD, SUMMARY_CSV, sweep_id
+from resnet_exp.tracking.wandb_client import DEFAULT_INIT_TIMEOUT_S, DEFAULT_PROJECT
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -42,8 +38,8 @@ class ReportError(UserError):
 
 @dataclass
 class ReportResult:
-    """What `build_report` wrote (`paths`: summary_csv, the three PNGs, report_md, report_html)
-    and from which runs; `plotted` holds the data behind each figure."""
+    """What `build_report` wrote (`paths`: summary_csv, `<name>_png` per figure, report_md,
+    report_html) and from which runs; `plotted` holds the data behind each figure, by name."""
 
     paths: dict[str, Path]
     runs: list[RunResult]
@@ -51,7 +47,7 @@ class ReportResult:
 
 
 def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
-    """(Re)build summary.csv, degradation.png, gradients.png and report.md in `sweep_dir`.
+    """(Re)build summary.csv, the figures, report.md and report.html in `sweep_dir`.
 
     Works on a sweep in any state: failed, diverged and still-running jobs are reported as such.
     Raises `ReportError` when `sweep_dir` is not a directory or holds no job directories.
@@ -72,23 +68,14 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
             "a sweep directory such as outputs/multirun/<date>/<time>, or wait until its first job "
             "has started."
         )
-    names = datasets(runs)
     paths = {
         "summary_csv": sweep_dir / SUMMARY_CSV,
-        "degradation_png": sweep_dir / DEGRADATION_PNG,
-        "gradients_png": sweep_dir / GRADIENTS_PNG,
-        "responses_png": sweep_dir / RESPONSES_PNG,
+        **{figure.path_key: sweep_dir / figure.file for figure in FIGURES},
         "report_md": sweep_dir / REPORT_MD,
         "report_html": sweep_dir / REPORT_HTML,
     }
     write_summary_csv(runs, paths["summary_csv"])
-    plotted = {
-        "degradation": plot_degradation(
-            runs, paths["degradation_png"], ", ".join(names) if names else None
-        ),
-        "gradients": plot_gradients(runs, paths["gradients_png"]),
-        "responses": plot_layer_responses(runs, paths["responses_png"]),
-    }
+    plotted = {figure.name: figure.plot(runs, paths[figure.path_key]) for figure in FIGURES}
     write_report(runs, sweep_dir)
     write_html(runs, sweep_dir)
     return ReportResult(paths=paths, runs=runs, plotted=plotted)
@@ -109,31 +96,13 @@ def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if mode == "disabled":
         return None
     return {
-        "project": logger.get("project") or "resnet-exp",
+        "project": logger.get("project") or DEFAULT_PROJECT,
         "mode": mode,
         "group": logger.get("group") or None,
         "entity": logger.get("entity") or None,
         "dir": logger.get("dir") or None,
-        "init_timeout": logger.get("init_timeout") or 15.0,
+        "init_timeout": logger.get("init_timeout") or DEFAULT_INIT_TIMEOUT_S,
     }
-
-
-def _resolve_mode(mode: str, init_timeout: float) -> str:
-    """online/offline/disabled, decided without prompting or hanging (same rules as training
-    runs)."""
-    mode = str(mode or "auto").lower()
-    if mode in ("offline", "disabled"):
-        return mode
-    try:
-        from resnet_exp.tracking.wandb_logger import WandbLogger
-
-        resolved, _why = WandbLogger(mode=mode, init_timeout=init_timeout)._resolve_mode()
-        return resolved
-    except UserError:
-        raise
-    except Exception:  # tracking layer unavailable: never risk a prompt, stay offline
-        env = os.environ.get("WANDB_MODE", "").lower()
-        return "disabled" if env == "disabled" else "offline"
 
 
 def table_data(runs: Sequence[RunResult]) -> list[list[Any]]:
@@ -144,21 +113,23 @@ def table_data(runs: Sequence[RunResult]) -> list[list[Any]]:
 def log_report_to_wandb(
     sweep_dir: str | os.PathLike[str],
     runs: Sequence[RunResult],
-    project: str = "resnet-exp",
+    project: str = DEFAULT_PROJECT,
     group: str | None = None,
     mode: str = "auto",
     *,
     entity: str | None = None,
     dir: str | os.PathLike[str] | None = None,
-    init_timeout: float = 15.0,
+    init_timeout: float = DEFAULT_INIT_TIMEOUT_S,
 ) -> dict[str, Any] | None:
     """Log the report as one extra W&B run named "report" (job_type "report") in the sweep's group.
 
-    Logs summary.csv as a `wandb.Table`, the two figures as images and the headline verdict in the
-    run summary. `group` defaults to `sweep_id(sweep_dir)`, the group the training runs use. Run
-    files go to `dir`, else $WANDB_DIR, else the sweep directory. Never raises: a W&B problem is a
-    warning and None is returned, because the report files on disk are what matters. Returns
-    mode/run_id/dir/sync otherwise.
+    Logs summary.csv and the per-configuration statistics as `wandb.Table`s, each figure of
+    `FIGURES` as an image and the headline verdict in the run summary. `group` defaults to
+    `sweep_id(sweep_dir)`, the group the training runs use. Run files go to `dir`, else
+    $WANDB_DIR, else the sweep directory. The mode is resolved and the run started by
+    `tracking.wandb_client`, as for training runs (no prompt, no hang, offline fallback). Never
+    raises: a W&B problem is a warning and None is returned, because the report files on disk are
+    what matters. Returns mode/run_id/dir/sync otherwise.
     """
     try:
         return _log_report_to_wandb(
@@ -183,22 +154,51 @@ def _log_report_to_wandb(
     dir: str | os.PathLike[str] | None,
     init_timeout: float,
 ) -> dict[str, Any] | None:
-    resolved = _resolve_mode(mode, init_timeout)
+    mode, init_timeout = wandb_client.checked_settings(mode or "auto", init_timeout)
+    resolved, _why = wandb_client.resolve_mode(mode, init_timeout)
     if resolved == "disabled":
         log.info("W&B is disabled; the sweep report is not logged to W&B.")
         return None
-    import wandb  # lazy: slow to import, and not needed for the files
+    wandb = wandb_client.import_wandb()  # lazy: slow to import, and not needed for the files
+    kwargs = _report_run_kwargs(sweep_dir, runs, project, group, entity, dir)
+    opened = wandb_client.open_run(wandb, resolved, init_timeout, kwargs)
+    if opened.online_error is not None:
+        log.warning(
+            "W&B online init failed (%s); logging the report offline instead.",
+            opened.online_error,
+        )
+    run = opened.run
+    try:
+        run.log(_report_payload(wandb, sweep_dir, runs))
+        _write_report_summary(run.summary, runs)
+        info = wandb_client.run_info(run, opened.mode)
+    finally:
+        run.finish()
+    if info["sync"]:
+        log.info("W&B report run saved offline; upload it with: %s", info["sync"])
+    return info
 
+
+def _report_run_kwargs(
+    sweep_dir: Path,
+    runs: list[RunResult],
+    project: str,
+    group: str | None,
+    entity: str | None,
+    dir: str | os.PathLike[str] | None,
+) -> dict[str, Any]:
+    """`wandb.init`'s arguments for the report run; its files go to `dir`, else $WANDB_DIR (wandb
+    reads it itself), else the sweep directory."""
     if dir is not None:
         parent: str | None = str(Path(dir).expanduser().absolute())
     elif os.environ.get("WANDB_DIR"):
-        parent = None  # wandb honours WANDB_DIR itself
+        parent = None
     else:
         parent = str(sweep_dir.absolute())
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
     names = datasets(runs)
-    kwargs: dict[str, Any] = {
+    return {
         "project": project,
         "entity": entity,
         "group": group or sweep_id(sweep_dir),
@@ -209,47 +209,25 @@ def _log_report_to_wandb(
         "config": {"sweep_dir": str(sweep_dir.resolve()), "runs": len(runs), "datasets": names},
         "reinit": "finish_previous",
     }
-    settings = wandb.Settings(init_timeout=float(init_timeout), quiet=True)
-    run = None
-    if resolved == "online":
-        try:
-            run = wandb.init(mode="online", settings=settings, **kwargs)
-        except Exception as exc:
-            log.warning("W&B online init failed (%s); logging the report offline instead.", exc)
-            resolved = "offline"
-    if run is None:
-        run = wandb.init(mode="offline", settings=settings, **kwargs)
-    try:
-        payload: dict[str, Any] = {
-            "summary_table": wandb.Table(columns=list(CSV_COLUMNS), data=table_data(runs))
-        }
-        payload["statistics_table"] = wandb.Table(
-            columns=list(SUMMARY_COLUMNS),
-            data=[[config_row(g).get(c, "") for c in SUMMARY_COLUMNS] for g in config_groups(runs)],
-        )
-        figures = (
-            ("degradation", DEGRADATION_PNG),
-            ("gradients", GRADIENTS_PNG),
-            ("layer_responses", RESPONSES_PNG),
-        )
-        for key, filename in figures:
-            image = sweep_dir / filename
-            if image.is_file():
-                payload[key] = wandb.Image(str(image))
-        run.log(payload)
-        run.summary["verdict"] = headline(runs).replace("**", "")
-        run.summary["runs"] = len(runs)
-        for status in ("completed", "failed", "diverged", "incomplete"):
-            run.summary[f"runs_{status}"] = sum(r.status == status for r in runs)
-        sync_dir = str(run.settings.sync_dir)
-        info = {
-            "mode": resolved,
-            "run_id": run.id,
-            "dir": sync_dir,
-            "sync": f"wandb sync {shlex.quote(sync_dir)}" if resolved == "offline" else None,
-        }
-    finally:
-        run.finish()
-    if info["sync"]:
-        log.info("W&B report run saved offline; upload it with: %s", info["sync"])
-    return info
+
+
+def _report_payload(wandb: Any, sweep_dir: Path, runs: list[RunResult]) -> dict[str, Any]:
+    """The report run's one history row: both tables and every figure on disk."""
+    statistics = [[config_row(g).get(c, "") for c in SUMMARY_COLUMNS] for g in config_groups(runs)]
+    payload: dict[str, Any] = {
+        "summary_table": wandb.Table(columns=list(CSV_COLUMNS), data=table_data(runs)),
+        "statistics_table": wandb.Table(columns=list(SUMMARY_COLUMNS), data=statistics),
+    }
+    for figure in FIGURES:
+        image = sweep_dir / figure.file
+        if image.is_file():
+            payload[figure.wandb_key] = wandb.Image(str(image))
+    return payload
+
+
+def _write_report_summary(summary: Any, runs: list[RunResult]) -> None:
+    """The headline verdict and the run counts by status."""
+    summary["verdict"] = headline(runs).replace("**", "")
+    summary["runs"] = len(runs)
+    for status in ("completed", "failed", "diverged", "incomplete"):
+        summary[f"runs_{status}"] = sum(r.status == status for r in runs)

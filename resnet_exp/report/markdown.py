@@ -1,4 +1,4 @@
-"""`report.md`: the sweep's table, a verdict computed from its numbers, and the two figures.
+"""`report.md`: the sweep's table, a verdict computed from its numbers, and the figures.
 
 The verdict is the point of a degradation sweep, so it is generated from the final training errors
 (no canned text): per family, does training error rise, fall or stay flat from the shallowest to the
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import RunResult, datasets
-from resnet_exp.report.captions import gradients_caption, responses_caption
 from resnet_exp.report.claims import (
     INCONCLUSIVE,
     MARGIN_PP,
@@ -31,8 +30,9 @@ from resnet_exp.report.claims import (
 )
 from resnet_exp.report.convergence import LATE_FRACTION, STILL_FALLING_PP
 from resnet_exp.report.environment import environment_lines
+from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
-from resnet_exp.report.plots import response_profiles, run_labels
+from resnet_exp.report.plots import run_labels
 from resnet_exp.report.stats import Effect, Spread, spread
 from resnet_exp.report.study import (
     config_groups,
@@ -43,10 +43,6 @@ from resnet_exp.report.study import (
     train_errors_by_depth,
 )
 from resnet_exp.tracking.record import REPORT_MD, SUMMARY_CSV, sweep_id
-
-DEGRADATION_PNG = "degradation.png"
-GRADIENTS_PNG = "gradients.png"
-RESPONSES_PNG = "layer_responses.png"
 
 _MAX_CELL_ERROR = 120
 
@@ -426,8 +422,23 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     """The text of report.md."""
     runs = list(runs)
     sweep_dir = Path(sweep_dir)
+    lines = [*_intro_lines(runs, sweep_dir), "## Verdict", "", *_verdict_lines(runs)]
+    lines += ["## Statistics per configuration (over seeds)", "", *stats_table(runs), ""]
+    lines += ["## Table 6 view", "", *table6_section(runs), ""]
+    lines += ["## Runs", "", *markdown_table(runs), ""]
+    problems = problems_section(runs)
+    if problems:
+        lines += ["### Failed, diverged and incomplete runs", "", *problems, ""]
+    lines += [*figures_section(runs), "## Environment", "", *environment_lines(runs), ""]
+    while lines and lines[-1] == "":
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def _intro_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
+    """Title, where the sweep is, what it ran, and the question it answers."""
     names = datasets(runs)
-    lines = [
+    return [
         f"# Sweep report: {sweep_id(sweep_dir)}",
         "",
         f"- Sweep directory: `{sweep_dir.resolve()}`",
@@ -437,53 +448,29 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
         "Question (He et al. 2015, Fig. 6): do deeper *plain* nets reach higher **training** error "
         "(the degradation problem), while residual nets of the same depth do not?",
         "",
-        "## Verdict",
-        "",
     ]
-    if len(names) > 1:
-        for name in names:
-            lines += [
-                f"### {name}",
-                "",
-                *verdict_section([r for r in runs if r.dataset == name]),
-                "",
-            ]
-        others = [r for r in runs if r.dataset not in names]
-        if others:
-            lines += ["### unknown dataset", "", *verdict_section(others), ""]
-    else:
-        lines += [*verdict_section(runs), ""]
-    lines += ["## Statistics per configuration (over seeds)", "", *stats_table(runs), ""]
-    lines += ["## Table 6 view", "", *table6_section(runs), ""]
-    lines += ["## Runs", "", *markdown_table(runs), ""]
-    problems = problems_section(runs)
-    if problems:
-        lines += ["### Failed, diverged and incomplete runs", "", *problems, ""]
-    lines += [
-        "## Figures",
-        "",
-        f"![Training and test error against iterations, plain vs residual]({DEGRADATION_PNG})",
-        "",
-        degradation_caption(runs),
-        "",
-        f"![Per-stage gradient norms, plain vs residual]({GRADIENTS_PNG})",
-        "",
-        gradients_caption(runs),
-        "",
-        f"![Layer responses, plain vs residual]({RESPONSES_PNG})",
-        "",
-        responses_caption(response_profiles(runs)),
-        "",
-        f"Numbers per configuration and per run: [{SUMMARY_CSV}]({SUMMARY_CSV}).",
-        "",
-        "## Environment",
-        "",
-        *environment_lines(runs),
-        "",
-    ]
-    while lines and lines[-1] == "":
-        lines.pop()
-    return "\n".join(lines) + "\n"
+
+
+def _verdict_lines(runs: Sequence[RunResult]) -> list[str]:
+    """The verdict, one subsection per dataset when the sweep mixes datasets."""
+    names = datasets(runs)
+    if len(names) <= 1:
+        return [*verdict_section(runs), ""]
+    lines: list[str] = []
+    for name in names:
+        lines += [f"### {name}", "", *verdict_section([r for r in runs if r.dataset == name]), ""]
+    others = [r for r in runs if r.dataset not in names]
+    if others:
+        lines += ["### unknown dataset", "", *verdict_section(others), ""]
+    return lines
+
+
+def figures_section(runs: Sequence[RunResult]) -> list[str]:
+    """Each figure of `FIGURES` with its caption, and where the numbers are."""
+    lines = ["## Figures", ""]
+    for figure in FIGURES:
+        lines += [f"![{figure.alt}]({figure.file})", "", figure.caption(runs), ""]
+    return [*lines, f"Numbers per configuration and per run: [{SUMMARY_CSV}]({SUMMARY_CSV}).", ""]
 
 
 def _ms(found: Spread | None) -> str:
@@ -582,27 +569,6 @@ def table6_section(runs: Sequence[RunResult]) -> list[str]:
     if cifar10:
         note += " The paper columns are reference facts from He et al. 2015, Table 6 (CIFAR-10)."
     return [*lines, "", note]
-
-
-def degradation_caption(runs: Sequence[RunResult]) -> str:
-    """Which numbers the Fig. 6 view draws, from the records."""
-    stepped = [r for r in runs if r.steps]
-    reps = max((len(g.runs) for g in config_groups(runs)), default=0)
-    what = (
-        f"training error every logged step ({len(stepped[0].steps)} points in "
-        f"{stepped[0].name}'s run)"
-        if stepped
-        else "training error at epoch ends (no per-step rows recorded)"
-    )
-    band = (
-        f"; lines are means over up to {reps} seeds, bands span their min to max"
-        if reps > 1
-        else ""
-    )
-    return (
-        f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; one colour per "
-        f"depth{band}."
-    )
 
 
 def write_report(runs: Sequence[RunResult], sweep_dir: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The sweep's two figures: `degradation.png` (the paper's Fig. 6) and `gradients.png`.
+"""The sweep's figures: degradation (the paper's Fig. 6), gradients and layer responses (Fig. 7).
 
 Figures are drawn on a bare `matplotlib.figure.Figure` with the Agg canvas, never through pyplot: no
 global backend switch, no display needed, and safe in a Hydra callback running in a worker process.
@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from resnet_exp.atomic import atomic_path
 from resnet_exp.report.aggregate import RunResult, datasets
@@ -88,10 +88,6 @@ def _number(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
-def _epochs(run: RunResult) -> list[float]:
-    return [_number(row.get("epoch", i + 1)) for i, row in enumerate(run.metrics)]
-
-
 def _status_note(run: RunResult) -> str:
     return "" if run.status == "completed" else f" [{run.status}]"
 
@@ -127,6 +123,20 @@ def _nothing_plotted(runs: Sequence[RunResult]) -> str:
     counts = Counter(r.status for r in runs)
     what = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return f"no finished epochs to plot ({len(runs)} run{'s' if len(runs) != 1 else ''}: {what})"
+
+
+def _panel_note(ax: Any, text: str) -> None:
+    """Grey text in the middle of an empty panel."""
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=12,
+        color="0.4",
+    )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -190,8 +200,6 @@ def plot_degradation(
     {label: {"train": curve, "test": curve, "depth", "residual", "runs"}} where a curve is
     {"x", "mean", "min", "max", "n"}: exactly the plotted numbers.
     """
-    from matplotlib.ticker import MaxNLocator
-
     runs = list(runs)
     title = f"{_dataset_name(runs, dataset)}: training error (dashed) and test error (solid)"
     plotted_runs = [r for r in runs if r.metrics or r.steps]
@@ -205,62 +213,73 @@ def plot_degradation(
     fig.subplots_adjust(left=0.06, right=0.985, bottom=0.11, top=0.86, wspace=0.05)
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (family, residual) in zip(axes, FAMILIES):
-        ax.set_title(PANEL_TITLES[family])
-        ax.set_xlabel("iteration")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(True, alpha=0.3)
         members = [r for r in plotted_runs if bool(r.residual) == residual]
-        if not members:
-            had = any(bool(r.residual) == residual for r in runs)
-            ax.text(
-                0.5,
-                0.5,
-                f"no {family} runs with finished epochs" if had else "no runs",
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                fontsize=12,
-                color="0.4",
-            )
-            ax.set_xticks([])
-            continue
-        for label, reps in _replicate_sets(members):
-            colour = colours[reps[0].depth]
-            train = _curve(reps, _train_rows, "step", "err")
-            test = _curve(reps, _test_rows, "step", "err")
-            note = (
-                ""
-                if all(r.ok for r in reps)
-                else " [" + ", ".join(sorted({r.status for r in reps if not r.ok})) + "]"
-            )
-            seeds = f", mean of {train['n']}" if train["n"] > 1 else ""
-            ax.plot(train["x"], train["mean"], linestyle="--", linewidth=1.0, color=colour)
-            ax.plot(
-                test["x"], test["mean"], linestyle="-", linewidth=2.0, marker="o", markersize=3,
-                color=colour, label=f"{label}{seeds}{note}",
-            )  # fmt: skip
-            if train["n"] > 1:
-                ax.fill_between(train["x"], train["min"], train["max"], color=colour, alpha=0.15)
-                ax.fill_between(test["x"], test["min"], test["max"], color=colour, alpha=0.25)
-            data[label] = {
-                "train": train,
-                "test": test,
-                "depth": reps[0].depth,
-                "residual": residual,
-                "runs": [r.name for r in reps],
-            }
-        handles, texts = ax.get_legend_handles_labels()
-        handles += [
-            Line2D([], [], color="0.3", linestyle="--", linewidth=1.0),
-            Line2D([], [], color="0.3", linestyle="-", linewidth=2.0),
-        ]
-        texts += ["training error", "test error (epoch ends)"]
-        ax.legend(handles, texts, loc="upper right", fontsize=9, framealpha=0.85)
+        had_runs = any(bool(r.residual) == residual for r in runs)
+        data.update(_degradation_panel(ax, family, residual, members, had_runs, colours))
     axes[0].set_ylabel("error (%)  -  band: min to max over seeds")
     axes[0].set_ylim(bottom=0)
     fig.suptitle(title)
     _save(fig, path)
     return data
+
+
+def _degradation_panel(
+    ax: Any,
+    family: str,
+    residual: bool,
+    members: list[RunResult],
+    had_runs: bool,
+    colours: dict[int | None, Any],
+) -> dict[str, dict[str, Any]]:
+    """One family's panel of Fig. 6; returns its curves by label."""
+    ax.set_title(PANEL_TITLES[family])
+    ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    if not members:
+        _panel_note(ax, f"no {family} runs with finished epochs" if had_runs else "no runs")
+        ax.set_xticks([])
+        return {}
+    data = {}
+    for label, reps in _replicate_sets(members):
+        data[label] = _degradation_lines(ax, label, reps, residual, colours[reps[0].depth])
+    handles, texts = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="0.3", linestyle="--", linewidth=1.0),
+        Line2D([], [], color="0.3", linestyle="-", linewidth=2.0),
+    ]
+    texts += ["training error", "test error (epoch ends)"]
+    ax.legend(handles, texts, loc="upper right", fontsize=9, framealpha=0.85)
+    return data
+
+
+def _degradation_lines(
+    ax: Any, label: str, reps: list[RunResult], residual: bool, colour: Any
+) -> dict[str, Any]:
+    """Draw one configuration's training and test curves (mean, band over seeds)."""
+    train = _curve(reps, _train_rows, "step", "err")
+    test = _curve(reps, _test_rows, "step", "err")
+    note = (
+        ""
+        if all(r.ok for r in reps)
+        else " [" + ", ".join(sorted({r.status for r in reps if not r.ok})) + "]"
+    )
+    seeds = f", mean of {train['n']}" if train["n"] > 1 else ""
+    ax.plot(train["x"], train["mean"], linestyle="--", linewidth=1.0, color=colour)
+    ax.plot(
+        test["x"], test["mean"], linestyle="-", linewidth=2.0, marker="o", markersize=3,
+        color=colour, label=f"{label}{seeds}{note}",
+    )  # fmt: skip
+    if train["n"] > 1:
+        ax.fill_between(train["x"], train["min"], train["max"], color=colour, alpha=0.15)
+        ax.fill_between(test["x"], test["min"], test["max"], color=colour, alpha=0.25)
+    return {
+        "train": train,
+        "test": test,
+        "depth": reps[0].depth,
+        "residual": residual,
+        "runs": [r.name for r in reps],
+    }
 
 
 # -------------------------------------------------------------------------------------------------
@@ -297,25 +316,71 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
     title = "per-stage gradient norm (log scale)"
     labels = dict(zip(map(id, runs), run_labels(runs)))
     usable = [r for r in runs if r.metrics and _stage_names(r.metrics[0])]
-    data: dict[str, dict[str, Any]] = {}
     if not usable:
         message = _nothing_plotted(runs)
         if any(r.metrics for r in runs):
             message = "no grad_norm/* values in the metrics of this sweep"
         _save(_empty_figure(message, title), path)
-        return data
+        return {}
 
-    order: list[str] = []  # union of stage names in network order (families may differ in K)
+    order = _stage_order(usable)
+    position = {k: i for i, k in enumerate(order)}
+    rows = ["first", "last"] if any(len(r.metrics) > 1 for r in usable) else ["first"]
+    colours = depth_colours([r.depth for r in usable])
+    fig, axes = _gradients_grid(len(rows))
+    data = {labels[id(run)]: _gradient_entry(run) for run in usable}
+    for row_index, which in enumerate(rows):
+        for col, (family, residual) in enumerate(FAMILIES):
+            ax = axes[row_index][col]
+            ax.set_title(f"{PANEL_TITLES[family]} - {which} epoch")
+            members = [r for r in usable if bool(r.residual) == residual]
+            for run in members:
+                label = labels[id(run)]
+                _gradient_line(ax, label, data[label], which, position, run, colours[run.depth])
+            if members:
+                ax.legend(fontsize=8, loc="best", framealpha=0.85)
+            else:
+                _panel_note(ax, "no runs")
+            if col == 0:
+                ax.set_ylabel("gradient L2 norm")
+            ax.set_xticks(range(len(order)), [_short(k) for k in order])
+            if row_index == len(rows) - 1:
+                ax.set_xlabel("stage (input → output)")
+    fig.suptitle(title)
+    _save(fig, path)
+    return data
+
+
+def _stage_order(usable: Sequence[RunResult]) -> list[str]:
+    """Union of the runs' stage names in network order (families may differ in K)."""
+    order: list[str] = []
     for run in usable:
         for key in _stage_names(run.metrics[0]):
             if key not in order:
                 order.append(key)
     order.sort(key=lambda k: (k != "grad_norm/stem", k == "grad_norm/head", _stage_index(k)))
-    position = {k: i for i, k in enumerate(order)}
+    return order
 
-    rows = ["first", "last"] if any(len(r.metrics) > 1 for r in usable) else ["first"]
-    colours = depth_colours([r.depth for r in usable])
-    height = 4.2 * len(rows) + 0.8
+
+def _gradient_entry(run: RunResult) -> dict[str, Any]:
+    """The numbers plot_gradients draws for one run (first and last epoch)."""
+    names = _stage_names(run.metrics[0])
+    first, last = run.metrics[0], run.metrics[-1]
+    return {
+        "x": [_short(k) for k in names],
+        "first": [_number(first.get(k)) for k in names],
+        "last": [_number(last.get(k)) for k in names],
+        "first_epoch": first.get("epoch", 1),
+        "last_epoch": last.get("epoch", len(run.metrics)),
+        "depth": run.depth,
+        "residual": bool(run.residual),
+        "status": run.status,
+    }
+
+
+def _gradients_grid(rows: int) -> tuple[Figure, Any]:
+    """A figure of `rows` x 2 log-scale panels (plain left, residual right)."""
+    height = 4.2 * rows + 0.8
     fig = Figure(figsize=(12, height))
     fig.subplots_adjust(
         left=0.07,
@@ -325,68 +390,38 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
         wspace=0.05,
         hspace=0.25,
     )
-    axes = fig.subplots(len(rows), 2, sharey=True, sharex=True, squeeze=False)
+    axes = fig.subplots(rows, 2, sharey=True, sharex=True, squeeze=False)
+    for ax in axes.flat:
+        ax.set_yscale("log")
+        # 1-2-5 labelled ticks: readable over the one or two decades a sweep spans, and cheaper
+        # to draw than the default unlabelled minor log ticks
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.grid(True, alpha=0.3)
+    return fig, axes
 
-    for run in usable:
-        names = _stage_names(run.metrics[0])
-        first, last = run.metrics[0], run.metrics[-1]
-        data[labels[id(run)]] = {
-            "x": [_short(k) for k in names],
-            "first": [_number(first.get(k)) for k in names],
-            "last": [_number(last.get(k)) for k in names],
-            "first_epoch": first.get("epoch", 1),
-            "last_epoch": last.get("epoch", len(run.metrics)),
-            "depth": run.depth,
-            "residual": bool(run.residual),
-            "status": run.status,
-        }
 
-    for row_index, which in enumerate(rows):
-        for col, (family, residual) in enumerate(FAMILIES):
-            ax = axes[row_index][col]
-            ax.set_yscale("log")
-            # 1-2-5 labelled ticks: readable over the one or two decades a sweep spans, and cheaper
-            # to draw than the default unlabelled minor log ticks
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-            ax.yaxis.set_minor_locator(NullLocator())
-            ax.grid(True, alpha=0.3)
-            ax.set_title(f"{PANEL_TITLES[family]} - {which} epoch")
-            members = [r for r in usable if bool(r.residual) == residual]
-            for run in members:
-                label = labels[id(run)]
-                entry = data[label]
-                xs = [position["grad_norm/" + n] for n in entry["x"]]
-                ys = [v if v > 0 else math.nan for v in entry[which]]  # log axis: no zeros
-                ax.plot(
-                    xs,
-                    ys,
-                    marker="o",
-                    linewidth=1.8,
-                    color=colours[run.depth],
-                    label=f"{label} (epoch {entry[which + '_epoch']}){_status_note(run)}",
-                )
-            if members:
-                ax.legend(fontsize=8, loc="best", framealpha=0.85)
-            else:
-                ax.text(
-                    0.5,
-                    0.5,
-                    "no runs",
-                    transform=ax.transAxes,
-                    ha="center",
-                    va="center",
-                    fontsize=12,
-                    color="0.4",
-                )
-            if col == 0:
-                ax.set_ylabel("gradient L2 norm")
-            ax.set_xticks(range(len(order)), [_short(k) for k in order])
-            if row_index == len(rows) - 1:
-                ax.set_xlabel("stage (input → output)")
-    fig.suptitle(title)
-    _save(fig, path)
-    return data
+def _gradient_line(
+    ax: Any,
+    label: str,
+    entry: dict[str, Any],
+    which: str,
+    position: dict[str, int],
+    run: RunResult,
+    colour: Any,
+) -> None:
+    """One run's stage norms at its first (`which="first"`) or last epoch, at their x positions."""
+    xs = [position["grad_norm/" + n] for n in entry["x"]]
+    ys = [v if v > 0 else math.nan for v in entry[which]]  # log axis: no zeros
+    ax.plot(
+        xs,
+        ys,
+        marker="o",
+        linewidth=1.8,
+        color=colour,
+        label=f"{label} (epoch {entry[which + '_epoch']}){_status_note(run)}",
+    )
 
 
 def _stage_index(key: str) -> int:

@@ -1,4 +1,7 @@
-"""Read back what a W&B run wrote locally, without a server (used by tests and for debugging).
+"""Read back what a W&B run wrote locally, without a server.
+
+The logger uses it to wait until a run file is complete and to find where a resumed offline run's
+history ends; tests and debugging use it to read runs back.
 
 Recent wandb offline runs leave no `wandb-summary.json`/`config.yaml`: everything is in the binary
 transaction log `run-<id>.wandb`, and wandb 0.31 ships no Python reader for it any more

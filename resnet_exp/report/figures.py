@@ -1,17 +1,30 @@
-"""Figure captions computed from the measured numbers (never the paper's narrative).
+"""The report's figures in one table (file, plot function, caption) and the captions themselves.
 
-Each function states what the data show, with the numbers, for the report's gradients and layer
-responses figures; the comparison is always the deepest against the shallowest depth of a family
-(gradients) or a residual net against its plain twin of the same depth (responses).
+`FIGURES` is read by everything that handles a figure: `build_report` draws each one, report.md
+(and so report.html) shows each with its caption, the W&B report run uploads each, and the CLI lists
+each file it wrote. A new figure is a plot function in `plots.py` and a row here.
+
+Captions state what the data show, with the numbers (never the paper's narrative); the comparison
+is always the deepest against the shallowest depth of a family (gradients) or a residual net against
+its plain twin of the same depth (responses).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from resnet_exp.report.aggregate import RunResult
+from resnet_exp.report.plots import (
+    plot_degradation,
+    plot_gradients,
+    plot_layer_responses,
+    response_profiles,
+)
+from resnet_exp.report.study import config_groups
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -89,3 +102,85 @@ def responses_caption(profiles: dict[str, dict[str, Any]]) -> str:
         else "residual responses are not generally smaller than plain ones here"
     )
     return f"Std of each 3x3 layer's response; {'; '.join(parts)}: {verdict}."
+
+
+def degradation_caption(runs: Sequence[RunResult]) -> str:
+    """Which numbers the Fig. 6 view draws, from the records."""
+    stepped = [r for r in runs if r.steps]
+    reps = max((len(g.runs) for g in config_groups(runs)), default=0)
+    what = (
+        f"training error every logged step ({len(stepped[0].steps)} points in "
+        f"{stepped[0].name}'s run)"
+        if stepped
+        else "training error at epoch ends (no per-step rows recorded)"
+    )
+    band = (
+        f"; lines are means over up to {reps} seeds, bands span their min to max"
+        if reps > 1
+        else ""
+    )
+    return (
+        f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; one colour per "
+        f"depth{band}."
+    )
+
+
+def layer_responses_caption(runs: Sequence[RunResult]) -> str:
+    """`responses_caption` of the profiles the layer-responses figure draws."""
+    return responses_caption(response_profiles(runs))
+
+
+# -------------------------------------------------------------------------------------------------
+# The table
+
+
+@dataclass(frozen=True)
+class ReportFigure:
+    """One figure of the report.
+
+    `name` keys `ReportResult.plotted` (and `<name>_png` its `paths`); `file` is the PNG in the
+    sweep directory, whose stem is the image's key in the W&B report run; `alt` is its alt text in
+    report.md; `plot(runs, path)` draws it and returns the plotted numbers; `caption(runs)` is the
+    text under it.
+    """
+
+    name: str
+    file: str
+    alt: str
+    plot: Callable[[Sequence[RunResult], Path], dict[str, dict[str, Any]]]
+    caption: Callable[[Sequence[RunResult]], str]
+
+    @property
+    def path_key(self) -> str:
+        """Its key in `ReportResult.paths`."""
+        return f"{self.name}_png"
+
+    @property
+    def wandb_key(self) -> str:
+        """Its key in the W&B report run's history."""
+        return Path(self.file).stem
+
+
+FIGURES: tuple[ReportFigure, ...] = (
+    ReportFigure(
+        "degradation",
+        "degradation.png",
+        "Training and test error against iterations, plain vs residual",
+        plot_degradation,
+        degradation_caption,
+    ),
+    ReportFigure(
+        "gradients",
+        "gradients.png",
+        "Per-stage gradient norms, plain vs residual",
+        plot_gradients,
+        gradients_caption,
+    ),
+    ReportFigure(
+        "responses",
+        "layer_responses.png",
+        "Layer responses, plain vs residual",
+        plot_layer_responses,
+        layer_responses_caption,
+    ),
+)

@@ -1,0 +1,116 @@
+"""Secrets never reach W&B: config values, summaries and the recorded command line are scrubbed.
+
+A value is hidden when its key looks like a secret (api_key, token, password, secret, any case) or
+when it is the W&B API key itself (also inside a longer string such as a URL or a command line).
+Used by every W&B run this package starts (`wandb_client.open_run`, `WandbLogger.set_summary`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import PurePath
+from typing import Any
+
+REDACTED = "***"
+SECRET_KEY_MARKERS = ("api_key", "apikey", "token", "password", "passwd", "secret")
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(marker in lowered for marker in SECRET_KEY_MARKERS)
+
+
+def _env_secrets() -> tuple[str, ...]:
+    """Secret values that must never reach W&B files even if they appear under an innocent key."""
+    key = os.environ.get("WANDB_API_KEY", "")
+    return (key,) if key else ()
+
+
+def _to_container(obj: Any) -> Any:
+    """Resolve an OmegaConf node into plain containers (wandb rejects a raw DictConfig)."""
+    if type(obj).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(obj):
+            return OmegaConf.to_container(obj, resolve=True, throw_on_missing=False)
+    return obj
+
+
+def scrub_secrets(obj: Any, secrets: Iterable[str] | None = None) -> Any:
+    """Return `obj` as plain JSON-like containers with secrets replaced by '***'.
+
+    A value is redacted when its key looks like a secret (contains api_key, token, password or
+    secret, any case) or when it equals (or, for long secrets, contains) one of `secrets`
+    (default: the value of WANDB_API_KEY). Non-JSON leaves (paths, enums, objects) become strings
+    so wandb never has to guess how to serialise them.
+    """
+    found = tuple(s for s in (_env_secrets() if secrets is None else secrets) if s)
+    return _scrub(obj, found)
+
+
+def _scrub(obj: Any, secrets: tuple[str, ...]) -> Any:
+    obj = _to_container(obj)
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            key_str = _scrub_str(str(key), secrets)
+            redact = _is_secret_key(key_str) and value not in (None, "")
+            out[key_str] = REDACTED if redact else _scrub(value, secrets)
+        return out
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [_scrub(v, secrets) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj
+    if isinstance(obj, str):
+        return _scrub_str(obj, secrets)
+    if isinstance(obj, enum.Enum):
+        return _scrub_str(obj.name, secrets)
+    if isinstance(obj, PurePath):
+        return _scrub_str(str(obj), secrets)
+    try:  # numpy / torch scalars
+        item = obj.item()
+        if isinstance(item, (bool, int, float)):
+            return item
+    except Exception:
+        pass
+    return _scrub_str(str(obj), secrets)
+
+
+def _scrub_str(value: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if value == secret:
+            return REDACTED
+        if len(secret) >= 8 and secret in value:  # a key embedded in a URL or command line
+            value = value.replace(secret, REDACTED)
+    return value
+
+
+def scrub_argv(argv: list[str], secrets: Iterable[str] | None = None) -> list[str]:
+    """Command-line arguments with secrets masked (`+x.api_key=...` overrides, the key itself)."""
+    found = tuple(s for s in (_env_secrets() if secrets is None else secrets) if s)
+    out = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if sep and value and _is_secret_key(name):
+            arg = f"{name}={REDACTED}"
+        out.append(_scrub_str(arg, found))
+    return out
+
+
+@contextlib.contextmanager
+def argv_scrubbed() -> Iterator[None]:
+    """wandb copies sys.argv into the run metadata: hide secrets while `wandb.init` reads it."""
+    original = sys.argv
+    cleaned = scrub_argv(list(original))
+    if cleaned == original:
+        yield
+        return
+    sys.argv = cleaned
+    try:
+        yield
+    finally:
+        sys.argv = original
