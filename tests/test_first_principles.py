@@ -1,0 +1,103 @@
+"""The numbers a run reports, recomputed from first principles on small fixed inputs.
+
+A tiny run (compose -> app.train, tests/tiny_run.py) records each optimizer step's weights and
+batch. Here every step is redone on a fresh copy of the network: labels read off the images'
+pixels (the fake images spell their index), cross-entropy and error counted by hand, gradients by
+autograd and their norms per part by ``torch.linalg.vector_norm``. The epoch rows, the per-step
+rows and the gradient-norm columns must equal these sums; the input batches must be the fake
+images normalised with the configured mean and std.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from tiny_run import N_TRAIN, fresh_model, labels_from_pixels, train_tiny
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on 1 thread
+
+
+def redo(run) -> list[dict]:
+    """Per step: images, loss sum, wrong count and per-part gradient norms, recomputed."""
+    model = fresh_model(run.cfg)
+    parts = model.parts()
+    out = []
+    for step in run.steps:
+        model.load_state_dict(step.state)
+        model.train()
+        model.zero_grad(set_to_none=True)
+        y = labels_from_pixels(step.x)
+        logits = model(step.x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        norms = {}
+        for name, part in parts.items():
+            grads = [p.grad.flatten() for p in part.parameters() if p.grad is not None]
+            norms[name] = torch.linalg.vector_norm(torch.cat(grads)).item()
+        out.append(
+            {
+                "n": len(y),
+                "loss_sum": loss.item() * len(y),
+                "wrong": (logits.argmax(1) != y).sum().item(),
+                "norms": norms,
+            }
+        )
+    return out
+
+
+def test_epoch_and_step_rows_and_grad_norms_equal_a_recomputation(tmp_path: Path) -> None:
+    run = train_tiny(tmp_path, "trainer.log_every_steps=2")
+    steps = redo(run)
+    assert len(steps) == 6 and all(s["n"] == 16 for s in steps)
+    rows = run.epoch_rows()
+    assert [r["step"] for r in rows] == [3, 6]
+    for row, epoch in zip(rows, (steps[:3], steps[3:])):
+        n = sum(s["n"] for s in epoch)
+        assert row["train/loss"] == pytest.approx(sum(s["loss_sum"] for s in epoch) / n, rel=1e-5)
+        assert row["train/err"] == pytest.approx(100.0 * sum(s["wrong"] for s in epoch) / n)
+        for name in epoch[0]["norms"]:
+            mean = sum(s["norms"][name] for s in epoch) / len(epoch)
+            assert row[f"grad_norm/{name}"] == pytest.approx(mean, rel=1e-5), name
+    assert {k for k in rows[0] if k.startswith("grad_norm/")} == {
+        "grad_norm/stem", "grad_norm/stage1", "grad_norm/stage2", "grad_norm/stage3",
+        "grad_norm/head",
+    }  # fmt: skip
+
+    # windows of 2 steps, closed early at each epoch's end (3 steps per epoch)
+    windows = {2: steps[0:2], 3: steps[2:3], 4: steps[3:4], 6: steps[4:6]}
+    step_rows = run.step_rows()
+    assert [r["step"] for r in step_rows] == list(windows)
+    for row in step_rows:
+        window = windows[row["step"]]
+        n = sum(s["n"] for s in window)
+        assert row["train_step/images"] == n
+        loss = sum(s["loss_sum"] for s in window) / n
+        assert row["train_step/loss"] == pytest.approx(loss, rel=1e-5)
+        assert row["train_step/err"] == pytest.approx(100.0 * sum(s["wrong"] for s in window) / n)
+
+
+def test_training_batches_are_the_images_normalised_with_the_configured_mean_and_std(
+    tmp_path: Path,
+) -> None:
+    """data.mean, data.std, data.batch_size, data.train_subset and data.val_size, observed in the
+    batches the network is trained on (no augmentation: the images are exact)."""
+    # the fake training images, built here as tiny_run.fake_fashionmnist writes them
+    mean, std = 0.5, 0.25
+    run = train_tiny(tmp_path, f"data.mean=[{mean}]", f"data.std=[{std}]", "data.batch_size=12")
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (N_TRAIN, 28, 28), generator=g).to(torch.uint8)
+    images[:, 0, 0] = torch.arange(N_TRAIN, dtype=torch.uint8)
+    expected = ((images.float() / 255 - mean) / std).unsqueeze(1)
+    per_epoch: list[list[int]] = [[], []]
+    assert len(run.steps) == 8  # 48 images at batch 12: 4 steps per epoch
+    for t, step in enumerate(run.steps):
+        assert step.x.shape == (12, 1, 28, 28)
+        index = torch.round((step.x[:, 0, 0, 0] * std + mean) * 255).long()
+        assert torch.allclose(step.x, expected[index], atol=1e-6), t
+        per_epoch[t // 4] += index.tolist()
+    for seen in per_epoch:  # 48 distinct images of the first 64: 16 held out for validation
+        assert len(set(seen)) == 48 and max(seen) < 64
+    assert set(per_epoch[0]) == set(per_epoch[1]) and per_epoch[0] != per_epoch[1]
