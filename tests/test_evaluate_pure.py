@@ -51,13 +51,15 @@ def test_evaluating_twice_changes_nothing_and_restores_training_mode(tmp_path: P
 
 def test_reported_test_numbers_are_the_eval_mode_network_of_the_checkpoint(tmp_path: Path) -> None:
     """The last row's test loss and error, recomputed from last.pt's weights and running
-    statistics on the test images built here (not by the data module), in eval mode."""
-    run = train_tiny(tmp_path, "trainer.epochs=1")
+        statistics on the test images built here (not by the data module), in eval mode. A run that
+    evaluated in training mode reports batch statistics' numbers and moves the running averages."""
+    run = train_tiny(tmp_path, "trainer.epochs=1", "data.test_subset=24")
     (row,) = run.epoch_rows()
     model = fresh_model(run.cfg)
     model.load_state_dict(load_checkpoint(run.run_dir / "checkpoints" / "last.pt")["model"])
     model.eval()
     x, y = fake_test_split()
+    x, y = x[:24], y[:24]  # data.test_subset: the first 24 test images
     with torch.no_grad():
         logits = model(x)
     assert row["test/loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)

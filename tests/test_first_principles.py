@@ -101,3 +101,21 @@ def test_training_batches_are_the_images_normalised_with_the_configured_mean_and
     for seen in per_epoch:  # 48 distinct images of the first 64: 16 held out for validation
         assert len(set(seen)) == 48 and max(seen) < 64
     assert set(per_epoch[0]) == set(per_epoch[1]) and per_epoch[0] != per_epoch[1]
+
+
+def test_spread_interval_is_scipys_t_interval() -> None:
+    """The report's interval of a mean: mean ± t(0.975, n-1) · s / √n, with scipy's t quantile."""
+    import math
+
+    from scipy import stats as sps
+
+    from resnet_exp.report.stats import spread
+
+    values = [7.25, 8.5, 6.75, 9.0, 7.5]
+    n = len(values)
+    mean = sum(values) / n
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = sps.t.ppf(0.975, n - 1) * s / math.sqrt(n)
+    got = spread(values)
+    assert (got.n, got.mean, got.std) == (n, pytest.approx(mean), pytest.approx(s))
+    assert (got.ci_low, got.ci_high) == (pytest.approx(mean - half), pytest.approx(mean + half))

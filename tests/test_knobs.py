@@ -154,7 +154,8 @@ def test_every_row_names_an_existing_test_or_says_why_none_can() -> None:
         assert nodes, f"{key}: no test named in {observed!r}"
         for path, function in nodes:
             source = (TESTS.parent / path).read_text()
-            assert re.search(rf"^def {function}\(", source, re.MULTILINE), f"{key}: {path}::{function}"
+            defined = re.search(rf"^def {function}\(", source, re.MULTILINE)
+            assert defined, f"{key}: no test {path}::{function}"
         assert how, f"{key}: say what the test compares against"
 
 
