@@ -96,6 +96,7 @@ def test_training_batches_are_the_images_normalised_with_the_configured_mean_and
     for t, step in enumerate(run.steps):
         assert step.x.shape == (12, 1, 28, 28)
         index = torch.round((step.x[:, 0, 0, 0] * std + mean) * 255).long()
+        assert index.min() >= 0 and index.max() < N_TRAIN, f"step {t}: not the normalised images"
         assert torch.allclose(step.x, expected[index], atol=1e-6), t
         per_epoch[t // 4] += index.tolist()
     for seen in per_epoch:  # 48 distinct images of the first 64: 16 held out for validation
