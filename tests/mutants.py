@@ -187,6 +187,21 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        "val_numbers_from_the_test_split",
+        "the validation columns are computed on the test images",
+        (
+            Patch(
+                "resnet_exp/data/module.py",
+                "        return self._eval[split].eval_batches(self.eval_batch_size)\n",
+                '        return self._eval["test"].eval_batches(self.eval_batch_size)\n',
+            ),
+        ),
+        (
+            "tests/test_evaluate_pure.py::"
+            "test_reported_test_numbers_are_the_eval_mode_network_of_the_checkpoint[False]",
+        ),
+    ),
+    Mutant(
         "evaluate_leaves_eval_mode",
         "evaluate() hands the network back in eval mode",
         (

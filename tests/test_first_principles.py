@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_run import N_TRAIN, fresh_model, labels_from_pixels, train_tiny
+from tiny_run import N_TRAIN, fresh_model, labels_from_pixels, train_images, train_tiny
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: torch on 1 thread
 
@@ -84,13 +84,9 @@ def test_training_batches_are_the_images_normalised_with_the_configured_mean_and
 ) -> None:
     """data.mean, data.std, data.batch_size, data.train_subset and data.val_size, observed in the
     batches the network is trained on (no augmentation: the images are exact)."""
-    # the fake training images, built here as tiny_run.fake_fashionmnist writes them
     mean, std = 0.5, 0.25
     run = train_tiny(tmp_path, f"data.mean=[{mean}]", f"data.std=[{std}]", "data.batch_size=12")
-    g = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (N_TRAIN, 28, 28), generator=g).to(torch.uint8)
-    images[:, 0, 0] = torch.arange(N_TRAIN, dtype=torch.uint8)
-    expected = ((images.float() / 255 - mean) / std).unsqueeze(1)
+    expected = train_images(mean, std)  # normalised by hand, not by the data module
     per_epoch: list[list[int]] = [[], []]
     assert len(run.steps) == 8  # 48 images at batch 12: 4 steps per epoch
     for t, step in enumerate(run.steps):
@@ -120,3 +116,17 @@ def test_spread_interval_is_scipys_t_interval() -> None:
     got = spread(values)
     assert (got.n, got.mean, got.std) == (n, pytest.approx(mean), pytest.approx(s))
     assert (got.ci_low, got.ci_high) == (pytest.approx(mean - half), pytest.approx(mean + half))
+
+
+def test_the_seed_decides_the_run(tmp_path: Path) -> None:
+    """seed: the same seed gives the same rows and weights, another seed other ones."""
+    timing = ("time/epoch_s", "throughput/img_s")
+
+    def run(name: str, seed: int):
+        done = train_tiny(tmp_path / name, f"seed={seed}", "trainer.epochs=1")
+        rows = [{k: v for k, v in r.items() if k not in timing} for r in done.rows()]
+        return rows, done.steps[0].before[0]
+
+    (a, wa), (b, wb), (c, wc) = run("a", 3), run("b", 3), run("c", 4)
+    assert a == b and torch.equal(wa, wb)
+    assert a != c and not torch.equal(wa, wc)

@@ -60,6 +60,14 @@ def fake_fashionmnist(root: Path) -> Path:
     return root
 
 
+def train_images(mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """The fake training images (all of them, in file order), normalised here."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (N_TRAIN, 28, 28), generator=g).to(torch.uint8)
+    x[:, 0, 0] = torch.arange(N_TRAIN, dtype=torch.uint8)
+    return ((x.float() / 255 - mean) / std).unsqueeze(1)
+
+
 def fake_test_split(mean: float = 0.0, std: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The fake test split as a run should see it, built here without the data module."""
     g = torch.Generator().manual_seed(2)
