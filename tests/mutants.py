@@ -202,6 +202,15 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        "responses_in_training_mode",
+        "Fig. 7's layer responses measured with batch statistics (training mode)",
+        (Patch("resnet_exp/training/responses.py", "    model.eval()\n", "    model.train()\n"),),
+        (
+            "tests/test_first_principles.py::"
+            "test_layer_responses_are_the_std_of_each_batchnorm_output_on_the_first_images",
+        ),
+    ),
+    Mutant(
         "evaluate_leaves_eval_mode",
         "evaluate() hands the network back in eval mode",
         (

@@ -130,3 +130,39 @@ def test_the_seed_decides_the_run(tmp_path: Path) -> None:
     (a, wa), (b, wb), (c, wc) = run("a", 3), run("b", 3), run("c", 4)
     assert a == b and torch.equal(wa, wb)
     assert a != c and not torch.equal(wa, wc)
+
+
+def test_layer_responses_are_the_std_of_each_batchnorm_output_on_the_first_images(
+    tmp_path: Path,
+) -> None:
+    """trainer.response_images: Fig. 7's responses of the trained net, on the first N images
+    (test images when there is no validation split), recomputed with hooks on its BatchNorms
+    (in a basic block every 3x3 conv is followed by one) and torch.std over all elements."""
+    import csv
+
+    from tiny_run import fake_test_split
+
+    from resnet_exp.training.checkpoint import load_checkpoint
+
+    run = train_tiny(tmp_path, "trainer.epochs=1", "data.val_size=0", "trainer.response_images=10")
+    with (run.run_dir / "layer_responses.csv").open() as handle:
+        written = [float(r["std"]) for r in csv.DictReader(handle)]
+    model = fresh_model(run.cfg)
+    model.load_state_dict(load_checkpoint(run.run_dir / "checkpoints" / "last.pt")["model"])
+    model.eval()
+    outputs: list[torch.Tensor] = []
+    handles = [
+        m.register_forward_hook(lambda _m, _a, out: outputs.append(out.double()))
+        for m in model.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    ]
+    with torch.no_grad():
+        model(fake_test_split()[0][:10])
+    for handle in handles:
+        handle.remove()
+    expected = [out.std(unbiased=False).item() for out in outputs]
+    assert len(expected) == 7  # stem + 3 blocks x 2 convs of a depth-8 net
+    assert written == pytest.approx(expected, rel=1e-5)
+
+    off = train_tiny(tmp_path / "off", "trainer.epochs=1", "trainer.response_images=0")
+    assert not (off.run_dir / "layer_responses.csv").exists()

@@ -91,6 +91,21 @@ def test_row_lr_is_the_lr_of_each_epochs_first_step(tmp_path: Path) -> None:
     assert [r["lr"] for r in rows] == pytest.approx([0.2 * 0.5, 0.2 * 0.1], rel=1e-12)
 
 
+def test_sync_bn_changes_nothing_in_one_process(tmp_path: Path) -> None:
+    """trainer.sync_bn pools BatchNorm statistics over DDP ranks; in one process BatchNorm already
+    sees the whole batch, so the run's numbers are bit-identical (documented in distributed.py)."""
+    timing = ("time/epoch_s", "throughput/img_s")
+    runs = [
+        train_tiny(tmp_path / v, "trainer.epochs=1", f"trainer.sync_bn={v}")
+        for v in ("true", "false")
+    ]
+    on, off = (
+        [{k: v for k, v in r.items() if k not in timing} for r in run.rows()] for run in runs
+    )
+    assert on == off and on
+    assert all(torch.equal(a, b) for a, b in zip(runs[0].steps[-1].after, runs[1].steps[-1].after))
+
+
 # -- the knob table --------------------------------------------------------------------------
 
 _ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|\s*$")
