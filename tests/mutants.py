@@ -211,6 +211,18 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
     ),
     Mutant(
+        "mid_epoch_checkpoint_without_partial_sums",
+        "a mid-epoch checkpoint leaves out the epoch's partial sums (the resumed row is wrong)",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                '"partial": self.partial if self.step_in_epoch else None,',
+                '"partial": None,',
+            ),
+        ),
+        ("tests/test_first_principles.py::test_a_run_stopped_mid_epoch_resumes_bit_identical",),
+    ),
+    Mutant(
         "evaluate_leaves_eval_mode",
         "evaluate() hands the network back in eval mode",
         (

@@ -115,12 +115,20 @@ class TinyRun:
         return [r for r in self.rows() if "epoch" not in r]
 
 
-def train_tiny(tmp_path: Path, *overrides: str) -> TinyRun:
-    """Train ``BASE + overrides`` in this process through ``app.train``, recording every step."""
+def train_tiny(tmp_path: Path, *overrides: str, stop_after: int = 0) -> TinyRun:
+    """Train ``BASE + overrides`` in this process through ``app.train``, recording every step.
+
+    ``stop_after``: after that many optimizer steps of this attempt, SIGTERM as the signal handler
+    would record it; the run saves ``last.pt`` at that step and stops (``summary`` is then None).
+    Running again with the same ``tmp_path`` resumes it (``trainer.resume=auto``).
+    """
+    import signal
+
     from resnet_exp.app import train
     from resnet_exp.hydra_glue.compose import compose
     from resnet_exp.hydra_glue.job import JobFacts
     from resnet_exp.models import ResNet
+    from resnet_exp.training.interrupt import Interrupted, StopFlag
 
     root = tmp_path / "data"
     if not root.exists():
@@ -151,6 +159,8 @@ def train_tiny(tmp_path: Path, *overrides: str) -> TinyRun:
     def after_step(optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         params = [p for g in optimizer.param_groups for p in g["params"]]
         steps[-1].after = [p.detach().clone() for p in params]
+        if len(steps) == stop_after:
+            stop.signum = signal.SIGTERM
 
     from torch.optim.optimizer import (
         register_optimizer_step_post_hook,
@@ -162,8 +172,15 @@ def train_tiny(tmp_path: Path, *overrides: str) -> TinyRun:
         register_optimizer_step_pre_hook(before_step),
         register_optimizer_step_post_hook(after_step),
     ]
+    summary = None
     try:
-        summary = train(cfg, JobFacts(run_dir=run_dir, overrides=list(overrides), group="t"))
+        with StopFlag() as stop:  # the test process's own signal handlers come back afterwards
+            summary = train(
+                cfg, JobFacts(run_dir=run_dir, overrides=list(overrides), group="t"), stop
+            )
+    except Interrupted:
+        if not stop_after:
+            raise
     finally:
         for handle in handles:
             handle.remove()
