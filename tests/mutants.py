@@ -155,6 +155,194 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         ("tests/test_best_and_resume.py::test_resume_restores_optimizer_and_schedule_bit_for_bit",),
     ),
+    # -- settings and modes whose effect only a test that observes them catches (issue 22) --
+    Mutant(
+        "weight_decay_never_applied",
+        "the optimizer gets one parameter group whose weight_decay is 0",
+        (
+            Patch(
+                "resnet_exp/app.py",
+                'instantiate_node(cfg.optimizer, "optimizer")(model.parameters())',
+                'instantiate_node(cfg.optimizer, "optimizer")('
+                '[{"params": list(model.parameters()), "weight_decay": 0.0}])',
+            ),
+        ),
+        ("tests/test_knobs.py::test_sgd_steps_match_a_hand_written_sgd[False]",),
+    ),
+    Mutant(
+        "evaluate_in_training_mode",
+        "evaluate() runs the network in training mode (batch statistics, running stats move)",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                "        self.model.eval()\n",
+                "        self.model.train()\n",
+            ),
+        ),
+        (
+            "tests/test_evaluate_pure.py::"
+            "test_evaluating_twice_changes_nothing_and_restores_training_mode",
+            "tests/test_evaluate_pure.py::"
+            "test_reported_test_numbers_are_the_eval_mode_network_of_the_checkpoint",
+        ),
+    ),
+    Mutant(
+        "val_numbers_from_the_test_split",
+        "the validation columns are computed on the test images",
+        (
+            Patch(
+                "resnet_exp/data/module.py",
+                "        return self._eval[split].eval_batches(self.eval_batch_size)\n",
+                '        return self._eval["test"].eval_batches(self.eval_batch_size)\n',
+            ),
+        ),
+        (
+            "tests/test_evaluate_pure.py::"
+            "test_reported_test_numbers_are_the_eval_mode_network_of_the_checkpoint[False]",
+        ),
+    ),
+    Mutant(
+        "responses_in_training_mode",
+        "Fig. 7's layer responses measured with batch statistics (training mode)",
+        (Patch("resnet_exp/training/responses.py", "    model.eval()\n", "    model.train()\n"),),
+        (
+            "tests/test_first_principles.py::"
+            "test_layer_responses_are_the_std_of_each_batchnorm_output_on_the_first_images",
+        ),
+    ),
+    Mutant(
+        "mid_epoch_checkpoint_without_partial_sums",
+        "a mid-epoch checkpoint leaves out the epoch's partial sums (the resumed row is wrong)",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                '"partial": self.partial if self.step_in_epoch else None,',
+                '"partial": None,',
+            ),
+        ),
+        ("tests/test_first_principles.py::test_a_run_stopped_mid_epoch_resumes_bit_identical",),
+    ),
+    Mutant(
+        "evaluate_leaves_eval_mode",
+        "evaluate() hands the network back in eval mode",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                "            self.model.train(was_training)\n",
+                "            pass\n",
+            ),
+        ),
+        (
+            "tests/test_evaluate_pure.py::"
+            "test_evaluating_twice_changes_nothing_and_restores_training_mode",
+        ),
+    ),
+    Mutant(
+        "grad_norm_squared",
+        "the per-part gradient norm is accumulated squared",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                "grad_sums[name] += torch.nn.utils.get_total_norm(grads)\n",
+                "grad_sums[name] += torch.nn.utils.get_total_norm(grads) ** 2\n",
+            ),
+        ),
+        (
+            "tests/test_first_principles.py::"
+            "test_epoch_and_step_rows_and_grad_norms_equal_a_recomputation",
+        ),
+    ),
+    Mutant(
+        "train_loss_per_batch",
+        "the epoch's training loss sums batch means as if they were per-image losses",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                "            batch_loss = loss.detach() * y.numel()\n",
+                "            batch_loss = loss.detach()\n",
+            ),
+        ),
+        (
+            "tests/test_first_principles.py::"
+            "test_epoch_and_step_rows_and_grad_norms_equal_a_recomputation",
+        ),
+    ),
+    Mutant(
+        "step_window_error_not_reset",
+        "a per-step row's error count carries over from the previous window",
+        (Patch("resnet_exp/training/loop.py", "        window[1].zero_()\n", ""),),
+        (
+            "tests/test_first_principles.py::"
+            "test_epoch_and_step_rows_and_grad_norms_equal_a_recomputation",
+        ),
+    ),
+    Mutant(
+        "warmup_one_step_ahead",
+        "the linear warm-up starts one step further up its ramp",
+        (
+            Patch(
+                "resnet_exp/training/schedules.py",
+                "(1 - warmup_factor) * step / warmup_steps\n",
+                "(1 - warmup_factor) * (step + 1) / warmup_steps\n",
+            ),
+        ),
+        (
+            "tests/test_schedules.py::test_linear_warmup_then_constant",
+            "tests/test_knobs.py::test_sgd_steps_match_a_hand_written_sgd[False]",
+        ),
+    ),
+    Mutant(
+        "cosine_floor_ignored",
+        "scheduler.min_factor has no effect (the cosine always decays to 0)",
+        (
+            Patch(
+                "resnet_exp/training/schedules.py",
+                "        return min_factor + (1 - min_factor) * 0.5 * ",
+                "        return 0.5 * ",
+            ),
+        ),
+        ("tests/test_schedules.py::test_cosine_with_floor_and_warmup",),
+    ),
+    Mutant(
+        "normalise_without_mean",
+        "data.mean is never subtracted from the images",
+        (
+            Patch(
+                "resnet_exp/data/tensor_loader.py",
+                ".div_(255.0).sub_(self.mean).div_(self.std)",
+                ".div_(255.0).div_(self.std)",
+            ),
+        ),
+        (
+            "tests/test_first_principles.py::"
+            "test_training_batches_are_the_images_normalised_with_the_configured_mean_and_std",
+        ),
+    ),
+    Mutant(
+        "interval_uses_normal_quantile",
+        "a configuration's 95% interval uses 1.96 instead of Student's t quantile",
+        (
+            Patch(
+                "resnet_exp/report/stats.py",
+                "        low, high = stats.ttest_1samp(xs, 0.0).confidence_interval(CONFIDENCE)\n",
+                "        half = 1.96 * std / math.sqrt(xs.size)\n"
+                "        low, high = mean - half, mean + half\n",
+            ),
+        ),
+        ("tests/test_first_principles.py::test_spread_interval_is_scipys_t_interval",),
+    ),
+    Mutant(
+        "contrast_population_variance",
+        "the depth-effect contrast uses the population variance (ddof 0)",
+        (
+            Patch(
+                "resnet_exp/report/stats.py",
+                "w * w * float(np.var(x, ddof=1)) / x.size",
+                "w * w * float(np.var(x, ddof=0)) / x.size",
+            ),
+        ),
+        ("tests/test_stats.py::test_four_group_contrast_equals_scipy_welch_for_two_groups",),
+    ),
 )
 
 

@@ -373,6 +373,7 @@ def test_a_report_on_an_unparseable_summary_does_not_call_the_job_crashed(
 # -- data --
 
 
+@pytest.mark.slow  # copies the real dataset, two CLI runs
 def test_a_corrupt_label_byte_is_a_damaged_file_whatever_num_classes_says(
     tmp_path: Path, fmnist_root: Path
 ) -> None:

@@ -284,12 +284,11 @@ def test_a_nan_run_stops_early_as_diverged_with_exit_code_3(
     summary = summary_of(run_dir)
     assert summary["status"] == "diverged"
     rows = [r for r in read_rows(run_dir) if "epoch" in r]
-    assert len(rows) == 1  # loss null (NaN/inf), or a huge loss over non-finite weights
-    assert rows[0]["train/loss"] is None or rows[0]["train/loss"] > 1e3
-    # caught at a mid-epoch check; no checkpoint ever holds non-finite weights
-    assert rows[0]["step"] < STEPS_PER_EPOCH
+    assert len(rows) == 1 and "val/err" not in rows[0]  # the partial epoch, not evaluated
+    # Where a huge lr blows up moves with any change to training, so only the command line's
+    # contract is checked here; the step it stops at is tests/test_divergence.py's (a NaN batch).
     last = run_dir / "checkpoints" / "last.pt"
-    if last.exists():
+    if last.exists():  # no checkpoint ever holds non-finite weights
         state = load_checkpoint(last)
         assert state["step"] < rows[0]["step"]
         assert all(

@@ -432,6 +432,7 @@ def test_local_jobs_share_one_gpu_by_free_memory_and_cores(
     assert resolvers.local_jobs() == expected
 
 
+@pytest.mark.slow  # a CLI process
 def test_gpu_study_preset_runs_its_jobs_side_by_side(tmp_path: Path) -> None:
     result = run_cli("experiment=degradation_fashionmnist", "--cfg", "hydra", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -74,6 +74,7 @@ def _rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # CLI training on real data; in-process: tests/test_first_principles.py
 def test_per_step_rows_agree_with_epoch_rows(tmp_path: Path, fmnist_root: Path) -> None:
     run_dir = tmp_path / "run"
     done = run_cli(

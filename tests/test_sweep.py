@@ -131,8 +131,15 @@ def test_a_failing_job_is_marked_and_the_report_still_appears(
 @pytest.mark.parametrize(
     ("preset", "dataset", "depths", "seeds"),
     [
-        ("degradation", "cifar10", [20, 32, 44, 56], 5),
-        ("degradation_fashionmnist", "fashionmnist", [20, 32, 44, 56], 5),
+        # 40 jobs composed by a CLI process each: slow (CI); the quick preset stays fast
+        pytest.param("degradation", "cifar10", [20, 32, 44, 56], 5, marks=pytest.mark.slow),
+        pytest.param(
+            "degradation_fashionmnist",
+            "fashionmnist",
+            [20, 32, 44, 56],
+            5,
+            marks=pytest.mark.slow,
+        ),  # fmt: skip
         ("degradation_quick", "fashionmnist", [20, 56], 3),
     ],
 )

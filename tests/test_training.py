@@ -70,6 +70,7 @@ def test_resnet50_cli_run_writes_the_whole_run_record(tmp_path: Path, fmnist_roo
     assert "epoch 1/1 | train loss" in (run_dir / next(run_dir.glob("*.log")).name).read_text()
 
 
+@pytest.mark.slow  # three CLI trainings on the real dataset
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(
     tmp_path: Path, fmnist_root: Path
 ) -> None:

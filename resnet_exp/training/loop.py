@@ -383,8 +383,17 @@ class Trainer:
         window[1].zero_()
         window[2] = 0
 
-    @torch.inference_mode()
     def evaluate(self, split: str) -> dict[str, float]:
+        """Loss and error (%) on ``split`` in eval mode; the model is handed back in the mode it
+        was in (tests/test_evaluate_pure.py)."""
+        was_training = self.model.training
+        try:
+            return self._evaluate(split)
+        finally:
+            self.model.train(was_training)
+
+    @torch.inference_mode()
+    def _evaluate(self, split: str) -> dict[str, float]:
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         wrong = torch.zeros((), device=self.device)
