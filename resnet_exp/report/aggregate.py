@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
+from resnet_exp.tracking.names import config_key
 from resnet_exp.tracking.record import RunSummary
-from resnet_exp.tracking.replicates import config_key
 from resnet_exp.training.responses import RESPONSES_CSV, read_responses
 
 log = logging.getLogger("resnet_exp.report")
@@ -95,7 +95,7 @@ class RunResult:
     wall_time_s: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     skipped_lines: int = 0  # unparseable metrics.jsonl lines (a torn last line after a kill)
-    # Replicates: the job's overrides without the seed (resnet_exp.tracking.replicates).
+    # Replicates: the job's overrides without the seed (resnet_exp.tracking.names).
     config: str = "default"
     steps: list[dict[str, Any]] = field(default_factory=list)  # per-step training rows
     responses: list[dict[str, Any]] = field(default_factory=list)  # Fig. 7 (layer_responses.csv)
