@@ -187,7 +187,7 @@ def _start(args: list[str]) -> None:
         sys.exit(dry_sweep.dry_sweep(command))
     preflight.preflight(command)  # every job composes and validates before Hydra writes anything
     RunFolderGuard.take(command)
-    check_explicit_run_dir(command)
+    check_explicit_run_dir(command.new_run_dir)
     command = claim_sweep_dir(command)  # one folder per sweep, the same in every launcher process
     sys.argv[1:] = command.args
     if not torchrun.launched_by_torchrun():

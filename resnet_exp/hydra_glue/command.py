@@ -27,6 +27,8 @@ _INFO_CHOICES = ("all", "config", "defaults", "defaults-tree", "plugins", "searc
 #: Flags with which Hydra launches nothing (so no folder may be created).
 NO_LAUNCH = frozenset({"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--version",
                        "--shell-completion", "-sc"})  # fmt: skip
+#: Flags with which Hydra creates no run folder.
+_NO_RUN = frozenset({"--cfg", "-c", "--help", "-h", "--hydra-help"})
 #: Flags that leave our config tree and its composition as they are.
 _SAME_TREE = MULTIRUN_FLAGS | CFG_FLAGS | {"--resolve", "--package", "-p"}
 
@@ -59,6 +61,11 @@ class Command:
     def launches(self) -> bool:
         """Whether Hydra would launch a job (not ``--cfg``, ``--help``, ``--info``, ...)."""
         return not self.flags & NO_LAUNCH
+
+    @property
+    def new_run_dir(self) -> str | None:
+        """The explicit ``hydra.run.dir`` of a single run that Hydra would create, else None."""
+        return None if self.multirun or self.flags & _NO_RUN else self.run_dir
 
     @property
     def dry_sweep(self) -> bool:

@@ -13,15 +13,8 @@ import itertools
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from resnet_exp.errors import EXIT_USER_ERROR
-
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.command import Command
-
-# Flags with which Hydra creates no run folder.
-_NO_RUN = frozenset({"--cfg", "-c", "--help", "-h", "--hydra-help"})
 
 # Hydra may resolve hydra.run.dir more than once in a process; it must get one answer.
 _claimed: dict[str, str] = {}
@@ -75,12 +68,13 @@ def exit_cannot_create(path: str, error: OSError) -> None:
     raise SystemExit(EXIT_USER_ERROR)
 
 
-def check_explicit_run_dir(command: Command) -> None:
-    """For ``hydra.run.dir=<folder>`` on the command line (a single run): fail now, clearly, if the
-    folder cannot be created, instead of inside Hydra with a partial traceback."""
-    if command.multirun or command.flags & _NO_RUN or not command.run_dir:
+def check_explicit_run_dir(folder: str | None) -> None:
+    """For ``hydra.run.dir=<folder>`` on the command line (a single run,
+    :attr:`Command.new_run_dir`): fail now, clearly, if the folder cannot be created, instead of
+    inside Hydra with a partial traceback."""
+    if not folder:
         return
     try:
-        Path(command.run_dir).mkdir(parents=True, exist_ok=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        exit_cannot_create(command.run_dir, error)
+        exit_cannot_create(folder, error)
