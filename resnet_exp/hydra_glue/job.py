@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from resnet_exp.tracking.names import run_name, shared_overrides, wandb_job_type
+from resnet_exp.tracking.names import (
+    run_name,
+    shared_by_configurations,
+    shared_overrides,
+    wandb_job_type,
+)
 
 
 @dataclass
@@ -17,6 +22,7 @@ class JobFacts:
     parallel_jobs: int = 1  # joblib's n_jobs: jobs of this sweep training side by side here
     sweep_dir: Path | None = None  # the sweep's folder (None for a single run)
     shared: list[str] = field(default_factory=list)  # overrides every job of the sweep has
+    shared_by_configs: list[str] = field(default_factory=list)  # ... every configuration has
 
     @property
     def name(self) -> str:
@@ -25,8 +31,8 @@ class JobFacts:
 
     @property
     def job_type(self) -> str:
-        """The W&B job type: the configuration, which replicates share."""
-        return wandb_job_type(self.overrides)
+        """The W&B job type: the configuration (replicates share it), labelled as in the report."""
+        return wandb_job_type(self.overrides, self.shared_by_configs)
 
 
 def current_job() -> JobFacts:
@@ -45,6 +51,7 @@ def current_job() -> JobFacts:
     # Absolute, so every job of a sweep (and the report run) lands in the same W&B group.
     group_dir = Path(hc.runtime.cwd, hc.sweep.dir if multirun else run_dir).resolve()
     sweep_dir = Path(hc.runtime.cwd, hc.sweep.dir) if multirun else None
+    jobs = recorded_sweep_jobs(sweep_dir) if sweep_dir else []  # to name this one among them
     return JobFacts(
         run_dir=run_dir,
         multirun=multirun,
@@ -52,5 +59,6 @@ def current_job() -> JobFacts:
         group=sweep_id(group_dir),
         parallel_jobs=parallel_jobs(OmegaConf.select(hc.launcher, "n_jobs")) if multirun else 1,
         sweep_dir=sweep_dir,
-        shared=sorted(shared_overrides(recorded_sweep_jobs(sweep_dir))) if sweep_dir else [],
+        shared=sorted(shared_overrides(jobs)),
+        shared_by_configs=sorted(shared_by_configurations(jobs)),
     )

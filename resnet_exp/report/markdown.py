@@ -27,7 +27,7 @@ from resnet_exp.report.study import (
     penalty_avoided,
     train_errors_by_depth,
 )
-from resnet_exp.tracking.names import config_overrides, shared_overrides
+from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides
 
 REPORT = "report.md"
 DEGRADATION_PNG = "degradation.png"
@@ -438,14 +438,10 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
 
 def _distinguishing_labels(groups: Sequence) -> dict[str, str]:
     """Each configuration named by the overrides that tell it apart from the others (overrides
-    every configuration shares, such as the preset's name, would only make the table wide; where
-    the data lies or how it was logged does not name a configuration: tracking/names.py)."""
-    overrides = {g.config: config_overrides(g.runs[0].overrides) for g in groups}
-    shared = shared_overrides(overrides.values())
-    return {
-        config: ",".join(o for o in found if o not in shared) or config or "(defaults)"
-        for config, found in overrides.items()
-    }
+    every configuration shares, such as the preset's name, would only make the table wide):
+    tracking/names.py's rule, the one W&B's job_type follows."""
+    shared = shared_overrides(config_overrides(g.first.overrides) for g in groups)
+    return {g.config: config_label(g.first.overrides, shared) for g in groups}
 
 
 def _best_mean_std(values: Sequence[float]) -> str:

@@ -7,7 +7,8 @@ lies, how it is logged, whether it resumes: :data:`MACHINE_KEYS`). From those:
   matter; file-name safe; a hash of the full text so two configurations never share a folder);
 - :func:`run_name`: its W&B run name (the overrides every job of the sweep shares left out);
 - :func:`config_key`: its configuration, the same without the seed (replicates share it; the
-  report groups and labels by it), and :func:`wandb_job_type`, that key within W&B's 64 characters.
+  report groups by it), and :func:`config_label`, the part of it that sets it apart from the
+  sweep's other configurations (the report's tables; within 64 characters, W&B's ``job_type``).
 
 Hydra's own ``hydra.job.override_dirname`` leaves out the same keys (``conf/config.yaml`` reads
 them through ``${resnet_exp.machine_keys:}``). Plain strings in, plain strings out: no Hydra here.
@@ -81,16 +82,31 @@ def config_key(overrides: Iterable[str]) -> str:
     return ",".join(config_overrides(overrides)) or "default"
 
 
-def wandb_job_type(overrides: Iterable[str]) -> str:
-    """`config_key`, or its head plus a short hash where W&B's 64-character limit would cut it."""
-    key = config_key(overrides)
-    if len(key) <= WANDB_JOB_TYPE_MAX:
-        return key
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
-    return f"{key[: WANDB_JOB_TYPE_MAX - 9]}~{digest}"
+def config_label(overrides: Iterable[str], shared: Iterable[str] = ()) -> str:
+    """The configuration as the report's tables and W&B's ``job_type`` call it: its
+    :func:`config_overrides` that not every configuration of the sweep has (``shared``, from
+    :func:`shared_by_configurations`), or its whole :func:`config_key` when none are left."""
+    common = set(shared)
+    kept = [o for o in config_overrides(overrides) if o not in common]
+    return ",".join(kept) or config_key(overrides)
+
+
+def wandb_job_type(overrides: Iterable[str], shared: Iterable[str] = ()) -> str:
+    """:func:`config_label`, or its head plus a short hash where W&B's 64-character limit would
+    cut it."""
+    label = config_label(overrides, shared)
+    if len(label) <= WANDB_JOB_TYPE_MAX:
+        return label
+    digest = hashlib.sha1(label.encode("utf-8")).hexdigest()[:8]
+    return f"{label[: WANDB_JOB_TYPE_MAX - 9]}~{digest}"
 
 
 def shared_overrides(jobs: Iterable[Iterable[str]]) -> set[str]:
     """The overrides every job names (none for a single job: then nothing is shared)."""
     sets = [set(map(str, job)) for job in jobs]
     return set.intersection(*sets) if len(sets) > 1 else set()
+
+
+def shared_by_configurations(jobs: Iterable[Iterable[str]]) -> set[str]:
+    """The overrides every configuration names (none when the jobs are replicates of one)."""
+    return shared_overrides({tuple(config_overrides(job)) for job in jobs})
