@@ -18,11 +18,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp import failures
-from resnet_exp.config import register_configs
 from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR
 from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
+from resnet_exp.hydra_glue.register import register_configs
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 
@@ -39,7 +39,6 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     from resnet_exp.models.profile import count_flops
     from resnet_exp.session import fit_and_record, log_every_steps, run_tags, wandb_run_id
     from resnet_exp.summary import input_shape
-    from resnet_exp.tracking.replicates import wandb_job_type
     from resnet_exp.tracking.wandb_logger import NullLogger
     from resnet_exp.training import distributed, resume
     from resnet_exp.training.device import resolve_device
@@ -110,7 +109,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
 
     logger.start(run_dir=job.run_dir, config=config, name=job.name, group=job.group,
                  tags=run_tags(summary.model, cfg.data.name),
-                 job_type=wandb_job_type(job.overrides), run_id=summary.wandb_run_id)  # fmt: skip
+                 job_type=job.job_type, run_id=summary.wandb_run_id)  # fmt: skip
     logger.catch_up(record.read_metrics())  # rows an earlier attempt's W&B run did not get
     summary.wandb = logger.info()
     trainer.stop.install()  # again, in case W&B put its own handlers in place
@@ -176,25 +175,25 @@ def entry() -> None:
 
 
 def _start(args: list[str]) -> None:
-    from resnet_exp.hydra_glue import dry_sweep, torchrun
+    from resnet_exp.hydra_glue import dry_sweep, preflight, torchrun
+    from resnet_exp.hydra_glue.command import parse_command
     from resnet_exp.hydra_glue.launchers import require_launcher_plugins
     from resnet_exp.hydra_glue.run_dir import check_explicit_run_dir
     from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir
 
-    require_launcher_plugins(args)
-    if dry_sweep.wanted(args):
-        sys.exit(dry_sweep.dry_sweep(args))
-    from resnet_exp.hydra_glue.preflight import preflight
-
-    preflight(args)  # every job composes and validates before Hydra creates or writes anything
-    RunFolderGuard.take(args)
-    check_explicit_run_dir(args)
-    args = claim_sweep_dir(args)  # one folder per sweep, the same in every launcher process
-    sys.argv[1:] = args
+    command = parse_command(args)  # the one reading of the command line every check below uses
+    require_launcher_plugins(command)
+    if command.dry_sweep:
+        sys.exit(dry_sweep.dry_sweep(command))
+    preflight.preflight(command)  # every job composes and validates before Hydra writes anything
+    RunFolderGuard.take(command)
+    check_explicit_run_dir(command.new_run_dir)
+    command = claim_sweep_dir(command)  # one folder per sweep, the same in every launcher process
+    sys.argv[1:] = command.args
     if not torchrun.launched_by_torchrun():
         main()
         return
-    sys.argv[1:] = torchrun.start(args)  # join the process group before Hydra starts
+    sys.argv[1:] = torchrun.start(list(command.args))  # join the process group before Hydra starts
     try:
         main()
     finally:

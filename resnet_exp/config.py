@@ -5,7 +5,8 @@ The YAML files under ``conf/`` pull these schemas in through their defaults list
 composed. What a type cannot say (lr > 0, precision in 32|bf16|16|auto, ...) is a :class:`Rule`
 stored in the field's metadata, next to its default; :func:`resnet_exp.validation.validate` walks
 these rules once, before torch is imported. Domain code (models, data, training) does not repeat
-them. Nothing here imports torch; Hydra is imported only to register the schemas.
+them. Nothing here imports torch or Hydra: ``hydra_glue/register.py`` puts the schemas in Hydra's
+ConfigStore.
 """
 
 from __future__ import annotations
@@ -253,32 +254,3 @@ class Config:
     scheduler: Any = MISSING
     trainer: TrainerConfig = MISSING
     logger: Any = MISSING
-
-
-def register_configs() -> None:
-    """Make the schemas and resolvers visible to the defaults lists of conf/ (idempotent)."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
-    from resnet_exp.data.facts import dataset_fact
-    from resnet_exp.hydra_glue.internals import allow_numeric_group_options
-    from resnet_exp.hydra_glue.resolvers import register_resolvers
-    from resnet_exp.hydra_glue.run_dir import register_resolver
-
-    allow_numeric_group_options()
-    register_resolvers()  # ${resnet_exp.local_jobs:} in conf/hydra/launcher/joblib.yaml
-    register_resolver()  # ${resnet_exp.fresh_dir:...} in conf/config.yaml's hydra.run.dir
-    if not OmegaConf.has_resolver("resnet_exp.dataset"):
-        OmegaConf.register_new_resolver("resnet_exp.dataset", dataset_fact)  # data.* facts
-    cs = ConfigStore.instance()
-    # Root-level names, not a `schema/` group: `--help` lists only the groups a user chooses.
-    cs.store(name="schema", node=Config)
-    cs.store(name="schema_model", node=ModelConfig)
-    cs.store(name="schema_data", node=DataConfig)
-    cs.store(name="schema_optimizer_sgd", node=SGDConfig)
-    cs.store(name="schema_optimizer_adam", node=AdamConfig)
-    cs.store(name="schema_scheduler_constant", node=ConstantScheduleConfig)
-    cs.store(name="schema_scheduler_multistep", node=MultiStepScheduleConfig)
-    cs.store(name="schema_scheduler_cosine", node=CosineScheduleConfig)
-    cs.store(name="schema_trainer", node=TrainerConfig)
-    cs.store(name="schema_logger", node=LoggerConfig)

@@ -18,17 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 from resnet_exp.errors import EXIT_USER_ERROR
 from resnet_exp.report.aggregate import RunResult, find_job_dirs, read_run
+from resnet_exp.tracking.names import shared_overrides
 from resnet_exp.tracking.record import (
     COMPLETED,
     DIVERGED,
     FAILED,
     FINISHED,
     INTERRUPTED,
-    MULTIRUN_YAML,
     RUNNING,
     STOPPED,
     TERMINATED,
@@ -138,22 +136,9 @@ def _duration(seconds: float) -> str:
 def expected_jobs(sweep_dir: Path) -> list[list[str]]:
     """Each job the sweep command asked for (its overrides), from the sweep's multirun.yaml; []
     for a single run or a sweep folder without one."""
-    path = sweep_dir / MULTIRUN_YAML
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return []
-    hydra = (data or {}).get("hydra") or {}
-    task = [str(o) for o in ((hydra.get("overrides") or {}).get("task") or [])]
-    params = (hydra.get("sweeper") or {}).get("params") or {}
-    from resnet_exp.hydra_glue.internals import split_sweep
+    from resnet_exp.hydra_glue.command import recorded_sweep_jobs
 
-    named = {o.split("=", 1)[0].lstrip("+~") for o in task}
-    lines = [f"{k}={v}" for k, v in params.items() if k not in named] + task
-    try:
-        return split_sweep(lines)
-    except Exception:  # a sweeper we cannot expand here: list the folders only
-        return []
+    return recorded_sweep_jobs(sweep_dir)
 
 
 def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
@@ -188,7 +173,7 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
-    common = set.intersection(*(set(r.overrides) for r in rows)) if len(rows) > 1 else set()
+    common = shared_overrides(r.overrides for r in rows)
     counts = {s: sum(r.state == s for r in rows) for s in _STYLE if any(r.state == s for r in rows)}
     # the headline is printed above the table, so a long folder name never wraps the counts
     headline = f"{folder}  ({len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())

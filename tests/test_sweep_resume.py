@@ -15,14 +15,22 @@ import pytest
 import yaml
 from cli import run_cli
 
+from resnet_exp.hydra_glue.command import parse_command
 from resnet_exp.hydra_glue.compose import compose
-from resnet_exp.hydra_glue.sweep_dirs import claim, claim_sweep_dir, job_dirname
+from resnet_exp.hydra_glue.run_dir import claim
+from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir as claim_for
+from resnet_exp.tracking.names import job_dirname
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
 
 TIMING = {"time/epoch_s", "throughput/img_s"}
 
 
 # -- job folders, plans and sweep folders (no training) -------------------------------------------
+
+
+def claim_sweep_dir(args: list[str]) -> list[str]:
+    """The command line the entry point hands Hydra after claiming a sweep folder for ``args``."""
+    return list(claim_for(parse_command(args)).args)
 
 
 def subdir(*overrides: str) -> str:

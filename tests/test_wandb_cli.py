@@ -79,3 +79,24 @@ def test_multirun_jobs_are_separate_runs_in_one_group(tmp_path: Path, fmnist_roo
         "PlainBlock",
         "BasicBlock",
     }
+
+
+@pytest.mark.slow
+def test_a_sweep_jobs_wandb_run_is_named_by_what_sets_it_apart(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    """No local path (data.root) and none of the overrides every job shares in the run's name."""
+    result = run_cli(
+        "--multirun", "seed=1,2", "model/block=plain", *tiny(fmnist_root), "trainer.epochs=1",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    job_dirs = sorted(
+        p.parent for p in (tmp_path / "outputs" / "multirun").glob("*/*/*/summary.json")
+    )
+    names = sorted(read_offline_run(d)["name"] for d in job_dirs)
+    assert names == ["seed=1", "seed=2"]
+    for job_dir in job_dirs:  # the folder still holds every override that changes the job
+        assert job_dir.name.startswith("data.test_subset=128,data.train_subset=256,")
+        summary = json.loads((job_dir / "summary.json").read_text())
+        assert summary["job"] in names and f"data.root={fmnist_root}" in summary["overrides"]

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import sys
 from importlib.util import find_spec
+from typing import TYPE_CHECKING
 
 from resnet_exp.errors import EXIT_USER_ERROR
+
+if TYPE_CHECKING:
+    from resnet_exp.hydra_glue.command import Command
 
 # launcher option -> the module it needs
 NEEDS_SCALE_EXTRA = {
@@ -28,25 +32,22 @@ def _installed(module: str) -> bool:
         return False
 
 
-def missing_launcher(argv: list[str]) -> str | None:
+def missing_launcher(command: Command) -> str | None:
     """The error for a ``hydra/launcher=<option>`` on the command line whose plugin is missing."""
-    for arg in argv:
-        key, _, option = arg.partition("=")
-        if key.lstrip("+") != "hydra/launcher" or option not in NEEDS_SCALE_EXTRA:
-            continue
-        if not _installed(NEEDS_SCALE_EXTRA[option]):
-            return (
-                f"hydra/launcher={option} needs submitit and Hydra's submitit launcher, which are "
-                "not installed. Install them with the scale extra: pip install "
-                '"resnet_exp[scale]" (from a checkout: pip install ".[scale]"), or use '
-                "hydra/launcher=joblib to run the sweep's jobs side by side on this machine."
-            )
-    return None
+    option = command.launcher
+    if option not in NEEDS_SCALE_EXTRA or _installed(NEEDS_SCALE_EXTRA[option]):
+        return None
+    return (
+        f"hydra/launcher={option} needs submitit and Hydra's submitit launcher, which are not "
+        'installed. Install them with the scale extra: pip install "resnet_exp[scale]" (from a '
+        'checkout: pip install ".[scale]"), or use hydra/launcher=joblib to run the sweep\'s jobs '
+        "side by side on this machine."
+    )
 
 
-def require_launcher_plugins(argv: list[str]) -> None:
+def require_launcher_plugins(command: Command) -> None:
     """Exit 2 with one paragraph when a chosen launcher's extra is not installed."""
-    message = missing_launcher(argv)
+    message = missing_launcher(command)
     if message is not None:
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)

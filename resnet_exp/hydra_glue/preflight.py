@@ -14,36 +14,39 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import EXIT_USER_ERROR, UserError
 
-MULTIRUN_FLAGS = ("--multirun", "-m")
+if TYPE_CHECKING:
+    from resnet_exp.hydra_glue.command import Command
 
 
 class CommandError(UserError):
     """The command line cannot run as given."""
 
 
-def preflight(args: Sequence[str]) -> None:
-    """Exit 2 with one paragraph if any job of this command would be rejected; else return."""
+def preflight(command: Command, dry: bool = False) -> None:
+    """Exit 2 with one paragraph if any job of this command would be rejected; else return.
+    ``dry``: for ``--cfg`` on a sweep, which is checked like the sweep itself."""
     try:
-        check_command(args)
+        check_command(command, dry)
     except CommandError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR) from None
 
 
-def check_command(args: Sequence[str]) -> None:
+def check_command(command: Command, dry: bool = False) -> None:
     """Raise :class:`CommandError` for the first problem of ``python -m resnet_exp <args>``.
 
     Only plain runs and sweeps are checked; Hydra's own flags (``--cfg``, ``--help``, ...) pass."""
-    if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
+    if not (command.plain or dry):
         return
-    overrides = [a for a in args if a not in MULTIRUN_FLAGS]
-    parsed = _parse(overrides)
-    for override in parsed:
+    if command.parse_error is not None:
+        raise CommandError(command.parse_error)
+    for override in command.parsed:
         key = override.get_key_element().lstrip("+~")
         if key in ("hydra.run.dir", "hydra.sweep.dir") and not str(override.value() or "").strip():
             raise CommandError(
@@ -51,16 +54,20 @@ def check_command(args: Sequence[str]) -> None:
                 f"folder to write the run into, e.g. {key}=outputs/my_run, or leave {key} out "
                 "for a new dated folder under outputs/."
             )
-    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
-    base = _compose(fixed, hydra=True, what=None)
-    multirun = any(a in MULTIRUN_FLAGS for a in args) or str(base.hydra.mode) == "RunMode.MULTIRUN"
-    if not multirun:
-        _validate(_compose(overrides, hydra=False, what=None), None)
-        _check_folder(explicit_value(parsed, "hydra.run.dir"), "hydra.run.dir")
+    if command.compose_error is not None:
+        raise CommandError(command.compose_error)
+    if not command.multirun:
+        _validate(_compose(command.overrides, hydra=False, what=None), None)
+        _check_folder(command.run_dir, "hydra.run.dir")
         return
-    jobs = sweep_jobs(base, overrides)
-    swept = {o.get_key_element() for o in parsed if o.is_sweep_override()}
-    swept |= {str(k) for k in base.hydra.sweeper.get("params") or {}}
+    _check_jobs(command)
+    _check_folder(command.sweep_dir, "hydra.sweep.dir")
+    _check_launcher(command.hydra)
+
+
+def _check_jobs(command: Command) -> None:
+    """Every job of the sweep composes and validates."""
+    jobs, swept = command.jobs(), command.swept_keys
     composed: set[tuple[str, ...]] = set()
     for number, job in enumerate(jobs):
         values = [o for o in job if o.split("=", 1)[0] in swept]
@@ -73,36 +80,6 @@ def check_command(args: Sequence[str]) -> None:
             continue
         composed.add(unseeded)
         _validate(_compose(job, hydra=False, what=what), what)
-    _check_folder(explicit_value(parsed, "hydra.sweep.dir"), "hydra.sweep.dir")
-    _check_launcher(base)
-
-
-def _parse(overrides: list[str]) -> list:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    parser = OverridesParser.create()
-    for override in overrides:  # one at a time, to name the one that does not parse
-        try:
-            parser.parse_overrides([override])
-        except OverrideParseException as error:
-            reason = str(error).split("\nSee https://")[0].strip()
-            raise CommandError(
-                f"cannot parse the override {override!r}: {reason}. Each override is key=value "
-                "(a list is [a,b], a sweep a,b; quote values holding spaces or brackets)."
-            ) from None
-    return parser.parse_overrides(overrides)
-
-
-def sweep_jobs(base: DictConfig, overrides: list[str]) -> list[list[str]]:
-    """The overrides of each job of a sweep, as Hydra's basic sweeper expands them (parameters a
-    preset puts in ``hydra.sweeper.params`` included; the command line wins for a key it names)."""
-    from resnet_exp.hydra_glue.internals import split_sweep
-
-    named = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    params = base.hydra.sweeper.get("params") or {}
-    merged = [f"{k}={v}" for k, v in params.items() if k not in named] + list(overrides)
-    return split_sweep(merged)
 
 
 def _compose(overrides: Sequence[str], hydra: bool, what: str | None) -> DictConfig:
@@ -132,23 +109,15 @@ def _validate(cfg: DictConfig, what: str | None) -> None:
 def _check_seed(job: list[str], what: str) -> None:
     """The seed of a job whose other values were validated with another replicate's."""
     from resnet_exp.config import Config, rule_of
+    from resnet_exp.hydra_glue.command import parse_overrides
 
     rule = rule_of(Config, "seed")
-    for override in _parse([o for o in job if o.split("=", 1)[0] == "seed"]):
+    for override in parse_overrides([o for o in job if o.split("=", 1)[0] == "seed"]):
         value = override.value()
         if rule is not None and not (isinstance(value, int) and rule.accepts(value)):
             raise CommandError(
                 f"{what}: seed={value!r}: {rule.describe()}. No job of the sweep was started."
             )
-
-
-def explicit_value(parsed: list, key: str) -> str | None:
-    """The value given on the command line for ``key`` (Hydra's quoting removed), else None."""
-    for override in parsed:
-        if override.get_key_element().lstrip("+~") == key and not override.is_sweep_override():
-            value = override.value()
-            return None if value is None or "${" in str(value) else str(value)
-    return None
 
 
 def _check_folder(value: str | None, key: str) -> None:
@@ -178,10 +147,10 @@ def _check_folder(value: str | None, key: str) -> None:
         )
 
 
-def _check_launcher(base: DictConfig) -> None:
+def _check_launcher(hydra: DictConfig) -> None:
     """Options of the joblib launcher that joblib would only reject after the sweep started."""
-    launcher = base.hydra.get("launcher")
-    target = str(OmegaConf.select(base, "hydra.launcher._target_") or "")
+    launcher = hydra.get("launcher")
+    target = str(OmegaConf.select(hydra, "launcher._target_") or "")
     if launcher is None or "joblib" not in target.lower():
         return
     options: dict = {}
@@ -226,17 +195,12 @@ class RunFolderGuard:
         self.logs = {p: p.stat().st_size for p in run_dir.glob("*.log")}
 
     @classmethod
-    def take(cls, args: Sequence[str]) -> None:
+    def take(cls, command: Command) -> None:
         """For a single run with an explicit, existing ``hydra.run.dir``."""
-        if any(a.startswith("-") for a in args):
+        if command.flags or command.run_dir is None:
             return
-        try:
-            value = explicit_value(_parse(list(args)), "hydra.run.dir")
-        except CommandError:
-            return
-        if value is not None:
-            guard = cls(Path(os.path.expanduser(value)))
-            cls.active = guard if guard.files else None
+        guard = cls(Path(os.path.expanduser(command.run_dir)))
+        cls.active = guard if guard.files else None
 
     @classmethod
     def started(cls) -> None:

@@ -1,19 +1,16 @@
 """Launcher helpers for sweeps (``hydra/launcher=joblib|slurm|submitit_local``).
 
-:func:`register_resolvers` adds ``${resnet_exp.local_jobs:}``, the default ``n_jobs`` of
-``conf/hydra/launcher/joblib.yaml`` (one job per core on a CPU-only machine; where a GPU is
-visible, as many jobs as share it well, :func:`gpu_jobs`); :func:`parallel_jobs` turns a joblib
-``n_jobs`` into the number of jobs that share this machine, from which each job takes its share of
-the cores (``trainer.num_threads=null``). The SLURM launcher is
+:func:`local_jobs` is ``${resnet_exp.local_jobs:}`` (bound in ``register.py``), the default
+``n_jobs`` of ``conf/hydra/launcher/joblib.yaml`` (one job per core on a CPU-only machine; where a
+GPU is visible, as many jobs as share it well, :func:`gpu_jobs`); :func:`parallel_jobs` turns a
+joblib ``n_jobs`` into the number of jobs that share this machine, from which each job takes its
+share of the cores (``trainer.num_threads=null``). The SLURM launcher is
 ``hydra_plugins/resnet_exp_launcher`` (Hydra insists on that namespace).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
-
-from omegaconf import OmegaConf
 
 from resnet_exp.training.cpus import available_cpus
 
@@ -56,18 +53,3 @@ def parallel_jobs(n_jobs: Any) -> int:
     if n < 0:
         n = available_cpus() + 1 + n
     return max(n, 1)
-
-
-def register_resolvers() -> None:
-    """Our resolvers (idempotent); called by :func:`resnet_exp.config.register_configs`."""
-    # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema on purpose (so that
-    # `hydra/launcher=joblib` is ours, still type-checked); Hydra warns about that pairing.
-    warnings.filterwarnings(
-        "ignore", message=r"(?s).*'hydra/launcher/joblib' is validated against ConfigStore schema"
-    )
-    if not OmegaConf.has_resolver("resnet_exp.local_jobs"):
-        OmegaConf.register_new_resolver("resnet_exp.local_jobs", local_jobs)
-    from resnet_exp.hydra_glue.sweep_dirs import JOB_DIRNAME_RESOLVER, job_dirname
-
-    if not OmegaConf.has_resolver(JOB_DIRNAME_RESOLVER):  # conf/config.yaml's hydra.sweep.subdir
-        OmegaConf.register_new_resolver(JOB_DIRNAME_RESOLVER, job_dirname)

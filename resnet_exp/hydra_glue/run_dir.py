@@ -9,13 +9,12 @@ the folder atomically (``mkdir``) and, when another process got there first, tak
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
 
 from resnet_exp.errors import EXIT_USER_ERROR
-
-RESOLVER = "resnet_exp.fresh_dir"
 
 # Hydra may resolve hydra.run.dir more than once in a process; it must get one answer.
 _claimed: dict[str, str] = {}
@@ -29,13 +28,25 @@ def fresh_dir(path: str) -> str:
         # torchrun ranks > 0 follow rank 0's folder (distributed.agree_on_run_dir); claiming one
         # here would only leave an empty folder behind.
         return path
-    from resnet_exp.hydra_glue.sweep_dirs import claim
-
     try:
         _claimed[path] = claim(path)
     except OSError as error:
         exit_cannot_create(path, error)
     return _claimed[path]
+
+
+def claim(path: str) -> str:
+    """Create ``path`` (or the first free ``path-N``, N >= 2) atomically; the folder created."""
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return str(candidate)
+    raise AssertionError("unreachable")
 
 
 def cannot_create_message(path: str, error: OSError) -> str:
@@ -57,28 +68,13 @@ def exit_cannot_create(path: str, error: OSError) -> None:
     raise SystemExit(EXIT_USER_ERROR)
 
 
-def check_explicit_run_dir(argv: list[str]) -> None:
-    """For ``hydra.run.dir=<folder>`` on the command line (a single run): fail now, clearly, if the
-    folder cannot be created, instead of inside Hydra with a partial traceback."""
-    if any(a in ("--multirun", "-m", "--cfg", "-c", "--help", "-h", "--hydra-help") for a in argv):
-        return
-    from resnet_exp.hydra_glue.preflight import CommandError, _parse, explicit_value
-
-    try:  # Hydra's quoting removed: 'hydra.run.dir="my runs/a"' is the folder my runs/a
-        value = explicit_value(_parse(list(argv)), "hydra.run.dir")
-    except CommandError:
-        return  # Hydra reports the unparseable override
-    if not value:
+def check_explicit_run_dir(folder: str | None) -> None:
+    """For ``hydra.run.dir=<folder>`` on the command line (a single run,
+    :attr:`Command.new_run_dir`): fail now, clearly, if the folder cannot be created, instead of
+    inside Hydra with a partial traceback."""
+    if not folder:
         return
     try:
-        Path(value).mkdir(parents=True, exist_ok=True)
+        Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        exit_cannot_create(value, error)
-
-
-def register_resolver() -> None:
-    """Idempotent; called by :func:`resnet_exp.config.register_configs`."""
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver(RESOLVER):
-        OmegaConf.register_new_resolver(RESOLVER, fresh_dir)
+        exit_cannot_create(folder, error)

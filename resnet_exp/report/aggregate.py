@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from resnet_exp.tracking.names import config_key
 from resnet_exp.tracking.record import (
     CHECKPOINTS,
     FAILED,
@@ -36,7 +37,6 @@ from resnet_exp.tracking.record import (
     read_responses,
     read_summary_file,
 )
-from resnet_exp.tracking.replicates import config_key
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -102,7 +102,7 @@ class RunResult:
     wall_time_s: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     skipped_lines: int = 0  # unparseable metrics.jsonl lines (a torn last line after a kill)
-    # Replicates: the job's overrides without the seed (resnet_exp.tracking.replicates).
+    # Replicates: the job's overrides without the seed (resnet_exp.tracking.names).
     config: str = "default"
     steps: list[dict[str, Any]] = field(default_factory=list)  # per-step training rows
     responses: list[dict[str, Any]] = field(default_factory=list)  # Fig. 7 (layer_responses.csv)

@@ -42,6 +42,7 @@ from resnet_exp.report.study import (
     still_falling,
     train_errors_by_depth,
 )
+from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides
 from resnet_exp.tracking.record import REPORT_MD, SUMMARY_CSV, sweep_id
 
 _MAX_CELL_ERROR = 120
@@ -518,15 +519,10 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
 
 def _distinguishing_labels(groups: Sequence) -> dict[str, str]:
     """Each configuration named by the overrides that tell it apart from the others (overrides
-    every configuration shares, such as the preset's name, would only make the table wide)."""
-    overrides = {
-        g.config: [o for o in g.runs[0].overrides if not o.startswith("seed=")] for g in groups
-    }
-    shared = set.intersection(*(set(v) for v in overrides.values())) if len(groups) > 1 else set()
-    return {
-        config: ",".join(o for o in found if o not in shared) or config or "(defaults)"
-        for config, found in overrides.items()
-    }
+    every configuration shares, such as the preset's name, would only make the table wide):
+    tracking/names.py's rule, the one W&B's job_type follows."""
+    shared = shared_overrides(config_overrides(g.first.overrides) for g in groups)
+    return {g.config: config_label(g.first.overrides, shared) for g in groups}
 
 
 def _best_mean_std(values: Sequence[float]) -> str:
