@@ -30,10 +30,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from resnet_exp.errors import UserError
+from resnet_exp.tracking.facts import LOGGER_MODES, WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
 
 log = logging.getLogger("resnet_exp")
 
-MODES = ("auto", "online", "offline", "disabled")
+MODES = LOGGER_MODES
 # wandb's historical spellings, accepted from WANDB_MODE.
 _MODE_ALIASES = {"dryrun": "offline", "run": "online"}
 
@@ -355,10 +356,10 @@ class WandbLogger:
     def __init__(
         self,
         mode: str = "auto",
-        project: str = "resnet-exp",
+        project: str = WANDB_PROJECT,
         entity: str | None = None,
         dir: str | Path | None = None,
-        init_timeout: float = 15.0,
+        init_timeout: float = WANDB_INIT_TIMEOUT_S,
         group: str | None = None,
         tags: Iterable[str] = (),
         notes: str | None = None,

@@ -31,10 +31,9 @@ import torch
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.record import RunRecord, RunSummary
 from resnet_exp.training.cpus import available_cpus
+from resnet_exp.training.facts import launched_by_torchrun
 
 log = logging.getLogger("resnet_exp")
-
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
 class DistributedConfigError(UserError):
@@ -109,7 +108,7 @@ class Dist:
 def from_env(environ: dict[str, str] | None = None) -> Dist:
     """This process's place, from torchrun's environment variables (a plain run: rank 0 of 1)."""
     env = os.environ if environ is None else environ
-    if not all(k in env for k in TORCHRUN_VARS):
+    if not launched_by_torchrun(env):
         return Dist()
     world = int(env["WORLD_SIZE"])
     return Dist(
