@@ -150,7 +150,7 @@ class ModelConfig:
 class DataConfig:
     _target_: str = "resnet_exp.data.DataModule"
     name: str = ruled(MISSING, choices=tuple(DATASETS))
-    root: str = "data"
+    root: str = "${oc.env:RESNET_EXP_DATA,data}"  # the environment's data folder, else ./data
     download: bool = False
     # The dataset's own facts by default; in_channels=3 on a gray dataset repeats its channel.
     in_channels: int = ruled(_fact("channels"), ge=1)
@@ -159,9 +159,11 @@ class DataConfig:
     mean: list[float] = ruled(_fact("mean"))
     std: list[float] = ruled(_fact("std"), gt=0)
     batch_size: int = ruled(128, ge=1)
-    eval_batch_size: int | None = ruled(None, ge=1, null="twice batch_size")
+    eval_batch_size: int | None = ruled(512, ge=1, null="twice batch_size")
     val_size: int = ruled(5000, ge=0, hint="0: no validation split")
+    # first N training images, for quick runs
     train_subset: int | None = ruled(None, ge=1, null="all training images")
+    # first N test images (quick runs only; papers use the whole test set)
     test_subset: int | None = ruled(None, ge=1, null="the whole test set")
     augment: bool = False
     resize: int | None = ruled(None, ge=1, null="the dataset's own size")

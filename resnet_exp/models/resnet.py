@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from resnet_exp.errors import UserError
 from resnet_exp.models.blocks import Block, NormLayer, ZeroPadShortcut, projection_shortcut
-from resnet_exp.models.facts import FAMILIES, Family, family_of, shortcut_for
+from resnet_exp.models.facts import DEFAULT_FAMILY, FAMILIES, Family, family_of, shortcut_for
 
 
 class InvalidModel(UserError, ValueError):
@@ -65,7 +65,7 @@ class ResNet(nn.Module):
         self,
         block: type[Block],
         depth: int,
-        family: str = "cifar",
+        family: str = DEFAULT_FAMILY,
         in_channels: int = 3,
         num_classes: int = 10,
         shortcut: str | None = None,

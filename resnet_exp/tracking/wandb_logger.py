@@ -34,7 +34,6 @@ from resnet_exp.tracking.facts import LOGGER_MODES, WANDB_INIT_TIMEOUT_S, WANDB_
 
 log = logging.getLogger("resnet_exp")
 
-MODES = LOGGER_MODES
 # wandb's historical spellings, accepted from WANDB_MODE.
 _MODE_ALIASES = {"dryrun": "offline", "run": "online"}
 
@@ -365,8 +364,8 @@ class WandbLogger:
         notes: str | None = None,
     ) -> None:
         mode = str(mode).lower()
-        if mode not in MODES:
-            raise UserError(f"logger.mode={mode!r} is not one of {', '.join(MODES)}.")
+        if mode not in LOGGER_MODES:
+            raise UserError(f"logger.mode={mode!r} is not one of {', '.join(LOGGER_MODES)}.")
         try:
             init_timeout = float(init_timeout)
         except (TypeError, ValueError):
@@ -604,7 +603,7 @@ class WandbLogger:
             return self.mode
         env = os.environ.get("WANDB_MODE", "").strip().lower()
         env = _MODE_ALIASES.get(env, env)
-        return env if env in MODES else "auto"
+        return env if env in LOGGER_MODES else "auto"
 
     def _resolve_mode(self) -> tuple[str, str]:
         """Pick online/offline/disabled before wandb.init, so nothing can prompt or hang."""
