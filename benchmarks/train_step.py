@@ -149,7 +149,7 @@ def run(args) -> dict:
     def trainer_variant(trainer):
         def go() -> float:
             trainer.step_in_epoch = 0  # a fresh epoch each time (fit() does this between epochs)
-            return common.timed(lambda: trainer._train_epoch(1), device)
+            return common.timed(lambda: trainer.train_one_epoch(1), device)
 
         return go
 

@@ -1,9 +1,11 @@
 """The entry point: compose -> instantiate -> train -> record.
 
-:func:`train` turns the composed config into a model, data, optimizer, scheduler and logger and
-trains them; :func:`main` (Hydra's task function) decides what a failure means for the process (a
-single run: an exit code; a multirun job: raise, so the sweep goes on and its report marks the job).
-Everything Hydra-specific besides ``@hydra.main`` lives in :mod:`resnet_exp.hydra_glue`.
+:func:`train` is :func:`build_run` (the composed config turned into a model, data, optimizer,
+scheduler and logger in one resumed Trainer) plus the fit (:func:`resnet_exp.session.fit_and_record`
+records how it ended); :func:`main` (Hydra's task function) decides what a failure means for the
+process (a single run: an exit code; a multirun job: raise, so the sweep goes on and its report
+marks the job). Everything Hydra-specific besides ``@hydra.main`` lives in
+:mod:`resnet_exp.hydra_glue`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +28,12 @@ from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.hydra_glue.register import register_configs
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
+from resnet_exp.training.facts import is_rank_zero
 from resnet_exp.training.interrupt import Interrupted, StopFlag
+
+if TYPE_CHECKING:
+    from resnet_exp.session import Run
+    from resnet_exp.training.loop import Trainer
 
 register_configs()
 log = logging.getLogger("resnet_exp")
@@ -33,18 +42,16 @@ log = logging.getLogger("resnet_exp")
 def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSummary:
     """Train one configuration; its summary is also written to ``summary.json``. ``stop``: the
     SIGINT/SIGTERM flag the training loop looks at between steps."""
-    import torch
+    from resnet_exp.session import fit_and_record
 
-    from resnet_exp.hydra_glue.instantiate import instantiate_node
-    from resnet_exp.models.profile import count_flops
-    from resnet_exp.session import fit_and_record, log_every_steps, run_tags, wandb_run_id
-    from resnet_exp.summary import input_shape
-    from resnet_exp.tracking.wandb_logger import NullLogger
+    return fit_and_record(build_run(cfg, job, stop))
+
+
+def build_run(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> Run:
+    """Everything one training run needs, built from the config and resumed where an earlier
+    attempt stopped: the process's threads and device, the trainer and its logger, started."""
+    from resnet_exp.session import Run
     from resnet_exp.training import distributed, resume
-    from resnet_exp.training.device import resolve_device
-    from resnet_exp.training.loop import LoopSettings, Trainer
-    from resnet_exp.training.responses import measure_and_write as measure_responses
-    from resnet_exp.training.speed import choose as choose_speed
 
     started, dist = time.time(), distributed.current()
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -52,6 +59,24 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     summary = RunSummary(dataset=cfg.data.name, seed=cfg.seed, job=job.name,
                          overrides=job.overrides, epochs_planned=cfg.trainer.epochs,
                          host=socket.gethostname(), pid=os.getpid())  # fmt: skip
+    device = _set_up_process(cfg, job, summary)
+    trainer, measure = _build_trainer(cfg, job, device, record, summary, stop)
+    trainer.wall_start = started
+    # the config's key is stored with each checkpoint, so a resume finds one of this config
+    key = summary.config_key = trainer.meta["config"] = resume.config_key(config)
+    rows = _resume(cfg, trainer, summary, key)
+    _start_logger(cfg, job, trainer, summary, config)
+    return Run(trainer, summary, rows, measure, checksum=cfg.trainer.debug_checksum)
+
+
+def _set_up_process(cfg: DictConfig, job: JobFacts, summary: RunSummary) -> Any:
+    """This process's torch threads (a share of the cores), its device and its seed."""
+    import torch
+
+    from resnet_exp.training import distributed
+    from resnet_exp.training.device import resolve_device
+
+    dist = distributed.current()
     threads = distributed.thread_share(cfg.trainer.num_threads, job.parallel_jobs, dist)
     cores = distributed.available_cpus()
     if threads and threads > cores:  # oversubscribed threads only slow each other down
@@ -67,37 +92,71 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
         log.info("torch intra-op threads: %d", threads)
     device = distributed.device_for(dist, resolve_device(cfg.trainer.device))
     torch.manual_seed(cfg.seed)
+    return device
 
+
+def _build_trainer(
+    cfg: DictConfig, job: JobFacts, device: Any, record: RunRecord, summary: RunSummary,
+    stop: StopFlag | None,
+) -> tuple[Trainer, Callable[[], None]]:  # fmt: skip
+    """The model, data, optimizer, schedule and logger in one Trainer; and the measurement of
+    layer responses (Fig. 7) that runs after a completed fit."""
+    import torch
+
+    from resnet_exp.hydra_glue.instantiate import instantiate_node
+    from resnet_exp.models.profile import count_flops
+    from resnet_exp.session import log_every_steps
+    from resnet_exp.summary import input_shape
+    from resnet_exp.tracking.wandb_logger import NullLogger
+    from resnet_exp.training import distributed
+    from resnet_exp.training.loop import LoopSettings, Trainer
+    from resnet_exp.training.responses import measure_and_write as measure_responses
+    from resnet_exp.training.speed import choose as choose_speed
+
+    dist, trainer_cfg = distributed.current(), cfg.trainer
     model = instantiate_node(cfg.model, "model")  # first: a bad depth fails before data is read
     summary.model = {**model.describe(), "flops": count_flops(model, input_shape(cfg))}
     data = instantiate_node(cfg.data, "data")
     data.setup(device=device, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
-    total_steps = cfg.trainer.epochs * data.steps_per_epoch
-    speed = choose_speed(cfg.trainer, device, total_steps)  # `auto` resolved for this device
+    total_steps = trainer_cfg.epochs * data.steps_per_epoch
+    speed = choose_speed(trainer_cfg, device, total_steps)  # `auto` resolved for this device
     summary.speed, summary.data = speed.as_dict(), data.describe()
     model = model.to(device)
     if speed.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model, trained = distributed.wrap_model(model, dist, device, cfg.trainer.sync_bn)
+    model, trained = distributed.wrap_model(model, dist, device, trainer_cfg.sync_bn)
     optimizer = instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
     scheduler = instantiate_node(cfg.scheduler, "scheduler")(optimizer, total_steps=total_steps)
     logger = instantiate_node(cfg.logger, "logger") if dist.is_main else NullLogger()
-    settings = LoopSettings(epochs=cfg.trainer.epochs, precision_dtype=speed.dtype,
-                            channels_last=speed.channels_last, progress=cfg.trainer.progress,
-                            checkpoint_every_steps=cfg.trainer.checkpoint_every_steps,
-                            log_every_steps=log_every_steps(cfg.trainer.log_every_steps,
-                                                             cfg.trainer.epochs, data))  # fmt: skip
-    key = summary.config_key = resume.config_key(config)
+    settings = LoopSettings(epochs=trainer_cfg.epochs, precision_dtype=speed.dtype,
+                            channels_last=speed.channels_last, progress=trainer_cfg.progress,
+                            checkpoint_every_steps=trainer_cfg.checkpoint_every_steps,
+                            log_every_steps=log_every_steps(trainer_cfg.log_every_steps,
+                                                            trainer_cfg.epochs, data))  # fmt: skip
     trainer = Trainer(
         model, data, optimizer, scheduler, device, record, logger, settings,
         forward=torch.compile(trained) if speed.compile else trained, parts=model.parts(),
-        dist=dist if dist.enabled else None, wall_start=started, meta={"config": key},
+        dist=dist if dist.enabled else None, stop=stop,
     )  # fmt: skip
-    trainer.stop = stop or trainer.stop
 
-    found: dict = {}  # rank 0 picks the checkpoint; every rank resumes from the same one
+    def measure_layer_responses() -> None:  # Fig. 7, on rank 0 after a completed run
+        if dist.is_main:
+            measure_responses(model, data, trainer_cfg.response_images, job.run_dir)
+
+    return trainer, measure_layer_responses
+
+
+def _resume(cfg: DictConfig, trainer: Trainer, summary: RunSummary, key: str) -> list[dict]:
+    """Continue from the checkpoint rank 0 picks (every rank the same one), or start afresh;
+    the summary says which, and is written. Returns the metrics rows already done."""
+    from resnet_exp.session import wandb_run_id
+    from resnet_exp.training import distributed, resume
+
+    record, device = trainer.record, trainer.device
+    found: dict = {}
+    last = record.last_checkpoint
     path = distributed.agree_on_resume(
-        dist, lambda: resume.pick(found, cfg.trainer.resume, record.last_checkpoint, device)
+        distributed.current(), lambda: resume.pick(found, cfg.trainer.resume, last, device)
     )
     start = resume.start_or_resume(trainer, record, path, found.get("state"), key=key,
                                    setting=str(cfg.trainer.resume))  # fmt: skip
@@ -106,7 +165,16 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
     summary.wandb_run_id = wandb_run_id(str(cfg.trainer.resume), start.previous)
     record.write_summary(summary)
+    return start.rows
 
+
+def _start_logger(
+    cfg: DictConfig, job: JobFacts, trainer: Trainer, summary: RunSummary, config: dict
+) -> None:
+    """Start the W&B run (resumed, with the rows an earlier attempt's run did not get)."""
+    from resnet_exp.session import run_tags
+
+    logger, record = trainer.logger, trainer.record
     logger.start(run_dir=job.run_dir, config=config, name=job.name, group=job.group,
                  tags=run_tags(summary.model, cfg.data.name),
                  job_type=job.job_type, run_id=summary.wandb_run_id)  # fmt: skip
@@ -116,14 +184,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     m = summary.model
     log.info("%s-%d (%s, %s params, %.3f GFLOPs/img) on %s, %s; run dir %s", m["block"],
              m["depth"], m["family"], f"{m['params']:,}", m["flops"] / 1e9, cfg.data.name,
-             device, job.run_dir)  # fmt: skip
-
-    def measure_layer_responses() -> None:  # Fig. 7, on rank 0 after a completed run
-        if dist.is_main:
-            measure_responses(model, data, cfg.trainer.response_images, job.run_dir)
-
-    return fit_and_record(trainer, record, logger, summary, start.rows, measure_layer_responses,
-                          checksum=cfg.trainer.debug_checksum)  # fmt: skip
+             trainer.device, job.run_dir)  # fmt: skip
 
 
 # -- what a failure means for the process ---------------------------------------------------------
@@ -151,7 +212,7 @@ def main(cfg: DictConfig) -> float | None:
     except Interrupted as stopped:
         failures.exit_stopped(job, stopped)
     except Exception as error:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 keeps the record
+        if is_rank_zero():  # under torchrun, rank 0 keeps the record
             RunRecord(job.run_dir).mark_failed(f"{type(error).__name__}: {error}", job.name,
                                                job.overrides)  # fmt: skip
         if job.multirun:

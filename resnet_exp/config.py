@@ -1,11 +1,13 @@
-"""Structured-config schemas, and the one place where each key's choices and range are written.
+"""Structured-config schemas: each key's type, default and valid choices or range.
 
-The YAML files under ``conf/`` pull these schemas in through their defaults lists, so a wrong type
-(``data.batch_size=abc``) or an unknown key (``trainer.epoch=3``) fails while the config is
-composed. What a type cannot say (lr > 0, precision in 32|bf16|16|auto, ...) is a :class:`Rule`
-stored in the field's metadata, next to its default; :func:`resnet_exp.validation.validate` walks
-these rules once, before torch is imported. Domain code (models, data, training) does not repeat
-them. Nothing here imports torch or Hydra: ``hydra_glue/register.py`` puts the schemas in Hydra's
+The YAML files under ``conf/`` pull these schemas in through their defaults lists and state only
+what differs from these defaults, so a wrong type (``data.batch_size=abc``) or an unknown key
+(``trainer.epoch=3``) fails while the config is composed. What a type cannot say (lr > 0, precision
+in 32|bf16|16|auto, ...) is a :class:`Rule` stored in the field's metadata, next to its default;
+:func:`resnet_exp.validation.validate` walks these rules before torch is imported. The choices
+come from each domain's torch-free facts module (``data/facts.py``, ``models/facts.py``,
+``training/facts.py``, ``tracking/facts.py``), whose tables the domain code raises with too.
+Nothing here imports torch or Hydra: ``hydra_glue/register.py`` puts the schemas in Hydra's
 ConfigStore.
 """
 
@@ -18,6 +20,15 @@ from typing import Any
 from omegaconf import MISSING
 
 from resnet_exp.data.facts import DATASETS
+from resnet_exp.models.facts import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    SHORTCUTS,
+    default_shortcuts,
+    shortcut_options,
+)
+from resnet_exp.tracking.facts import LOGGER_MODES, WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
+from resnet_exp.training.facts import DEVICES, PRECISION_CHOICES, SWITCH_CHOICES
 
 
 @dataclass(frozen=True)
@@ -108,14 +119,7 @@ def rule_of(schema: type, key: str) -> Rule | None:
     return None
 
 
-#: Choices shared with the domain code that maps them (a test checks they agree).
-PRECISIONS = ("32", "bf16", "16", "auto")
-SWITCH = (True, False, "auto")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-SHORTCUTS = ("A", "B", "C")
-FAMILIES = ("cifar", "imagenet")
 LOADERS = ("tensor", "torchvision")
-LOGGER_MODES = ("auto", "online", "offline", "disabled")
 
 
 def _fact(fact: str) -> str:
@@ -128,17 +132,18 @@ class ModelConfig:
     _target_: str = "resnet_exp.models.ResNet"
     block: Any = MISSING
     depth: int = MISSING  # fit against the block is checked by the model (it knows the layouts)
-    family: str = ruled("cifar", choices=FAMILIES)
+    family: str = ruled(DEFAULT_FAMILY, choices=tuple(FAMILIES))
+    # The default family's own shortcut; a depth preset of another family names its own.
     shortcut: str | None = ruled(
-        None,
-        choices=SHORTCUTS,
+        FAMILIES[DEFAULT_FAMILY].default_shortcut,
+        choices=tuple(SHORTCUTS),
         ignore_case=True,
-        null="the family's default: A for cifar, B for imagenet",
-        hint="A: zero-pad identity, B: projection where the shape changes, C: projection "
-        "everywhere",
+        null=f"the family's default: {default_shortcuts()}",
+        hint=shortcut_options(),
     )
-    in_channels: int = ruled(MISSING, ge=1)
-    num_classes: int = ruled(MISSING, ge=1)
+    # The data config's, so a model and its data agree unless a preset says otherwise.
+    in_channels: int = ruled("${data.in_channels}", ge=1)
+    num_classes: int = ruled("${data.num_classes}", ge=1)
     zero_init_residual: bool = False
 
 
@@ -146,7 +151,7 @@ class ModelConfig:
 class DataConfig:
     _target_: str = "resnet_exp.data.DataModule"
     name: str = ruled(MISSING, choices=tuple(DATASETS))
-    root: str = "data"
+    root: str = "${oc.env:RESNET_EXP_DATA,data}"  # the environment's data folder, else ./data
     download: bool = False
     # The dataset's own facts by default; in_channels=3 on a gray dataset repeats its channel.
     in_channels: int = ruled(_fact("channels"), ge=1)
@@ -155,9 +160,11 @@ class DataConfig:
     mean: list[float] = ruled(_fact("mean"))
     std: list[float] = ruled(_fact("std"), gt=0)
     batch_size: int = ruled(128, ge=1)
-    eval_batch_size: int | None = ruled(None, ge=1, null="twice batch_size")
+    eval_batch_size: int | None = ruled(512, ge=1, null="twice batch_size")
     val_size: int = ruled(5000, ge=0, hint="0: no validation split")
+    # first N training images, for quick runs
     train_subset: int | None = ruled(None, ge=1, null="all training images")
+    # first N test images (quick runs only; papers use the whole test set)
     test_subset: int | None = ruled(None, ge=1, null="the whole test set")
     augment: bool = False
     resize: int | None = ruled(None, ge=1, null="the dataset's own size")
@@ -211,23 +218,35 @@ class CosineScheduleConfig(ConstantScheduleConfig):
 
 @dataclass
 class TrainerConfig:
+    # default run: ResNet-20 on Fashion-MNIST, >= 90% test accuracy in < 15 min on 2 CPU cores
     epochs: int = ruled(4, ge=1)
+    # auto picks cuda, then mps, then cpu
     device: str = ruled("auto", choices=DEVICES, pattern=r"cuda:\d+", hint="cuda:N picks a GPU")
-    # Speed switches; `auto` resolves per device (resnet_exp.training.speed, docs/performance.md).
-    precision: str = ruled("auto", choices=PRECISIONS, ignore_case=True)
-    # a bool or the string "auto", so typed Any; the rule keeps it to those three
-    channels_last: Any = ruled("auto", choices=SWITCH)
-    compile: Any = ruled("auto", choices=SWITCH)
+    # Speed switches. `auto` picks what was measured faster on the device at hand and logs its
+    # choice (rules and numbers: resnet_exp/training/speed.py, docs/performance.md).
+    # Autocast; 16 adds a GradScaler. auto: bf16 on CUDA GPUs with bf16, 16 on older tensor-core
+    # GPUs, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else 32 (emulated bf16 is slower).
+    precision: str = ruled("auto", choices=PRECISION_CHOICES, ignore_case=True)
+    # a bool or the string "auto", so typed Any; the rule keeps it to those three.
+    # auto: true on CUDA and CPU (measured faster), false on MPS
+    channels_last: Any = ruled("auto", choices=SWITCH_CHOICES)
+    # torch.compile. auto: true only on CUDA for runs of >= 40k steps; the 30-40 s cold compile
+    # never pays off in a short run or on CPU
+    compile: Any = ruled("auto", choices=SWITCH_CHOICES)
+    # torch intra-op threads; null: torch's default for a lone run, or the cores shared out among
+    # parallel jobs (joblib n_jobs, torchrun processes, SLURM cpus)
     num_threads: int | None = ruled(None, ge=1, null="torch's default")
     resume: str = "auto"  # auto | never | <checkpoint path>: checked against the filesystem
     checkpoint_every_steps: int = ruled(0, ge=0, hint="0: only at epoch ends")
-    # Per-step training rows (Fig. 6 by iteration); null: about 100 per run, 0: epoch rows only.
+    # A training loss/error row (running mean over the window) every N steps in metrics.jsonl and
+    # W&B (x-axis: step; Fig. 6 by iteration); null: about 100 rows per run, 0: epoch rows only.
     log_every_steps: int | None = ruled(None, ge=0, null="about 100 rows per run")
-    # Fig. 7 layer responses, measured on this many fixed validation images; 0: off.
+    # At the end, std of every 3x3 layer's response (paper Fig. 7) on this many fixed validation
+    # images -> layer_responses.csv; 0: off.
     response_images: int = ruled(256, ge=0, hint="0: no layer responses")
-    progress: bool = True
-    sync_bn: bool = False
-    debug_checksum: bool = False  # log a SHA-256 of each DDP rank's final weights (tests compare)
+    progress: bool = True  # tqdm bar while an epoch runs
+    sync_bn: bool = False  # DDP (torchrun) on GPUs: BatchNorm statistics over the global batch
+    debug_checksum: bool = False  # DDP: log a SHA-256 of each rank's final weights (tests compare)
 
 
 @dataclass
@@ -236,10 +255,10 @@ class LoggerConfig:
 
     _target_: str = "resnet_exp.tracking.wandb_logger.WandbLogger"
     mode: str = ruled("auto", choices=LOGGER_MODES)
-    project: str = "resnet-exp"
+    project: str = WANDB_PROJECT
     entity: str | None = None
     dir: str | None = None
-    init_timeout: float = ruled(15.0, gt=0)
+    init_timeout: float = ruled(WANDB_INIT_TIMEOUT_S, gt=0)
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     notes: str | None = None

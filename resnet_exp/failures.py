@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_exp.data.facts import input_side
 from resnet_exp.errors import DISK_ERRNOS, EXIT_USER_ERROR, UserError
 from resnet_exp.tracking.record import DIVERGED, RunFiles, RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted
@@ -46,7 +47,7 @@ def known_cause(error: BaseException, cfg: DictConfig) -> str | None:
 
 def _out_of_memory(error: BaseException, cfg: DictConfig) -> str:
     d = cfg.data
-    side = d.resize or d.image_size
+    side = input_side(d.image_size, d.resize)
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (
         f"out of memory ({first[:200]}) with images of {side}x{side} "

@@ -4,35 +4,45 @@ diverged, failed, interrupted) in ``summary.json`` and W&B, whatever happens. Pl
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunRecord, RunSummary
+from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunSummary
 from resnet_exp.training.interrupt import Interrupted
+
+if TYPE_CHECKING:
+    from resnet_exp.training.loop import Trainer
 
 log = logging.getLogger("resnet_exp")
 
 
-def fit_and_record(
-    trainer,
-    record: RunRecord,
-    logger,
-    summary: RunSummary,
-    rows: list[dict],
-    on_completed,
-    *,
-    checksum: bool = False,
-) -> RunSummary:
-    """Train, and whatever happens record how it ended and finish the logger; ``on_completed``
-    runs after a completed fit (the layer responses). ``checksum`` (``trainer.debug_checksum``)
-    logs a hash of each DDP rank's weights at the end."""
+@dataclass
+class Run:
+    """One training run, built and resumed (:func:`resnet_exp.app.build_run`), ready to fit."""
+
+    trainer: Trainer
+    summary: RunSummary
+    rows: list[dict]  # metrics rows of the epochs already done (a resumed run)
+    on_completed: Callable[[], None]  # after a completed fit: the layer responses
+    checksum: bool = False  # trainer.debug_checksum: log each DDP rank's weights' hash at the end
+
+
+def fit_and_record(run: Run) -> RunSummary:
+    """Train, and whatever happens record how it ended and finish the logger."""
+    trainer, summary = run.trainer, run.summary
+    record, logger = trainer.record, trainer.logger
     status = FAILED
     try:
-        result = trainer.fit(rows)
+        result = trainer.fit(run.rows)
         status = result.status
         if status == COMPLETED:
-            on_completed()
+            run.on_completed()
         summary.epochs, summary.steps = trainer.epoch, trainer.step
         summary.final, summary.best = (result.rows[-1] if result.rows else None), result.best
-        if checksum and trainer.dist is not None:  # each rank says what it holds; all must agree
+        if (
+            run.checksum and trainer.dist is not None
+        ):  # each rank says what it holds; all must agree
             from resnet_exp.training.distributed import weights_checksum
 
             digest = weights_checksum(trainer.model)

@@ -13,7 +13,9 @@ from resnet_exp.errors import UserError
 
 def input_shape(cfg) -> tuple[int, int, int]:
     """(C, H, W) of what the model sees: the dataset's images, resized by ``data.resize``."""
-    side = cfg.data.resize or cfg.data.image_size
+    from resnet_exp.data.facts import input_side
+
+    side = input_side(cfg.data.image_size, cfg.data.resize)
     return (cfg.data.in_channels, side, side)
 
 

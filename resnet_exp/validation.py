@@ -1,11 +1,13 @@
-"""The one validation layer: every config value is checked here, once, before torch is imported.
+"""The config layer's checks: every config value is checked here before torch is imported.
 
-What each key accepts is declared next to its schema field (:class:`resnet_exp.config.Rule`);
-:func:`validate` walks those rules, then the few checks that relate keys to each other or to the
-world outside the config (dataset facts, the resume checkpoint, the run folder). Each failure is
-one paragraph naming the key, the bad value and what is valid, so a typo costs a second, not a run.
-Checks that need the data or the model (depth against block, val_size against the dataset's real
-size) stay with the classes that have them, raised at construction.
+What each key accepts is declared next to its schema field (:class:`resnet_exp.config.Rule`), with
+its choices taken from each domain's facts module (``data/facts.py``, ``models/facts.py``,
+``training/facts.py``, ``tracking/facts.py``); :func:`validate` walks those rules, then the few
+checks that relate keys to each other or to the world outside the config (dataset facts, the
+resume checkpoint, the run folder). Each failure is one paragraph naming the key, the bad value and
+what is valid, so a typo costs a second, not a run. Checks that need the data or the model (depth
+against block, val_size against the dataset's real size) are raised at construction by the classes
+that have them, with the same rules (``split_problem`` here and in the DataModule).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resnet_exp.config import Config, Rule
-from resnet_exp.data.facts import DATASETS
+from resnet_exp.data.facts import DATASETS, input_side, split_problem
 from resnet_exp.errors import UserError
 
 
@@ -105,7 +107,7 @@ def _check_data_fits_dataset(d: DictConfig) -> None:
             f"data.num_classes={d.num_classes} is too small for {d.name}, which has "
             f"{info.num_classes} classes; use at least {info.num_classes}."
         )
-    seen = d.resize or info.size
+    seen = input_side(info.size, d.resize)
     if d.image_size not in (info.size, seen):
         hint = (
             f"set data.image_size={seen} to match data.resize={d.resize}"
@@ -123,23 +125,14 @@ def _check_data_fits_dataset(d: DictConfig) -> None:
                 f"data.{key}={values} has {len(values)} values but the images have "
                 f"{d.in_channels} channel(s); give one per channel (or one for all)."
             )
-    if d.train_subset is not None and d.train_subset < 2:
-        raise InvalidConfig(
-            f"data.train_subset={d.train_subset} is too small: training needs at least 2 images "
-            f"(plus data.val_size={d.val_size} for validation); use a train_subset of at least "
-            f"{d.val_size + 2}."
-        )
+    problem = d.train_subset and split_problem(d.train_subset, d.val_size, d.train_subset)
+    if problem:  # the whole training set's size is checked when the DataModule reads it
+        raise InvalidConfig(problem)
     if d.num_workers and d.loader != "torchvision":
         raise InvalidConfig(
             f"data.num_workers={d.num_workers} has no effect with data.loader={d.loader} (it "
             "keeps every image in memory and needs no workers); use data.loader=torchvision with "
             "workers, or leave data.num_workers at 0."
-        )
-    if d.train_subset is not None and d.val_size > d.train_subset - 2:
-        raise InvalidConfig(
-            f"data.val_size={d.val_size} leaves {d.train_subset - d.val_size} of the "
-            f"data.train_subset={d.train_subset} images to train on; use a val_size between 0 "
-            f"and {max(d.train_subset - 2, 0)}."
         )
 
 

@@ -76,17 +76,17 @@ def test_best_pt_is_the_epoch_with_the_lowest_validation_error(
     val_err = iter([30.0, 20.0, 25.0])
     test_err = iter([31.0, 22.0, 27.0])
     train_err = iter([60.0, 40.0, 10.0])
-    real_evaluate, real_train_epoch = trainer.evaluate, trainer._train_epoch
+    real_evaluate, realtrain_one_epoch = trainer.evaluate, trainer.train_one_epoch
 
     def evaluate(split: str) -> dict[str, float]:
         scripted = {"val": val_err, "test": test_err}[split]
         return {**real_evaluate(split), f"{split}/err": next(scripted)}
 
     def train_epoch(epoch: int) -> dict[str, float]:
-        return {**real_train_epoch(epoch), "train/err": next(train_err)}
+        return {**realtrain_one_epoch(epoch), "train/err": next(train_err)}
 
     monkeypatch.setattr(trainer, "evaluate", evaluate)
-    monkeypatch.setattr(trainer, "_train_epoch", train_epoch)
+    monkeypatch.setattr(trainer, "train_one_epoch", train_epoch)
 
     result = trainer.fit()
     assert result.status == "completed" and [r["epoch"] for r in result.rows] == [1, 2, 3]

@@ -140,18 +140,7 @@ def test_validation_runs_before_torch_is_imported() -> None:
     assert result["torch"] is False
 
 
-# -- choices the domain code maps must agree with the ones the config layer declares -------------
-
-
-def test_declared_choices_match_the_domain_tables() -> None:
-    from resnet_exp.models.resnet import FAMILIES, SHORTCUTS
-    from resnet_exp.tracking.wandb_client import MODES
-    from resnet_exp.training.device import PRECISIONS
-
-    assert set(config.PRECISIONS) == {*PRECISIONS, "auto"}
-    assert set(config.SHORTCUTS) == set(SHORTCUTS)
-    assert set(config.FAMILIES) == set(FAMILIES)
-    assert set(config.LOGGER_MODES) == set(MODES)
+# -- dataset facts have one home ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

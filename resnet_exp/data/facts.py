@@ -1,9 +1,10 @@
-"""What each dataset is: the one home of its channels, image size, classes, mean and std.
+"""What each dataset is (channels, image size, classes, mean, std) and the rules every data
+option follows: the side the model sees, the crop padding, how small a split may be.
 
-Torch-free, so the config layer reads it before torch is imported: ``conf/`` takes these values
-through the ``${resnet_exp.dataset:<name>,<fact>}`` resolver (see :mod:`resnet_exp.config`), the
-validation layer checks ``data.*`` against them, and :mod:`resnet_exp.data.sources` finds the
-files with them.
+Torch-free, so the config layer reads it before torch is imported: ``conf/`` takes the dataset
+values through the ``${resnet_exp.dataset:<name>,<fact>}`` resolver, the validation layer checks
+``data.*`` against them, :mod:`resnet_exp.data.sources` finds the files with them, and the
+:class:`~resnet_exp.data.DataModule` raises with the same rules once it knows the real sizes.
 """
 
 from __future__ import annotations
@@ -92,3 +93,35 @@ def dataset_fact(name: str, fact: str) -> int | list[float]:
         raise ValueError(f"{fact!r} is not a dataset fact; valid: {', '.join(CONFIG_FACTS)}.")
     value = getattr(DATASETS[name], fact)
     return list(value) if isinstance(value, tuple) else value
+
+
+#: Zero padding on each side before the random crop of ``data.augment`` (He et al. 2015 §4.2).
+CROP_PAD = 4
+
+#: The fewest images a training split may have: BatchNorm cannot normalise one sample.
+MIN_TRAIN_IMAGES = 2
+
+
+def input_side(image_size: int, resize: int | None) -> int:
+    """The side of the square images the model sees: ``data.resize`` if given, else the dataset's
+    own ``data.image_size``."""
+    return resize or image_size
+
+
+def split_problem(n: int, val_size: int, train_subset: int | None) -> str | None:
+    """Why ``n`` training images (``train_subset`` of them, if set) cannot give ``val_size``
+    validation images and a training split; None when they can."""
+    least = MIN_TRAIN_IMAGES
+    if n < least:
+        return (
+            f"data.train_subset={n} is too small: training needs at least {least} images (plus "
+            f"data.val_size={val_size} for validation); use a train_subset of at least "
+            f"{val_size + least}."
+        )
+    if val_size > n - least:
+        subset = f" (data.train_subset={train_subset})" if train_subset is not None else ""
+        return (
+            f"data.val_size={val_size} leaves {n - val_size} of the {n} training images{subset} "
+            f"to train on; use a val_size between 0 and {n - least}."
+        )
+    return None

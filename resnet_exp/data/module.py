@@ -11,6 +11,7 @@ import torch
 
 from resnet_exp.data import sampling
 from resnet_exp.data.errors import DataConfigError
+from resnet_exp.data.facts import MIN_TRAIN_IMAGES, input_side, split_problem
 from resnet_exp.data.sources import DATASETS, RawData, load_dataset
 from resnet_exp.data.tensor_loader import Batch, Normalizer, TensorLoader
 from resnet_exp.data.torchvision_loader import (
@@ -20,7 +21,6 @@ from resnet_exp.data.torchvision_loader import (
 )
 
 SPLITS = ("val", "test")
-CROP_PAD = 4
 RESIZE_CHUNK = 512  # images resized per call: bounds the float scratch memory of a 224x224 resize
 
 Loader = TensorLoader | TorchvisionLoader
@@ -32,9 +32,10 @@ class DataModule:
     Arguments mirror ``conf/data/*.yaml``; their types and ranges are checked once, by the config
     layer (:mod:`resnet_exp.validation`), so here only what needs the data itself is checked
     (labels against ``num_classes``, ``train_subset``/``val_size`` against the dataset's real
-    size), when it is read. ``in_channels``, ``num_classes``, ``mean`` and ``std`` default to the
-    dataset's own values (:mod:`resnet_exp.data.facts`) when omitted (plain Python use);
-    ``in_channels=3`` on a gray dataset repeats its channel.
+    size, with the rules of :mod:`resnet_exp.data.facts`), when it is read. ``in_channels``,
+    ``num_classes``, ``image_size``, ``mean`` and ``std`` default to the dataset's own values
+    (:mod:`resnet_exp.data.facts`) when omitted (plain Python use); ``in_channels=3`` on a gray
+    dataset repeats its channel. The model sees ``resize`` if given, else ``image_size``.
 
     Conventions:
 
@@ -86,7 +87,7 @@ class DataModule:
         self.num_workers = num_workers
         self.in_channels = in_channels or info.channels
         self.num_classes = num_classes or info.num_classes
-        self.image_size = resize or info.size  # what the model sees (image_size: for the config)
+        self.image_size = input_side(image_size or info.size, resize)  # what the model sees
         self.mean = _per_channel(info.mean if mean is None else mean, self.in_channels)
         self.std = _per_channel(info.std if std is None else std, self.in_channels)
 
@@ -134,7 +135,7 @@ class DataModule:
         if self.loader == "tensor":
             norm = Normalizer(self.mean, self.std, device, repeat)
             placed = {k: (self._resize(x.to(device)), y.to(device)) for k, (x, y) in splits.items()}
-            self._train = TensorLoader(*placed["train"], norm, augment=self.augment, pad=CROP_PAD)
+            self._train = TensorLoader(*placed["train"], norm, augment=self.augment)
             self._eval = {k: TensorLoader(*placed[k], norm) for k in SPLITS}
         elif self.loader == "torchvision":
             kw = dict(
@@ -186,17 +187,9 @@ class DataModule:
                 f"data.test_subset={self.test_subset} exceeds the {n_test} test images of "
                 f"{self.name}; use at most {n_test}, or null for all of them."
             )
-        if n < 2:
-            raise DataConfigError(
-                f"data.train_subset={n} is too small: training needs at least 2 images (plus "
-                f"data.val_size={self.val_size} for validation); use a train_subset of at least "
-                f"{self.val_size + 2}."
-            )
-        if self.val_size > n - 2:
-            raise DataConfigError(
-                f"data.val_size={self.val_size} leaves {n - self.val_size} of the {n} training "
-                f"images{subset} to train on; use a val_size between 0 and {n - 2}."
-            )
+        problem = split_problem(n, self.val_size, self.train_subset)
+        if problem:
+            raise DataConfigError(problem)
         if self.batch_size > n - self.val_size:  # the batch would be cut to the training set
             raise DataConfigError(
                 f"data.batch_size={self.batch_size} is more than the {n - self.val_size} "
@@ -204,7 +197,7 @@ class DataModule:
                 f"use only those. Use a batch_size of at most {n - self.val_size}, or train on "
                 "more images (data.train_subset)."
             )
-        if (n - self.val_size) // world_size < 2:
+        if (n - self.val_size) // world_size < MIN_TRAIN_IMAGES:
             raise DataConfigError(
                 f"{n - self.val_size} training images{subset} are too few to share among "
                 f"{world_size} processes; use a larger train_subset or a smaller val_size."

@@ -1,7 +1,7 @@
 """Device-resident batches: the default loader.
 
 Small image datasets fit on an accelerator many times over, so each split lives there as uint8 and
-a batch is one indexed gather, with augmentation (pad-4 random crop + horizontal flip, each sample
+a batch is one indexed gather, with augmentation (padded random crop + horizontal flip, each sample
 its own draw) folded into that same gather. No worker processes, no per-image Python and no
 host-to-device copy per batch: on a GPU the model, not the input pipeline, sets the pace.
 """
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from resnet_exp.data import sampling
+from resnet_exp.data.facts import CROP_PAD
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -67,7 +68,7 @@ class TensorLoader:
         normalizer: Normalizer,
         *,
         augment: bool = False,
-        pad: int = 4,
+        pad: int = CROP_PAD,
     ) -> None:
         self.labels = labels
         self.normalize = normalizer

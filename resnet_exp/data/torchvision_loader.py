@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from resnet_exp.data import sampling
+from resnet_exp.data.facts import CROP_PAD
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -40,7 +41,7 @@ def build_transform(
     mean: Sequence[float],
     std: Sequence[float],
 ) -> torch.nn.Module:
-    """resize -> (pad-4 crop, flip) -> channels -> float in [0, 1] -> normalise; uint8 CHW in."""
+    """resize -> (padded crop, flip) -> channels -> float in [0, 1] -> normalise; uint8 CHW in."""
     from torchvision.transforms import v2
 
     steps: list[torch.nn.Module] = []
@@ -49,7 +50,7 @@ def build_transform(
             v2.Resize((resize, resize), interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
         )
     if augment:
-        steps += [v2.RandomCrop(size, padding=4), v2.RandomHorizontalFlip()]
+        steps += [v2.RandomCrop(size, padding=CROP_PAD), v2.RandomHorizontalFlip()]
     steps += [
         RepeatChannels(repeat),
         v2.ToDtype(torch.float32, scale=True),

@@ -8,15 +8,10 @@ Hydra's ``.hydra/`` files and the job log (ranks > 0 get ``hydra.output_subdir=n
 
 from __future__ import annotations
 
-import os
-
 from resnet_exp.hydra_glue.internals import pin_now
+from resnet_exp.training.facts import launched_by_torchrun
 
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-
-
-def launched_by_torchrun() -> bool:
-    return all(k in os.environ for k in TORCHRUN_VARS)
+__all__ = ["launched_by_torchrun", "rank_overrides", "start", "stop"]
 
 
 def start(argv: list[str]) -> list[str]:

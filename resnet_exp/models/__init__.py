@@ -1,26 +1,31 @@
-"""ResNets and plain nets of He et al. 2015 / 2016, built from a block class and a depth."""
+"""ResNets and plain nets of He et al. 2015 / 2016, built from a block class and a depth.
 
-from resnet_exp.models.blocks import (
-    BasicBlock,
-    Block,
-    Bottleneck,
-    PlainBlock,
-    PlainBottleneck,
-    PreActBlock,
-    ZeroPadShortcut,
-)
-from resnet_exp.models.resnet import FAMILIES, InvalidModel, ResNet, stage_layout
+The network classes (and torch with them) are imported on first use, so the torch-free family and
+shortcut tables (:mod:`resnet_exp.models.facts`) can be read by the config layer before torch is.
+"""
 
-__all__ = [
-    "FAMILIES",
-    "BasicBlock",
-    "Block",
-    "Bottleneck",
-    "InvalidModel",
-    "PlainBlock",
-    "PlainBottleneck",
-    "PreActBlock",
-    "ResNet",
-    "ZeroPadShortcut",
-    "stage_layout",
-]
+from importlib import import_module
+from typing import Any
+
+from resnet_exp.models.facts import FAMILIES, SHORTCUTS
+
+_LAZY = {
+    "BasicBlock": "blocks",
+    "Block": "blocks",
+    "Bottleneck": "blocks",
+    "PlainBlock": "blocks",
+    "PlainBottleneck": "blocks",
+    "PreActBlock": "blocks",
+    "ZeroPadShortcut": "blocks",
+    "InvalidModel": "resnet",
+    "ResNet": "resnet",
+    "stage_layout": "resnet",
+}
+
+__all__ = ["FAMILIES", "SHORTCUTS", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"resnet_exp.models.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,42 +8,17 @@ on a model name.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from resnet_exp.errors import UserError
 from resnet_exp.models.blocks import Block, NormLayer, ZeroPadShortcut, projection_shortcut
-
-#: Shortcut options (paper Table 3). The config layer declares the same names for its check.
-SHORTCUTS = ("A", "B", "C")
+from resnet_exp.models.facts import DEFAULT_FAMILY, FAMILIES, Family, family_of, shortcut_for
 
 
 class InvalidModel(UserError, ValueError):
     """A block, depth, family or shortcut combination that cannot be built."""
 
-
-@dataclass(frozen=True)
-class Family:
-    """The fixed skeleton of a family: stem, stage widths and the depths it knows."""
-
-    widths: tuple[int, ...]
-    stem_kernel: int
-    stem_stride: int
-    stem_pool: bool
-    default_shortcut: str
-
-
-FAMILIES = {
-    # He et al. 2015 §4.2: three stages of 16/32/64 filters on 32x32 inputs, 3x3 stem, no max-pool.
-    "cifar": Family(
-        (16, 32, 64), stem_kernel=3, stem_stride=1, stem_pool=False, default_shortcut="A"
-    ),
-    # He et al. 2015 Table 1: 7x7 stride-2 stem, 3x3 max-pool, four stages of 64/128/256/512.
-    "imagenet": Family(
-        (64, 128, 256, 512), stem_kernel=7, stem_stride=2, stem_pool=True, default_shortcut="B"
-    ),
-}
 
 # Blocks per stage of the ImageNet family, keyed by (layers per block, depth) — the paper's Table 1.
 IMAGENET_LAYOUTS = {
@@ -57,8 +32,7 @@ IMAGENET_LAYOUTS = {
 
 def stage_layout(family: str, block: type[Block], depth: int) -> tuple[int, ...]:
     """Blocks per stage for this depth, or an error listing the depths that fit the block."""
-    if family not in FAMILIES:  # the config layer reports this for users; here: Python callers
-        raise ValueError(f"family={family!r}; known families: {', '.join(FAMILIES)}")
+    spec = family_of(family)  # the config layer reports a bad name for users; here: Python callers
     per_block = block.layers
     if family == "imagenet":
         layout = IMAGENET_LAYOUTS.get((per_block, depth))
@@ -70,7 +44,7 @@ def stage_layout(family: str, block: type[Block], depth: int) -> tuple[int, ...]
                 f"those (model/depth=...), or another block (model/block=...)."
             )
         return layout
-    stages = len(FAMILIES[family].widths)
+    stages = len(spec.widths)
     step = stages * per_block
     n, rest = divmod(depth - 2, step)
     if n < 1 or rest:
@@ -91,7 +65,7 @@ class ResNet(nn.Module):
         self,
         block: type[Block],
         depth: int,
-        family: str = "cifar",
+        family: str = DEFAULT_FAMILY,
         in_channels: int = 3,
         num_classes: int = 10,
         shortcut: str | None = None,
@@ -103,52 +77,45 @@ class ResNet(nn.Module):
             raise InvalidModel(f"model.block must be a Block class, got {block!r}.")
         layout = stage_layout(family, block, depth)
         spec = FAMILIES[family]
-        shortcut = (shortcut or spec.default_shortcut).upper()
-        if shortcut not in SHORTCUTS:  # the config layer reports this for users
-            raise ValueError(f"shortcut={shortcut!r}; options: {', '.join(SHORTCUTS)}")
+        shortcut = shortcut_for(family, shortcut)  # the config layer reports a bad one for users
         self.block, self.depth, self.family, self.shortcut = block, depth, family, shortcut
         self._norm_layer = norm_layer
 
-        stem_width = spec.widths[0]
-        stem: list[tuple[str, nn.Module]] = [
-            (
-                "conv",
-                nn.Conv2d(
-                    in_channels,
-                    stem_width,
-                    spec.stem_kernel,
-                    stride=spec.stem_stride,
-                    padding=spec.stem_kernel // 2,
-                    bias=False,
-                ),
-            )
-        ]
-        # A pre-activated CIFAR net starts its first block with BN-ReLU, so the stem is a bare conv.
-        if not (block.preact and not spec.stem_pool):
-            stem += [("bn", norm_layer(stem_width)), ("relu", nn.ReLU(inplace=True))]
-        if spec.stem_pool:
-            stem.append(("pool", nn.MaxPool2d(3, stride=2, padding=1)))
-        self.stem = nn.Sequential(OrderedDict(stem))
-
-        channels = stem_width
+        self.stem = self._make_stem(block, spec, in_channels)
+        channels = spec.widths[0]
         stages = []
         for index, (width, blocks) in enumerate(zip(spec.widths, layout)):
             stride = 1 if index == 0 else 2
             stage, channels = self._make_stage(block, channels, width, blocks, stride)
             stages.append((f"stage{index + 1}", stage))
         self.stages = nn.Sequential(OrderedDict(stages))
+        self.head = self._make_head(block, channels, num_classes)
+        self.num_features = channels
+        self._init_weights(zero_init_residual)
 
+    def _make_stem(self, block: type[Block], spec: Family, in_channels: int) -> nn.Sequential:
+        width, kernel = spec.widths[0], spec.stem_kernel
+        conv = nn.Conv2d(
+            in_channels, width, kernel, stride=spec.stem_stride, padding=kernel // 2, bias=False
+        )
+        stem: list[tuple[str, nn.Module]] = [("conv", conv)]
+        # A pre-activated CIFAR net starts its first block with BN-ReLU, so the stem is a bare conv.
+        if not (block.preact and not spec.stem_pool):
+            stem += [("bn", self._norm_layer(width)), ("relu", nn.ReLU(inplace=True))]
+        if spec.stem_pool:
+            stem.append(("pool", nn.MaxPool2d(3, stride=2, padding=1)))
+        return nn.Sequential(OrderedDict(stem))
+
+    def _make_head(self, block: type[Block], channels: int, num_classes: int) -> nn.Sequential:
         head: list[tuple[str, nn.Module]] = []
         if block.preact:  # the last pre-activated block leaves its sum un-normalised
-            head += [("bn", norm_layer(channels)), ("relu", nn.ReLU(inplace=True))]
+            head += [("bn", self._norm_layer(channels)), ("relu", nn.ReLU(inplace=True))]
         head += [
             ("pool", nn.AdaptiveAvgPool2d(1)),
             ("flatten", nn.Flatten()),
             ("fc", nn.Linear(channels, num_classes)),
         ]
-        self.head = nn.Sequential(OrderedDict(head))
-        self.num_features = channels
-        self._init_weights(zero_init_residual)
+        return nn.Sequential(OrderedDict(head))
 
     def _make_stage(
         self, block: type[Block], in_channels: int, width: int, blocks: int, stride: int

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from resnet_exp.errors import UserError
-from resnet_exp.tracking.wandb_client import DEFAULT_INIT_TIMEOUT_S, DEFAULT_PROJECT, MODES
+from resnet_exp.tracking.facts import LOGGER_MODES, WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     parser.add_argument(
         "--mode",
-        choices=MODES,
+        choices=LOGGER_MODES,
         help="W&B mode (default: the sweep's logger.mode; none if it ran with logger=none)",
     )
     parser.add_argument("--project", help="W&B project (default: the sweep's logger.project)")
@@ -89,12 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     info = log_report_to_wandb(
         args.sweep_dir,
         result.runs,
-        project=args.project or settings.get("project") or DEFAULT_PROJECT,
+        project=args.project or settings.get("project") or WANDB_PROJECT,
         group=args.group or settings.get("group"),
         mode=settings["mode"],
         entity=args.entity or settings.get("entity"),
         dir=settings.get("dir"),
-        init_timeout=float(settings.get("init_timeout") or DEFAULT_INIT_TIMEOUT_S),
+        init_timeout=float(settings.get("init_timeout") or WANDB_INIT_TIMEOUT_S),
     )
     if info:
         where = info["sync"] or f"run {info['run_id']} ({info['mode']})"

@@ -22,8 +22,8 @@ from resnet_exp.report.html import write_html
 from resnet_exp.report.markdown import headline, write_report
 from resnet_exp.report.study import SUMMARY_COLUMNS, config_groups, config_row, write_summary_csv
 from resnet_exp.tracking import wandb_client
+from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
 from resnet_exp.tracking.record import REPORT_HTML, REPORT_MD, SUMMARY_CSV, sweep_id
-from resnet_exp.tracking.wandb_client import DEFAULT_INIT_TIMEOUT_S, DEFAULT_PROJECT
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -96,12 +96,12 @@ def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if mode == "disabled":
         return None
     return {
-        "project": logger.get("project") or DEFAULT_PROJECT,
+        "project": logger.get("project") or WANDB_PROJECT,
         "mode": mode,
         "group": logger.get("group") or None,
         "entity": logger.get("entity") or None,
         "dir": logger.get("dir") or None,
-        "init_timeout": logger.get("init_timeout") or DEFAULT_INIT_TIMEOUT_S,
+        "init_timeout": logger.get("init_timeout") or WANDB_INIT_TIMEOUT_S,
     }
 
 
@@ -113,13 +113,13 @@ def table_data(runs: Sequence[RunResult]) -> list[list[Any]]:
 def log_report_to_wandb(
     sweep_dir: str | os.PathLike[str],
     runs: Sequence[RunResult],
-    project: str = DEFAULT_PROJECT,
+    project: str = WANDB_PROJECT,
     group: str | None = None,
     mode: str = "auto",
     *,
     entity: str | None = None,
     dir: str | os.PathLike[str] | None = None,
-    init_timeout: float = DEFAULT_INIT_TIMEOUT_S,
+    init_timeout: float = WANDB_INIT_TIMEOUT_S,
 ) -> dict[str, Any] | None:
     """Log the report as one extra W&B run named "report" (job_type "report") in the sweep's group.
 

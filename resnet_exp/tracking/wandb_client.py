@@ -25,15 +25,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from resnet_exp.errors import UserError
+from resnet_exp.tracking.facts import LOGGER_MODES
 from resnet_exp.tracking.wandb_secrets import argv_scrubbed
 
 log = logging.getLogger("resnet_exp")
 
-MODES = ("auto", "online", "offline", "disabled")
 # wandb's historical spellings, accepted from WANDB_MODE.
 _MODE_ALIASES = {"dryrun": "offline", "run": "online"}
-DEFAULT_PROJECT = "resnet-exp"
-DEFAULT_INIT_TIMEOUT_S = 15.0
 
 # Bound on the HTTP reachability probe before an online init (DNS included: it runs in a thread).
 _MAX_PROBE_S = 5.0
@@ -42,8 +40,8 @@ _MAX_PROBE_S = 5.0
 def checked_settings(mode: Any, init_timeout: Any) -> tuple[str, float]:
     """`mode` lower-cased and `init_timeout` as seconds, or a `UserError` naming the bad value."""
     mode = str(mode).lower()
-    if mode not in MODES:
-        raise UserError(f"logger.mode={mode!r} is not one of {', '.join(MODES)}.")
+    if mode not in LOGGER_MODES:
+        raise UserError(f"logger.mode={mode!r} is not one of {', '.join(LOGGER_MODES)}.")
     try:
         init_timeout = float(init_timeout)
     except (TypeError, ValueError):
@@ -61,7 +59,7 @@ def requested_mode(mode: str) -> str:
         return mode
     env = os.environ.get("WANDB_MODE", "").strip().lower()
     env = _MODE_ALIASES.get(env, env)
-    return env if env in MODES else "auto"
+    return env if env in LOGGER_MODES else "auto"
 
 
 def mode_source(mode: str) -> str:

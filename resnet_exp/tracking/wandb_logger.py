@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.tracking import wandb_client
-from resnet_exp.tracking.wandb_client import DEFAULT_INIT_TIMEOUT_S, DEFAULT_PROJECT, disabled_info
+from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
+from resnet_exp.tracking.wandb_client import disabled_info
 from resnet_exp.tracking.wandb_secrets import scrub_secrets
 
 log = logging.getLogger("resnet_exp")
@@ -134,10 +135,10 @@ class WandbLogger:
     def __init__(
         self,
         mode: str = "auto",
-        project: str = DEFAULT_PROJECT,
+        project: str = WANDB_PROJECT,
         entity: str | None = None,
         dir: str | Path | None = None,
-        init_timeout: float = DEFAULT_INIT_TIMEOUT_S,
+        init_timeout: float = WANDB_INIT_TIMEOUT_S,
         group: str | None = None,
         tags: Iterable[str] = (),
         notes: str | None = None,

@@ -1,8 +1,9 @@
 """Device and precision, resolved against the machine at hand before the first step.
 
-The valid names are declared and checked once, in the config layer (:mod:`resnet_exp.config`);
-here only what needs this machine is checked: is the GPU there, does it do bf16. ``auto`` for the
-speed switches is resolved in :mod:`resnet_exp.training.speed`, which uses :func:`autocast_dtype`.
+The valid names live in :mod:`resnet_exp.training.facts` (the config layer checks them from there
+before torch is imported); here each is mapped to torch and what needs this machine is checked: is
+the GPU there, does it do bf16. ``auto`` for the speed switches is resolved in
+:mod:`resnet_exp.training.speed`, which uses :func:`autocast_dtype`.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import torch
 
 from resnet_exp.errors import UserError
-
-#: The autocast dtype of each explicit ``trainer.precision`` (None: full fp32).
-PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+from resnet_exp.training.facts import PRECISIONS
 
 
 class DeviceUnavailable(UserError):
@@ -43,14 +42,20 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``trainer.precision``, or None for full fp32."""
-    try:
-        dtype = PRECISIONS[str(precision)]
-    except KeyError:
-        known = ", ".join(PRECISIONS)
-        raise ValueError(f"precision={precision!r}; explicit ones: {known}") from None
+    dtype = precision_dtype(precision)
     if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise DeviceUnavailable(
             "trainer.precision=bf16 but this GPU has no bf16 support; use trainer.precision=16, "
             "32 or auto."
         )
     return dtype
+
+
+def precision_dtype(precision: str) -> torch.dtype | None:
+    """The torch dtype of an explicit ``trainer.precision`` (None: full fp32); no device check."""
+    try:
+        name = PRECISIONS[str(precision)]
+    except KeyError:
+        known = ", ".join(PRECISIONS)
+        raise ValueError(f"precision={precision!r}; explicit ones: {known}") from None
+    return None if name is None else getattr(torch, name)

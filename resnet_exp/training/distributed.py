@@ -31,10 +31,9 @@ import torch
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.record import RunRecord, RunSummary, is_epoch_row
 from resnet_exp.training.cpus import available_cpus
+from resnet_exp.training.facts import launched_by_torchrun
 
 log = logging.getLogger("resnet_exp")
-
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
 class DistributedConfigError(UserError):
@@ -76,40 +75,11 @@ class Dist:
         if self.enabled:
             torch.distributed.barrier()
 
-    # -- checkpoints of a half-finished epoch --------------------------------------------------
-    def checkpoint_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Make a mid-epoch checkpoint's running sums global (a collective: call on every rank).
-
-        Each rank sums loss/errors over its own shard; the checkpoint (written by rank 0) must hold
-        all ranks' sums, so a resumed epoch still reports the loss over the whole epoch.
-        """
-        partial = state.get("partial")
-        if not self.enabled or not partial:
-            return state
-        seen = torch.tensor(float(partial["seen"]), device=partial["loss_sum"].device)
-        totals = self.all_reduce_sum(
-            torch.stack([partial["loss_sum"], partial["wrong"], seen]).detach().clone()
-        )
-        global_partial = {
-            **partial,
-            "loss_sum": totals[0],
-            "wrong": totals[1],
-            "seen": int(round(totals[2].item())),
-        }
-        return {**state, "partial": global_partial}
-
-    def local_partial(self, partial: dict[str, Any] | None) -> dict[str, Any] | None:
-        """After resuming: rank 0 keeps the checkpoint's global sums; other ranks start at zero."""
-        if not self.enabled or not partial or self.is_main:
-            return partial
-        zero = torch.zeros_like(partial["loss_sum"])
-        return {**partial, "loss_sum": zero, "wrong": zero.clone(), "seen": 0}
-
 
 def from_env(environ: dict[str, str] | None = None) -> Dist:
     """This process's place, from torchrun's environment variables (a plain run: rank 0 of 1)."""
     env = os.environ if environ is None else environ
-    if not all(k in env for k in TORCHRUN_VARS):
+    if not launched_by_torchrun(env):
         return Dist()
     world = int(env["WORLD_SIZE"])
     return Dist(

@@ -1,7 +1,10 @@
-"""The training loop: one screen of code, no host sync inside an epoch.
+"""The training loop, in timm's shape: :meth:`Trainer.fit` runs :meth:`Trainer.train_one_epoch`
+and :meth:`Trainer.evaluate` per epoch and records each epoch's row, best and checkpoints.
 
-Loss, error counts and per-part gradient norms are accumulated as device tensors and read once per
-epoch, so the GPU (or the CPU's worker threads) never wait on Python between steps.
+No host sync inside an epoch: loss, error counts and per-part gradient norms are added up on the
+device (:class:`~resnet_exp.training.epoch_sums.EpochSums`) and read once per epoch, so the GPU (or
+the CPU's worker threads) never wait on Python between steps. When to look for divergence, when to
+checkpoint and whether a signal asks to stop is :class:`~resnet_exp.training.policy.StepPolicy`'s.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_exp.tracking.record import RunRecord
+from resnet_exp.tracking.record import BEST_PT, COMPLETED, DIVERGED, LAST_PT, RunRecord
 from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint, save_checkpoint
+from resnet_exp.training.epoch_sums import EpochSums, StepWindow
 from resnet_exp.training.interrupt import Interrupted, StopFlag
+from resnet_exp.training.policy import StepPolicy
 
 log = logging.getLogger("resnet_exp")
 
@@ -81,6 +86,7 @@ class Trainer:
         dist: Any = None,
         wall_start: float | None = None,
         meta: dict[str, Any] | None = None,
+        stop: StopFlag | None = None,
     ) -> None:
         self.model, self.data, self.device = model, data, device
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -89,6 +95,8 @@ class Trainer:
         self.forward = forward if forward is not None else model
         # DDP (resnet_exp.training.distributed.Dist): sums train metrics over ranks; rank 0 saves.
         self.dist = dist
+        self.policy = StepPolicy(settings.checkpoint_every_steps, settings.finite_check_steps,
+                                 device, dist, stop)  # fmt: skip
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=settings.precision_dtype is torch.float16
         )
@@ -100,18 +108,20 @@ class Trainer:
         self.epoch, self.step, self.step_in_epoch = 0, 0, 0
         self.best: dict | None = None
         # Sums of the epoch in progress, kept here so a mid-epoch checkpoint carries them.
-        self.partial: dict[str, Any] | None = None
+        self.sums: EpochSums | None = None
         # Wall time of earlier attempts (from the checkpoint resumed) and when this one started.
         self.wall_prior = 0.0
         self.wall_start = time.time() if wall_start is None else wall_start
         self.meta = dict(meta or {})  # caller's facts stored with each checkpoint (config key)
-        self.stopped_diverged = False
-        self._clock = time.perf_counter()
-        # SIGINT/SIGTERM seen by the caller's handlers; looked at after every step (a bool check)
-        self.stop = StopFlag()
+
+    @property
+    def stop(self) -> StopFlag:
+        """The SIGINT/SIGTERM flag the loop looks at after every step."""
+        return self.policy.stop
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        partial = self.sums if self.step_in_epoch else None
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -121,7 +131,8 @@ class Trainer:
             "step": self.step,
             "step_in_epoch": self.step_in_epoch,
             "best": self.best,
-            "partial": self.partial if self.step_in_epoch else None,
+            # global sums under DDP: a collective, so every rank builds the state
+            "partial": partial.to_state(self.dist) if partial is not None else None,
             "torch_rng": torch.get_rng_state(),
             "wall_time_s": self.wall_time_s(),
             "meta": self.meta,
@@ -138,7 +149,8 @@ class Trainer:
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.step_in_epoch = int(state.get("step_in_epoch", 0))
         self.best = state.get("best")
-        self.partial = state.get("partial")
+        partial, lr = state.get("partial"), self.optimizer.param_groups[0]["lr"]
+        self.sums = EpochSums.from_state(partial, self.device, lr) if partial else None
         torch.set_rng_state(state["torch_rng"])
         self.wall_prior = float(state.get("wall_time_s", 0.0))
         self.meta = dict(state.get("meta") or {})
@@ -167,8 +179,8 @@ class Trainer:
                 "checkpoint of this configuration, or use trainer.resume=never to start afresh."
             ) from None
         self.wall_prior = max(self.wall_prior, earlier_wall_s)
-        if self.dist is not None:
-            self.partial = self.dist.local_partial(self.partial)
+        if self.sums is not None:
+            self.sums = self.sums.for_rank(self.dist)
         rows = self.record.truncate_metrics(self.epoch, last_step=self.step)
         where = f"epoch {self.epoch} done" + (
             f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
@@ -182,29 +194,14 @@ class Trainer:
         """Seconds spent on this run: earlier attempts (up to their checkpoint) plus this one."""
         return self.wall_prior + time.time() - self.wall_start
 
-    def _diverged(self, loss_sum: torch.Tensor, weights: bool = False) -> bool:
-        """Whether the running loss sum (and, before a checkpoint, any weight) is NaN/inf: one host
-        sync, agreed over DDP ranks. Sets ``self.stopped_diverged`` for fit()."""
-        bad = ~torch.isfinite(loss_sum)
-        if weights:
-            params = [p.detach() for p in self.model.parameters()]
-            bad = bad | torch.stack([~torch.isfinite(p).all() for p in params]).any()
-        bad = bad.float()
-        if self.dist is not None:
-            bad = self.dist.all_reduce_sum(bad)
-        self.stopped_diverged = bool(bad.item() > 0)
-        return self.stopped_diverged
-
     def save(self, name: str) -> None:
-        state = self.state_dict()
-        if self.dist is not None:
-            state = self.dist.checkpoint_state(state)  # a collective: every rank calls save
-            if not self.dist.is_main:
-                return
+        state = self.state_dict()  # a collective under DDP: every rank calls save
+        if self.dist is not None and not self.dist.is_main:
+            return
         # last.pt rotates to last.prev.pt: a fallback if last.pt is ever found damaged
-        save_checkpoint(self.record.checkpoint_dir / name, state, keep_previous=name == "last.pt")
+        save_checkpoint(self.record.checkpoint_dir / name, state, keep_previous=name == LAST_PT)
 
-    # -- steps ---------------------------------------------------------------------------------
+    # -- one epoch -----------------------------------------------------------------------------
     def _autocast(self) -> contextlib.AbstractContextManager:
         dtype = self.settings.precision_dtype
         if dtype is None:
@@ -214,136 +211,84 @@ class Trainer:
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.settings.channels_last else x
 
-    def _train_epoch(self, epoch: int) -> dict[str, float]:
+    def train_one_epoch(self, epoch: int) -> dict[str, float]:
+        """Train epoch ``epoch`` (from ``step_in_epoch`` when resumed mid-epoch); its training
+        metrics and its ``lr``. Stops early, with ``policy.diverged`` set, if the loss blows up."""
         self.model.train()
-        zero = torch.zeros((), device=self.device)
-        acc = self.partial if self.step_in_epoch and self.partial else None
-        if acc is None:
-            acc = {
-                "loss_sum": zero.clone(),
-                "wrong": zero.clone(),
-                "grad_sums": {name: zero.clone() for name in self.part_params},
-                "window": [zero.clone(), zero.clone(), 0],  # loss sum, wrong, images
-                "seen": 0,
-                "steps_done": 0,
-                "elapsed": 0.0,
-                # lr at the start of the epoch (the row's lr), kept for a mid-epoch resume
-                "lr": self.optimizer.param_groups[0]["lr"],
-            }
-        else:
-            acc = {
-                **acc,
-                "loss_sum": acc["loss_sum"].to(self.device),
-                "wrong": acc["wrong"].to(self.device),
-                "grad_sums": {k: v.to(self.device) for k, v in acc["grad_sums"].items()},
-            }
-            window = acc.get("window") or [zero.clone(), zero.clone(), 0]
-            acc["window"] = [window[0].to(self.device), window[1].to(self.device), window[2]]
-        self.partial = acc
-        loss_sum, wrong, grad_sums = acc["loss_sum"], acc["wrong"], acc["grad_sums"]
-        skip = self.step_in_epoch
+        if not (self.step_in_epoch and self.sums):
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.sums = EpochSums.zeros(self.device, self.part_params, lr)
+        sums, skip = self.sums, self.step_in_epoch
         # Resumed mid-epoch: the data module replays the same epoch order from that step.
         batches = self.data.train_batches(epoch, start_step=skip)
         bar = _progress(
             self.settings.progress, self.data.steps_per_epoch, epoch, self.settings.epochs
         )
-        self._clock = time.perf_counter()  # since the last checkpoint (acc["elapsed"] before)
+        sums.start_clock()  # time since the last checkpoint (sums.elapsed before)
         bar.update(skip)
         self.stop.polled = True  # a signal now stops at the next step boundary, with a checkpoint
         for index, (x, y) in enumerate(batches, start=skip):
-            x = self._prepare(x)
-            with self._autocast():
-                logits = self.forward(x)
-                loss = F.cross_entropy(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            for name, params in self.part_params.items():
-                grads = [p.grad for p in params if p.grad is not None]
-                if grads:
-                    grad_sums[name] += torch.nn.utils.get_total_norm(grads)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            batch_loss = loss.detach() * y.numel()
-            batch_wrong = (logits.detach().argmax(1) != y).sum()
-            loss_sum += batch_loss
-            wrong += batch_wrong
-            acc["seen"] += y.numel()
-            acc["steps_done"] += 1
-            self.step += 1
+            self._train_step(x, y, sums)
             self.step_in_epoch = index + 1
             bar.update(1)
-            if self.settings.log_every_steps:
-                self._window_step(acc["window"], batch_loss, batch_wrong, y.numel())
-            if not self._end_of_step(acc):
+            if not self._end_of_step(sums):
                 break  # never checkpoint NaN weights; fit() records the divergence
         self.stop.polled = False
         bar.close()
         if self.settings.log_every_steps:
-            self._close_window(acc["window"])
-        elapsed = acc["elapsed"] + time.perf_counter() - self._clock
-        totals = torch.stack([loss_sum, wrong, *grad_sums.values()])
-        if self.dist is not None:  # loss and errors over all ranks (grads are equal already)
-            seen_t = torch.tensor(float(acc["seen"]), device=self.device)
-            summed = self.dist.all_reduce_sum(torch.stack([totals[0], totals[1], seen_t]))
-            totals = torch.cat([summed[:2], totals[2:]])
-            acc["seen"] = int(round(summed[2].item()))
-        totals = totals.tolist()
-        seen, steps_done = max(acc["seen"], 1), acc["steps_done"]
-        self.partial = None
-        metrics = {"train/loss": totals[0] / seen, "train/err": 100.0 * totals[1] / seen}
-        metrics["lr"] = acc.get("lr", self.optimizer.param_groups[0]["lr"])
-        for name, total in zip(grad_sums, totals[2:]):
-            metrics[f"grad_norm/{name}"] = total / max(steps_done, 1)
-        metrics["time/epoch_s"] = elapsed
-        metrics["throughput/img_s"] = seen / elapsed if elapsed > 0 else 0.0
-        return metrics
+            self._log_window(sums.window)
+        self.sums = None
+        return sums.metrics(self.dist)
 
-    def _end_of_step(self, acc: dict[str, Any]) -> bool:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, sums: EpochSums) -> None:
+        """One optimizer step; its loss, errors and gradient norms join ``sums`` on the device."""
+        with self._autocast():
+            logits = self.forward(self._prepare(x))
+            loss = F.cross_entropy(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        for name, params in self.part_params.items():
+            grads = [p.grad for p in params if p.grad is not None]
+            if grads:
+                sums.grads[name] += torch.nn.utils.get_total_norm(grads)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        batch_loss = loss.detach() * y.numel()
+        batch_wrong = (logits.detach().argmax(1) != y).sum()
+        sums.add(batch_loss, batch_wrong, y.numel())
+        self.step += 1
+        every = self.settings.log_every_steps
+        if every:
+            sums.window.add(batch_loss, batch_wrong, y.numel())
+            if self.step % every == 0:
+                self._log_window(sums.window)
+
+    def _end_of_step(self, sums: EpochSums) -> bool:
         """After each optimizer step: the finite check and the step checkpoint, when due.
         False when training diverged (the epoch stops; nothing is saved)."""
-        every = self.settings.checkpoint_every_steps
-        checkpoint = bool(every) and self.step % every == 0
-        check = self.settings.finite_check_steps
-        if (checkpoint or (check and self.step % check == 0)) and self._diverged(
-            acc["loss_sum"], weights=checkpoint
+        policy = self.policy
+        checkpoint = policy.checkpoint_due(self.step)
+        if policy.check_due(self.step, checkpoint) and policy.check_diverged(
+            sums.loss, self.model if checkpoint else None
         ):
             return False
         if checkpoint:
-            self._add_elapsed(acc)
-            self.save("last.pt")
-        if self._stop_requested():
-            raise self._interrupt(acc)
+            sums.lap()
+            self.save(LAST_PT)
+        if policy.stop_requested(self.step):
+            raise self._interrupt(sums)
         return True
 
-    def _add_elapsed(self, acc: dict[str, Any]) -> None:
-        now = time.perf_counter()
-        acc["elapsed"] += now - self._clock
-        self._clock = now
-
-    def _stop_requested(self) -> bool:
-        """Whether a signal asked to stop. Under DDP the ranks agree every
-        ``finite_check_steps`` steps, so all of them save the same step (save is a collective)."""
-        if self.dist is None:
-            return self.stop.signum is not None
-        check = self.settings.finite_check_steps or 1
-        if self.step % check:
-            return False
-        seen = torch.tensor(float(self.stop.signum or 0), device=self.device)
-        total = self.dist.all_reduce_sum(seen).item()
-        if total and self.stop.signum is None:
-            self.stop.signum = signal.SIGTERM  # another rank got the signal (torchrun forwards it)
-        return bool(total)
-
-    def _interrupt(self, acc: dict[str, Any]) -> Interrupted:
+    def _interrupt(self, sums: EpochSums) -> Interrupted:
         """Save ``last.pt`` at this step boundary (unless the weights are not finite) and return
         the exception that ends the run."""
-        self._add_elapsed(acc)
+        sums.lap()
         saved = None
-        if not self._diverged(acc["loss_sum"], weights=True):
-            self.save("last.pt")
-            saved = str(self.record.checkpoint_dir / "last.pt")
+        if not self.policy.check_diverged(sums.loss, self.model):
+            self.save(LAST_PT)
+            saved = str(self.record.last_checkpoint)
         log.warning(
             "%s: stopped at epoch %d, step %d%s",
             signal.Signals(self.stop.signum).name,
@@ -353,35 +298,12 @@ class Trainer:
         )
         return Interrupted(self.stop.signum, saved)
 
-    def _window_step(self, window: list, loss: torch.Tensor, wrong: torch.Tensor, n: int) -> None:
-        """Add one step to the running window (device tensors: no sync); close it on schedule."""
-        window[0] += loss
-        window[1] += wrong
-        window[2] += n
-        if self.step % self.settings.log_every_steps == 0:
-            self._close_window(window)
-
-    def _close_window(self, window: list) -> None:
-        """One host sync: write the window's mean loss and error (%) at the current step."""
-        if not window[2]:
-            return
-        loss_sum, wrong = torch.stack([window[0], window[1]]).tolist()
-        if self.dist is not None:
-            totals = torch.tensor([loss_sum, wrong, float(window[2])], device=self.device)
-            loss_sum, wrong, seen = self.dist.all_reduce_sum(totals).tolist()
-        else:
-            seen = float(window[2])
-        row = {
-            "step": self.step,
-            "train_step/loss": loss_sum / seen,
-            "train_step/err": 100.0 * wrong / seen,
-            "train_step/images": int(round(seen)),
-        }
-        self.record.append_metrics(row)
-        self.logger.log(row, step=self.step)
-        window[0].zero_()
-        window[1].zero_()
-        window[2] = 0
+    def _log_window(self, window: StepWindow) -> None:
+        """Write the window's per-step row (mean loss and error %) at the current step."""
+        row = window.close(self.step, self.dist)
+        if row is not None:
+            self.record.append_metrics(row)
+            self.logger.log(row, step=self.step)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Loss and error (%) on ``split`` in eval mode; the model is handed back in the mode it
@@ -411,42 +333,46 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, rows: list[dict] | None = None) -> FitResult:
+        """Train the remaining epochs; each epoch's row goes to metrics.jsonl, the log and W&B."""
         rows = list(rows or [])
         while self.epoch < self.settings.epochs:
             epoch = self.epoch + 1
-            train = self._train_epoch(epoch)
+            train = self.train_one_epoch(epoch)
             lr = train.pop("lr")
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train}
-            if self.stopped_diverged or not math.isfinite(train["train/loss"]):
-                self.epoch, self.step_in_epoch = epoch, 0
-                row["lr"] = lr
-                self.record.append_metrics(row)
-                rows.append(row)
-                log.error(
-                    "epoch %d, step %d: training loss %s or weights are not finite; stopping "
-                    "(diverged)",
-                    epoch,
-                    self.step,
-                    train["train/loss"],
-                )
-                return FitResult("diverged", rows, self.best, self.step)
-            row.update(self.evaluate("val"))
-            row.update(self.evaluate("test"))
+            diverged = self.policy.diverged or not math.isfinite(train["train/loss"])
+            if not diverged:
+                row.update(self.evaluate("val"))
+                row.update(self.evaluate("test"))
             row["lr"] = lr
             self.epoch, self.step_in_epoch = epoch, 0
+            if diverged:
+                self._record_divergence(row, rows)
+                return FitResult(DIVERGED, rows, self.best, self.step)
             improved = self._update_best(row)
             self.record.append_metrics(row)
             rows.append(row)
             self._checkpoint_epoch(improved)
             self.logger.log(row, step=self.step)
             log.info(_epoch_line(row, self.settings.epochs))
-        return FitResult("completed", rows, self.best, self.step)
+        return FitResult(COMPLETED, rows, self.best, self.step)
+
+    def _record_divergence(self, row: dict[str, Any], rows: list[dict]) -> None:
+        """The diverged epoch's row (training metrics only), and why the fit stops."""
+        self.record.append_metrics(row)
+        rows.append(row)
+        log.error(
+            "epoch %d, step %d: training loss %s or weights are not finite; stopping (diverged)",
+            row["epoch"],
+            self.step,
+            row["train/loss"],
+        )
 
     def _checkpoint_epoch(self, improved: bool) -> None:
         """The end-of-epoch checkpoint (after its metrics row): last.pt, and best.pt if improved."""
-        self.save("last.pt")
+        self.save(LAST_PT)
         if improved:
-            self.save("best.pt")
+            self.save(BEST_PT)
 
     def _update_best(self, row: dict) -> bool:
         """Best by validation error; with no validation split, by training error (never test)."""

@@ -28,11 +28,11 @@ from typing import Any
 
 import torch
 
-from resnet_exp.training.device import PRECISIONS, autocast_dtype
+from resnet_exp.training.device import autocast_dtype, precision_dtype
+from resnet_exp.training.facts import AUTO, PRECISIONS
 
 log = logging.getLogger("resnet_exp")
 
-AUTO = "auto"
 # A cold compile (~40 s, ResNet-56 fwd+bwd) / ~1 ms saved per GPU step ~= 40k steps to break even.
 COMPILE_AUTO_MIN_STEPS = 40_000
 
@@ -61,7 +61,7 @@ class SpeedChoice:
     @property
     def dtype(self) -> torch.dtype | None:
         """The autocast dtype, or None for full fp32."""
-        return PRECISIONS[self.precision]
+        return precision_dtype(self.precision)
 
     def as_dict(self) -> dict[str, Any]:
         """For summary.json: the resolved values and why ``auto`` chose them."""
@@ -116,8 +116,8 @@ def probe(device: torch.device) -> Capabilities:
 def parse_switch(key: str, value: Any) -> bool | None:
     """``true``/``false`` -> bool; ``auto`` (or null) -> None.
 
-    The config layer has already kept the value to those (:mod:`resnet_exp.config`); from plain
-    Python anything else is a ValueError.
+    The config layer has already kept the value to those (``SWITCH_CHOICES`` of
+    :mod:`resnet_exp.training.facts`); from plain Python anything else is a ValueError.
     """
     if isinstance(value, bool):
         return value

@@ -1,0 +1,40 @@
+"""The training layer's names that the config layer checks before torch is imported.
+
+Torch-free: the schema (:mod:`resnet_exp.config`) takes its choices from these tables, and the
+training code (:mod:`resnet_exp.training.device`, :mod:`resnet_exp.training.speed`,
+:mod:`resnet_exp.training.distributed`) maps and raises with the same ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+AUTO = "auto"
+
+#: Each explicit ``trainer.precision`` and the torch dtype autocast runs in (None: full fp32).
+PRECISIONS: dict[str, str | None] = {"32": None, "bf16": "bfloat16", "16": "float16"}
+
+#: ``trainer.precision`` as the config accepts it: an explicit precision or ``auto``.
+PRECISION_CHOICES = (*PRECISIONS, AUTO)
+
+#: ``trainer.channels_last`` / ``trainer.compile``: on, off, or decided per device.
+SWITCH_CHOICES = (True, False, AUTO)
+
+#: ``trainer.device`` names (``cuda:N`` is accepted too).
+DEVICES = (AUTO, "cpu", "cuda", "mps")
+
+#: The variables torchrun sets in every process it starts; all present means "under torchrun".
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+def launched_by_torchrun(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether torchrun started this process (every one of its variables is set)."""
+    env = os.environ if environ is None else environ
+    return all(k in env for k in TORCHRUN_VARS)
+
+
+def is_rank_zero(environ: Mapping[str, str] | None = None) -> bool:
+    """True in a plain process and on torchrun's rank 0: the process that keeps the run record."""
+    env = os.environ if environ is None else environ
+    return env.get("RANK", "0") == "0"
