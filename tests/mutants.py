@@ -134,8 +134,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/report/study.py",
-                "        effect=welch(deep, shallow),\n",
-                "        effect=welch(shallow, deep),\n",
+                "    parts = contrast_parts(groups, depth_weights(depths))\n",
+                "    parts = contrast_parts(groups, [-w for w in depth_weights(depths)])\n",
             ),
         ),
         (
@@ -216,8 +216,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/training/loop.py",
-                '"partial": self.partial if self.step_in_epoch else None,',
-                '"partial": None,',
+                "        partial = self.sums if self.step_in_epoch else None\n",
+                "        partial = None\n",
             ),
         ),
         ("tests/test_first_principles.py::test_a_run_stopped_mid_epoch_resumes_bit_identical",),
@@ -243,8 +243,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/training/loop.py",
-                "grad_sums[name] += torch.nn.utils.get_total_norm(grads)\n",
-                "grad_sums[name] += torch.nn.utils.get_total_norm(grads) ** 2\n",
+                "sums.grads[name] += torch.nn.utils.get_total_norm(grads)\n",
+                "sums.grads[name] += torch.nn.utils.get_total_norm(grads) ** 2\n",
             ),
         ),
         (
@@ -258,8 +258,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/training/loop.py",
-                "            batch_loss = loss.detach() * y.numel()\n",
-                "            batch_loss = loss.detach()\n",
+                "        batch_loss = loss.detach() * y.numel()\n",
+                "        batch_loss = loss.detach()\n",
             ),
         ),
         (
@@ -270,7 +270,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "step_window_error_not_reset",
         "a per-step row's error count carries over from the previous window",
-        (Patch("resnet_exp/training/loop.py", "        window[1].zero_()\n", ""),),
+        (Patch("resnet_exp/training/epoch_sums.py", "        self.wrong.zero_()\n", ""),),
         (
             "tests/test_first_principles.py::"
             "test_epoch_and_step_rows_and_grad_norms_equal_a_recomputation",
@@ -337,8 +337,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/report/stats.py",
-                "w * w * float(np.var(x, ddof=1)) / x.size",
-                "w * w * float(np.var(x, ddof=0)) / x.size",
+                "w * w * float(np.var(x, ddof=1)) for w, x",
+                "w * w * float(np.var(x, ddof=0)) for w, x",
             ),
         ),
         ("tests/test_stats.py::test_four_group_contrast_equals_scipy_welch_for_two_groups",),
