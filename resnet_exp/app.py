@@ -21,12 +21,14 @@ from resnet_exp import failures
 from resnet_exp.config import register_configs
 from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.hydra_glue import sweep_failures
 from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.tracking.record import RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 
 register_configs()
+sweep_failures.register_sweeper()
 log = logging.getLogger("resnet_exp")
 
 
@@ -131,12 +133,16 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
     from resnet_exp.training.job_plan import stored_result
     from resnet_exp.validation import validate
 
     job = current_job()
     if job.multirun:  # before torch is imported: skipping a finished job costs well under 1 s
+        not_started = sweep_failures.not_started_reason(job)
+        if not_started is not None:  # fail-fast: an earlier job of this sweep failed
+            log.warning("%s", not_started)
+            return sweep_failures.NotStarted(not_started)
         stored = stored_result(OmegaConf.to_container(cfg, resolve=True), job.run_dir, job.name,
                                job.sweep_dir)  # fmt: skip
         if stored is not None:
@@ -156,7 +162,8 @@ def main(cfg: DictConfig) -> float | None:
             RunRecord(job.run_dir).mark_failed(f"{type(error).__name__}: {error}", job.name,
                                                job.overrides)  # fmt: skip
         if job.multirun:
-            raise  # a sweep goes on (Hydra reports the job, the report marks it)
+            sweep_failures.job_failed(job, error)  # one line now; the table at the sweep's end
+            raise  # a sweep goes on (the sweeper notes the job, the report marks it)
         user_error = failures.user_error(error)
         if user_error is not None:
             failures.exit_with(str(user_error), EXIT_USER_ERROR)
@@ -181,6 +188,7 @@ def _start(args: list[str]) -> None:
     from resnet_exp.hydra_glue.run_dir import check_explicit_run_dir
     from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir
 
+    typed = list(args)
     require_launcher_plugins(args)
     if dry_sweep.wanted(args):
         sys.exit(dry_sweep.dry_sweep(args))
@@ -193,6 +201,7 @@ def _start(args: list[str]) -> None:
     sys.argv[1:] = args
     if not torchrun.launched_by_torchrun():
         main()
+        sweep_failures.finish(typed)  # a sweep with failed jobs: their table, exit 1
         return
     sys.argv[1:] = torchrun.start(args)  # join the process group before Hydra starts
     try:
