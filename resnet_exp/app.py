@@ -43,7 +43,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     from resnet_exp.summary import input_shape
     from resnet_exp.tracking.replicates import wandb_job_type
     from resnet_exp.tracking.wandb_logger import NullLogger
-    from resnet_exp.training import distributed, resume
+    from resnet_exp.training import core_lease, distributed, resume
     from resnet_exp.training.device import resolve_device
     from resnet_exp.training.loop import LoopSettings, Trainer
     from resnet_exp.training.responses import measure_and_write as measure_responses
@@ -65,7 +65,11 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
         log.warning(note)
         summary.warnings.append(note)
         threads = cores
-    if threads:
+    lease = None
+    if core_lease.wanted(cfg.trainer.num_threads, os.environ.get("SLURM_CPUS_PER_TASK"),
+                         dist.local_world_size):  # fmt: skip
+        lease = core_lease.take(cores, threads, torch.set_num_threads)  # logs the share and why
+    elif threads:
         torch.set_num_threads(threads)
         log.info("torch intra-op threads: %d", threads)
     device = distributed.device_for(dist, resolve_device(cfg.trainer.device))
@@ -97,6 +101,8 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
         dist=dist if dist.enabled else None, wall_start=started, meta={"config": key},
     )  # fmt: skip
     trainer.stop = stop or trainer.stop
+    if lease is not None:  # give threads back / take them when other runs start / end
+        trainer.between_steps = core_lease.keep_fair(lease, torch.set_num_threads)
 
     found: dict = {}  # rank 0 picks the checkpoint; every rank resumes from the same one
     last = record.checkpoint_dir / "last.pt"
@@ -126,7 +132,11 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
         if dist.is_main:
             measure_responses(model, data, cfg.trainer.response_images, job.run_dir)
 
-    return fit_and_record(trainer, record, logger, summary, start.rows, measure_layer_responses)
+    try:
+        return fit_and_record(trainer, record, logger, summary, start.rows, measure_layer_responses)
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 # -- what a failure means for the process ---------------------------------------------------------

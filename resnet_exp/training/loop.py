@@ -109,6 +109,7 @@ class Trainer:
         self._clock = time.perf_counter()
         # SIGINT/SIGTERM seen by the caller's handlers; looked at after every step (a bool check)
         self.stop = StopFlag()
+        self.between_steps: Callable[[], None] | None = None  # e.g. follow the fair core share
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -313,6 +314,8 @@ class Trainer:
         if checkpoint:
             self._add_elapsed(acc)
             self.save("last.pt")
+        if self.between_steps is not None:
+            self.between_steps()
         if self._stop_requested():
             raise self._interrupt(acc)
         return True
