@@ -37,6 +37,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     SIGINT/SIGTERM flag the training loop looks at between steps."""
     import torch
 
+    from resnet_exp.hydra_glue import gpu_slots
     from resnet_exp.hydra_glue.instantiate import instantiate_node
     from resnet_exp.models.profile import count_flops
     from resnet_exp.session import fit_and_record, log_every_steps, run_tags, wandb_run_id
@@ -66,13 +67,18 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
         summary.warnings.append(note)
         threads = cores
     lease = None
-    if core_lease.wanted(cfg.trainer.num_threads, os.environ.get("SLURM_CPUS_PER_TASK"),
-                         dist.local_world_size):  # fmt: skip
+    slot = gpu_slots.for_job(str(cfg.trainer.device), job.sweep_dir, dist.enabled)
+    if slot is not None:  # a joblib sweep over the node's GPUs: this job's GPU and cores
+        gpu_slots.pin(slot, torch.set_num_threads)
+    elif core_lease.wanted(cfg.trainer.num_threads, os.environ.get("SLURM_CPUS_PER_TASK"),
+                           dist.local_world_size):  # fmt: skip
         lease = core_lease.take(cores, threads, torch.set_num_threads)  # logs the share and why
     elif threads:
         torch.set_num_threads(threads)
         log.info("torch intra-op threads: %d", threads)
-    device = distributed.device_for(dist, resolve_device(cfg.trainer.device))
+    device = distributed.device_for(
+        dist, resolve_device(slot.device if slot else cfg.trainer.device)
+    )
     torch.manual_seed(cfg.seed)
 
     model = instantiate_node(cfg.model, "model")  # first: a bad depth fails before data is read
@@ -137,6 +143,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     finally:
         if lease is not None:
             lease.release()
+        gpu_slots.release()  # the slot (if any) is free for the sweep's next job
 
 
 # -- what a failure means for the process ---------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.hydra_glue import gpu_slots
 from resnet_exp.hydra_glue.sweep_dirs import explicit_sweep_dir
 
 CHOICES = ("job", "hydra", "all")
@@ -51,10 +52,13 @@ def dry_sweep(args: list[str]) -> int:
     params = base.hydra.sweeper.get("params") or {}
     overrides = [f"{k}={v}" for k, v in params.items() if k not in named] + overrides
     sweep_dir = explicit_sweep_dir(overrides)
+    slots = gpu_slots.planned_for(base.hydra)  # joblib over the node's GPUs: each job's device
     for number, job in enumerate(split_sweep(overrides)):
         full, task = compose(job, return_hydra_config=True), compose(job)
         print(f"# job {number}: {' '.join(job) or '(no overrides)'}")
         print(f"# {_would(full, task, sweep_dir)}")
+        if slots and str(task.trainer.device) in ("auto", "cuda"):
+            print(f"# {gpu_slots.predicted(number, slots)}")
         cfg = full.hydra if what == "hydra" else full if what == "all" else task
         print(OmegaConf.to_yaml(cfg, resolve=resolve))
     return 0
