@@ -112,3 +112,24 @@ def test_only_joblib_jobs_that_let_us_choose_their_gpu_get_a_slot(
     gpu_slots.release()
     monkeypatch.delenv(gpu_slots.PLAN_ENV)
     assert gpu_slots.for_job("auto", tmp_path, distributed=False) is None  # no plan: today's way
+
+
+@pytest.mark.slow
+def test_multirun_cfg_job_prints_the_device_each_joblib_job_gets(tmp_path: Path) -> None:
+    from cli import run_cli
+
+    two_gpus = to_env(plan([40 * GIB, 40 * GIB], list(range(4))))  # as a 2-GPU parent plans it
+    result = run_cli("--multirun", "hydra/launcher=joblib", "seed=0,1,2", "logger=none",
+                     "--cfg", "job", cwd=tmp_path, env={gpu_slots.PLAN_ENV: two_gpus})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("# device:")]
+    assert lines == [
+        "# device: cuda:0 (joblib slot 0 of 2, cores 0-1)",
+        "# device: cuda:1 (joblib slot 1 of 2, cores 2-3)",
+        "# device: cuda:0 (joblib slot 0 of 2, cores 0-1), or whichever slot frees first",
+    ]
+    fixed = run_cli("--multirun", "hydra/launcher=joblib", "seed=0,1", "trainer.device=cuda:1",
+                    "logger=none", "--cfg", "job", cwd=tmp_path,
+                    env={gpu_slots.PLAN_ENV: two_gpus})  # fmt: skip
+    assert "# job 1:" in fixed.stdout, fixed.stderr
+    assert "# device:" not in fixed.stdout  # a numbered device is the user's choice: kept
