@@ -28,7 +28,7 @@ from resnet_exp.tracking.record import RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 
 register_configs()
-sweep_failures.register_sweeper()
+sweep_failures.register_plugins()
 log = logging.getLogger("resnet_exp")
 
 
