@@ -60,7 +60,8 @@ def latest_ids(sweep_dir: Path) -> dict[frozenset[str], str]:
 
 
 def parse_squeue(text: str) -> dict[str, QueueState]:
-    """``squeue -h -o '%i|%T|%r'`` lines -> {job id: state}."""
+    """``squeue -h -r -o '%i|%T|%r'`` lines -> {job id: state} (``-r``: one line per array task,
+    so a queued task is ``12_3``, not ``12_[2-3]``)."""
     states = {}
     for line in text.splitlines():
         parts = line.strip().split("|")
@@ -96,7 +97,7 @@ def queue_states(job_ids: Iterable[str]) -> dict[str, QueueState]:
     ids = sorted(set(job_ids))
     if not ids:
         return {}
-    states = parse_squeue(_ask(["squeue", "-h", "-j", ",".join(ids), "-o", "%i|%T|%r"]))
+    states = parse_squeue(_ask(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", "%i|%T|%r"]))
     rest = [i for i in ids if i not in states]
     if rest:
         sacct = parse_sacct(_ask(["sacct", "-n", "-X", "-P", "-j", ",".join(rest),
@@ -139,6 +140,9 @@ def annotate(sweep_dir: Path, rows: list) -> None:
     states = queue_states(i for i in wanted.values() if i)
     for row in open_rows:
         job_id = wanted[id(row)]
-        new = explain(job_id, states.get(job_id)) if job_id else None
+        state = states.get(job_id) if job_id else None
+        new = explain(job_id, state) if job_id else None
+        if state is not None and state.state == "RUNNING" and row.state == "pending":
+            new = "pending", f"running as SLURM job {job_id}, no record yet"
         if new is not None:
             row.state, row.detail = new

@@ -56,7 +56,7 @@ def test_a_job_still_queued_is_not_submitted_again_and_status_shows_slurms_word(
     slurm_queue.annotate(tmp_path, rows)
     assert [(r.state, r.detail.split(",")[0]) for r in rows] == [
         ("pending", "queued as SLURM job 12_0"),
-        ("pending", "not started"),  # running: its record (none yet) tells more
+        ("pending", "running as SLURM job 12_1"),  # started, no record yet
         ("lost", "SLURM job 12_2 ended in state NODE_FAIL without a record; re-run the sweep "
                  "command to run it again"),
         ("pending", "not started"),  # never submitted
