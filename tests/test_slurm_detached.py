@@ -56,7 +56,10 @@ def test_a_detached_sweep_returns_at_once_and_ends_like_a_waiting_one(
         seed = next(o for o in entry["overrides"] if o.startswith("seed="))
         per_job[seed] = per_job.get(seed, 0) + 1
     resubmitted = [s for s, n in per_job.items() if n > 1]
-    still = again.stdout.split("not submitted again:")[1].splitlines()[0].split()
+    marker = "still queued or running, not submitted again:"
+    still = next(x for x in again.stdout.splitlines() if x.startswith(marker))[
+        len(marker) :
+    ].split()
     assert len(still) + len(resubmitted) == 4  # only jobs that had ended were submitted again
 
     watched = run_cli(str(detached), "--watch", "--interval", "2", module="resnet_exp.status",
