@@ -88,7 +88,9 @@ def _job_log(result: JobReturn, sweep_dir: Path) -> Path | str:
     """The failed job's log file, from the Hydra config it ran with (else its folder)."""
     from resnet_exp.hydra_glue.sweep_failures import JOB_LOG
 
-    output_dir = OmegaConf.select(result.hydra_cfg or {}, "hydra.runtime.output_dir")
+    output_dir = None
+    if result.hydra_cfg is not None:  # None for a SLURM job that died without a result
+        output_dir = OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir", default=None)
     if output_dir:
         return Path(output_dir) / JOB_LOG
     return result.working_dir or sweep_dir
