@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from resnet_exp import failures
 from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.hydra_glue import sweep_failures
 from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.hydra_glue.register import register_configs
@@ -36,22 +37,34 @@ if TYPE_CHECKING:
     from resnet_exp.training.loop import Trainer
 
 register_configs()
+sweep_failures.register_plugins()
 log = logging.getLogger("resnet_exp")
 
 
 def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSummary:
     """Train one configuration; its summary is also written to ``summary.json``. ``stop``: the
     SIGINT/SIGTERM flag the training loop looks at between steps."""
+    from resnet_exp.hydra_glue import gpu_slots
     from resnet_exp.session import fit_and_record
 
-    return fit_and_record(build_run(cfg, job, stop))
+    try:
+        run = build_run(cfg, job, stop)
+        try:
+            return fit_and_record(run)
+        finally:
+            if run.lease is not None:
+                run.lease.release()
+    finally:
+        gpu_slots.release()  # the slot (if any) is free for the sweep's next job
 
 
 def build_run(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> Run:
     """Everything one training run needs, built from the config and resumed where an earlier
     attempt stopped: the process's threads and device, the trainer and its logger, started."""
+    import torch
+
     from resnet_exp.session import Run
-    from resnet_exp.training import distributed, resume
+    from resnet_exp.training import core_lease, distributed, resume
 
     started, dist = time.time(), distributed.current()
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -59,21 +72,30 @@ def build_run(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> R
     summary = RunSummary(dataset=cfg.data.name, seed=cfg.seed, job=job.name,
                          overrides=job.overrides, epochs_planned=cfg.trainer.epochs,
                          host=socket.gethostname(), pid=os.getpid())  # fmt: skip
-    device = _set_up_process(cfg, job, summary)
-    trainer, measure = _build_trainer(cfg, job, device, record, summary, stop)
-    trainer.wall_start = started
-    # the config's key is stored with each checkpoint, so a resume finds one of this config
-    key = summary.config_key = trainer.meta["config"] = resume.config_key(config)
-    rows = _resume(cfg, trainer, summary, key)
-    _start_logger(cfg, job, trainer, summary, config)
-    return Run(trainer, summary, rows, measure, checksum=cfg.trainer.debug_checksum)
+    device, lease = _set_up_process(cfg, job, summary)
+    try:
+        trainer, measure = _build_trainer(cfg, job, device, record, summary, stop)
+        if lease is not None:  # give threads back / take them when other runs start / end
+            trainer.between_steps = core_lease.keep_fair(lease, torch.set_num_threads)
+        trainer.wall_start = started
+        # the config's key is stored with each checkpoint, so a resume finds one of this config
+        key = summary.config_key = trainer.meta["config"] = resume.config_key(config)
+        rows = _resume(cfg, trainer, summary, key)
+        _start_logger(cfg, job, trainer, summary, config)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+    return Run(trainer, summary, rows, measure, checksum=cfg.trainer.debug_checksum, lease=lease)
 
 
-def _set_up_process(cfg: DictConfig, job: JobFacts, summary: RunSummary) -> Any:
-    """This process's torch threads (a share of the cores), its device and its seed."""
+def _set_up_process(cfg: DictConfig, job: JobFacts, summary: RunSummary) -> tuple[Any, Any]:
+    """This process's torch threads (a share of the cores, or its GPU slot's), its device and
+    its seed; and the core lease it holds (None when it takes a fixed number of threads)."""
     import torch
 
-    from resnet_exp.training import distributed
+    from resnet_exp.hydra_glue import gpu_slots
+    from resnet_exp.training import core_lease, distributed
     from resnet_exp.training.device import resolve_device
 
     dist = distributed.current()
@@ -87,12 +109,21 @@ def _set_up_process(cfg: DictConfig, job: JobFacts, summary: RunSummary) -> Any:
         log.warning(note)
         summary.warnings.append(note)
         threads = cores
-    if threads:
+    lease = None
+    slot = gpu_slots.for_job(str(cfg.trainer.device), job.sweep_dir, dist.enabled)
+    if slot is not None:  # a joblib sweep over the node's GPUs: this job's GPU and cores
+        gpu_slots.pin(slot, torch.set_num_threads)
+    elif core_lease.wanted(cfg.trainer.num_threads, os.environ.get("SLURM_CPUS_PER_TASK"),
+                           dist.local_world_size):  # fmt: skip
+        lease = core_lease.take(cores, threads, torch.set_num_threads)  # logs the share and why
+    elif threads:
         torch.set_num_threads(threads)
         log.info("torch intra-op threads: %d", threads)
-    device = distributed.device_for(dist, resolve_device(cfg.trainer.device))
+    device = distributed.device_for(
+        dist, resolve_device(slot.device if slot else cfg.trainer.device)
+    )
     torch.manual_seed(cfg.seed)
-    return device
+    return device, lease
 
 
 def _build_trainer(
@@ -191,12 +222,16 @@ def _start_logger(
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
     from resnet_exp.training.job_plan import stored_result
     from resnet_exp.validation import validate
 
     job = current_job()
     if job.multirun:  # before torch is imported: skipping a finished job costs well under 1 s
+        not_started = sweep_failures.not_started_reason(job)
+        if not_started is not None:  # fail-fast: an earlier job of this sweep failed
+            log.warning("%s", not_started)
+            return sweep_failures.NotStarted(not_started)
         stored = stored_result(OmegaConf.to_container(cfg, resolve=True), job.run_dir, job.name,
                                job.sweep_dir)  # fmt: skip
         if stored is not None:
@@ -216,7 +251,8 @@ def main(cfg: DictConfig) -> float | None:
             RunRecord(job.run_dir).mark_failed(f"{type(error).__name__}: {error}", job.name,
                                                job.overrides)  # fmt: skip
         if job.multirun:
-            raise  # a sweep goes on (Hydra reports the job, the report marks it)
+            sweep_failures.job_failed(job, error)  # one line now; the table at the sweep's end
+            raise  # a sweep goes on (the sweeper notes the job, the report marks it)
         user_error = failures.user_error(error)
         if user_error is not None:
             failures.exit_with(str(user_error), EXIT_USER_ERROR)
@@ -249,10 +285,12 @@ def _start(args: list[str]) -> None:
     preflight.preflight(command)  # every job composes and validates before Hydra writes anything
     RunFolderGuard.take(command)
     check_explicit_run_dir(command.new_run_dir)
+    named_sweep_dir = command.sweep_dir is not None  # as typed, before the folder is claimed
     command = claim_sweep_dir(command)  # one folder per sweep, the same in every launcher process
     sys.argv[1:] = command.args
     if not torchrun.launched_by_torchrun():
         main()
+        sweep_failures.finish(named_sweep_dir)  # a sweep with failed jobs: their table, exit 1
         return
     sys.argv[1:] = torchrun.start(list(command.args))  # join the process group before Hydra starts
     try:

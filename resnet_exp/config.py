@@ -233,8 +233,9 @@ class TrainerConfig:
     # torch.compile. auto: true only on CUDA for runs of >= 40k steps; the 30-40 s cold compile
     # never pays off in a short run or on CPU
     compile: Any = ruled("auto", choices=SWITCH_CHOICES)
-    # torch intra-op threads; null: torch's default for a lone run, or the cores shared out among
-    # parallel jobs (joblib n_jobs, torchrun processes, SLURM cpus)
+    # torch intra-op threads; null: this run's fair share of the cores among the resnet_exp runs
+    # of this user on this machine (a lease each, re-read every 2 s: a lone run takes all, two
+    # take half each), or SLURM's cpus / torchrun's part
     num_threads: int | None = ruled(None, ge=1, null="torch's default")
     resume: str = "auto"  # auto | never | <checkpoint path>: checked against the filesystem
     checkpoint_every_steps: int = ruled(0, ge=0, hint="0: only at epoch ends")

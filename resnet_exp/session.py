@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunSummary
 from resnet_exp.training.interrupt import Interrupted
@@ -26,6 +26,7 @@ class Run:
     rows: list[dict]  # metrics rows of the epochs already done (a resumed run)
     on_completed: Callable[[], None]  # after a completed fit: the layer responses
     checksum: bool = False  # trainer.debug_checksum: log each DDP rank's weights' hash at the end
+    lease: Any = None  # the core lease (training/core_lease.py) the run holds, released after
 
 
 def fit_and_record(run: Run) -> RunSummary:

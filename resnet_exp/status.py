@@ -149,6 +149,9 @@ def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
     for job in expected_jobs(folder):
         if frozenset(job) not in started:
             rows.append(JobStatus("-", list(job), PENDING, "not started"))
+    from resnet_exp.slurm_queue import annotate
+
+    annotate(folder, rows)  # a SLURM sweep: queued jobs' reasons, jobs SLURM ended unrecorded
     return rows
 
 

@@ -5,7 +5,12 @@ import. The launcher itself (``_slurm``, skipped by that scan because of its und
 submitit, which only the ``scale`` extra installs; so this module exposes it only where submitit
 is there, and a base install starts without a warning. Without it, ``hydra/launcher=slurm`` is
 refused before Hydra starts, with the install command (``resnet_exp.hydra_glue.launchers``).
+The sweeper (``_sweeper``, the default ``hydra/sweeper=resnet_exp``) needs only Hydra.
 """
+
+from hydra_plugins.resnet_exp_launcher._sweeper import ResnetExpSweeper
+
+__all__ = ["ResnetExpSweeper"]
 
 _SCALE_EXTRA = ("submitit", "hydra_plugins.hydra_submitit_launcher")
 
@@ -15,4 +20,4 @@ except ImportError as error:  # only a missing `scale` extra is expected; anythi
     if not (error.name or "").startswith(_SCALE_EXTRA):
         raise
 else:
-    __all__ = ["DeadJobError", "SlurmLauncher"]
+    __all__ += ["DeadJobError", "SlurmLauncher"]

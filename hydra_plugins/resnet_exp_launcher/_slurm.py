@@ -17,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, JobStatus
+from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
     SlurmLauncher as _SubmititSlurmLauncher,
 )
@@ -33,28 +36,75 @@ class DeadJobError(RuntimeError):
     """A SLURM job ended without returning a result (its process was killed)."""
 
 
+@dataclass
+class SlurmConf(SlurmQueueConf):
+    """submitit's SLURM options plus ``wait`` (false: submit the sweep and return at once)."""
+
+    _target_: str = "hydra_plugins.resnet_exp_launcher._slurm.SlurmLauncher"
+    wait: bool = True
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="resnet_exp_slurm", node=SlurmConf)
+
+
 class SlurmLauncher(_SubmititSlurmLauncher):
-    """submitit's SLURM launcher, reporting jobs that died without a result as failed jobs."""
+    """submitit's SLURM launcher, reporting jobs that died without a result as failed jobs;
+    ``wait=false`` submits and returns; a sweep job still queued or running is not submitted
+    again."""
+
+    def __init__(self, wait: bool = True, **params: Any) -> None:
+        super().__init__(**params)
+        self.wait = wait
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        import submitit
         from submitit.core.core import Job
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
-        results = Job.results
+        from resnet_exp import slurm_queue
+
+        assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        jobs = [list(o) for o in job_overrides]
+        queued = slurm_queue.still_queued(sweep_dir, jobs)  # {index: SLURM job id}
+        for n, job_id in queued.items():
+            log.info("#%d is SLURM job %s, still queued or running: not submitted again: %s",
+                     initial_job_idx + n, job_id, " ".join(jobs[n]))  # fmt: skip
+        todo = [n for n in range(len(jobs)) if n not in queued]
+        submitted: list[tuple[str, list[str]]] = []
+        results, map_array = Job.results, submitit.AutoExecutor.map_array
         dead: list[int] = []
 
+        def map_and_record(executor: Any, fn: Any, *iterables: Any) -> list:
+            array = map_array(executor, fn, *iterables)  # submitted: keep the ids before waiting
+            submitted.extend((str(j.job_id), list(j.submission().args[0])) for j in array)
+            slurm_queue.record_submitted(sweep_dir, submitted)
+            return array
+
         def results_or_failure(job: Job) -> list:
+            if not self.wait:  # detached: the job writes its own record; status follows it
+                return [JobReturn(overrides=list(job.submission().args[0]),
+                                  status=JobStatus.UNKNOWN)]  # fmt: skip
             try:
                 return results(job)
             except (UncompletedJobError, FailedJobError) as error:
                 dead.append(1)
                 return [self._dead_job(job, error)]
 
-        # The parent collects every job with ``Job.results()``; only this launch sees the wrapper.
-        with _patched(Job, "results", results_or_failure):
-            returns = super().launch(job_overrides, initial_job_idx)
+        returns: list[Any] = [JobReturn(overrides=job, status=JobStatus.UNKNOWN) for job in jobs]
+        if todo:
+            # The parent collects every job with ``Job.results()``; only this launch sees these.
+            with (
+                _patched(Job, "results", results_or_failure),
+                _patched(submitit.AutoExecutor, "map_array", map_and_record),
+            ):
+                done = super().launch([jobs[n] for n in todo], initial_job_idx)
+            for n, ret in zip(todo, done):
+                returns[n] = ret
         if dead:
             self._rebuild_report()
+        if not self.wait:
+            _say_detached(sweep_dir, submitted, queued)
         return returns
 
     # -- in the SLURM job ----------------------------------------------------------------------
@@ -147,6 +197,17 @@ def _mark_failed(job_dir: Path, overrides: list[str], message: str) -> None:
         record.mark_failed(f"DeadJobError: {message}", overrides=overrides)
         return
     write_job_error(job_dir, "DeadJobError", message)
+
+
+def _say_detached(sweep_dir: Path, submitted: list, queued: dict[int, str]) -> None:
+    """What a detached sweep prints before it returns: the SLURM job ids and how to follow them."""
+    ids = " ".join(job_id for job_id, _ in submitted) or "none"
+    print(f"submitted {len(submitted)} SLURM jobs: {ids}", flush=True)
+    if queued:
+        print(f"still queued or running, not submitted again: {' '.join(queued.values())}")
+    print(f"follow them: python -m resnet_exp.status {sweep_dir} --watch", flush=True)
+    print("the last job to finish writes the sweep report (or: python -m resnet_exp.report "
+          f"{sweep_dir})", flush=True)  # fmt: skip
 
 
 @contextlib.contextmanager

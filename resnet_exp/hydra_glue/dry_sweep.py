@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.hydra_glue import gpu_slots
 
 if TYPE_CHECKING:
     from resnet_exp.hydra_glue.command import Command
@@ -33,10 +34,13 @@ def dry_sweep(command: Command) -> int:
         )
         return EXIT_USER_ERROR
     preflight.preflight(command, dry=True)  # each job parses, composes and validates, or exit 2
+    slots = gpu_slots.planned_for(command.hydra)  # joblib over the node's GPUs: each job's device
     for number, job in enumerate(command.jobs()):
         full, task = compose(job, return_hydra_config=True), compose(job)
         print(f"# job {number}: {' '.join(job) or '(no overrides)'}")
         print(f"# {_would(full, task, command.sweep_dir)}")
+        if slots and str(task.trainer.device) in ("auto", "cuda"):
+            print(f"# {gpu_slots.predicted(number, slots)}")
         cfg = full.hydra if what == "hydra" else full if what == "all" else task
         print(OmegaConf.to_yaml(cfg, resolve=command.resolve))
     return 0

@@ -97,6 +97,7 @@ class Trainer:
         self.dist = dist
         self.policy = StepPolicy(settings.checkpoint_every_steps, settings.finite_check_steps,
                                  device, dist, stop)  # fmt: skip
+        self.between_steps: Callable[[], None] | None = None  # e.g. follow the fair core share
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=settings.precision_dtype is torch.float16
         )
@@ -277,6 +278,8 @@ class Trainer:
         if checkpoint:
             sums.lap()
             self.save(LAST_PT)
+        if self.between_steps is not None:
+            self.between_steps()
         if policy.stop_requested(self.step):
             raise self._interrupt(sums)
         return True

@@ -10,7 +10,8 @@ moment, as the OOM killer or a lost node would, so kill-and-resume tests need no
 - ``epoch:E``: after epoch E's checkpoint.
 
 ``RESNET_EXP_FAULT_KILL_JOB=<override>`` SIGKILLs, as it starts training, the sweep job whose
-overrides include ``<override>`` (e.g. ``seed=2``).
+overrides include ``<override>`` (e.g. ``seed=2``); ``RESNET_EXP_FAULT_FAIL_JOB=<override>`` makes
+it raise ``RuntimeError("injected failure")`` there instead, as a bug in a job would.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 
 KILL_AT = os.environ.get("RESNET_EXP_FAULT_KILL_AT", "")
 KILL_JOB = os.environ.get("RESNET_EXP_FAULT_KILL_JOB", "")
+FAIL_JOB = os.environ.get("RESNET_EXP_FAULT_FAIL_JOB", "")
 
 
 def _die(why: str) -> None:
@@ -62,6 +64,8 @@ def _install() -> None:
 
         if KILL_JOB and KILL_JOB in HydraConfig.get().overrides.task:
             _die(f"the job with {KILL_JOB}")
+        if FAIL_JOB and FAIL_JOB in HydraConfig.get().overrides.task:
+            raise RuntimeError(f"injected failure in the job with {FAIL_JOB}")
         return fit(self, rows)
 
     Trainer._end_of_step = _end_of_step_then_die
@@ -70,5 +74,5 @@ def _install() -> None:
     Trainer.fit = _fit_or_die
 
 
-if KILL_AT or KILL_JOB:
+if KILL_AT or KILL_JOB or FAIL_JOB:
     _install()

@@ -1,0 +1,148 @@
+"""A SLURM sweep's jobs as SLURM sees them: which job id runs which sweep job, and its queue state.
+
+The SLURM launcher (``hydra_plugins/resnet_exp_launcher/_slurm.py``) appends every job it submits
+to ``<sweep>/.submitit/slurm_jobs.json`` (job id, the sweep job's overrides). From that,
+``python -m resnet_exp.status`` shows a job with no record yet as ``pending`` with SLURM's queue
+reason, and a job SLURM has ended without a record as ``lost`` with SLURM's state; and the launcher
+never submits again a sweep job whose SLURM job is still queued or running (re-running the
+command of a detached sweep). Only ``squeue`` and ``sacct`` are asked; no torch, no Hydra.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from resnet_exp.atomic import atomic_write
+
+JOBS_FILE = Path(".submitit") / "slurm_jobs.json"
+#: SLURM states of a job that is still queued or running (it will write its record).
+ACTIVE = frozenset(
+    {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+     "REQUEUE_FED", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class QueueState:
+    state: str  # SLURM's: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, OUT_OF_MEMORY, ...
+    reason: str = ""  # squeue's %r for a queued job: Priority, Resources, BeginTime, ...
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+
+def record_submitted(sweep_dir: Path, jobs: Iterable[tuple[str, list[str]]]) -> None:
+    """Add (job id, overrides) pairs to the sweep's list of submitted jobs."""
+    path = sweep_dir / JOBS_FILE
+    entries = read_entries(sweep_dir) + [{"job_id": i, "overrides": list(o)} for i, o in jobs]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(entries, indent=1) + "\n").encode("utf-8"))
+
+
+def read_entries(sweep_dir: Path) -> list[dict]:
+    try:
+        data = json.loads((sweep_dir / JOBS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return (
+        [e for e in data if isinstance(e, dict) and "job_id" in e] if isinstance(data, list) else []
+    )
+
+
+def latest_ids(sweep_dir: Path) -> dict[frozenset[str], str]:
+    """The last SLURM job id submitted for each sweep job (keyed by its set of overrides)."""
+    return {frozenset(e.get("overrides") or []): str(e["job_id"]) for e in read_entries(sweep_dir)}
+
+
+def parse_squeue(text: str) -> dict[str, QueueState]:
+    """``squeue -h -r -o '%i|%T|%r'`` lines -> {job id: state} (``-r``: one line per array task,
+    so a queued task is ``12_3``, not ``12_[2-3]``)."""
+    states = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 2 and parts[0]:
+            reason = parts[2].strip() if len(parts) > 2 else ""
+            states[parts[0].strip()] = QueueState(
+                parts[1].strip(), "" if reason == "None" else reason
+            )
+    return states
+
+
+def parse_sacct(text: str) -> dict[str, QueueState]:
+    """``sacct -n -X -P -o JobID,State`` lines -> {job id: state} ("CANCELLED by 0": CANCELLED)."""
+    states = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) >= 2 and parts[0]:
+            states[parts[0].strip()] = QueueState(parts[1].split()[0] if parts[1].split() else "")
+    return states
+
+
+def _ask(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout if done.returncode == 0 else ""
+
+
+def queue_states(job_ids: Iterable[str]) -> dict[str, QueueState]:
+    """SLURM's state of each job: squeue for jobs it still lists, sacct for the others ({} where
+    SLURM cannot be asked)."""
+    ids = sorted(set(job_ids))
+    if not ids:
+        return {}
+    states = parse_squeue(_ask(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", "%i|%T|%r"]))
+    rest = [i for i in ids if i not in states]
+    if rest:
+        sacct = parse_sacct(_ask(["sacct", "-n", "-X", "-P", "-j", ",".join(rest),
+                                  "-o", "JobID,State"]))  # fmt: skip
+        states.update({i: s for i, s in sacct.items() if i in rest})
+    return states
+
+
+def still_queued(sweep_dir: Path, jobs: list[list[str]]) -> dict[int, str]:
+    """{index in ``jobs``: SLURM job id} for the jobs whose last submission is queued or running."""
+    ids = latest_ids(sweep_dir)
+    wanted = {n: ids[frozenset(job)] for n, job in enumerate(jobs) if frozenset(job) in ids}
+    states = queue_states(wanted.values())
+    return {n: i for n, i in wanted.items() if i in states and states[i].active}
+
+
+def explain(job_id: str, state: QueueState | None) -> tuple[str, str] | None:
+    """(status state, detail) for a job without a final record, from SLURM's state; None when
+    SLURM does not know the job or says it is running (the record tells more then)."""
+    if state is None or state.state == "RUNNING":
+        return None
+    if state.state == "PENDING":
+        why = f", reason: {state.reason}" if state.reason else ""
+        return "pending", f"queued as SLURM job {job_id}{why}"
+    if state.active:
+        return "pending", f"SLURM job {job_id} is {state.state}"
+    return "lost", (
+        f"SLURM job {job_id} ended in state {state.state} without a record; re-run the sweep "
+        "command to run it again"
+    )
+
+
+def annotate(sweep_dir: Path, rows: list) -> None:
+    """``status``: rows (``JobStatus``) without a final record get SLURM's word on their job."""
+    ids = latest_ids(sweep_dir)
+    if not ids:  # not a SLURM sweep: nothing to ask
+        return
+    open_rows = [r for r in rows if r.state in ("pending", "running", "lost")]
+    wanted = {id(r): ids.get(frozenset(r.overrides)) for r in open_rows}
+    states = queue_states(i for i in wanted.values() if i)
+    for row in open_rows:
+        job_id = wanted[id(row)]
+        state = states.get(job_id) if job_id else None
+        new = explain(job_id, state) if job_id else None
+        if state is not None and state.state == "RUNNING" and row.state == "pending":
+            new = "pending", f"running as SLURM job {job_id}, no record yet"
+        if new is not None:
+            row.state, row.detail = new
