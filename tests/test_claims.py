@@ -20,7 +20,6 @@ from resnet_exp.report.claims import (
     REPRODUCED,
     rises,
     share_avoided,
-    stays_flat,
 )
 from resnet_exp.report.convergence import convergence
 from resnet_exp.report.markdown import family_verdict, headline
@@ -32,7 +31,7 @@ from resnet_exp.report.stats import (
     seeds_needed,
     spread,
 )
-from resnet_exp.report.study import family_effect, summary_csv_text
+from resnet_exp.report.study import decide, family_effect, summary_csv_text
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_stats import fake_runs  # noqa: E402
@@ -112,9 +111,11 @@ def _groups(deltas: dict[str, list[float]]) -> dict[tuple[str, int], list[float]
 
 def test_each_outcome_of_each_claim() -> None:
     clear = fake_runs(_groups({"plain": [30.0, 31.0, 29.0], "basic": [7.5, 8.0, 8.5]}))
-    plain, resid = family_effect(clear, False), family_effect(clear, True)
+    plain = family_effect(clear, False)
     assert rises(plain.parts).outcome == REPRODUCED
-    assert stays_flat(resid.parts).outcome == REPRODUCED
+    verdict = decide(clear)
+    assert verdict.residual_claim.outcome == REPRODUCED
+    assert verdict.residual_claim.basis == "flat" and verdict.most == REPRODUCED
 
     # Not reproduced by equivalence: the plain interval lies below +5 pp.
     flat = fake_runs(_groups({"plain": [10.2, 10.6, 9.8], "basic": [8.0, 8.4, 7.6]}))
@@ -132,13 +133,21 @@ def test_each_outcome_of_each_claim() -> None:
 
     # The residual family rising far beyond the margin: degradation in both families.
     both = fake_runs(_groups({"plain": [30.0, 31.0, 29.0], "basic": [28.0, 29.0, 27.0]}))
-    assert stays_flat(family_effect(both, True).parts).outcome == NOT_REPRODUCED
+    assert decide(both).residual_claim.outcome == NOT_REPRODUCED
     assert headline(both).startswith("**Degradation in both families**")
+    assert "less than half" in headline(both)
+
+    # The residual family rising, but less than the plain one by more than the margin: the
+    # issue's "lies below the plain one by a margin".
+    less = fake_runs(_groups({"plain": [40.0, 41.0, 39.0], "basic": [12.0, 18.0, 15.0]}))
+    claim = decide(less).residual_claim
+    assert claim.outcome == REPRODUCED and claim.basis == "below plain"
+    assert "less than the plain nets' rise by" in headline(less)
 
     # The residual family neither inside nor outside the margin: inconclusive, with seeds.
-    unsure = fake_runs(_groups({"plain": [30.0, 31.0, 29.0], "basic": [6.0, 20.0, 13.0]}))
-    resid_claim = stays_flat(family_effect(unsure, True).parts)
-    assert resid_claim.outcome == INCONCLUSIVE
+    unsure = fake_runs(_groups({"plain": [20.0, 21.0, 19.0], "basic": [4.0, 18.0, 11.0]}))
+    resid_claim = decide(unsure).residual_claim
+    assert resid_claim.outcome == INCONCLUSIVE and resid_claim.seeds is not None
     assert "the residual family is inconclusive" in headline(unsure)
     assert "inconclusive (the interval includes +5 pp)" in family_verdict(unsure, True)
 

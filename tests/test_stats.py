@@ -112,7 +112,7 @@ def test_issue_seeds_pooled_give_the_papers_answer() -> None:
     assert resid.effect.estimate == pytest.approx(0.0833, abs=1e-3)
     assert resid.effect.side == "spans"
     text = headline(runs)
-    assert text.startswith("**Degradation reproduced, and the shortcuts remove it**")
+    assert text.startswith("**Degradation reproduced: deeper plain nets train worse, residual nets")
     assert "+27.42 pp" in text and "+0.08 pp" in text and "below the +5 pp margin" in text
     assert "avoid 99.7% (95% CI" in text
     assert "both families" not in text

@@ -36,6 +36,7 @@ class Claim:
     outcome: str
     effect: Effect
     seeds: int | None = None
+    basis: str = ""
 
 
 def _fewest(*options: int | None) -> int | None:
@@ -57,20 +58,31 @@ def rises(parts: ContrastParts, margin: float = MARGIN_PP) -> Claim:
     return Claim(INCONCLUSIVE, effect, seeds)
 
 
-def stays_flat(parts: ContrastParts, margin: float = MARGIN_PP) -> Claim:
-    """'No rise bigger than the margin': reproduced when the interval lies below +margin, not
-    reproduced when it lies above +margin, inconclusive otherwise."""
-    effect = interval(parts)
-    if not effect.known:
+def stays_below(residual: ContrastParts, gap: ContrastParts, margin: float = MARGIN_PP) -> Claim:
+    """'Deeper residual nets do not degrade as plain nets do' (``gap`` = plain effect - residual
+    effect): reproduced when the residual interval lies below +margin (no rise beyond the margin)
+    or the gap's interval lies above +margin (they rise less than the plain nets by more than the
+    margin); not reproduced when the gap's interval lies below +margin (both families degrade
+    alike); inconclusive otherwise. The claim's effect is the residual depth effect; ``basis``
+    says which interval decided it ('flat', 'below plain' or '')."""
+    effect, between = interval(residual), interval(gap)
+    if not (effect.known and between.known):
         return Claim(UNKNOWN, effect)
     if effect.ci_high < margin:
-        return Claim(REPRODUCED, effect)
-    if effect.ci_low > margin:
+        return Claim(REPRODUCED, effect, basis="flat")
+    if between.ci_low > margin:
+        return Claim(REPRODUCED, effect, basis="below plain")
+    if between.ci_high < margin:
         return Claim(NOT_REPRODUCED, effect)
     seeds = _fewest(
-        seeds_needed(parts, margin, above=False), seeds_needed(parts, margin, above=True)
+        seeds_needed(residual, margin, above=False),
+        seeds_needed(gap, margin, above=True),
+        seeds_needed(gap, margin, above=False),
     )
     return Claim(INCONCLUSIVE, effect, seeds)
+
+
+MOST = 0.5  # "most of the penalty": more than half of it
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,18 @@ def share_avoided(plain: ContrastParts, residual: ContrastParts) -> Share:
     interval of the ratio carries over."""
     ratio, low, high = ratio_interval(residual, plain)
     return Share(1.0 - ratio, 1.0 - high, 1.0 - low)
+
+
+def most_avoided(share: Share) -> str:
+    """'The shortcuts avoid most of the plain penalty': reproduced when Fieller's interval of the
+    share lies above one half, not reproduced when below, inconclusive otherwise (or unbounded)."""
+    if not share.known:
+        return INCONCLUSIVE
+    if share.ci_low > MOST:
+        return REPRODUCED
+    if share.ci_high < MOST:
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
 
 
 def seed_list(seeds: int) -> str:

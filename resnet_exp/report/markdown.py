@@ -26,7 +26,6 @@ from resnet_exp.report.claims import (
     Share,
     rises,
     seed_list,
-    stays_flat,
 )
 from resnet_exp.report.convergence import LATE_FRACTION, STILL_FALLING_PP
 from resnet_exp.report.environment import environment_lines
@@ -148,14 +147,19 @@ _RISES = {  # the plain family's claim: it degrades
     INCONCLUSIVE: f"inconclusive (the interval includes zero and +{MARGIN_PP:g} pp)",
     UNKNOWN: _PROVISIONAL,
 }
-_FLAT = {  # the residual family's claim: it does not degrade
+_BELOW = {  # the residual family's claim: it does not degrade as the plain family does
     REPRODUCED: f"no degradation beyond {MARGIN_PP:g} pp (the interval lies below "
     f"+{MARGIN_PP:g} pp)",
-    NOT_REPRODUCED: f"degrades by more than {MARGIN_PP:g} pp (the interval lies above "
-    f"+{MARGIN_PP:g} pp)",
-    INCONCLUSIVE: f"inconclusive (the interval includes +{MARGIN_PP:g} pp)",
+    NOT_REPRODUCED: "degrades like the plain family (the two depth effects differ by less than "
+    f"{MARGIN_PP:g} pp)",
+    INCONCLUSIVE: f"inconclusive (the interval includes +{MARGIN_PP:g} pp, and the gap to the "
+    f"plain family's effect includes {MARGIN_PP:g} pp)",
     UNKNOWN: _PROVISIONAL,
 }
+_BELOW_PLAIN = (
+    f"rises less than the plain family by more than {MARGIN_PP:g} pp (the interval of the "
+    f"difference lies above +{MARGIN_PP:g} pp)"
+)
 
 
 def _left_out(runs: Sequence[RunResult], residual: bool) -> str:
@@ -194,8 +198,13 @@ def family_verdict(runs: Sequence[RunResult], residual: bool) -> str:
         f"{' → '.join(fmt_pct(m) for m in found.means)} mean final training error "
         f"({_counts(found.counts)})"
     )
-    claim = stays_flat(found.parts) if residual else rises(found.parts)
-    outcome = (_FLAT if residual else _RISES)[claim.outcome]
+    verdict = decide(runs)
+    claim = verdict.residual_claim if residual else verdict.plain_claim
+    if claim is None:
+        claim = rises(found.parts)  # a family alone, or provisional: its own interval
+    outcome = (_BELOW if residual else _RISES)[claim.outcome]
+    if claim.basis == "below plain":
+        outcome = _BELOW_PLAIN
     if claim.outcome == INCONCLUSIVE:
         outcome += f"; {_settle(claim)}"
     return f"**{name}**: {chain}; depth effect {fmt_effect(found.effect)} — {outcome}.{left_out}"
@@ -227,23 +236,33 @@ def _plain_not_shown(plain: Claim) -> str:
     )
 
 
-def _residual_clause(resid: Claim) -> str:
+def _residual_clause(resid: Claim, gap: Claim) -> str:
     effect = fmt_effect(resid.effect)
-    if resid.outcome == REPRODUCED:
+    if resid.basis == "flat":
         return (
             f"deeper residual nets do not degrade: {effect}, an interval below the "
             f"+{MARGIN_PP:g} pp margin"
         )
+    if resid.basis == "below plain":
+        return (
+            f"deeper residual nets change by {effect}, less than the plain nets' rise by "
+            f"{fmt_effect(gap.effect)}, an interval above the {MARGIN_PP:g} pp margin"
+        )
     if resid.outcome == NOT_REPRODUCED:
-        return f"deeper residual nets degrade too, by {effect}"
+        return f"deeper residual nets degrade alike, by {effect}"
     return (
-        f"whether deeper residual nets degrade is inconclusive: {effect} includes effects "
-        f"above +{MARGIN_PP:g} pp; {_settle(resid)}"
+        f"whether deeper residual nets degrade is inconclusive: {effect}, the gap to the plain "
+        f"nets' rise {fmt_effect(gap.effect)}; {_settle(resid)}"
     )
 
 
+_MOST = {
+    REPRODUCED: "more than half: the interval lies above 50%",
+    NOT_REPRODUCED: "less than half: the interval lies below 50%",
+    INCONCLUSIVE: "the interval includes 50%, or has no bound",
+}
 _TITLE = {
-    REPRODUCED: "Degradation reproduced, and the shortcuts remove it",
+    REPRODUCED: "Degradation reproduced: deeper plain nets train worse, residual nets do not",
     NOT_REPRODUCED: "Degradation in both families",
     INCONCLUSIVE: "Plain degradation reproduced; the residual family is inconclusive",
 }
@@ -270,15 +289,13 @@ def headline(runs: Sequence[RunResult]) -> str:
             f"**Degradation reproduced for plain nets** ({fmt_effect(plain.effect)}); fewer than "
             "two residual depths completed, so the residual fix is not yet shown." + falling
         )
-    avoided = found.avoided
+    title = _TITLE[found.residual_claim.outcome]
     saved = (
-        f"The shortcuts avoid {fmt_share(found.share)} of the plain penalty; the two depth "
-        f"effects differ by {fmt_effect(avoided.effect)}"
-        + ("." if avoided.outcome == REPRODUCED else f", {avoided.outcome}.")
+        f"The shortcuts avoid {fmt_share(found.share)} of the plain penalty ({_MOST[found.most]})."
     )
     return (
-        f"**{_TITLE[found.residual_claim.outcome]}**: deeper plain nets train worse by "
-        f"{fmt_effect(plain.effect)}; {_residual_clause(found.residual_claim)}. {saved}{falling}"
+        f"**{title}**: deeper plain nets train worse by {fmt_effect(plain.effect)}; "
+        f"{_residual_clause(found.residual_claim, found.avoided)}. {saved}{falling}"
     )
 
 

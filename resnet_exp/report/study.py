@@ -20,7 +20,15 @@ from typing import Any
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_row
-from resnet_exp.report.claims import REPRODUCED, Claim, Share, rises, share_avoided, stays_flat
+from resnet_exp.report.claims import (
+    REPRODUCED,
+    Claim,
+    Share,
+    most_avoided,
+    rises,
+    share_avoided,
+    stays_below,
+)
 from resnet_exp.report.convergence import Convergence, convergence
 from resnet_exp.report.stats import (
     PERCENT,
@@ -153,11 +161,13 @@ class Verdict:
     residual_claim: Claim | None = None
     avoided: Claim | None = None
     share: Share | None = None
+    most: str | None = None  # the share's outcome against one half (claims.most_avoided)
 
     @property
     def headline_outcome(self) -> str:
         """'reproduced' when plain nets degrade and residual nets do not; otherwise which claim
-        stopped it ('plain <outcome>' / 'residual <outcome>'), or 'provisional'/'incomplete'."""
+        stopped it ('plain <outcome>' / 'residual <outcome>'), or 'provisional'/'incomplete'. The
+        share of the penalty avoided is reported beside it with its own outcome (`most`)."""
         if self.plain is None or self.residual is None:
             return "incomplete"
         if self.plain_claim is None or self.residual_claim is None:
@@ -176,13 +186,15 @@ def decide(runs: Sequence[RunResult]) -> Verdict:
         return Verdict(plain, resid)
     if resid is None:
         return Verdict(plain, resid, rises(plain.parts))
+    gap, share = penalty_avoided_parts(plain, resid), share_avoided(plain.parts, resid.parts)
     return Verdict(
         plain,
         resid,
         plain_claim=rises(plain.parts),
-        residual_claim=stays_flat(resid.parts),
-        avoided=rises(penalty_avoided_parts(plain, resid)),
-        share=share_avoided(plain.parts, resid.parts),
+        residual_claim=stays_below(resid.parts, gap),
+        avoided=rises(gap),
+        share=share,
+        most=most_avoided(share),
     )
 
 
