@@ -149,7 +149,7 @@ def test_each_outcome_of_each_claim() -> None:
     resid_claim = decide(unsure).residual_claim
     assert resid_claim.outcome == INCONCLUSIVE and resid_claim.seeds is not None
     assert "the residual family is inconclusive" in headline(unsure)
-    assert "inconclusive (the interval includes +5 pp)" in family_verdict(unsure, True)
+    assert "inconclusive (the interval includes +5 pp, and the gap" in family_verdict(unsure, True)
 
 
 def _step_rows(values: list[float], every: int = 10) -> list[dict]:
