@@ -26,6 +26,7 @@ from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR
 from resnet_exp.hydra_glue import sweep_failures
 from resnet_exp.hydra_glue.job import JobFacts, current_job
+from resnet_exp.hydra_glue.plugins import register_plugins
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.hydra_glue.register import register_configs
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from resnet_exp.training.loop import Trainer
 
 register_configs()
-sweep_failures.register_plugins()
+register_plugins()
 log = logging.getLogger("resnet_exp")
 
 

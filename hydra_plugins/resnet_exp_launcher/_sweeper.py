@@ -86,7 +86,7 @@ class ResnetExpSweeper(BasicSweeper):
 
 def _job_log(result: JobReturn, sweep_dir: Path) -> Path | str:
     """The failed job's log file, from the Hydra config it ran with (else its folder)."""
-    from resnet_exp.hydra_glue.sweep_failures import JOB_LOG
+    from resnet_exp.tracking.record import JOB_LOG
 
     output_dir = None
     if result.hydra_cfg is not None:  # None for a SLURM job that died without a result

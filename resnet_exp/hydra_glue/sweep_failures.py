@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_exp.tracking.record import JOB_LOG
+
 if TYPE_CHECKING:
     from resnet_exp.hydra_glue.job import JobFacts
 
@@ -29,7 +31,6 @@ log = logging.getLogger("resnet_exp")
 #: In the sweep folder while a fail-fast sweep has seen a failure; holds the failed job's name.
 STOP_MARKER = ".fail_fast_stop"
 #: The job's log file (``hydra.job.name: resnet_exp`` in conf/config.yaml).
-JOB_LOG = "resnet_exp.log"
 FAIL_FAST_SWITCH = "hydra.sweeper.fail_fast=true"
 
 
@@ -67,26 +68,6 @@ class SweepOutcome:
 
 
 _outcome: SweepOutcome | None = None
-
-
-def register_plugins() -> None:
-    """Make our sweeper (and, with the ``scale`` extra, our SLURM launcher and its config schema)
-    known to Hydra. Hydra finds plugins by walking ``hydra_plugins``' folders, which misses a
-    package installed in editable mode (``pip install -e``); registering them by hand (Hydra's
-    public ``Plugins.register``) works for every kind of install."""
-    from hydra.core.plugins import Plugins
-
-    plugins = Plugins.instance()  # first: the scan re-executes the modules of Hydra's plugins
-    from hydra_plugins.resnet_exp_launcher._sweeper import ResnetExpSweeper
-
-    plugins.register(ResnetExpSweeper)
-    try:
-        from hydra_plugins.resnet_exp_launcher._slurm import SlurmLauncher
-    except ImportError as error:  # no `scale` extra: hydra/launcher=slurm is refused up front
-        if not (error.name or "").startswith(("submitit", "hydra_plugins.hydra_submitit")):
-            raise
-    else:
-        plugins.register(SlurmLauncher)
 
 
 def record_outcome(outcome: SweepOutcome) -> None:

@@ -33,6 +33,7 @@ BEST_PT = "best.pt"
 JOB_ERROR_JSON = "job_error.json"  # a sweep job that raised before writing summary.json
 RESPONSES_CSV = "layer_responses.csv"  # Fig. 7: std of each 3x3 layer's response
 HYDRA_DIR = ".hydra"  # Hydra's record of the job: config.yaml, hydra.yaml, overrides.yaml
+JOB_LOG = "resnet_exp.log"  # the job's log (hydra.job.name in conf/config.yaml + ".log")
 # A sweep's folder (the figures are named by the report):
 MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of the sweep command
 SUMMARY_CSV = "summary.csv"
