@@ -11,6 +11,7 @@ size) stay with the classes that have them, raised at construction.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ class InvalidConfig(UserError, ValueError):
 
 def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     """Raise :class:`InvalidConfig` for the first bad value (imports no torch: fast)."""
+    _check_finite(cfg)
     _check_keys_and_rules(cfg)
     _check_data_fits_dataset(cfg.data)
     _check_resume(str(cfg.trainer.resume))
@@ -69,6 +71,44 @@ def _check_keys_and_rules(cfg: DictConfig) -> None:
             if rule is not None:
                 key = f"{path}.{name}" if path else name
                 _check_rule(key, _value(node, name, key), rule)
+
+
+def _check_finite(cfg: DictConfig) -> None:
+    """NaN and inf pass every range rule (each comparison with them is false), so every number in
+    the config, at any depth and inside lists, is first checked to be finite."""
+    for key, value, number, rule in _numbers(cfg, "", OmegaConf.get_type(cfg) or Config):
+        if not math.isfinite(number):
+            bounded = rule is not None and any(
+                b is not None for b in (rule.ge, rule.gt, rule.le, rule.lt)
+            )
+            valid = f"; {key.rsplit('.', 1)[-1]} {rule.describe()}" if bounded else ""
+            raise InvalidConfig(
+                f"{key}={value}: {number} is not a finite number, and every numeric key takes a "
+                f"finite value (nan, inf and -inf are refused){valid}."
+            )
+
+
+def _numbers(node: DictConfig, path: str, schema: type) -> Iterator[tuple[str, Any, float, Any]]:
+    """(dotted key, its value, one float in it, the key's Rule or None) for every float in the
+    config (a list's items count as its key's; ``hydra`` is not ours to check)."""
+    from resnet_exp.config import rule_of
+
+    for name in node:
+        if path == "" and name == "hydra":
+            continue
+        key = f"{path}.{name}" if path else str(name)
+        try:
+            value = node[name]
+        except OmegaConfBaseException:
+            continue  # an interpolation that cannot resolve: the rules check names it
+        if isinstance(value, DictConfig):
+            yield from _numbers(value, key, OmegaConf.get_type(value) or dict)
+            continue
+        items = list(value) if isinstance(value, ListConfig) else [value]
+        shown = items if isinstance(value, ListConfig) else value
+        for item in items:
+            if isinstance(item, float):
+                yield key, shown, item, rule_of(schema, str(name))
 
 
 def _value(node: DictConfig, name: str, key: str) -> Any:
