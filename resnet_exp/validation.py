@@ -35,6 +35,7 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     _check_finite(cfg)
     _check_keys_and_rules(cfg)
     _check_data_fits_dataset(cfg.data)
+    _check_model_fits_data(cfg.model, cfg.data)
     _check_resume(str(cfg.trainer.resume))
     if run_dir is not None:
         _check_writable(Path(run_dir))
@@ -180,6 +181,24 @@ def _check_data_fits_dataset(d: DictConfig) -> None:
             f"data.val_size={d.val_size} leaves {d.train_subset - d.val_size} of the "
             f"data.train_subset={d.train_subset} images to train on; use a val_size between 0 "
             f"and {max(d.train_subset - 2, 0)}."
+        )
+
+
+def _check_model_fits_data(m: DictConfig, d: DictConfig) -> None:
+    """The model's input channels are what the data delivers, and it has an output for every
+    label (a smaller head trains until the first label past it: an IndexError mid-epoch)."""
+    if m.in_channels != d.in_channels:
+        raise InvalidConfig(
+            f"model.in_channels={m.in_channels} does not fit the data, whose images have "
+            f"data.in_channels={d.in_channels} channel(s) ({d.name}); leave model.in_channels "
+            "out (it follows data.in_channels) or set both to the same value."
+        )
+    labels = DATASETS[d.name].num_classes
+    if m.num_classes < labels:
+        raise InvalidConfig(
+            f"model.num_classes={m.num_classes} is too small for {d.name}, whose labels are 0 to "
+            f"{labels - 1}: the model needs at least {labels} outputs. Leave model.num_classes "
+            f"out (it follows data.num_classes={d.num_classes}) or use at least {labels}."
         )
 
 
