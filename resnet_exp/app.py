@@ -191,14 +191,17 @@ def _start(args: list[str]) -> None:
     check_explicit_run_dir(args)
     args = claim_sweep_dir(args)  # one folder per sweep, the same in every launcher process
     sys.argv[1:] = args
-    if not torchrun.launched_by_torchrun():
-        main()
-        return
-    sys.argv[1:] = torchrun.start(args)  # join the process group before Hydra starts
     try:
-        main()
-    finally:
-        torchrun.stop()
+        if not torchrun.launched_by_torchrun():
+            main()
+            return
+        sys.argv[1:] = torchrun.start(args)  # join the process group before Hydra starts
+        try:
+            main()
+        finally:
+            torchrun.stop()
+    finally:  # whatever ended a run before it (re)started: its existing folder is as it was
+        RunFolderGuard.restore()
 
 
 if __name__ == "__main__":

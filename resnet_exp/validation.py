@@ -36,6 +36,7 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     _check_keys_and_rules(cfg)
     _check_data_fits_dataset(cfg.data)
     _check_model_fits_data(cfg.model, cfg.data)
+    _check_betas(cfg.optimizer)
     _check_resume(str(cfg.trainer.resume))
     if run_dir is not None:
         _check_writable(Path(run_dir))
@@ -199,6 +200,16 @@ def _check_model_fits_data(m: DictConfig, d: DictConfig) -> None:
             f"model.num_classes={m.num_classes} is too small for {d.name}, whose labels are 0 to "
             f"{labels - 1}: the model needs at least {labels} outputs. Leave model.num_classes "
             f"out (it follows data.num_classes={d.num_classes}) or use at least {labels}."
+        )
+
+
+def _check_betas(optimizer: DictConfig) -> None:
+    """Adam's betas are a pair; another length fails only once training starts."""
+    betas = optimizer.get("betas")
+    if betas is not None and len(betas) != 2:
+        raise InvalidConfig(
+            f"optimizer.betas={list(betas)} has {len(betas)} value(s); Adam takes two, the "
+            "decay rates of the mean gradient and of its square, e.g. optimizer.betas=[0.9,0.999]."
         )
 
 
