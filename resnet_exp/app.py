@@ -132,15 +132,27 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from resnet_exp.hydra_glue.worker_watch import exit_if_orphaned, watch_parent
+    from resnet_exp.hydra_glue.writers import job_folder_lock
     from resnet_exp.training.job_plan import stored_result
-    from resnet_exp.validation import validate
 
     job = current_job()
     if job.multirun:  # before torch is imported: skipping a finished job costs well under 1 s
+        watch_parent()  # a joblib worker ends with the sweep's process
         stored = stored_result(OmegaConf.to_container(cfg, resolve=True), job.run_dir, job.name,
                                job.sweep_dir)  # fmt: skip
         if stored is not None:
             return failures.sweeper_result(stored)
+    try:
+        with job_folder_lock(job.run_dir, job.multirun):  # one writer per job folder
+            return _run(cfg, job)
+    finally:
+        exit_if_orphaned()  # a worker whose sweep process died ends with its job
+
+
+def _run(cfg: DictConfig, job: JobFacts) -> float | None:
+    from resnet_exp.validation import validate
+
     stop = StopFlag()
     try:
         with stop:
@@ -180,6 +192,8 @@ def _start(args: list[str]) -> None:
     from resnet_exp.hydra_glue.launchers import require_launcher_plugins
     from resnet_exp.hydra_glue.run_dir import check_explicit_run_dir
     from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir
+    from resnet_exp.hydra_glue.worker_watch import mark_parent
+    from resnet_exp.hydra_glue.writers import claim_command_folders
 
     require_launcher_plugins(args)
     if dry_sweep.wanted(args):
@@ -190,6 +204,8 @@ def _start(args: list[str]) -> None:
     RunFolderGuard.take(args)
     check_explicit_run_dir(args)
     args = claim_sweep_dir(args)  # one folder per sweep, the same in every launcher process
+    claim_command_folders(args)  # the right kind of folder, and no other writer in it
+    mark_parent()  # the sweep's workers end with this process
     sys.argv[1:] = args
     try:
         if not torchrun.launched_by_torchrun():

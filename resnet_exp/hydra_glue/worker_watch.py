@@ -1,0 +1,66 @@
+"""A launcher's worker ends with its parent.
+
+joblib's loky workers outlive a sweep's parent that was killed: they go on training (and idle ones
+stay for minutes, ~1 GB each), and a re-run of the sweep trains beside them in the same folders.
+The entry point records its pid in ``RESNET_EXP_SWEEP_PID`` (inherited by the workers); a worker
+watches it from a daemon thread and, once it is gone, stops like a SIGTERM would: the running job
+saves its checkpoint at the next step and records ``terminated`` (so the same command resumes it),
+an idle worker just ends. If the job does not end within the grace period, the worker exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+PARENT_ENV = "RESNET_EXP_SWEEP_PID"
+POLL_S = 1.0
+GRACE_S = 60.0
+_started = False
+_orphaned = threading.Event()
+
+
+def mark_parent() -> None:
+    """In the launching process: who the workers it starts must outlive no longer than."""
+    os.environ[PARENT_ENV] = str(os.getpid())
+
+
+def watch_parent() -> None:
+    """In a launcher's worker (a no-op in the launching process, and after the first call)."""
+    global _started
+    parent = int(os.environ.get(PARENT_ENV) or 0)
+    if _started or parent in (0, os.getpid()):
+        return
+    _started = True
+    args = (parent, os.getppid())
+    threading.Thread(target=_watch, args=args, name="parent-watch", daemon=True).start()
+
+
+def exit_if_orphaned() -> None:
+    """After a job: a worker whose sweep process is gone ends now instead of waiting for work."""
+    if _orphaned.is_set():
+        import logging
+
+        logging.shutdown()
+        os._exit(128 + signal.SIGTERM)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch(parent: int, ppid: int) -> None:
+    while _alive(parent) and os.getppid() == ppid:  # a dead parent's children are re-parented
+        time.sleep(POLL_S)
+    _orphaned.set()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(GRACE_S)
+    os._exit(128 + signal.SIGTERM)

@@ -1,0 +1,107 @@
+"""Before Hydra writes: the command's folder is the kind it claims to be and has no other writer.
+
+A single run's folder (``hydra.run.dir``) and a sweep's folder (``hydra.sweep.dir``) are locked by
+the launching process for as long as it lives (:mod:`resnet_exp.tracking.folder_lock`); each sweep
+job locks its own folder while it trains, so a single run pointed into a job's folder is refused
+too. A run pointed at a sweep's folder, or a sweep at a run's, is refused: the record of one would
+be read as the other (``status`` showed a sweep's completed jobs as ``pending``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.tracking.folder_lock import FolderBusy, FolderLock
+
+_HELD: list[FolderLock] = []  # held until the process ends
+
+
+def is_sweep_folder(folder: Path) -> bool:
+    return (folder / "multirun.yaml").is_file()
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / ".hydra").is_dir() or (folder / "summary.json").is_file()
+
+
+def claim_folder(folder: Path, multirun: bool) -> None:
+    """Exit 2 with one paragraph if ``folder`` is of the other kind or has a writer; else lock it
+    for the rest of this process."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    wrong = is_run_folder(folder) if multirun else is_sweep_folder(folder)
+    if wrong:
+        this, other = ("a sweep", "a single run's") if multirun else ("a single run", "a sweep's")
+        _refuse(
+            f"{key}={str(folder)!r} is {other} folder; {this} cannot be written there (its "
+            "record would be read as the other kind: status and the report would mix them up). "
+            f"Choose another {key}"
+            + (
+                "; to re-run one job of a sweep, re-run the sweep command (it trains only "
+                "missing or unfinished jobs)."
+                if not multirun
+                else "; a sweep's folder holds one sub-folder per job."
+            )
+        )
+    if os.environ.get("RANK", "0") != "0":
+        return  # torchrun: rank 0 holds the lock for every rank
+    try:
+        _HELD.append(
+            FolderLock(folder, "the sweep folder" if multirun else "the run folder").acquire()
+        )
+    except FolderBusy as error:
+        _refuse(str(error))
+    except OSError:
+        return  # a folder that cannot take a lock file: the writable check reports it
+
+
+@contextlib.contextmanager
+def job_folder_lock(run_dir: Path, multirun: bool) -> Iterator[None]:
+    """A sweep job's folder, locked while the job runs (a single run's is held already)."""
+    if not multirun or os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with FolderLock(run_dir, "the sweep job's folder"):
+        yield
+
+
+def _refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR)
+
+
+def claim_command_folders(args: list[str]) -> None:
+    """For ``python -m resnet_exp <args>`` (sweep folder already claimed): check and lock the
+    explicit run or sweep folder it will write. Hydra's own flags (``--cfg``, ...) write nothing."""
+    from resnet_exp.hydra_glue.preflight import MULTIRUN_FLAGS, CommandError, _parse, explicit_value
+
+    if any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in args):
+        return
+    try:
+        parsed = _parse([a for a in args if a not in MULTIRUN_FLAGS])
+    except CommandError:
+        return  # Hydra reports it
+    multirun = any(a in MULTIRUN_FLAGS for a in args) or _composes_to_multirun(parsed)
+    value = explicit_value(parsed, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+    if value is not None:
+        folder = Path(os.path.expanduser(value))
+        folder.mkdir(parents=True, exist_ok=True)
+        claim_folder(folder, multirun)
+
+
+def _composes_to_multirun(parsed: list) -> bool:
+    """An experiment preset (or ``hydra.mode``) can make a command without ``-m`` a sweep."""
+    if not any(o.get_key_element().lstrip("+") in ("experiment", "hydra.mode") for o in parsed):
+        return False
+    from resnet_exp.hydra_glue.compose import compose
+
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    try:
+        return str(compose(fixed, return_hydra_config=True).hydra.mode).endswith("MULTIRUN")
+    except Exception:  # Hydra reports a config that does not compose in its own words
+        return False
