@@ -37,6 +37,7 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     _check_data_fits_dataset(cfg.data)
     _check_model_fits_data(cfg.model, cfg.data)
     _check_betas(cfg.optimizer)
+    _check_data_root(str(cfg.data.root))
     _check_resume(str(cfg.trainer.resume))
     if run_dir is not None:
         _check_writable(Path(run_dir))
@@ -210,6 +211,15 @@ def _check_betas(optimizer: DictConfig) -> None:
         raise InvalidConfig(
             f"optimizer.betas={list(betas)} has {len(betas)} value(s); Adam takes two, the "
             "decay rates of the mean gradient and of its square, e.g. optimizer.betas=[0.9,0.999]."
+        )
+
+
+def _check_data_root(root: str) -> None:
+    """An empty root is the current folder: the dataset would be unpacked wherever one stands."""
+    if not root.strip():
+        raise InvalidConfig(
+            f"data.root={root!r} is empty (an unset shell variable?); give the folder that holds "
+            "(or will hold) the datasets, e.g. data.root=data, or leave data.root out."
         )
 
 
