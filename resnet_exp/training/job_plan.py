@@ -41,10 +41,12 @@ def plan_job(run_dir: Path, key: str, sweep_dir: Path | None = None) -> JobPlan:
     run_dir = Path(run_dir)
     summary = _read_summary(run_dir / "summary.json")
     status = str(summary.get("status") or "") if summary else ""
+    from resnet_exp.training.resume import same_key
+
     stored = summary.get("config_key") if summary else None
-    if stored is not None and stored != key:
+    if stored is not None and not same_key(stored, key):
         raise ForeignJobFolder(_foreign_message(run_dir, stored, key, sweep_dir))
-    if status in ("completed", "diverged") and stored == key:
+    if status in ("completed", "diverged") and same_key(stored, key):
         return JobPlan(SKIP, status, summary)
     has_checkpoint = any((run_dir / "checkpoints" / name).is_file() for name in _CHECKPOINTS)
     if has_checkpoint:

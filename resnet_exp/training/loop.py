@@ -187,7 +187,9 @@ class Trainer:
         sync, agreed over DDP ranks. Sets ``self.stopped_diverged`` for fit()."""
         bad = ~torch.isfinite(loss_sum)
         if weights:
-            params = [p.detach() for p in self.model.parameters()]
+            # weights and BatchNorm's running statistics: no checkpoint may hold NaN/inf
+            buffers = (b for b in self.model.buffers() if b.is_floating_point())
+            params = [p.detach() for p in (*self.model.parameters(), *buffers)]
             bad = bad | torch.stack([~torch.isfinite(p).all() for p in params]).any()
         bad = bad.float()
         if self.dist is not None:
@@ -408,7 +410,11 @@ class Trainer:
             train = self._train_epoch(epoch)
             lr = train.pop("lr")
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train}
-            if self.stopped_diverged or not math.isfinite(train["train/loss"]):
+            if (
+                self.stopped_diverged
+                or not math.isfinite(train["train/loss"])
+                or self._diverged(torch.zeros((), device=self.device), weights=True)
+            ):
                 self.epoch, self.step_in_epoch = epoch, 0
                 row["lr"] = lr
                 self.record.append_metrics(row)
