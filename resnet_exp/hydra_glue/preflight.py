@@ -53,6 +53,11 @@ def check_command(args: Sequence[str]) -> None:
             )
     fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
     base = _compose(fixed, hydra=True, what=None)
+    from resnet_exp.hydra_glue.writers import check_names_stay_inside
+
+    leaves = check_names_stay_inside(base.hydra)
+    if leaves is not None:
+        raise CommandError(leaves)
     multirun = any(a in MULTIRUN_FLAGS for a in args) or str(base.hydra.mode) == "RunMode.MULTIRUN"
     if not multirun:
         _validate(_compose(overrides, hydra=False, what=None), None)

@@ -14,9 +14,13 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from resnet_exp.errors import EXIT_USER_ERROR
 from resnet_exp.tracking.folder_lock import FolderBusy, FolderLock
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 _HELD: list[FolderLock] = []  # held until the process ends
 
@@ -105,3 +109,38 @@ def _composes_to_multirun(parsed: list) -> bool:
         return str(compose(fixed, return_hydra_config=True).hydra.mode).endswith("MULTIRUN")
     except Exception:  # Hydra reports a config that does not compose in its own words
         return False
+
+
+def check_names_stay_inside(hydra: DictConfig) -> str | None:
+    """What is wrong with a name Hydra turns into a path inside the run or sweep folder (the
+    job's log file, the ``.hydra`` record, a job's sub-folder), or None: none may lead out."""
+    from omegaconf import OmegaConf
+
+    names = {
+        "hydra.job.name": (OmegaConf.select(hydra, "job.name"), False),
+        "hydra.output_subdir": (OmegaConf.select(hydra, "output_subdir"), True),
+        "hydra.sweep.subdir": (
+            OmegaConf.select(hydra, "sweep.subdir", throw_on_resolution_failure=False),
+            True,
+        ),
+    }
+    for key, (value, nested) in names.items():
+        if value is None or "${" in str(value):
+            continue
+        text = str(value)
+        parts = Path(text).parts
+        leaves = (
+            not text.strip()
+            or Path(text).is_absolute()
+            or ".." in parts
+            or (not nested and (len(parts) != 1 or text in (".", "..") or "\\" in text))
+        )
+        if leaves:
+            what = "a plain file name" if not nested else "a relative path that stays inside"
+            return (
+                f"{key}={text!r} would write outside the run or sweep folder (or nowhere); it "
+                f"must be {what} (no '..', no leading '/'), e.g. {key}="
+                + ("my_job" if not nested else "sub")
+                + "."
+            )
+    return None
