@@ -35,6 +35,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     SIGINT/SIGTERM flag the training loop looks at between steps."""
     import torch
 
+    from resnet_exp.atomic import remove_leftovers
     from resnet_exp.hydra_glue.instantiate import instantiate_node
     from resnet_exp.models.profile import count_flops
     from resnet_exp.session import fit_and_record, log_every_steps, run_tags, wandb_run_id
@@ -104,6 +105,9 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     start = resume.start_or_resume(trainer, record, path, found.get("state"), key=key,
                                    setting=str(cfg.trainer.resume))  # fmt: skip
     RunFolderGuard.started()  # from here on the run has (re)started in its folder
+    if dist.is_main:  # temp files of a writer killed mid-write (this process holds the folder)
+        for leftover in remove_leftovers(job.run_dir) + remove_leftovers(record.checkpoint_dir):
+            log.info("removed %s, left by a write that was killed", leftover)
     summary.attempts, summary.resumed_from = start.attempts, start.resumed_from
     summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
     summary.wandb_run_id = wandb_run_id(str(cfg.trainer.resume), start.previous)
