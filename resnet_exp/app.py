@@ -187,7 +187,16 @@ def entry() -> None:
     try:
         _start(sys.argv[1:])
     except KeyboardInterrupt:  # Ctrl-C before the run's own handler is in place (start-up)
-        print("interrupted by SIGINT during start-up, before training began.", file=sys.stderr)
+        from resnet_exp.hydra_glue.worker_watch import launched_sweep
+
+        if launched_sweep():  # a sweep's process waiting on its workers, which stop themselves
+            message = (
+                "interrupted by SIGINT: the sweep's running jobs stop at their next step and "
+                "record it; run the same command to resume the sweep."
+            )
+            print(message, file=sys.stderr)
+        else:
+            print("interrupted by SIGINT during start-up, before training began.", file=sys.stderr)
         sys.exit(130)
 
 
@@ -209,7 +218,7 @@ def _start(args: list[str]) -> None:
     check_explicit_run_dir(args)
     args = claim_sweep_dir(args)  # one folder per sweep, the same in every launcher process
     claim_command_folders(args)  # the right kind of folder, and no other writer in it
-    mark_parent()  # the sweep's workers end with this process
+    mark_parent(args)  # the sweep's workers end with this process
     sys.argv[1:] = args
     try:
         if not torchrun.launched_by_torchrun():

@@ -19,12 +19,21 @@ PARENT_ENV = "RESNET_EXP_SWEEP_PID"
 POLL_S = 1.0
 GRACE_S = 60.0
 _started = False
+_sweep = False
 _orphaned = threading.Event()
 
 
-def mark_parent() -> None:
-    """In the launching process: who the workers it starts must outlive no longer than."""
+def mark_parent(args: list[str] | None = None) -> None:
+    """In the launching process: who the workers it starts must outlive no longer than.
+    ``args``: the command line, to tell later whether a sweep was launched."""
+    global _sweep
     os.environ[PARENT_ENV] = str(os.getpid())
+    _sweep = any(a in ("--multirun", "-m") or a.startswith("hydra.sweep.dir=") for a in args or [])
+
+
+def launched_sweep() -> bool:
+    """Whether this process launched a sweep (its jobs may be training in workers)."""
+    return _sweep
 
 
 def watch_parent() -> None:
