@@ -210,7 +210,7 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
         run = row.run
         config = " ".join(o for o in row.overrides if o not in common) or "(defaults)"
         state = Text.assemble(
-            (row.state, _STYLE[row.state]), f": {row.detail}" if row.detail else ""
+            (row.state, _STYLE.get(row.state, "")), f": {row.detail}" if row.detail else ""
         )
         epoch = f"{row.epoch}/{row.epochs_planned}" if row.epochs_planned else str(row.epoch or "")
         has_numbers = run is not None and row.state != "pending"
@@ -232,7 +232,8 @@ def _still_running(folder: Path, rows: list[JobStatus]) -> bool:
     interrupted, lost or pending jobs of a sweep nobody runs any more end the watch."""
     from resnet_exp.tracking.folder_lock import in_use
 
-    return any(r.state == "running" for r in rows) or in_use(folder)
+    stopped = FINAL_STATES | {"interrupted", "terminated", "lost", "pending"}
+    return any(r.state not in stopped for r in rows) or in_use(folder)
 
 
 def _parser() -> argparse.ArgumentParser:
