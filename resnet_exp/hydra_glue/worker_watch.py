@@ -2,16 +2,18 @@
 
 joblib's loky workers outlive a sweep's parent that was killed: they go on training (and idle ones
 stay for minutes, ~1 GB each), and a re-run of the sweep trains beside them in the same folders.
-The entry point records its pid in ``RESNET_EXP_SWEEP_PID`` (inherited by the workers); a worker
-watches it from a daemon thread and, once it is gone, stops like a SIGTERM would: the running job
-saves its checkpoint at the next step and records ``terminated`` (so the same command resumes it),
-an idle worker just ends. If the job does not end within the grace period, the worker exits.
+The entry point records its host and pid in ``RESNET_EXP_SWEEP_PID`` (inherited by the workers);
+a worker on the same host watches it from a daemon thread and, once it is gone, stops like a
+SIGTERM would: the running job saves its checkpoint at the next step and records ``terminated``
+(so the same command resumes it), an idle worker just ends. If the job does not end within the
+grace period, the worker exits.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -27,7 +29,7 @@ def mark_parent(args: list[str] | None = None) -> None:
     """In the launching process: who the workers it starts must outlive no longer than.
     ``args``: the command line, to tell later whether a sweep was launched."""
     global _sweep
-    os.environ[PARENT_ENV] = str(os.getpid())
+    os.environ[PARENT_ENV] = f"{socket.gethostname()}:{os.getpid()}"
     _sweep = any(a in ("--multirun", "-m") or a.startswith("hydra.sweep.dir=") for a in args or [])
 
 
@@ -39,8 +41,10 @@ def launched_sweep() -> bool:
 def watch_parent() -> None:
     """In a launcher's worker (a no-op in the launching process, and after the first call)."""
     global _started
-    parent = int(os.environ.get(PARENT_ENV) or 0)
-    if _started or parent in (0, os.getpid()):
+    host, _, pid = os.environ.get(PARENT_ENV, "").rpartition(":")
+    parent = int(pid) if pid.isdigit() else 0
+    # Only a worker on the parent's machine: a SLURM job inherits the variable on another node.
+    if _started or parent in (0, os.getpid()) or host != socket.gethostname():
         return
     _started = True
     args = (parent, os.getppid())
