@@ -66,8 +66,9 @@ def claim_folder(folder: Path, multirun: bool) -> None:
 @contextlib.contextmanager
 def job_folder_lock(run_dir: Path, multirun: bool) -> Iterator[None]:
     """A sweep job's folder, locked while the job runs (a single run's is held already)."""
-    if not multirun or os.environ.get("RANK", "0") != "0":
-        yield
+    held = {lock.folder.resolve() for lock in _HELD}
+    if not multirun or os.environ.get("RANK", "0") != "0" or run_dir.resolve() in held:
+        yield  # (a job folder that is the sweep folder itself is held already)
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     with FolderLock(run_dir, "the sweep job's folder"):
