@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -187,9 +188,14 @@ def entry() -> None:
     try:
         _start(sys.argv[1:])
     except KeyboardInterrupt:  # Ctrl-C before the run's own handler is in place (start-up)
-        from resnet_exp.hydra_glue.worker_watch import launched_sweep
+        from resnet_exp.hydra_glue.worker_watch import launched_sweep, record_killed_jobs
 
         if launched_sweep():  # a sweep's process waiting on its workers, which stop themselves
+            from resnet_exp.hydra_glue.sweep_dirs import explicit_sweep_dir
+
+            sweep_dir = explicit_sweep_dir(sys.argv[1:])
+            if sweep_dir is not None:  # jobs whose worker the launcher killed before they could
+                record_killed_jobs(Path(sweep_dir), "interrupted", "SIGINT (Ctrl-C to the sweep)")
             message = (
                 "interrupted by SIGINT: the sweep's running jobs stop at their next step and "
                 "record it; run the same command to resume the sweep."

@@ -6,11 +6,12 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from cli import run_cli, start_cli
+from cli import cli_env, run_cli, start_cli
 
 from resnet_exp.tracking.folder_lock import FolderBusy, FolderLock
 
@@ -120,3 +121,39 @@ def test_a_sweep_folder_has_one_writer_and_its_workers_die_with_it(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _terminal_group() -> None:
+    """A process group of its own (a terminal's Ctrl-C goes to the group), SIGINT as default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.setsid()
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_a_joblib_sweep_records_every_job_as_interrupted(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    """Ctrl-C reaches the whole process group; joblib then kills its workers, some before they
+    could record it: the sweep's process records those, and says the jobs were training."""
+    sweep = tmp_path / "sweep"
+    args = ["--multirun", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+            *_tiny(fmnist_root, f"hydra.sweep.dir={sweep}")]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resnet_exp", *args], cwd=tmp_path, env=cli_env(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_group,
+    )  # fmt: skip
+    try:
+        jobs = _wait_until_running(sweep, 2, process)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, err
+    assert "during start-up" not in err and "Traceback" not in err
+    assert "the sweep's running jobs stop at their next step" in err
+    for job in jobs:
+        assert json.loads((job / "summary.json").read_text())["status"] == "interrupted"
+    status = run_cli(str(sweep), cwd=tmp_path, module="resnet_exp.status")
+    assert "2 jobs: 2 interrupted" in " ".join(status.stdout.split()), status.stdout

@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 PARENT_ENV = "RESNET_EXP_SWEEP_PID"
 POLL_S = 1.0
@@ -36,6 +37,29 @@ def mark_parent(args: list[str] | None = None) -> None:
 def launched_sweep() -> bool:
     """Whether this process launched a sweep (its jobs may be training in workers)."""
     return _sweep
+
+
+def record_killed_jobs(sweep_dir: Path, status: str, why: str) -> int:
+    """After the launcher killed its workers (joblib does on Ctrl-C): each job of ``sweep_dir``
+    still recorded ``running`` by a process of this host that is gone gets ``status`` (its last
+    checkpoint on disk is where the same command resumes it). Returns how many."""
+    from resnet_exp.tracking.record import RunRecord
+
+    fixed = 0
+    for path in Path(sweep_dir).glob("*/summary.json"):
+        record = RunRecord(path.parent)
+        try:
+            summary = record.read_summary()
+        except Exception:  # a torn or foreign file: status and the report say what it is
+            continue
+        if summary is None or summary.status != "running" or summary.host != socket.gethostname():
+            continue
+        if summary.pid is None or _alive(int(summary.pid)):
+            continue
+        summary.status, summary.stopped_by = status, why
+        record.write_summary(summary)
+        fixed += 1
+    return fixed
 
 
 def watch_parent() -> None:
