@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
@@ -29,7 +30,7 @@ from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.plugins import register_plugins
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.hydra_glue.register import register_configs
-from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
+from resnet_exp.tracking.record import DIVERGED, INTERRUPTED, RunRecord, RunSummary
 from resnet_exp.training.facts import is_rank_zero
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 
@@ -181,6 +182,7 @@ def _build_trainer(
 def _resume(cfg: DictConfig, trainer: Trainer, summary: RunSummary, key: str) -> list[dict]:
     """Continue from the checkpoint rank 0 picks (every rank the same one), or start afresh;
     the summary says which, and is written. Returns the metrics rows already done."""
+    from resnet_exp.atomic import remove_leftovers
     from resnet_exp.session import wandb_run_id
     from resnet_exp.training import distributed, resume
 
@@ -193,6 +195,11 @@ def _resume(cfg: DictConfig, trainer: Trainer, summary: RunSummary, key: str) ->
     start = resume.start_or_resume(trainer, record, path, found.get("state"), key=key,
                                    setting=str(cfg.trainer.resume))  # fmt: skip
     RunFolderGuard.started()  # from here on the run has (re)started in its folder
+    if distributed.current().is_main:  # temp files of a writer killed mid-write (this process
+        # holds the folder)
+        leftovers = remove_leftovers(record.run_dir) + remove_leftovers(record.checkpoint_dir)
+        for leftover in leftovers:
+            log.info("removed %s, left by a write that was killed", leftover)
     summary.attempts, summary.resumed_from = start.attempts, start.resumed_from
     summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
     summary.wandb_run_id = wandb_run_id(str(cfg.trainer.resume), start.previous)
@@ -224,11 +231,13 @@ def _start_logger(
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
+    from resnet_exp.hydra_glue.worker_watch import exit_if_orphaned, watch_parent
+    from resnet_exp.hydra_glue.writers import job_folder_lock
     from resnet_exp.training.job_plan import stored_result
-    from resnet_exp.validation import validate
 
     job = current_job()
     if job.multirun:  # before torch is imported: skipping a finished job costs well under 1 s
+        watch_parent()  # a joblib worker ends with the sweep's process
         not_started = sweep_failures.not_started_reason(job)
         if not_started is not None:  # fail-fast: an earlier job of this sweep failed
             log.warning("%s", not_started)
@@ -237,6 +246,16 @@ def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
                                job.sweep_dir)  # fmt: skip
         if stored is not None:
             return failures.sweeper_result(stored)
+    try:
+        with job_folder_lock(job.run_dir, job.multirun):  # one writer per job folder
+            return _run(cfg, job)
+    finally:
+        exit_if_orphaned()  # a worker whose sweep process died ends with its job
+
+
+def _run(cfg: DictConfig, job: JobFacts) -> float | None:
+    from resnet_exp.validation import validate
+
     stop = StopFlag()
     try:
         with stop:
@@ -268,7 +287,19 @@ def entry() -> None:
     try:
         _start(sys.argv[1:])
     except KeyboardInterrupt:  # Ctrl-C before the run's own handler is in place (start-up)
-        print("interrupted by SIGINT during start-up, before training began.", file=sys.stderr)
+        from resnet_exp.hydra_glue.worker_watch import launched_sweep, record_killed_jobs
+
+        sweep_dir = launched_sweep()
+        if sweep_dir is not None:  # a sweep's process waiting on its workers, which stop
+            # themselves; jobs whose worker the launcher killed before they could are recorded
+            record_killed_jobs(Path(sweep_dir), INTERRUPTED, "SIGINT (Ctrl-C to the sweep)")
+            message = (
+                "interrupted by SIGINT: the sweep's running jobs stop at their next step and "
+                "record it; run the same command to resume the sweep."
+            )
+            print(message, file=sys.stderr)
+        else:
+            print("interrupted by SIGINT during start-up, before training began.", file=sys.stderr)
         sys.exit(130)
 
 
@@ -278,6 +309,8 @@ def _start(args: list[str]) -> None:
     from resnet_exp.hydra_glue.launchers import require_launcher_plugins
     from resnet_exp.hydra_glue.run_dir import check_explicit_run_dir
     from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir
+    from resnet_exp.hydra_glue.worker_watch import mark_parent
+    from resnet_exp.hydra_glue.writers import claim_command_folders
 
     command = parse_command(args)  # the one reading of the command line every check below uses
     require_launcher_plugins(command)
@@ -288,16 +321,21 @@ def _start(args: list[str]) -> None:
     check_explicit_run_dir(command.new_run_dir)
     named_sweep_dir = command.sweep_dir is not None  # as typed, before the folder is claimed
     command = claim_sweep_dir(command)  # one folder per sweep, the same in every launcher process
+    claim_command_folders(command)  # the right kind of folder, and no other writer in it
+    mark_parent(command.sweep_dir if command.multirun else None)  # its workers end with it
     sys.argv[1:] = command.args
-    if not torchrun.launched_by_torchrun():
-        main()
-        sweep_failures.finish(named_sweep_dir)  # a sweep with failed jobs: their table, exit 1
-        return
-    sys.argv[1:] = torchrun.start(list(command.args))  # join the process group before Hydra starts
     try:
-        main()
-    finally:
-        torchrun.stop()
+        if not torchrun.launched_by_torchrun():
+            main()
+            sweep_failures.finish(named_sweep_dir)  # failed jobs: their table, exit 1
+            return
+        sys.argv[1:] = torchrun.start(list(command.args))  # join the group before Hydra starts
+        try:
+            main()
+        finally:
+            torchrun.stop()
+    finally:  # whatever ended a run before it (re)started: its existing folder is as it was
+        RunFolderGuard.restore()
 
 
 if __name__ == "__main__":

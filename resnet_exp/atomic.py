@@ -45,6 +45,17 @@ def atomic_write(path: Path, data: bytes, before_replace: Callable[[], None] | N
     return Path(path)
 
 
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temp files a killed writer left in ``folder`` (``.<name>.<random>.tmp``, made
+    by :func:`atomic_path`). Only for a folder this process alone writes (it holds its lock)."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -113,13 +113,28 @@ def exit_unexpected(cfg: DictConfig, error: BaseException) -> None:
     message = known_cause(error, cfg)
     if message is not None:
         exit_with(message, EXIT_USER_ERROR)
-    where = log_traceback(error)
+    from resnet_exp.hydra_glue.preflight import RunFolderGuard
+
+    # An existing folder is put back as it was (so its log too): the traceback goes beside it.
+    where = _traceback_file(error) if RunFolderGuard.active else log_traceback(error)
     first = (str(error).strip().splitlines() or [""])[0][:200]
     line = f"error: unexpected {type(error).__name__}: {first}"
     line += f" (traceback in {where})" if where else ""
     log.error(line)
     print(line, file=sys.stderr)
+    RunFolderGuard.restore()
     sys.exit(1)
+
+
+def _traceback_file(error: BaseException) -> Path:
+    """The traceback in a file of the temp folder, for a failure that must leave the run folder
+    byte-identical."""
+    import tempfile
+
+    handle, name = tempfile.mkstemp(prefix="resnet_exp-traceback-", suffix=".txt")
+    with open(handle, "w") as stream:
+        stream.write("".join(traceback.format_exception(error)))
+    return Path(name)
 
 
 def exit_stopped(job: JobFacts, stopped: Interrupted) -> None:

@@ -146,3 +146,4 @@ def annotate(sweep_dir: Path, rows: list) -> None:
             new = "pending", f"running as SLURM job {job_id}, no record yet"
         if new is not None:
             row.state, row.detail = new
+            row.queued = state is not None and state.active

@@ -64,6 +64,7 @@ class JobStatus:
     epoch: int = 0
     epochs_planned: int | None = None
     run: RunResult | None = None
+    queued: bool = False  # SLURM still holds the job (queued or starting): a watch waits for it
 
 
 def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobStatus:
@@ -180,10 +181,12 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
     counts = {s: sum(r.state == s for r in rows) for s in _STYLE if any(r.state == s for r in rows)}
     # the headline is printed above the table, so a long folder name never wraps the counts
     headline = f"{folder}  ({len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-    table = Table(
-        caption="errors in %: final training, best validation, test at best validation; "
-        "job: its folder, or the folder's hash suffix (<sweep>/*-<hash>)"
-        + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else ""),
+    table = Table(  # user text (overrides, errors) goes in as Text: never read as markup
+        caption=Text(
+            "errors in %: final training, best validation, test at best validation; "
+            "job: its folder, or the folder's hash suffix (<sweep>/*-<hash>)"
+            + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else ""),
+        ),
     )
     table.add_column("job", overflow="fold")
     table.add_column("configuration", overflow="fold", ratio=2)
@@ -196,12 +199,14 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
     for row in rows:
         run = row.run
         config = " ".join(o for o in row.overrides if o not in common) or "(defaults)"
-        state = f"[{_STYLE[row.state]}]{row.state}[/]" + (f": {row.detail}" if row.detail else "")
+        state = Text.assemble(
+            (row.state, _STYLE.get(row.state, "")), f": {row.detail}" if row.detail else ""
+        )
         epoch = f"{row.epoch}/{row.epochs_planned}" if row.epochs_planned else str(row.epoch or "")
         has_numbers = run is not None and row.state != PENDING
         table.add_row(
-            _short(row.name),
-            config,
+            Text(_short(row.name)),
+            Text(config),
             state,
             epoch if run is not None else "",
             _err(run.final_train_err) if has_numbers else "",
@@ -212,6 +217,16 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
     return Group(Text(headline + ")", style="bold", overflow="fold"), table)
 
 
+def _still_running(folder: Path, rows: list[JobStatus]) -> bool:
+    """A job trains, or the sweep's process still holds its folder (pending jobs may start);
+    interrupted, lost or pending jobs of a sweep nobody runs any more end the watch."""
+    from resnet_exp.tracking.folder_lock import in_use
+
+    stopped = FINISHED | {INTERRUPTED, TERMINATED, LOST, PENDING}
+    waiting = any(r.state not in stopped or r.queued for r in rows)
+    return waiting or in_use(folder)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m resnet_exp.status",
@@ -220,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("folder", type=Path, help="e.g. outputs/multirun/<date>/<time>")
     parser.add_argument(
-        "--watch", action="store_true", help="refresh until every job has finished (Ctrl-C stops)"
+        "--watch", action="store_true", help="refresh until nothing runs any more (Ctrl-C stops)"
     )
     parser.add_argument(
         "--interval", type=float, default=5.0, help="seconds between refreshes (default 5)"
@@ -251,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = sweep_status(folder)
     try:
         with Live(render(folder, rows), console=console, auto_refresh=False) as live:
-            while not all(r.state in FINISHED for r in rows):
+            while _still_running(folder, rows):
                 time.sleep(max(args.interval, 0.05))
                 rows = sweep_status(folder)
                 live.update(render(folder, rows), refresh=True)

@@ -13,6 +13,7 @@ that have them, with the same rules (``split_problem`` here and in the DataModul
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,8 +34,12 @@ class InvalidConfig(UserError, ValueError):
 
 def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     """Raise :class:`InvalidConfig` for the first bad value (imports no torch: fast)."""
+    _check_finite(cfg)
     _check_keys_and_rules(cfg)
     _check_data_fits_dataset(cfg.data)
+    _check_model_fits_data(cfg.model, cfg.data)
+    _check_betas(cfg.optimizer)
+    _check_data_root(str(cfg.data.root))
     _check_resume(str(cfg.trainer.resume))
     if run_dir is not None:
         _check_writable(Path(run_dir))
@@ -71,6 +76,44 @@ def _check_keys_and_rules(cfg: DictConfig) -> None:
             if rule is not None:
                 key = f"{path}.{name}" if path else name
                 _check_rule(key, _value(node, name, key), rule)
+
+
+def _check_finite(cfg: DictConfig) -> None:
+    """NaN and inf pass every range rule (each comparison with them is false), so every number in
+    the config, at any depth and inside lists, is first checked to be finite."""
+    for key, value, number, rule in _numbers(cfg, "", OmegaConf.get_type(cfg) or Config):
+        if not math.isfinite(number):
+            bounded = rule is not None and any(
+                b is not None for b in (rule.ge, rule.gt, rule.le, rule.lt)
+            )
+            valid = f"; {key.rsplit('.', 1)[-1]} {rule.describe()}" if bounded else ""
+            raise InvalidConfig(
+                f"{key}={value}: {number} is not a finite number, and every numeric key takes a "
+                f"finite value (nan, inf and -inf are refused){valid}."
+            )
+
+
+def _numbers(node: DictConfig, path: str, schema: type) -> Iterator[tuple[str, Any, float, Any]]:
+    """(dotted key, its value, one float in it, the key's Rule or None) for every float in the
+    config (a list's items count as its key's; ``hydra`` is not ours to check)."""
+    from resnet_exp.config import rule_of
+
+    for name in node:
+        if path == "" and name == "hydra":
+            continue
+        key = f"{path}.{name}" if path else str(name)
+        try:
+            value = node[name]
+        except OmegaConfBaseException:
+            continue  # an interpolation that cannot resolve: the rules check names it
+        if isinstance(value, DictConfig):
+            yield from _numbers(value, key, OmegaConf.get_type(value) or dict)
+            continue
+        items = list(value) if isinstance(value, ListConfig) else [value]
+        shown = items if isinstance(value, ListConfig) else value
+        for item in items:
+            if isinstance(item, float):
+                yield key, shown, item, rule_of(schema, str(name))
 
 
 def _value(node: DictConfig, name: str, key: str) -> Any:
@@ -133,6 +176,43 @@ def _check_data_fits_dataset(d: DictConfig) -> None:
             f"data.num_workers={d.num_workers} has no effect with data.loader={d.loader} (it "
             "keeps every image in memory and needs no workers); use data.loader=torchvision with "
             "workers, or leave data.num_workers at 0."
+        )
+
+
+def _check_model_fits_data(m: DictConfig, d: DictConfig) -> None:
+    """The model's input channels are what the data delivers, and it has an output for every
+    label (a smaller head trains until the first label past it: an IndexError mid-epoch)."""
+    if m.in_channels != d.in_channels:
+        raise InvalidConfig(
+            f"model.in_channels={m.in_channels} does not fit the data, whose images have "
+            f"data.in_channels={d.in_channels} channel(s) ({d.name}); leave model.in_channels "
+            "out (it follows data.in_channels) or set both to the same value."
+        )
+    labels = DATASETS[d.name].num_classes
+    if m.num_classes < labels:
+        raise InvalidConfig(
+            f"model.num_classes={m.num_classes} is too small for {d.name}, whose labels are 0 to "
+            f"{labels - 1}: the model needs at least {labels} outputs. Leave model.num_classes "
+            f"out (it follows data.num_classes={d.num_classes}) or use at least {labels}."
+        )
+
+
+def _check_betas(optimizer: DictConfig) -> None:
+    """Adam's betas are a pair; another length fails only once training starts."""
+    betas = optimizer.get("betas")
+    if betas is not None and len(betas) != 2:
+        raise InvalidConfig(
+            f"optimizer.betas={list(betas)} has {len(betas)} value(s); Adam takes two, the "
+            "decay rates of the mean gradient and of its square, e.g. optimizer.betas=[0.9,0.999]."
+        )
+
+
+def _check_data_root(root: str) -> None:
+    """An empty root is the current folder: the dataset would be unpacked wherever one stands."""
+    if not root.strip():
+        raise InvalidConfig(
+            f"data.root={root!r} is empty (an unset shell variable?); give the folder that holds "
+            "(or will hold) the datasets, e.g. data.root=data, or leave data.root out."
         )
 
 

@@ -463,3 +463,29 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(
     assert err.strip().splitlines() == [
         "interrupted by SIGINT during start-up, before training began."
     ]
+
+
+@pytest.mark.slow
+def test_any_failure_before_the_run_restarts_leaves_the_folder_byte_identical(
+    tmp_path: Path, finished: Path, fmnist_root: Path
+) -> None:
+    """Members the issue does not name: an unforeseen exception after the data is read, and
+    AdamW's betas of the wrong length (a ConfigIndexError before validation knew the length)."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = snapshot(run)
+    fault = fault_env(raise_at="start")
+    done = run_cli(*small(fmnist_root, f"hydra.run.dir={run}"), cwd=tmp_path,
+                   env=fault)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: unexpected RuntimeError: injected fault"), done.stderr
+    assert "Traceback" not in done.stderr
+    traceback_file = Path(lines[-1].split("(traceback in ")[1].rstrip(")"))
+    assert traceback_file.parent != run and "Traceback" in traceback_file.read_text()
+    assert snapshot(run) == before
+
+    bad_betas = ["optimizer=adamw", "optimizer.betas=[0.9,0.99,0.5]", f"hydra.run.dir={run}"]
+    done = run_cli(*small(fmnist_root, *bad_betas), cwd=tmp_path)
+    assert done.returncode == 2 and "optimizer.betas=[0.9, 0.99, 0.5] has 3" in done.stderr
+    assert snapshot(run) == before

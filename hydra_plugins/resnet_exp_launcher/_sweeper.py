@@ -20,6 +20,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
+from resnet_exp.tracking.record import MULTIRUN_YAML
+
 log = logging.getLogger("resnet_exp")
 
 
@@ -48,7 +50,7 @@ class ResnetExpSweeper(BasicSweeper):
         )
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        OmegaConf.save(self.config, sweep_dir / MULTIRUN_YAML)
         sf.clear_marker(sweep_dir)
         every_job = [list(job) for batch in self.overrides for job in batch]
         outcome = sf.SweepOutcome(str(sweep_dir), jobs=len(every_job), fail_fast=self.fail_fast)

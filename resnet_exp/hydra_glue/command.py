@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.tracking.record import MULTIRUN_YAML
+
 MULTIRUN_FLAGS = frozenset({"--multirun", "-m"})
 CFG_FLAGS = frozenset({"--cfg", "-c"})
 #: Hydra's flags that take the next argument as their value.
@@ -215,7 +217,7 @@ def recorded_sweep_jobs(sweep_dir: Path) -> list[list[str]]:
     import yaml
 
     try:
-        data = yaml.safe_load((sweep_dir / "multirun.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load((sweep_dir / MULTIRUN_YAML).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return []
     hydra = (data or {}).get("hydra") or {}

@@ -56,6 +56,11 @@ def check_command(command: Command, dry: bool = False) -> None:
             )
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
+    from resnet_exp.hydra_glue.writers import check_names_stay_inside
+
+    leaves = check_names_stay_inside(command.hydra) if command.hydra is not None else None
+    if leaves is not None:
+        raise CommandError(leaves)
     if not command.multirun:
         _validate(_compose(command.overrides, hydra=False, what=None), None)
         _check_folder(command.run_dir, "hydra.run.dir")
@@ -173,26 +178,19 @@ def _check_launcher(hydra: DictConfig) -> None:
 class RunFolderGuard:
     """Undo what Hydra and a failed start wrote into an existing run folder.
 
-    Taken before Hydra starts: the bytes of ``.hydra/*.yaml`` and ``summary.json`` and the length
-    of each log file. :meth:`restore` puts them back when the run is refused before it starts;
-    :meth:`started` is called once the run really starts or resumes there (then nothing is undone).
+    Taken before Hydra starts: a :class:`FolderSnapshot` of the folder. :meth:`restore` puts it
+    back when the run fails or stops before it starts (whatever the exception); :meth:`started` is
+    called once the run really starts or resumes there (then nothing is undone).
     """
 
     active: RunFolderGuard | None = None
 
     def __init__(self, run_dir: Path) -> None:
-        from resnet_exp.tracking.record import RunFiles
+        from resnet_exp.hydra_glue.folder_snapshot import FolderSnapshot
 
         self.run_dir = run_dir
-        self.files: dict[Path, bytes | None] = {}
-        self.logs: dict[Path, int] = {}
-        record = RunFiles(run_dir)
-        if not record.hydra_dir.is_dir():
-            return
-        kept = [record.hydra_dir / n for n in ("config.yaml", "hydra.yaml", "overrides.yaml")]
-        for path in (*kept, record.summary_path):
-            self.files[path] = path.read_bytes() if path.is_file() else None
-        self.logs = {p: p.stat().st_size for p in run_dir.glob("*.log")}
+        exists = run_dir.is_dir() and any(run_dir.iterdir())
+        self.snapshot = FolderSnapshot.take(run_dir) if exists else None
 
     @classmethod
     def take(cls, command: Command) -> None:
@@ -200,7 +198,7 @@ class RunFolderGuard:
         if command.flags or command.run_dir is None:
             return
         guard = cls(Path(os.path.expanduser(command.run_dir)))
-        cls.active = guard if guard.files else None
+        cls.active = guard if guard.snapshot is not None else None
 
     @classmethod
     def started(cls) -> None:
@@ -209,19 +207,6 @@ class RunFolderGuard:
     @classmethod
     def restore(cls) -> None:
         """Put the folder back as it was (a no-op without an active guard)."""
-        from resnet_exp.atomic import atomic_write
-
         guard, cls.active = cls.active, None
-        if guard is None:
-            return
-        for path, data in guard.files.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            elif not path.is_file() or path.read_bytes() != data:
-                atomic_write(path, data)
-        for path in guard.run_dir.glob("*.log"):
-            if path not in guard.logs:
-                path.unlink()
-            elif path.stat().st_size != guard.logs[path]:
-                with path.open("r+b") as handle:
-                    handle.truncate(guard.logs[path])
+        if guard is not None and guard.snapshot is not None:
+            guard.snapshot.restore()

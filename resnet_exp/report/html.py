@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import RunResult
@@ -68,6 +69,34 @@ def log_tails_markdown(runs: Sequence[RunResult]) -> list[str]:
     return ["## Log tails of unsuccessful runs", "", *lines] if lines else []
 
 
+def as_text_unless_inlined(children: list[Token]) -> list[Token]:
+    """User text (overrides, notes, error messages) is data: an image or link it spells in
+    markdown is shown as the text it is, never fetched or followed. Only the report's own figures
+    and summary.csv (inlined as data URIs above) stay images and links."""
+    kept: list[Token] = []
+    links: list[str | None] = []  # per open link: its target if shown as text, None if kept
+    for child in children:
+        target = str(child.attrGet("src") or child.attrGet("href") or "")
+        if child.type == "image" and not target.startswith("data:"):
+            kept.append(_text(f"![{child.content}]({target})"))
+        elif child.type == "link_open":
+            ours = target.startswith("data:")
+            links.append(None if ours else target)
+            kept.append(child if ours else _text("["))
+        elif child.type == "link_close":
+            opened = links.pop() if links else None
+            kept.append(child if opened is None else _text(f"]({opened})"))
+        else:
+            kept.append(child)
+    return kept
+
+
+def _text(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
+
+
 def render_html(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     """The page's text: the report's markdown rendered, images inlined, log tails added."""
     sweep_dir = Path(sweep_dir)
@@ -82,6 +111,8 @@ def render_html(runs: Sequence[RunResult], sweep_dir: Path) -> str:
                     child.attrSet("src", _data_uri(sweep_dir / src) or src)
             elif child.type == "link_open" and child.attrGet("href") == SUMMARY_CSV:
                 child.attrSet("href", _data_uri(sweep_dir / SUMMARY_CSV) or SUMMARY_CSV)
+        if token.children:
+            token.children = as_text_unless_inlined(token.children)
     body = md.renderer.render(tokens, md.options, {})
     title = html.escape(next((ln[2:] for ln in text.splitlines() if ln.startswith("# ")), "report"))
     return (

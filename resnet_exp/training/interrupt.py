@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM end a run cleanly: at the next step boundary, with a checkpoint.
+"""Ctrl-C, SIGTERM and SIGHUP end a run cleanly: at the next step boundary, with a checkpoint.
 
 A handler only sets a flag; the training loop looks at it between steps (one attribute read per
 step), saves ``last.pt`` at that step boundary and raises :class:`Interrupted`. Outside the step
@@ -15,7 +15,8 @@ from typing import Any
 from resnet_exp.tracking.record import INTERRUPTED, TERMINATED
 
 # What the record says for each signal, and the shell's exit status for it (128 + signal number).
-STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED}
+# SIGHUP (the terminal or SSH session went away) is a request to end from outside, like SIGTERM.
+STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED, signal.SIGHUP: TERMINATED}
 _DEFAULTS = (signal.SIG_DFL, signal.default_int_handler, None)
 
 

@@ -45,14 +45,16 @@ class ForeignJobFolder(UserError):
 def plan_job(run_dir: Path, key: str, sweep_dir: Path | None = None) -> JobPlan:
     """Decide from ``run_dir``'s summary.json and checkpoints; ``key`` is this job's config key
     (``summary.json`` stores the key it was written under)."""
+    from resnet_exp.training.resume import same_key
+
     record = RunRecord(run_dir)
     found = record.read_summary()
     summary = found.to_json() if found else None
     status = found.status if found else ""
     stored = found.config_key if found else None
-    if stored is not None and stored != key:
+    if stored is not None and not same_key(stored, key):
         raise ForeignJobFolder(_foreign_message(record.run_dir, stored, key, sweep_dir))
-    if status in (COMPLETED, DIVERGED) and stored == key:
+    if status in (COMPLETED, DIVERGED) and same_key(stored, key):
         return JobPlan(SKIP, status, summary)
     if any(path.is_file() for path in record.resumable_checkpoints()):
         done = _epochs_done(record)

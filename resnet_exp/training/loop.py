@@ -343,7 +343,11 @@ class Trainer:
             train = self.train_one_epoch(epoch)
             lr = train.pop("lr")
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train}
-            diverged = self.policy.diverged or not math.isfinite(train["train/loss"])
+            diverged = (
+                self.policy.diverged
+                or not math.isfinite(train["train/loss"])
+                or self.policy.check_diverged(torch.zeros((), device=self.device), self.model)
+            )
             if not diverged:
                 row.update(self.evaluate("val"))
                 row.update(self.evaluate("test"))

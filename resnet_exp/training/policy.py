@@ -46,11 +46,12 @@ class StepPolicy:
         return checkpoint or bool(self.check_every and step % self.check_every == 0)
 
     def check_diverged(self, loss_sum: torch.Tensor, model: nn.Module | None = None) -> bool:
-        """Whether the running loss sum (and, given ``model``, any weight) is NaN/inf: one host
-        sync, agreed over DDP ranks. Remembered in ``diverged``."""
+        """Whether the running loss sum (and, given ``model``, any weight or buffer) is NaN/inf:
+        one host sync, agreed over DDP ranks. Remembered in ``diverged``."""
         bad = ~torch.isfinite(loss_sum)
-        if model is not None:
-            params = [p.detach() for p in model.parameters()]
+        if model is not None:  # weights and BatchNorm's running statistics: no checkpoint may
+            buffers = (b for b in model.buffers() if b.is_floating_point())  # hold NaN/inf
+            params = [p.detach() for p in (*model.parameters(), *buffers)]
             bad = bad | torch.stack([~torch.isfinite(p).all() for p in params]).any()
         bad = bad.float()
         if self.dist is not None:

@@ -23,8 +23,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("resnet_exp")
 
 # What makes two attempts the same run: a checkpoint written under other values is not continued
-# by trainer.resume=auto. Paths, loader workers and speed switches may change between attempts.
-RESUME_KEYS = ("seed", "model", "data", "optimizer", "scheduler", "trainer.epochs")
+# by trainer.resume=auto, and a finished sweep job is not skipped. Every setting that changes the
+# numbers or what is recorded is in; paths, loader workers, threads and the device may change
+# between attempts.
+NUMERIC_TRAINER_KEYS = (
+    "trainer.precision",
+    "trainer.channels_last",
+    "trainer.compile",
+    "trainer.sync_bn",
+    "trainer.log_every_steps",
+    "trainer.response_images",
+)
+RESUME_KEYS = ("seed", "model", "data", "optimizer", "scheduler", "trainer.epochs",
+               *NUMERIC_TRAINER_KEYS)  # fmt: skip
 RESUME_FREE = ("data.root", "data.download", "data.num_workers", "data.eval_batch_size")
 
 
@@ -57,6 +68,17 @@ def key_difference(saved: str, key: str) -> str:
         for k in sorted(set(old) | set(new))
         if old.get(k) != new.get(k)
     )
+
+
+def same_key(saved: str | None, key: str) -> bool:
+    """Whether a stored config key is this run's. A key stored before the trainer's numeric
+    settings were part of it (none of them in it) is compared without them."""
+    if saved is None or saved == key:
+        return saved is not None
+    old, new = json.loads(saved), json.loads(key)
+    if not any(k in old for k in NUMERIC_TRAINER_KEYS):
+        new = {k: v for k, v in new.items() if k not in NUMERIC_TRAINER_KEYS}
+    return old == new
 
 
 def _select(tree: Any, dotted: str) -> Any:
@@ -113,8 +135,13 @@ def start_or_resume(
         from resnet_exp.training.checkpoint import load_checkpoint
 
         state = load_checkpoint(path, map_location=trainer.device)
-    _check_same_config(path, (state.get("meta") or {}).get("config"), key, str(setting))
+    saved = (state.get("meta") or {}).get("config")
+    _check_same_config(path, saved, key, str(setting))
+    from resnet_exp.training.checkpoint_check import check_contents, check_finished_has_rows
+
+    check_contents(path, state, trainer.data.steps_per_epoch, same_config=same_key(saved, key))
     rows = trainer.resume(path, state, earlier_wall_s=previous.wall_time_s or 0.0)
+    check_finished_has_rows(path, trainer.epoch, trainer.settings.epochs, rows)
     _quarantine_skipped(trainer, path, str(setting))
     resumed_from = {
         "path": str(path),
@@ -142,7 +169,7 @@ def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
 
 
 def _check_same_config(path: Path, saved: str | None, key: str, setting: str) -> None:
-    if saved is None or saved == key:
+    if saved is None or same_key(saved, key):
         return
     diff = key_difference(saved, key)
     message = f"checkpoint {str(path)!r} was written by a different configuration ({diff})."

@@ -12,6 +12,10 @@ moment, as the OOM killer or a lost node would, so kill-and-resume tests need no
 ``RESNET_EXP_FAULT_KILL_JOB=<override>`` SIGKILLs, as it starts training, the sweep job whose
 overrides include ``<override>`` (e.g. ``seed=2``); ``RESNET_EXP_FAULT_FAIL_JOB=<override>`` makes
 it raise ``RuntimeError("injected failure")`` there instead, as a bug in a job would.
+
+``RESNET_EXP_FAULT_RAISE_AT=start`` raises an unforeseen ``RuntimeError`` after the data is read,
+just before the run resumes or starts in its folder (a bug we did not foresee, at the latest moment
+that must still leave an existing folder byte-identical).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 KILL_AT = os.environ.get("RESNET_EXP_FAULT_KILL_AT", "")
 KILL_JOB = os.environ.get("RESNET_EXP_FAULT_KILL_JOB", "")
 FAIL_JOB = os.environ.get("RESNET_EXP_FAULT_FAIL_JOB", "")
+RAISE_AT = os.environ.get("RESNET_EXP_FAULT_RAISE_AT", "")
 
 
 def _die(why: str) -> None:
@@ -74,5 +79,16 @@ def _install() -> None:
     Trainer.fit = _fit_or_die
 
 
+def _install_raise() -> None:
+    from resnet_exp.training import resume
+
+    def _start_or_raise(*args, **kwargs):
+        raise RuntimeError("injected fault: an error nobody foresaw, after the data was read")
+
+    resume.start_or_resume = _start_or_raise
+
+
 if KILL_AT or KILL_JOB or FAIL_JOB:
     _install()
+if RAISE_AT == "start":
+    _install_raise()

@@ -1,0 +1,81 @@
+"""One writer per run or sweep folder.
+
+Two processes writing one folder append every metrics row twice and resume from each other's
+checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock`` for as long as it writes;
+the kernel drops the lock when the holder's file closes, so a crashed or SIGKILLed holder leaves
+nothing behind (the file itself stays, holding the last holder's host and pid for the message).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+
+from resnet_exp.errors import UserError
+
+LOCK_NAME = ".writer.lock"
+
+
+class FolderBusy(UserError):
+    """Another process writes this folder now."""
+
+
+class FolderLock:
+    """``flock`` on the folder's lock file, held until :meth:`release` or the process ends."""
+
+    def __init__(self, folder: Path, what: str) -> None:
+        self.folder, self.what = Path(folder), what
+        self._fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        """Take the lock or raise :class:`FolderBusy` naming the holder (never waits)."""
+        path = self.folder / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise FolderBusy(
+                f"{self.what} {str(self.folder)!r} is in use by {holder}: one folder has one "
+                "writer at a time. Wait for that process to end (python -m resnet_exp.status "
+                "<folder> shows its progress) or stop it, then run the same command again to "
+                "resume; or choose another folder."
+            ) from None
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        text = f"pid {os.getpid()} on host {socket.gethostname()} (since {started})\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def in_use(folder: Path) -> bool:
+    """Whether a live process holds ``folder``'s lock now (a killed holder's lock is gone)."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False

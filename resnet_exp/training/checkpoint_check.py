@@ -1,0 +1,96 @@
+"""A checkpoint's contents are checked before they are trusted.
+
+A checkpoint that loads can still hold what no finished step of this run writes: NaN or inf in a
+weight, a BatchNorm running statistic or an optimizer moment (a run resumed from it "completes"
+with garbage), or counters that contradict each other (a negative epoch, a step count that is not
+``epoch * steps_per_epoch + step_in_epoch``). Such a file is refused with one paragraph naming it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from resnet_exp.training.checkpoint import CorruptCheckpoint
+
+
+def check_contents(
+    path: Path, state: dict[str, Any], steps_per_epoch: int, same_config: bool
+) -> None:
+    """Raise :class:`CorruptCheckpoint` for non-finite tensors or impossible counters.
+
+    ``same_config``: the checkpoint was written under this run's config key, so its step count
+    must be exactly what its epoch and step-in-epoch say (another config has other epochs)."""
+    problems = _non_finite(state) + _impossible_counters(state, steps_per_epoch, same_config)
+    if problems:
+        shown = "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
+        spare = path.with_name("last.prev.pt")
+        raise CorruptCheckpoint(
+            f"checkpoint {str(path)!r} holds what no finished training step writes ({shown}); "
+            "it is not continued. A diverged or altered run cannot be resumed from it: continue "
+            f"from an earlier checkpoint (trainer.resume={spare} if it is there), or start over "
+            "with trainer.resume=never."
+        )
+
+
+def _non_finite(state: dict[str, Any]) -> list[str]:
+    import torch
+
+    found = []
+    for part in ("model", "optimizer"):
+        for name, tensor in _tensors(state.get(part), part):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                found.append(f"non-finite values in {name}")
+    return found
+
+
+def _tensors(tree: Any, prefix: str) -> list[tuple[str, Any]]:
+    import torch
+
+    if isinstance(tree, torch.Tensor):
+        return [(prefix, tree)]
+    if isinstance(tree, dict):
+        return [t for k, v in tree.items() for t in _tensors(v, f"{prefix}.{k}")]
+    if isinstance(tree, (list, tuple)):
+        return [t for i, v in enumerate(tree) for t in _tensors(v, f"{prefix}[{i}]")]
+    return []
+
+
+def _impossible_counters(state: dict[str, Any], steps_per_epoch: int, same: bool) -> list[str]:
+    epoch, step = state.get("epoch"), state.get("step")
+    within = state.get("step_in_epoch", 0)
+    counters = {"epoch": epoch, "step": step, "step_in_epoch": within}
+    bad = [f"{k}={v!r}" for k, v in counters.items() if not _count(v)]
+    if bad:
+        return [f"counters that are not counts ({', '.join(bad)})"]
+    problems = []
+    wall = state.get("wall_time_s", 0.0)
+    if not isinstance(wall, (int, float)) or not math.isfinite(wall) or wall < 0:
+        problems.append(f"wall_time_s={wall!r}")
+    if same and steps_per_epoch > 0:
+        if within >= steps_per_epoch:
+            problems.append(f"step_in_epoch={within} of an epoch of {steps_per_epoch} steps")
+        elif step != epoch * steps_per_epoch + within:
+            problems.append(
+                f"step={step} where epoch={epoch} and step_in_epoch={within} of "
+                f"{steps_per_epoch} steps per epoch make {epoch * steps_per_epoch + within}"
+            )
+    return problems
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_finished_has_rows(path: Path, epoch: int, epochs: int, rows: list[dict]) -> None:
+    """A checkpoint at its final epoch resumed into a folder without that run's metrics would be
+    recorded as ``completed`` with nothing to show: refused."""
+    if epoch >= epochs and not any(r.get("epoch") == epoch for r in rows):
+        raise CorruptCheckpoint(
+            f"checkpoint {str(path)!r} is at its final epoch ({epoch} of {epochs}): there is "
+            "nothing left to train, and this run folder holds no metrics of that run, so it "
+            "would be recorded as completed with no results. Read the finished run where it is "
+            "(python -m resnet_exp.status <its folder>), or raise trainer.epochs to train on "
+            "from it."
+        )
