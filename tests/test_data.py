@@ -22,6 +22,7 @@ from resnet_exp.data import (
     DatasetUnreadable,
     sources,
 )
+from resnet_exp.data.facts import IDX_FILES
 from resnet_exp.data.tensor_loader import crop_flip, pad_images
 from resnet_exp.errors import UserError
 
@@ -393,7 +394,7 @@ def test_unknown_options_and_misuse():
 def test_real_debian_fashion_mnist(tmp_path, monkeypatch):
     """The real copy from Debian's dataset-fashion-mnist (skipped where it is not installed)."""
     monkeypatch.delenv(sources.DEBIAN_FMNIST_ENV, raising=False)
-    if not all((Path(sources.DEBIAN_FMNIST_DIR) / f"{f}.gz").is_file() for f in sources._IDX_FILES):
+    if not all((Path(sources.DEBIAN_FMNIST_DIR) / f"{f}.gz").is_file() for f in IDX_FILES):
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     raw = sources.load_dataset("fashionmnist", tmp_path, download=False)
     assert raw.source == "debian"

@@ -25,7 +25,7 @@ import torch
 
 from resnet_exp.atomic import atomic_path
 from resnet_exp.data.errors import DatasetNotFound, DatasetUnreadable
-from resnet_exp.data.facts import DATASETS, IDX_FILES, DatasetInfo
+from resnet_exp.data.facts import DATASETS, DatasetInfo
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ DEBIAN_FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 DEBIAN_FMNIST_ENV = "RESNET_EXP_DEBIAN_FMNIST"
 #: Seconds any single network operation of torchvision's download may block.
 DOWNLOAD_TIMEOUT_S = 20.0
-_IDX_FILES = IDX_FILES  # the four gzipped files of Debian's copy (tests read this name)
 
 __all__ = ["DATASETS", "DatasetInfo", "RawData", "fetch_missing", "load_dataset"]
 
