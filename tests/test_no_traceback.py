@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cli import run_cli
 
+from resnet_exp.hydra_glue.command import parse_command
 from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.hydra_glue.preflight import CommandError, check_command
 
@@ -16,7 +17,7 @@ from resnet_exp.hydra_glue.preflight import CommandError, check_command
 @pytest.mark.parametrize("override", ["data=null", "optimizer=NULL", "+scheduler=null"])
 def test_a_group_set_to_null_is_one_paragraph_naming_its_options(override: str) -> None:
     with pytest.raises(CommandError) as info:
-        check_command([override])
+        check_command(parse_command([override]))
     assert "cannot be set to null" in str(info.value) and "\n" not in str(info.value)
 
 
