@@ -34,6 +34,7 @@ from resnet_exp.tracking.wandb_reader import (  # noqa: E402
     find_run_files,
     iter_payloads,
     read_offline_run,
+    read_run_file,
 )
 from resnet_exp.tracking.wandb_secrets import scrub_argv, scrub_secrets  # noqa: E402
 
@@ -207,6 +208,37 @@ def test_consecutive_runs_are_separate(tmp_path: Path) -> None:
         ]
         assert run["summary"]["status"] == ("completed", "failed")[job]
         assert run["exit_code"] == job
+
+
+def test_a_resumed_run_never_logs_a_step_again_whatever_the_killed_attempt_flushed(
+    tmp_path: Path,
+) -> None:
+    """A killed attempt's wandb-core may write its run file after the resumed attempt looked
+    (CI once saw steps [1, 1, 2, ...]): steps it was handed are not logged again, neither from
+    metrics.jsonl (catch_up) nor by retraining the steps after the checkpoint."""
+    rows = [{"step": step, "train_step/loss": 1.0 / step} for step in range(1, 7)]
+    run_id = "resumetwice"
+    killed = WandbLogger(mode="offline")
+    killed.start(tmp_path, {}, name="job", group="g", tags=[], run_id=run_id)
+    for row in rows[:3]:  # steps 1-3 handed to W&B, then the process is killed
+        killed.log(row, step=row["step"])
+    killed.finish("failed")
+    (killed_file,) = find_run_files(tmp_path)
+    hidden = killed_file.rename(tmp_path / "not-flushed-yet")  # its wandb-core had not written it
+
+    resumed = WandbLogger(mode="offline")
+    resumed.start(tmp_path, {}, name="job", group="g", tags=[], run_id=run_id)
+    resumed.catch_up(rows[:2])  # metrics.jsonl up to the checkpoint (step 2)
+    for row in rows[2:]:  # steps 3-6 trained (again, for step 3)
+        resumed.log(row, step=row["step"])
+    resumed.finish("completed")
+    flushed = tmp_path / "wandb" / f"offline-run-00000000_000000-{run_id}"  # oldest first
+    flushed.mkdir()
+    hidden.rename(flushed / killed_file.name)  # the killed attempt's file, written at last
+
+    attempts = [read_run_file(path, include_internal=True) for path in find_run_files(tmp_path)]
+    steps = sorted(row["_step"] for run in attempts for row in run["history"])
+    assert steps == [1, 2, 3, 4, 5, 6]
 
 
 # -- (3)/(4) online fallbacks, in child processes -------------------------------------------------

@@ -15,6 +15,7 @@ cheap. `NullLogger` is the same interface doing nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import string
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.atomic import atomic_write
 from resnet_exp.tracking import wandb_client
 from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
 from resnet_exp.tracking.wandb_client import disabled_info
@@ -157,6 +159,8 @@ class WandbLogger:
         self._info = disabled_info()
         self._failed = False
         self._next_step = 0  # first step the W&B run does not hold yet (a resumed run has some)
+        self._ledger: Path | None = None  # `wandb/logged-<id>.json`: the last step handed to W&B
+        self._logged_step = -1
 
     # -- interface ------------------------------------------------------------------------------
 
@@ -188,13 +192,18 @@ class WandbLogger:
             self._fail("start", exc)
 
     def log(self, metrics: dict, step: int) -> None:
-        """Append one history row at `step` (the training step; rows sharing a step merge)."""
-        if self._run is None:
+        """Append one history row at `step` (the training step; rows sharing a step merge).
+
+        A step the W&B run already holds (an earlier attempt logged it: a resumed run retrains
+        the steps after its checkpoint) is skipped, so each step reaches W&B exactly once."""
+        if self._run is None or int(step) < self._next_step:
             return
         try:
             self._run.log(dict(metrics), step=int(step))
         except Exception as exc:
             self._fail("log", exc)
+            return
+        self._note_logged(int(step))
 
     def catch_up(self, rows: list[dict]) -> None:
         """Log the rows of the run record (metrics.jsonl, in order) that this W&B run lacks.
@@ -205,7 +214,7 @@ class WandbLogger:
         the next `log()` skips a row. metrics.jsonl is the record, so W&B is filled in from it.
         """
         for row in rows:
-            if "step" in row and int(row["step"]) >= self._next_step:
+            if "step" in row:
                 self.log(row, step=int(row["step"]))
 
     def set_summary(self, values: dict) -> None:
@@ -250,7 +259,7 @@ class WandbLogger:
         job_type: str | None = None,
         run_id: str | None = None,
     ) -> None:
-        self._next_step = 0
+        self._next_step, self._ledger, self._logged_step = 0, None, -1
         if wandb_client.requested_mode(self.mode) == "disabled":
             log.info("W&B logging is disabled (%s=disabled).", wandb_client.mode_source(self.mode))
             return
@@ -268,7 +277,11 @@ class WandbLogger:
         run = self._run = opened.run
         self._run_file = Path(run.settings.sync_file)
         offline = opened.mode == "offline"
-        self._next_step = self._history_end(run, offline=offline) if run_id else 0
+        self._ledger = self._run_file.parent.parent / f"logged-{run.id}.json"
+        if run_id:  # never again a step an earlier attempt handed to W&B, flushed or not
+            self._next_step = max(self._history_end(run, offline=offline), self._ledger_end())
+        else:
+            self._next_step = 0
         self._info = wandb_client.run_info(run, opened.mode)
         _define_metrics(run)
         where = run.url if not offline and getattr(run, "url", None) else self._info["dir"]
@@ -325,6 +338,27 @@ class WandbLogger:
             steps = [int(row["_step"]) for row in history if "_step" in row]
             end = max([end, *(step + 1 for step in steps)])
         return end
+
+    def _ledger_end(self) -> int:
+        """First step after those the run's earlier attempts handed to W&B (their ledger).
+
+        A killed attempt's wandb-core writes the offline run file only when it notices its
+        parent is gone, possibly after the resumed attempt has read the file; the ledger is
+        written after each `log()` returns, so it does not depend on that flush."""
+        try:
+            return int(json.loads(self._ledger.read_text())["step"]) + 1
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _note_logged(self, step: int) -> None:
+        """Record in the ledger that `step` was handed to W&B (once per step; best effort)."""
+        if step <= self._logged_step or self._ledger is None:
+            return
+        self._logged_step = step
+        try:
+            atomic_write(self._ledger, json.dumps({"step": step}).encode())
+        except OSError as exc:  # a full disk: W&B is a copy; metrics.jsonl is the record
+            log.debug("could not write %s: %s", self._ledger, exc)
 
     def _wait_for_run_file(self) -> None:
         """Return once the run file is complete on disk (bounded), so it can be read or synced.
