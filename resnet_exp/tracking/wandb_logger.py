@@ -15,7 +15,6 @@ cheap. `NullLogger` is the same interface doing nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import string
@@ -26,7 +25,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from resnet_exp.atomic import atomic_write
 from resnet_exp.tracking import wandb_client
 from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
 from resnet_exp.tracking.wandb_client import disabled_info
@@ -159,8 +157,6 @@ class WandbLogger:
         self._info = disabled_info()
         self._failed = False
         self._next_step = 0  # first step the W&B run does not hold yet (a resumed run has some)
-        self._ledger: Path | None = None  # `wandb/logged-<id>.json`: the last step handed to W&B
-        self._logged_step = -1
 
     # -- interface ------------------------------------------------------------------------------
 
@@ -202,8 +198,6 @@ class WandbLogger:
             self._run.log(dict(metrics), step=int(step))
         except Exception as exc:
             self._fail("log", exc)
-            return
-        self._note_logged(int(step))
 
     def catch_up(self, rows: list[dict]) -> None:
         """Log the rows of the run record (metrics.jsonl, in order) that this W&B run lacks.
@@ -211,7 +205,8 @@ class WandbLogger:
         A resumed run's W&B history must continue where its checkpoint ends. An earlier attempt
         may have died before W&B had its last rows: wandb-core only writes an offline run file
         when the run closes (a SIGKILL leaves just its header), and a kill between a checkpoint and
-        the next `log()` skips a row. metrics.jsonl is the record, so W&B is filled in from it.
+        the next `log()` skips a row. metrics.jsonl is the record, so W&B is filled in from it;
+        steps the run already holds are skipped (`log()`).
         """
         for row in rows:
             if "step" in row:
@@ -259,7 +254,7 @@ class WandbLogger:
         job_type: str | None = None,
         run_id: str | None = None,
     ) -> None:
-        self._next_step, self._ledger, self._logged_step = 0, None, -1
+        self._next_step = 0
         if wandb_client.requested_mode(self.mode) == "disabled":
             log.info("W&B logging is disabled (%s=disabled).", wandb_client.mode_source(self.mode))
             return
@@ -277,11 +272,7 @@ class WandbLogger:
         run = self._run = opened.run
         self._run_file = Path(run.settings.sync_file)
         offline = opened.mode == "offline"
-        self._ledger = self._run_file.parent.parent / f"logged-{run.id}.json"
-        if run_id:  # never again a step an earlier attempt handed to W&B, flushed or not
-            self._next_step = max(self._history_end(run, offline=offline), self._ledger_end())
-        else:
-            self._next_step = 0
+        self._next_step = self._history_end(run, offline=offline) if run_id else 0
         self._info = wandb_client.run_info(run, opened.mode)
         _define_metrics(run)
         where = run.url if not offline and getattr(run, "url", None) else self._info["dir"]
@@ -320,15 +311,23 @@ class WandbLogger:
 
     def _history_end(self, run: Any, offline: bool) -> int:
         """First step the resumed run lacks: the server says so online (`starting_step`); offline,
-        the earlier attempts' files in the same wandb folder tell (those that were written)."""
+        the earlier attempts' finished files in the same wandb folder tell.
+
+        An unfinished file (no exit record: its process was killed) is set aside, unread, into
+        `wandb/unfinished/` (where `wandb sync` and the readers do not look), and its steps are
+        logged again from metrics.jsonl: its wandb-core may still write it, after this attempt
+        looked, so what it holds cannot be known now and must not decide what is logged."""
         if not offline:
             return int(getattr(run, "starting_step", 0) or 0)
-        from resnet_exp.tracking.wandb_reader import read_run_file
+        from resnet_exp.tracking.wandb_reader import is_complete, read_run_file
 
         end = 0
         assert self._run_file is not None
-        for path in self._run_file.parent.parent.glob(f"*run-*-{run.id}/run-{run.id}.wandb"):
+        wandb_dir = self._run_file.parent.parent
+        for path in wandb_dir.glob(f"*run-*-{run.id}/run-{run.id}.wandb"):
             if path == self._run_file:
+                continue
+            if not is_complete(path) and _set_aside(path.parent, wandb_dir / "unfinished"):
                 continue
             try:
                 history = read_run_file(path, include_internal=True)["history"]
@@ -338,27 +337,6 @@ class WandbLogger:
             steps = [int(row["_step"]) for row in history if "_step" in row]
             end = max([end, *(step + 1 for step in steps)])
         return end
-
-    def _ledger_end(self) -> int:
-        """First step after those the run's earlier attempts handed to W&B (their ledger).
-
-        A killed attempt's wandb-core writes the offline run file only when it notices its
-        parent is gone, possibly after the resumed attempt has read the file; the ledger is
-        written after each `log()` returns, so it does not depend on that flush."""
-        try:
-            return int(json.loads(self._ledger.read_text())["step"]) + 1
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0
-
-    def _note_logged(self, step: int) -> None:
-        """Record in the ledger that `step` was handed to W&B (once per step; best effort)."""
-        if step <= self._logged_step or self._ledger is None:
-            return
-        self._logged_step = step
-        try:
-            atomic_write(self._ledger, json.dumps({"step": step}).encode())
-        except OSError as exc:  # a full disk: W&B is a copy; metrics.jsonl is the record
-            log.debug("could not write %s: %s", self._ledger, exc)
 
     def _wait_for_run_file(self) -> None:
         """Return once the run file is complete on disk (bounded), so it can be read or synced.
@@ -398,6 +376,19 @@ class WandbLogger:
             self._wait_for_run_file()
         else:
             log.debug("W&B run did not close within %s s", _CLOSE_AFTER_ERROR_S)
+
+
+def _set_aside(folder: Path, into: Path) -> bool:
+    """Move a killed attempt's W&B run folder out of the way (kept, for a post-mortem); False
+    when it cannot be moved (then its steps are counted as the file holds them now)."""
+    try:
+        into.mkdir(exist_ok=True)
+        folder.rename(into / folder.name)
+    except OSError as exc:
+        log.debug("could not set %s aside: %s", folder, exc)
+        return False
+    log.info("W&B: set aside the unfinished run folder of a killed attempt: %s", into / folder.name)
+    return True
 
 
 def _define_metrics(run: Any) -> None:
