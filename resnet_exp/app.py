@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -32,7 +33,12 @@ from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.hydra_glue.register import register_configs
 from resnet_exp.tracking.record import DIVERGED, INTERRUPTED, RunRecord, RunSummary
 from resnet_exp.training.facts import is_rank_zero
-from resnet_exp.training.interrupt import Interrupted, StopFlag
+from resnet_exp.training.interrupt import (
+    STATUS,
+    Interrupted,
+    StopFlag,
+    end_start_up_on_signals,
+)
 
 if TYPE_CHECKING:
     from resnet_exp.session import Run
@@ -284,23 +290,33 @@ def _run(cfg: DictConfig, job: JobFacts) -> float | None:
 
 def entry() -> None:
     """Console script and ``python -m resnet_exp``."""
+    end_start_up_on_signals()  # SIGTERM/SIGHUP before the run's handlers end it like Ctrl-C
     try:
         _start(sys.argv[1:])
-    except KeyboardInterrupt:  # Ctrl-C before the run's own handler is in place (start-up)
-        from resnet_exp.hydra_glue.worker_watch import launched_sweep, record_killed_jobs
+    except (KeyboardInterrupt, Interrupted) as stopped:  # before the run's own handler is in place
+        _exit_stopped_before_training(getattr(stopped, "signum", signal.SIGINT))
 
-        sweep_dir = launched_sweep()
-        if sweep_dir is not None:  # a sweep's process waiting on its workers, which stop
-            # themselves; jobs whose worker the launcher killed before they could are recorded
-            record_killed_jobs(Path(sweep_dir), INTERRUPTED, "SIGINT (Ctrl-C to the sweep)")
-            message = (
-                "interrupted by SIGINT: the sweep's running jobs stop at their next step and "
-                "record it; run the same command to resume the sweep."
-            )
-            print(message, file=sys.stderr)
-        else:
-            print("interrupted by SIGINT during start-up, before training began.", file=sys.stderr)
-        sys.exit(130)
+
+def _exit_stopped_before_training(signum: int) -> None:
+    """One line and the shell's status for the signal (128 + its number); a sweep's process
+    (waiting on its workers) records the jobs whose worker was killed before it could."""
+    from resnet_exp.hydra_glue.worker_watch import launched_sweep, record_killed_jobs
+
+    name = signal.Signals(signum).name
+    verb = "interrupted" if signum == signal.SIGINT else "terminated"
+    sweep_dir = launched_sweep()
+    if sweep_dir is not None:  # the running jobs stop at their next step and record it; jobs
+        # whose worker the launcher killed before they could are recorded here
+        why = "SIGINT (Ctrl-C to the sweep)" if signum == signal.SIGINT else f"{name} to the sweep"
+        record_killed_jobs(Path(sweep_dir), STATUS.get(signum, INTERRUPTED), why)
+        message = (
+            f"{verb} by {name}: the sweep's running jobs stop at their next step and "
+            "record it; run the same command to resume the sweep."
+        )
+    else:
+        message = f"{verb} by {name} during start-up, before training began."
+    print(message, file=sys.stderr)
+    sys.exit(128 + int(signum))
 
 
 def _start(args: list[str]) -> None:

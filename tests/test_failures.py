@@ -466,6 +466,40 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("signum", "point"), [(signal.SIGTERM, "job"), (signal.SIGHUP, "preflight")]
+)
+def test_sigterm_or_sighup_during_start_up_is_one_line_and_leaves_the_folder_as_it_was(
+    tmp_path: Path, finished: Path, fmnist_root: Path, signum: int, point: str
+) -> None:
+    """Like Ctrl-C: before the run's own handlers are in place (``job``: Hydra has already
+    rewritten ``.hydra/`` of the existing folder), one line and 128 + the signal's number."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    before = snapshot(run)
+    process = start_cli(
+        *small(fmnist_root, f"hydra.run.dir={run}", "trainer.epochs=2"),
+        cwd=tmp_path,
+        env=fault_env(sleep_at=point),
+    )
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:  # until the process sleeps at `point`
+        seen.append(line)
+        if line.startswith("fault injection: sleeping"):
+            break
+    process.send_signal(signum)
+    rest, err = process.communicate(timeout=120)
+    lines = [x for x in [*seen, *err.splitlines()] if not x.startswith("fault injection:")]
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum, "".join(seen) + err
+    assert [x.strip() for x in lines] == [
+        f"terminated by {name} during start-up, before training began."
+    ]
+    assert snapshot(run) == before
+
+
+@pytest.mark.slow
 def test_any_failure_before_the_run_restarts_leaves_the_folder_byte_identical(
     tmp_path: Path, finished: Path, fmnist_root: Path
 ) -> None:

@@ -12,12 +12,46 @@ import pytest
 from cli import run_cli, start_cli
 from test_failures import small
 
-from resnet_exp.training.interrupt import Interrupted
+from resnet_exp.training.interrupt import Interrupted, StopFlag, end_start_up_on_signals
 
 
 def test_sighup_is_recorded_as_terminated_with_exit_129() -> None:
     stopped = Interrupted(signal.SIGHUP)
     assert (stopped.status, stopped.exit_code) == ("terminated", 129)
+
+
+def test_start_up_handlers_leave_others_alone_and_hand_over_to_the_run() -> None:
+    """A launcher's SIGTERM handler (submitit under SLURM) and an ignored SIGHUP (nohup) stay;
+    a default one ends start-up with Interrupted, and the run's StopFlag takes it over."""
+
+    def launcher(signum: int, frame: object) -> None:
+        pass
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    try:
+        signal.signal(signal.SIGTERM, launcher)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        end_start_up_on_signals()
+        assert signal.getsignal(signal.SIGTERM) is launcher
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        end_start_up_on_signals()
+        with pytest.raises(Interrupted) as stopped:
+            signal.raise_signal(signal.SIGTERM)
+        assert stopped.value.exit_code == 143
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # a second one while ending
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        end_start_up_on_signals()
+        start_up = signal.getsignal(signal.SIGTERM)
+        with StopFlag() as stop:  # the run's own handler replaces start-up's
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is start_up
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ from resnet_exp.tracking.wandb_reader import (  # noqa: E402
     find_run_files,
     iter_payloads,
     read_offline_run,
+    read_run_file,
 )
 from resnet_exp.tracking.wandb_secrets import scrub_argv, scrub_secrets  # noqa: E402
 
@@ -207,6 +208,40 @@ def test_consecutive_runs_are_separate(tmp_path: Path) -> None:
         ]
         assert run["summary"]["status"] == ("completed", "failed")[job]
         assert run["exit_code"] == job
+
+
+@pytest.mark.parametrize("flushed", ["before the resume", "after the resume"])
+def test_a_resumed_run_never_logs_a_step_again_whatever_the_killed_attempt_flushed(
+    tmp_path: Path, flushed: str
+) -> None:
+    """A killed attempt's wandb-core may write its run file before or after the resumed attempt
+    looks (CI once saw steps [1, 1, 2, ...]): each step is in W&B's history once either way,
+    whether it comes from metrics.jsonl (catch_up) or from retraining after the checkpoint."""
+    rows = [{"step": step, "train_step/loss": 1.0 / step} for step in range(1, 7)]
+    run_id = "resumetwice"
+    killed = WandbLogger(mode="offline")
+    killed.start(tmp_path, {}, name="job", group="g", tags=[], run_id=run_id)
+    for row in rows[:3]:  # steps 1-3 handed to W&B, then the process is killed
+        killed.log(row, step=row["step"])
+    killed.finish("failed")
+    (killed_file,) = find_run_files(tmp_path)
+    written = killed_file.read_bytes()
+    if flushed == "after the resume":  # so far only the header, the rest comes through its fd
+        killed_file.write_bytes(written[:7])
+        late_writer = killed_file.open("ab")
+
+    resumed = WandbLogger(mode="offline")
+    resumed.start(tmp_path, {}, name="job", group="g", tags=[], run_id=run_id)
+    resumed.catch_up(rows[:2])  # metrics.jsonl up to the checkpoint (step 2)
+    for row in rows[2:]:  # steps 3-6 trained (again, for step 3)
+        resumed.log(row, step=row["step"])
+    resumed.finish("completed")
+    if flushed == "after the resume":
+        late_writer.write(written[7:])
+        late_writer.close()
+
+    attempts = [read_run_file(path, include_internal=True) for path in find_run_files(tmp_path)]
+    assert [row["_step"] for run in attempts for row in run["history"]] == [1, 2, 3, 4, 5, 6]
 
 
 # -- (3)/(4) online fallbacks, in child processes -------------------------------------------------

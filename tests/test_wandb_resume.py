@@ -36,10 +36,12 @@ def test_a_resumed_run_continues_its_wandb_run_with_one_row_per_step(
     assert summary["wandb_run_id"] == first_id == summary["wandb"]["run_id"]
 
     attempts = read_offline_runs(run_dir, include_internal=True)
-    # one offline folder per attempt, both for the same run; wandb-core writes an offline file
-    # only when the run closes, so the SIGKILLed attempt's file holds no records at all and the
-    # resumed attempt fills in the epochs it lacked from metrics.jsonl
-    assert [a["path"].parent.name.endswith(f"-{first_id}") for a in attempts] == [True, True]
+    # wandb-core writes an offline file only when the run closes (a SIGKILLed attempt's maybe
+    # later, after the resume looked), so the killed attempt's unfinished folder is set aside and
+    # the resumed attempt logs every step metrics.jsonl has that the W&B run lacks
+    (unfinished,) = (run_dir / "wandb" / "unfinished").iterdir()
+    assert unfinished.name.endswith(f"-{first_id}")
+    assert [a["path"].parent.name.endswith(f"-{first_id}") for a in attempts] == [True]
     assert {a["run_id"] for a in attempts if a["history"]} == {first_id}
     logged = [row for a in attempts for row in a["history"]]
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]

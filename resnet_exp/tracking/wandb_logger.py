@@ -188,8 +188,11 @@ class WandbLogger:
             self._fail("start", exc)
 
     def log(self, metrics: dict, step: int) -> None:
-        """Append one history row at `step` (the training step; rows sharing a step merge)."""
-        if self._run is None:
+        """Append one history row at `step` (the training step; rows sharing a step merge).
+
+        A step the W&B run already holds (an earlier attempt logged it: a resumed run retrains
+        the steps after its checkpoint) is skipped, so each step reaches W&B exactly once."""
+        if self._run is None or int(step) < self._next_step:
             return
         try:
             self._run.log(dict(metrics), step=int(step))
@@ -202,10 +205,11 @@ class WandbLogger:
         A resumed run's W&B history must continue where its checkpoint ends. An earlier attempt
         may have died before W&B had its last rows: wandb-core only writes an offline run file
         when the run closes (a SIGKILL leaves just its header), and a kill between a checkpoint and
-        the next `log()` skips a row. metrics.jsonl is the record, so W&B is filled in from it.
+        the next `log()` skips a row. metrics.jsonl is the record, so W&B is filled in from it;
+        steps the run already holds are skipped (`log()`).
         """
         for row in rows:
-            if "step" in row and int(row["step"]) >= self._next_step:
+            if "step" in row:
                 self.log(row, step=int(row["step"]))
 
     def set_summary(self, values: dict) -> None:
@@ -307,15 +311,23 @@ class WandbLogger:
 
     def _history_end(self, run: Any, offline: bool) -> int:
         """First step the resumed run lacks: the server says so online (`starting_step`); offline,
-        the earlier attempts' files in the same wandb folder tell (those that were written)."""
+        the earlier attempts' finished files in the same wandb folder tell.
+
+        An unfinished file (no exit record: its process was killed) is set aside, unread, into
+        `wandb/unfinished/` (where `wandb sync` and the readers do not look), and its steps are
+        logged again from metrics.jsonl: its wandb-core may still write it, after this attempt
+        looked, so what it holds cannot be known now and must not decide what is logged."""
         if not offline:
             return int(getattr(run, "starting_step", 0) or 0)
-        from resnet_exp.tracking.wandb_reader import read_run_file
+        from resnet_exp.tracking.wandb_reader import is_complete, read_run_file
 
         end = 0
         assert self._run_file is not None
-        for path in self._run_file.parent.parent.glob(f"*run-*-{run.id}/run-{run.id}.wandb"):
+        wandb_dir = self._run_file.parent.parent
+        for path in wandb_dir.glob(f"*run-*-{run.id}/run-{run.id}.wandb"):
             if path == self._run_file:
+                continue
+            if not is_complete(path) and _set_aside(path.parent, wandb_dir / "unfinished"):
                 continue
             try:
                 history = read_run_file(path, include_internal=True)["history"]
@@ -364,6 +376,19 @@ class WandbLogger:
             self._wait_for_run_file()
         else:
             log.debug("W&B run did not close within %s s", _CLOSE_AFTER_ERROR_S)
+
+
+def _set_aside(folder: Path, into: Path) -> bool:
+    """Move a killed attempt's W&B run folder out of the way (kept, for a post-mortem); False
+    when it cannot be moved (then its steps are counted as the file holds them now)."""
+    try:
+        into.mkdir(exist_ok=True)
+        folder.rename(into / folder.name)
+    except OSError as exc:
+        log.debug("could not set %s aside: %s", folder, exc)
+        return False
+    log.info("W&B: set aside the unfinished run folder of a killed attempt: %s", into / folder.name)
+    return True
 
 
 def _define_metrics(run: Any) -> None:

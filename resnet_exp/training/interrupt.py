@@ -17,7 +17,35 @@ from resnet_exp.tracking.record import INTERRUPTED, TERMINATED
 # What the record says for each signal, and the shell's exit status for it (128 + signal number).
 # SIGHUP (the terminal or SSH session went away) is a request to end from outside, like SIGTERM.
 STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED, signal.SIGHUP: TERMINATED}
-_DEFAULTS = (signal.SIG_DFL, signal.default_int_handler, None)
+# Signals that end start-up the way Ctrl-C does (Python's own SIGINT handler already raises).
+START_UP = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _end_start_up(signum: int, frame: FrameType | None) -> None:
+    """Start-up's handler: the first signal raises, so ``finally`` blocks put an existing run
+    folder back; a second one, while that happens, is ignored (the process is ending anyway)."""
+    for other in START_UP:
+        if signal.getsignal(other) is _end_start_up:
+            signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def end_start_up_on_signals() -> None:
+    """Make SIGTERM and SIGHUP before the run's own handlers are in place end the process as
+    Ctrl-C does (an exception, caught by the entry point), not silently.
+
+    Only a signal with Python's default disposition is taken: a handler installed first (submitit's
+    SIGTERM under SLURM) and an ignored signal (``nohup``) are left alone."""
+    for signum in START_UP:
+        try:
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, _end_start_up)
+        except ValueError:  # not the main thread
+            return
+
+
+# Handlers :class:`StopFlag` replaces; any other was installed by someone else and is kept.
+_DEFAULTS = (signal.SIG_DFL, signal.default_int_handler, None, _end_start_up)
 
 
 class Interrupted(BaseException):

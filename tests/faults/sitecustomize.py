@@ -16,6 +16,11 @@ it raise ``RuntimeError("injected failure")`` there instead, as a bug in a job w
 ``RESNET_EXP_FAULT_RAISE_AT=start`` raises an unforeseen ``RuntimeError`` after the data is read,
 just before the run resumes or starts in its folder (a bug we did not foresee, at the latest moment
 that must still leave an existing folder byte-identical).
+
+``RESNET_EXP_FAULT_SLEEP_AT=<point>`` prints ``fault injection: sleeping in <point>`` on stderr and
+sleeps (60 s) at a moment of start-up, so a test can send a signal there: ``preflight`` (every job
+composes, nothing written yet) or ``job`` (Hydra has written the job's ``.hydra/``, before the run's
+own signal handlers are in place).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ KILL_AT = os.environ.get("RESNET_EXP_FAULT_KILL_AT", "")
 KILL_JOB = os.environ.get("RESNET_EXP_FAULT_KILL_JOB", "")
 FAIL_JOB = os.environ.get("RESNET_EXP_FAULT_FAIL_JOB", "")
 RAISE_AT = os.environ.get("RESNET_EXP_FAULT_RAISE_AT", "")
+SLEEP_AT = os.environ.get("RESNET_EXP_FAULT_SLEEP_AT", "")
 
 
 def _die(why: str) -> None:
@@ -88,7 +94,29 @@ def _install_raise() -> None:
     resume.start_or_resume = _start_or_raise
 
 
+def _install_sleep() -> None:
+    import sys
+    import time
+
+    from resnet_exp.hydra_glue import preflight, writers
+
+    def sleeping(real):
+        def wrapper(*args, **kwargs):
+            print(f"fault injection: sleeping in {SLEEP_AT}", file=sys.stderr, flush=True)
+            time.sleep(60)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    if SLEEP_AT == "preflight":
+        preflight.preflight = sleeping(preflight.preflight)
+    elif SLEEP_AT == "job":
+        writers.job_folder_lock = sleeping(writers.job_folder_lock)
+
+
 if KILL_AT or KILL_JOB or FAIL_JOB:
     _install()
 if RAISE_AT == "start":
     _install_raise()
+if SLEEP_AT:
+    _install_sleep()
