@@ -30,10 +30,12 @@ from resnet_exp.report.study import decide
 
 
 def _by_config(runs: Sequence[RunResult]) -> dict[str, dict[int, RunResult]]:
+    """Completed runs by configuration (block and depth: sweeps of the same study run with other
+    overrides, such as logger=none, count as the same configuration) and seed."""
     table: dict[str, dict[int, RunResult]] = {}
     for run in runs:
         if run.ok and run.seed is not None and run.final_train_err is not None:
-            table.setdefault(run.config, {})[run.seed] = run
+            table.setdefault(f"{run.block}-{run.depth}", {})[run.seed] = run
     return table
 
 
