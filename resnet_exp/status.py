@@ -271,8 +271,23 @@ def main(argv: list[str] | None = None) -> int:
                 rows = sweep_status(folder)
                 live.update(render(folder, rows), refresh=True)
     except KeyboardInterrupt:
-        pass
+        return exit_code(rows)
+    _refresh_report(folder, rows)
     return exit_code(rows)
+
+
+def _refresh_report(folder: Path, rows: list[JobStatus]) -> None:
+    """When a watched sweep has ended, rebuild its report from the records: jobs that ended at
+    the same moment (a detached SLURM sweep) each rebuilt it from what they saw, so the last
+    write may predate another job's record. A problem is a warning, never an error."""
+    if not expected_jobs(folder) or any(r.state == RUNNING for r in rows):
+        return
+    try:
+        from resnet_exp.report.build import build_report
+
+        build_report(folder)
+    except Exception as exc:  # the table above is the answer; the report is a convenience
+        print(f"warning: could not rebuild the sweep report ({exc})", file=sys.stderr)
 
 
 if __name__ == "__main__":
