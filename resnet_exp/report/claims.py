@@ -9,7 +9,6 @@ a power estimate from the observed spread says would settle it. "Could not tell"
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,28 +84,15 @@ def stays_below(residual: ContrastParts, gap: ContrastParts, margin: float = MAR
 MOST = 0.5  # "most of the penalty": more than half of it
 
 
-@dataclass(frozen=True)
-class Share:
-    """The share of the plain depth penalty the shortcuts avoid, with Fieller's 95% interval
-    (NaN bounds when the plain penalty itself is not clearly above zero)."""
-
-    estimate: float
-    ci_low: float
-    ci_high: float
-
-    @property
-    def known(self) -> bool:
-        return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
-
-
-def share_avoided(plain: ContrastParts, residual: ContrastParts) -> Share:
-    """1 - residual effect / plain effect; the two families' groups are independent, so Fieller's
-    interval of the ratio carries over."""
+def share_avoided(plain: ContrastParts, residual: ContrastParts) -> Effect:
+    """The share of the plain depth penalty the shortcuts avoid, 1 - residual effect / plain
+    effect, with Fieller's 95% interval (the two families' groups are independent); NaN bounds
+    when the plain penalty itself is not clearly above zero."""
     ratio, low, high = ratio_interval(residual, plain)
-    return Share(1.0 - ratio, 1.0 - high, 1.0 - low)
+    return Effect(1.0 - ratio, 1.0 - high, 1.0 - low)
 
 
-def most_avoided(share: Share) -> str:
+def most_avoided(share: Effect) -> str:
     """'The shortcuts avoid most of the plain penalty': reproduced when Fieller's interval of the
     share lies above one half, not reproduced when below, inconclusive otherwise (or unbounded)."""
     if not share.known:

@@ -23,7 +23,6 @@ from resnet_exp.report.claims import (
     REPRODUCED,
     UNKNOWN,
     Claim,
-    Share,
     rises,
     seed_list,
 )
@@ -123,7 +122,7 @@ def fmt_effect(effect: Effect) -> str:
     return text
 
 
-def fmt_share(share: Share) -> str:
+def fmt_share(share: Effect) -> str:
     """'96.1% (95% CI 88.0% to 104.3%)'; without a bounded interval, says why."""
     if share.known:
         return f"{share.estimate:.1%} (95% CI {share.ci_low:.1%} to {share.ci_high:.1%})"

@@ -23,7 +23,6 @@ from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_row
 from resnet_exp.report.claims import (
     REPRODUCED,
     Claim,
-    Share,
     most_avoided,
     rises,
     share_avoided,
@@ -160,7 +159,7 @@ class Verdict:
     plain_claim: Claim | None = None
     residual_claim: Claim | None = None
     avoided: Claim | None = None
-    share: Share | None = None
+    share: Effect | None = None
     most: str | None = None  # the share's outcome against one half (claims.most_avoided)
 
     @property
