@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from resnet_exp.tracking.record import STEP_ERR
+
 LATE_FRACTION = 0.15  # the end of training that is compared with the stretch before it
 STILL_FALLING_PP = 2.0  # a fall (percentage points) below this counts as levelled off
-STEP_ERR = "train_step/err"
 
 
 @dataclass(frozen=True)

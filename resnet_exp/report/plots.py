@@ -20,6 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 
 from resnet_exp.atomic import atomic_path
 from resnet_exp.report.aggregate import RunResult, datasets
+from resnet_exp.tracking.record import STEP_ERR
 
 FAMILIES = (("plain", False), ("residual", True))
 PANEL_TITLES = {"plain": "plain networks", "residual": "residual networks (ResNet)"}
@@ -182,7 +183,7 @@ def _curve(runs: Sequence[RunResult], rows_of: Callable, x_key: str, y_key: str)
 def _train_rows(run: RunResult) -> list[dict[str, Any]]:
     """Per-step rows where the run has them, else its epoch rows (error at each epoch's end)."""
     if run.steps:
-        return [{"step": r["step"], "err": r.get("train_step/err")} for r in run.steps]
+        return [{"step": r["step"], "err": r.get(STEP_ERR)} for r in run.steps]
     return [{"step": r.get("step"), "err": r.get("train/err")} for r in run.metrics]
 
 

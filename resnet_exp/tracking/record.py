@@ -27,6 +27,8 @@ from resnet_exp.atomic import atomic_write
 # One run's folder:
 SUMMARY_JSON = "summary.json"  # RunSummary
 METRICS_JSONL = "metrics.jsonl"  # one JSON object per finished epoch, plus per-step rows
+# The keys of a per-step row (besides "step"): the window's mean loss and error %, its images.
+STEP_LOSS, STEP_ERR, STEP_IMAGES = "train_step/loss", "train_step/err", "train_step/images"
 CHECKPOINTS = "checkpoints"  # last.pt (rotated to last.prev.pt), best.pt
 LAST_PT = "last.pt"
 BEST_PT = "best.pt"

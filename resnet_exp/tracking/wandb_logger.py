@@ -27,6 +27,7 @@ from typing import Any
 
 from resnet_exp.tracking import wandb_client
 from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
+from resnet_exp.tracking.record import STEP_ERR, STEP_LOSS
 from resnet_exp.tracking.wandb_client import disabled_info
 from resnet_exp.tracking.wandb_secrets import scrub_secrets
 
@@ -36,7 +37,7 @@ _CLOSE_AFTER_ERROR_S = 10.0  # bound on finishing a run that already misbehaved.
 _FLUSH_WAIT_S = 10.0  # bound on waiting for wandb-core to write the run file after finish()
 _MAX_TAG_LEN = 64  # W&B rejects longer tags.
 # Per-step rows are plotted against the step, everything else against the epoch.
-_STEP_METRICS = ("train_step/loss", "train_step/err")
+_STEP_METRICS = (STEP_LOSS, STEP_ERR)
 
 
 def new_run_id() -> str:

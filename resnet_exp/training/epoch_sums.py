@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import torch
 
+from resnet_exp.tracking.record import STEP_ERR, STEP_IMAGES, STEP_LOSS
+
 
 class Reducer(Protocol):
     """What the sums need of :class:`resnet_exp.training.distributed.Dist`."""
@@ -68,9 +70,9 @@ class StepWindow:
         self.images = 0
         return {
             "step": step,
-            "train_step/loss": loss_sum / seen,
-            "train_step/err": 100.0 * wrong / seen,
-            "train_step/images": int(round(seen)),
+            STEP_LOSS: loss_sum / seen,
+            STEP_ERR: 100.0 * wrong / seen,
+            STEP_IMAGES: int(round(seen)),
         }
 
 
