@@ -161,13 +161,33 @@ def test_slurm_sweep_reports_a_killed_job_as_failed_and_ends(
     print(f"SLURM sweep with a killed job ended after {elapsed:.0f} s")
 
 
+# How long the requeue test's job trains uninterrupted: past SLURM's signal (<= ~120 s in);
+# each attempt then gets ~90 s of training, so 2-4 attempts (max_num_timeout allows 10).
+REQUEUE_JOB_S = 180.0
+
+
+def epochs_lasting(seconds: float, job: list[str], cwd: Path) -> int:
+    """Enough epochs of ``job`` to train for ``seconds`` on this machine, from a short run's median
+    epoch time (the machine's speed is not known in advance: CI machines differ fourfold)."""
+    import statistics
+
+    probe = run_cli("--multirun", *job, "trainer.epochs=12", "logger=none",
+                    "hydra.sweep.dir=speed_probe", cwd=cwd)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    rows = metrics(job_dir_of(cwd / "speed_probe", "seed=1"))[1:]  # the first epoch warms up
+    epoch_s = statistics.median(r["time/epoch_s"] for r in rows)
+    shutil.rmtree(cwd / "speed_probe")
+    return max(250, int(seconds / epoch_s) + 1)
+
+
 @pytest.mark.slow
 def test_slurm_job_past_its_time_limit_is_requeued_and_ends_like_an_uninterrupted_run(
     tmp_path: Path, fmnist_root: Path
 ) -> None:
-    """timeout_min=2 and signal_delay_s=30: SLURM signals the job 60-90 s in (its timer is coarse),
-    before its 250 epochs of 18 steps end (sized so that even a fast CPU is still training then);
-    submitit requeues it and it resumes."""
+    """timeout_min=2 and signal_delay_s=30: SLURM signals the job 60-120 s in (its timer is coarse);
+    submitit requeues it and it resumes. The job's epochs are sized from this machine's measured
+    speed so that it is still training then (a fixed 250 epochs ended in 75 s on a fast CI machine,
+    before SLURM's signal came)."""
     from resnet_exp.tracking.wandb_reader import read_offline_runs
 
     reason = slurm_up()
@@ -175,19 +195,20 @@ def test_slurm_job_past_its_time_limit_is_requeued_and_ends_like_an_uninterrupte
         pytest.skip(reason)
     job = [
         "seed=1", f"data.root={fmnist_root}", "data.train_subset=640", "data.val_size=64",
-        "data.test_subset=64", "data.batch_size=32", "model/depth=8", "trainer.epochs=250",
+        "data.test_subset=64", "data.batch_size=32", "model/depth=8",
         "trainer.checkpoint_every_steps=5", "trainer.num_threads=1", "trainer.progress=false",
     ]  # fmt: skip
+    job.append(f"trainer.epochs={epochs_lasting(REQUEUE_JOB_S, job, tmp_path)}")
     started = time.monotonic()
     reference = run_cli("--multirun", *job, "logger=none", "hydra.sweep.dir=reference",
-                        cwd=tmp_path)  # fmt: skip
+                        cwd=tmp_path, timeout=1500)  # fmt: skip
     uninterrupted_s = time.monotonic() - started
     assert reference.returncode == 0, reference.stderr[-3000:]
     started = time.monotonic()
     result = run_cli(
         "--multirun", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1",
         "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=2",
-        "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=5", *job,
+        "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=10", *job,
         "logger.mode=offline", "hydra.sweep.dir=requeued", cwd=tmp_path, timeout=1500,
     )  # fmt: skip
     requeued_s = time.monotonic() - started
