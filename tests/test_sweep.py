@@ -140,7 +140,7 @@ def test_a_failing_job_is_marked_and_the_report_still_appears(
             5,
             marks=pytest.mark.slow,
         ),  # fmt: skip
-        ("degradation_quick", "fashionmnist", [20, 56], 6),
+        ("degradation_quick", "fashionmnist", [20, 56], 5),
     ],
 )
 def test_presets_are_sweeps_with_the_papers_recipe(
