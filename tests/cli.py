@@ -69,15 +69,17 @@ def start_cli(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # SIGINT as in a terminal, even when the tests run as a background job (which ignores it)
-        preexec_fn=_default_sigint,
+        # the signals a test sends act as in a terminal, even when the tests run as a background job
+        # (which ignores SIGINT) or under nohup (which ignores SIGHUP)
+        preexec_fn=_terminal_signals,
     )
 
 
-def _default_sigint() -> None:
+def _terminal_signals() -> None:
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 # SPEC §5: what every epoch records (CIFAR-family nets have three stages).
