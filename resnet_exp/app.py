@@ -31,10 +31,9 @@ from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.plugins import register_plugins
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.hydra_glue.register import register_configs
-from resnet_exp.tracking.record import DIVERGED, INTERRUPTED, RunRecord, RunSummary
+from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
 from resnet_exp.training.facts import is_rank_zero
 from resnet_exp.training.interrupt import (
-    STATUS,
     Interrupted,
     StopFlag,
     end_start_up_on_signals,
@@ -293,30 +292,32 @@ def entry() -> None:
     end_start_up_on_signals()  # SIGTERM/SIGHUP before the run's handlers end it like Ctrl-C
     try:
         _start(sys.argv[1:])
-    except (KeyboardInterrupt, Interrupted) as stopped:  # before the run's own handler is in place
-        _exit_stopped_before_training(getattr(stopped, "signum", signal.SIGINT))
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handler is in place
+        _exit_stopped_before_training(Interrupted(signal.SIGINT))
+    except Interrupted as stopped:  # SIGTERM/SIGHUP likewise
+        _exit_stopped_before_training(stopped)
 
 
-def _exit_stopped_before_training(signum: int) -> None:
+def _exit_stopped_before_training(stopped: Interrupted) -> None:
     """One line and the shell's status for the signal (128 + its number); a sweep's process
     (waiting on its workers) records the jobs whose worker was killed before it could."""
     from resnet_exp.hydra_glue.worker_watch import launched_sweep, record_killed_jobs
 
-    name = signal.Signals(signum).name
-    verb = "interrupted" if signum == signal.SIGINT else "terminated"
+    name = signal.Signals(stopped.signum).name
     sweep_dir = launched_sweep()
     if sweep_dir is not None:  # the running jobs stop at their next step and record it; jobs
         # whose worker the launcher killed before they could are recorded here
-        why = "SIGINT (Ctrl-C to the sweep)" if signum == signal.SIGINT else f"{name} to the sweep"
-        record_killed_jobs(Path(sweep_dir), STATUS.get(signum, INTERRUPTED), why)
+        ctrl_c = stopped.signum == signal.SIGINT
+        why = "SIGINT (Ctrl-C to the sweep)" if ctrl_c else f"{name} to the sweep"
+        record_killed_jobs(Path(sweep_dir), stopped.status, why)
         message = (
-            f"{verb} by {name}: the sweep's running jobs stop at their next step and "
+            f"{stopped.status} by {name}: the sweep's running jobs stop at their next step and "
             "record it; run the same command to resume the sweep."
         )
     else:
-        message = f"{verb} by {name} during start-up, before training began."
+        message = f"{stopped.status} by {name} during start-up, before training began."
     print(message, file=sys.stderr)
-    sys.exit(128 + int(signum))
+    sys.exit(stopped.exit_code)
 
 
 def _start(args: list[str]) -> None:
