@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from resnet_exp.data.facts import input_side
 from resnet_exp.errors import DISK_ERRNOS, EXIT_USER_ERROR, UserError
-from resnet_exp.tracking.record import DIVERGED, RunFiles, RunRecord, RunSummary
+from resnet_exp.tracking.record import (
+    DIVERGED,
+    TRAIN_ERR,
+    VAL_ERR,
+    RunFiles,
+    RunRecord,
+    RunSummary,
+)
 from resnet_exp.training.interrupt import Interrupted
 
 if TYPE_CHECKING:
@@ -85,7 +92,7 @@ def sweeper_result(summary: RunSummary) -> float:
     if summary.status == DIVERGED:
         return float("nan")
     best = summary.best or {}
-    return best.get("val/err", best.get("train/err"))
+    return best.get(VAL_ERR, best.get(TRAIN_ERR))
 
 
 def user_error(error: BaseException) -> UserError | None:

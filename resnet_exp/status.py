@@ -16,10 +16,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
 from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.hydra_glue.command import recorded_sweep_jobs
 from resnet_exp.report.aggregate import RunResult, find_job_dirs, read_run
+from resnet_exp.slurm_queue import annotate
+from resnet_exp.tracking.folder_lock import in_use
 from resnet_exp.tracking.names import shared_overrides
 from resnet_exp.tracking.record import (
     COMPLETED,
@@ -33,9 +40,6 @@ from resnet_exp.tracking.record import (
     RunRecord,
     RunSummary,
 )
-
-if TYPE_CHECKING:
-    from rich.console import RenderableType
 
 EXIT_NOT_ALL_COMPLETED = 1
 # The record's statuses, plus two of this table's own: a 'running' record whose process is gone
@@ -137,8 +141,6 @@ def _duration(seconds: float) -> str:
 def expected_jobs(sweep_dir: Path) -> list[list[str]]:
     """Each job the sweep command asked for (its overrides), from the sweep's multirun.yaml; []
     for a single run or a sweep folder without one."""
-    from resnet_exp.hydra_glue.command import recorded_sweep_jobs
-
     return recorded_sweep_jobs(sweep_dir)
 
 
@@ -150,8 +152,6 @@ def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
     for job in expected_jobs(folder):
         if frozenset(job) not in started:
             rows.append(JobStatus("-", list(job), PENDING, "not started"))
-    from resnet_exp.slurm_queue import annotate
-
     annotate(folder, rows)  # a SLURM sweep: queued jobs' reasons, jobs SLURM ended unrecorded
     return rows
 
@@ -173,10 +173,6 @@ def _err(value: float | None) -> str:
 
 def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
     """The rich table: configuration (overrides that differ between jobs), state, errors, time."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
     common = shared_overrides(r.overrides for r in rows)
     counts = {s: sum(r.state == s for r in rows) for s in _STYLE if any(r.state == s for r in rows)}
     # the headline is printed above the table, so a long folder name never wraps the counts
@@ -220,8 +216,6 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
 def _still_running(folder: Path, rows: list[JobStatus]) -> bool:
     """A job trains, or the sweep's process still holds its folder (pending jobs may start);
     interrupted, lost or pending jobs of a sweep nobody runs any more end the watch."""
-    from resnet_exp.tracking.folder_lock import in_use
-
     stopped = FINISHED | {INTERRUPTED, TERMINATED, LOST, PENDING}
     waiting = any(r.state not in stopped or r.queued for r in rows)
     return waiting or in_use(folder)
@@ -254,15 +248,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    from rich.console import Console
-
     console = Console()
     if not args.watch:
         rows = sweep_status(folder)
         console.print(render(folder, rows))
         return exit_code(rows)
-    from rich.live import Live
-
     rows = sweep_status(folder)
     try:
         with Live(render(folder, rows), console=console, auto_refresh=False) as live:
@@ -283,7 +273,7 @@ def _refresh_report(folder: Path, rows: list[JobStatus]) -> None:
     if not expected_jobs(folder) or any(r.state == RUNNING for r in rows):
         return
     try:
-        from resnet_exp.report.build import build_report
+        from resnet_exp.report.build import build_report  # heavy (matplotlib): only at the end
 
         build_report(folder)
     except Exception as exc:  # the table above is the answer; the report is a convenience

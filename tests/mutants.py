@@ -120,8 +120,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/training/loop.py",
-                '        key = "val/err" if "val/err" in row else "train/err"\n',
-                '        key = "train/err"\n',
+                "        key = VAL_ERR if VAL_ERR in row else TRAIN_ERR\n",
+                "        key = TRAIN_ERR\n",
             ),
         ),
         (

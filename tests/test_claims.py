@@ -22,7 +22,6 @@ from resnet_exp.report.claims import (
     share_avoided,
 )
 from resnet_exp.report.convergence import convergence
-from resnet_exp.report.markdown import family_verdict, headline
 from resnet_exp.report.stats import (
     bounded,
     contrast_parts,
@@ -32,6 +31,7 @@ from resnet_exp.report.stats import (
     spread,
 )
 from resnet_exp.report.study import decide, family_effect, summary_csv_text
+from resnet_exp.report.verdict import family_verdict, headline
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_stats import fake_runs  # noqa: E402

@@ -13,9 +13,9 @@ import pytest
 from scipy import stats as sps
 
 from resnet_exp.report.aggregate import RunResult
-from resnet_exp.report.markdown import family_verdict, headline
 from resnet_exp.report.stats import contrast, spread, welch
 from resnet_exp.report.study import config_groups, family_effect, summary_csv_text
+from resnet_exp.report.verdict import family_verdict, headline
 
 # The issue's measured seeds 0-2 (final training error %, degradation_quick on main).
 ISSUE_SEEDS = {

@@ -18,7 +18,12 @@ from typing import Any
 import yaml
 
 from resnet_exp.errors import UserError
-from resnet_exp.tracking.facts import LOGGER_MODES, WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
+from resnet_exp.report.aggregate import find_job_dirs
+from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
+from resnet_exp.report.figures import FIGURES
+from resnet_exp.report.markdown import text_table
+from resnet_exp.tracking.facts import LOGGER_MODES
+from resnet_exp.tracking.record import HYDRA_CONFIG, MULTIRUN_YAML, RunFiles
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,11 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 def sweep_logger_config(sweep_dir: Path) -> dict[str, Any] | None:
     """The `logger` node the sweep ran with: multirun.yaml, else the first job's
     .hydra/config.yaml."""
-    from resnet_exp.report.aggregate import find_job_dirs
-    from resnet_exp.tracking.record import MULTIRUN_YAML, RunFiles
-
     candidates = [sweep_dir / MULTIRUN_YAML]
-    candidates += [RunFiles(d).hydra_dir / "config.yaml" for d in find_job_dirs(sweep_dir)[:1]]
+    candidates += [RunFiles(d).hydra_dir / HYDRA_CONFIG for d in find_job_dirs(sweep_dir)[:1]]
     for path in candidates:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -64,10 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("resnet_exp").setLevel(logging.INFO)
     try:
-        from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
-        from resnet_exp.report.figures import FIGURES
-        from resnet_exp.report.markdown import text_table
-
         result = build_report(args.sweep_dir)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -86,16 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if settings is None or settings.get("mode") == "disabled":
         print("W&B: off for this sweep (logger=none or logger.mode=disabled; use --mode to log).")
         return 0
-    info = log_report_to_wandb(
-        args.sweep_dir,
-        result.runs,
-        project=args.project or settings.get("project") or WANDB_PROJECT,
-        group=args.group or settings.get("group"),
-        mode=settings["mode"],
-        entity=args.entity or settings.get("entity"),
-        dir=settings.get("dir"),
-        init_timeout=float(settings.get("init_timeout") or WANDB_INIT_TIMEOUT_S),
-    )
+    given = {"project": args.project, "group": args.group, "entity": args.entity}
+    settings.update((key, value) for key, value in given.items() if value)
+    info = log_report_to_wandb(args.sweep_dir, result.runs, **settings)
     if info:
         where = info["sync"] or f"run {info['run_id']} ({info['mode']})"
         print(f"W&B report run: {where}")

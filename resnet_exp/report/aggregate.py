@@ -1,8 +1,8 @@
 """Read a sweep's run records (docs/internals.md, "Run record") into one `RunResult` per job.
 
-The report must be buildable from whatever is on disk at any moment of a sweep, including jobs that
-crashed before writing `summary.json`, jobs killed mid-epoch (a torn last line in `metrics.jsonl`)
-and jobs still running, so every reader here tolerates partial files instead of raising.
+The report is built from whatever is on disk at any moment of a sweep (jobs that crashed before
+writing `summary.json`, were killed mid-epoch, or still run), so nothing here raises on a partial
+file.
 """
 
 from __future__ import annotations
@@ -21,13 +21,20 @@ import yaml
 from resnet_exp.tracking.names import config_key
 from resnet_exp.tracking.record import (
     CHECKPOINTS,
+    COMPLETED,
     FAILED,
     FINISHED,
+    HYDRA_CONFIG,
     HYDRA_DIR,
+    HYDRA_OVERRIDES,
     INCOMPLETE,
     METRICS_JSONL,
     RUNNING,
     SUMMARY_JSON,
+    TEST_ERR,
+    TRAIN_ERR,
+    UNKNOWN,
+    VAL_ERR,
     DamagedSummary,
     MetricsFile,
     RunFiles,
@@ -51,8 +58,7 @@ _BLOCK_CLASSES = {
 }
 # Directories that never hold (or lie below) a job directory.
 _SKIP_DIRS = frozenset({"wandb", CHECKPOINTS, HYDRA_DIR, "__pycache__"})
-# Summary statuses as the report shows them: a summary still saying 'running' belongs to a killed
-# job (or one still in flight), either way its numbers are not final.
+# A summary still 'running' belongs to a killed job or one in flight: its numbers are not final.
 _STATUS_ALIASES = {RUNNING: INCOMPLETE}
 
 # summary.csv's per-run columns, each a RunResult attribute (study.py adds the statistics).
@@ -81,7 +87,7 @@ class RunResult:
     job_dir: Path
     name: str  # job folder relative to the sweep folder (named after its overrides); "." alone
     job: str  # the job's overrides, comma-joined (W&B run name)
-    status: str  # the record's status ('running' shown as incomplete), or unknown (unreadable)
+    status: str  # the record's status (RUNNING shown as INCOMPLETE), or UNKNOWN (unreadable)
     error: str | None = None
     block: str | None = None
     residual: bool | None = None
@@ -112,7 +118,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         """Whether the run finished normally, so its final numbers may enter the verdict."""
-        return self.status == "completed"
+        return self.status == COMPLETED
 
     def sort_key(self) -> tuple:
         """Plain before residual, then by depth, then block name and job directory."""
@@ -135,10 +141,8 @@ def is_job_dir(path: Path) -> bool:
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
-    """Job directories under `sweep_dir` (itself, for a single run), in natural order.
-
-    Job directories do not nest, so the walk stops at the first one on each branch; W&B, checkpoint
-    and hidden directories (`.submitit/`, ...) are never entered.
+    """Job directories under `sweep_dir` (itself, for a single run), in natural order; the walk
+    stops at the first on each branch (they do not nest) and skips W&B, checkpoint and hidden ones.
     """
     sweep_dir = Path(sweep_dir)
     if is_job_dir(sweep_dir):
@@ -178,11 +182,8 @@ def _read_metrics(path: Path) -> MetricsFile:
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Epoch rows of `metrics.jsonl` ordered by epoch, and how many lines were unreadable.
-
-    A job killed mid-write leaves a torn last line: it is skipped, not fatal. If a resumed job
-    appended an epoch twice, the later row wins. Per-step rows are left out.
-    """
+    """Epoch rows of `metrics.jsonl` by epoch (the later of a repeated one), and how many lines
+    were unreadable (a torn last line)."""
     found = _read_metrics(path)
     return found.epochs, len(found.torn)
 
@@ -215,20 +216,10 @@ def _get(tree: Any, dotted: str) -> Any:
     return tree
 
 
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
+def _as(kind: type, value: Any) -> Any:
+    """``kind(value)``, or None for a missing, boolean or unconvertible value."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
+        return None if value is None or isinstance(value, bool) else kind(value)
     except (TypeError, ValueError):
         return None
 
@@ -256,17 +247,15 @@ def _override_value(overrides: Iterable[str], *keys: str) -> str | None:
 
 
 def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
-    """Everything the report needs about one job directory; never raises for missing/partial
-    files."""
+    """Everything the report needs about one job directory (never raises on a partial one)."""
     files = RunFiles(job_dir)
     metrics = _read_metrics(files.metrics_path)
     summary, problem = _read_summary(files.summary_path)
-    config = _read_yaml(files.hydra_dir / "config.yaml")
-    listed = _read_yaml(files.hydra_dir / "overrides.yaml")
+    config = _read_yaml(files.hydra_dir / HYDRA_CONFIG)
+    listed = _read_yaml(files.hydra_dir / HYDRA_OVERRIDES)
     hydra_overrides = [str(o) for o in listed] if isinstance(listed, list) else []
-    overrides = hydra_overrides
-    if summary and summary.overrides:
-        overrides = [str(o) for o in summary.overrides]
+    overrides = [str(o) for o in summary.overrides] if summary else []
+    overrides = overrides or hydra_overrides
     name = _job_name(files.run_dir, sweep_dir)
     raw_status, error = _outcome(files.run_dir, summary, problem, config, len(metrics.epochs))
     run = RunResult(
@@ -303,7 +292,7 @@ def _outcome(
         return summary.status, summary.error
     if problem is not None:  # written, but damaged: the job did not crash early
         planned = _get(config, "trainer.epochs")
-        return "unknown", (
+        return UNKNOWN, (
             f"{SUMMARY_JSON} cannot be parsed ({problem}), so this job's status is unknown; its "
             f"{METRICS_JSONL} holds {epochs} row(s)"
             + (f" of {planned} planned" if planned is not None else "")
@@ -326,14 +315,14 @@ def _describe(run: RunResult, written: RunSummary, config: Any, hydra_overrides:
     if not isinstance(residual, bool):
         residual = None if block is None else block not in PLAIN_BLOCKS
     run.block, run.residual = block, residual
-    run.depth = _as_int(model.get("depth", _get(config, "model.depth")))
+    run.depth = _as(int, model.get("depth", _get(config, "model.depth")))
     run.family = _str_or_none(model.get("family", _get(config, "model.family")))
     run.shortcut = _str_or_none(model.get("shortcut", _get(config, "model.shortcut")))
-    run.params, run.flops = _as_int(model.get("params")), _as_int(model.get("flops"))
+    run.params, run.flops = _as(int, model.get("params")), _as(int, model.get("flops"))
     run.dataset = _str_or_none(written.dataset or _get(config, "data.name"))
-    run.seed = _as_int(_first(written.seed, _get(config, "seed")))
-    run.epochs_planned = _as_int(_first(written.epochs_planned, _get(config, "trainer.epochs")))
-    run.wall_time_s = _as_float(written.wall_time_s)
+    run.seed = _as(int, _first(written.seed, _get(config, "seed")))
+    run.epochs_planned = _as(int, _first(written.epochs_planned, _get(config, "trainer.epochs")))
+    run.wall_time_s = _as(float, written.wall_time_s)
     run.device = _str_or_none((written.data or {}).get("device"))
     run.precision = _str_or_none((written.speed or {}).get("precision"))
 
@@ -349,26 +338,25 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _fill_results(run: RunResult, summary: RunSummary | None) -> None:
-    """Final/best numbers: a finished job's summary.json is authoritative, else recompute from
-    metrics."""
+    """Final/best numbers: a finished job's summary.json's, else recomputed from its metrics."""
     final = summary.final if summary else None
     best = summary.best if summary else None
     rows = run.metrics
     if not isinstance(final, dict) or not final:
         final = rows[-1] if rows else {}
     if not isinstance(best, dict) or not best:
-        with_val = [r for r in rows if _finite(r.get("val/err"))]
-        best = min(with_val, key=lambda r: r["val/err"]) if with_val else {}
+        with_val = [r for r in rows if _finite(r.get(VAL_ERR))]
+        best = min(with_val, key=lambda r: r[VAL_ERR]) if with_val else {}
     epochs = summary.epochs if summary else None
     run.epochs = epochs if epochs is not None else len(rows)
-    run.final_train_err = _as_float(final.get("train/err"))
-    run.final_test_err = _as_float(final.get("test/err"))
-    run.best_val_err = _as_float(best.get("val/err"))
-    run.test_err_at_best_val = _as_float(best.get("test/err"))
+    run.final_train_err = _as(float, final.get(TRAIN_ERR))
+    run.final_test_err = _as(float, final.get(TEST_ERR))
+    run.best_val_err = _as(float, best.get(VAL_ERR))
+    run.test_err_at_best_val = _as(float, best.get(TEST_ERR))
 
 
 def _finite(value: Any) -> bool:
-    number = _as_float(value)
+    number = _as(float, value)
     return number is not None and math.isfinite(number)
 
 

@@ -1,9 +1,8 @@
 """Build every sweep-report file in one call, and optionally log the report to W&B.
 
-`build_report` is what the CLI (`python -m resnet_exp.report`) and the Hydra callback both run: read
-the run records, then write summary.csv, each figure of `figures.FIGURES`, report.md and
-report.html, each atomically, so parallel jobs rebuilding at the same time never leave a torn file
-behind. The W&B report run goes through the same client as training runs (`tracking.wandb_client`).
+`build_report` (run by the CLI and the Hydra callback) reads the run records and writes summary.csv,
+each figure of `figures.FIGURES`, report.md and report.html, each atomically, so jobs rebuilding at
+once never leave a torn file. The W&B report run goes through the training runs' client.
 """
 
 from __future__ import annotations
@@ -19,11 +18,23 @@ from resnet_exp.errors import UserError
 from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, collect_runs, csv_cells, datasets
 from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.html import write_html
-from resnet_exp.report.markdown import headline, write_report
+from resnet_exp.report.markdown import write_report
 from resnet_exp.report.study import SUMMARY_COLUMNS, config_groups, config_row, write_summary_csv
+from resnet_exp.report.verdict import headline
 from resnet_exp.tracking import wandb_client
 from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
-from resnet_exp.tracking.record import REPORT_HTML, REPORT_MD, SUMMARY_CSV, sweep_id
+from resnet_exp.tracking.record import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    HYDRA_DIR,
+    INCOMPLETE,
+    REPORT_HTML,
+    REPORT_MD,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    sweep_id,
+)
 
 log = logging.getLogger("resnet_exp.report")
 
@@ -32,8 +43,7 @@ REPORT_JOB_TYPE = "report"
 
 
 class ReportError(UserError):
-    """The report cannot be built (no such directory, no runs in it); one paragraph, no
-    traceback."""
+    """The report cannot be built (no such directory, no runs in it)."""
 
 
 @dataclass
@@ -64,9 +74,9 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
     if not runs:
         raise ReportError(
             f"Cannot build a sweep report: no runs found in {str(sweep_dir)!r}. A run directory "
-            "holds Hydra's .hydra/ folder or a summary.json; none of its subdirectories does. Pass "
-            "a sweep directory such as outputs/multirun/<date>/<time>, or wait until its first job "
-            "has started."
+            f"holds Hydra's {HYDRA_DIR}/ folder or a {SUMMARY_JSON}; none of its subdirectories "
+            "does. Pass a sweep directory such as outputs/multirun/<date>/<time>, or wait until "
+            "its first job has started."
         )
     paths = {
         "summary_csv": sweep_dir / SUMMARY_CSV,
@@ -81,15 +91,12 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
     return ReportResult(paths=paths, runs=runs, plotted=plotted)
 
 
-# -------------------------------------------------------------------------------------------------
-# Weights & Biases
+# -- Weights & Biases ------------------------------------------------------------------------------
 
 
 def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """W&B arguments from a `logger` config node (plain mapping), or None when W&B is off.
-
-    `logger=none` has no `mode` key; `logger.mode=disabled` turns W&B off explicitly.
-    """
+    """`log_report_to_wandb`'s keyword arguments from a `logger` config node, or None when W&B is
+    off (`logger=none` has no `mode`; `logger.mode=disabled`)."""
     if not isinstance(logger, Mapping) or logger.get("mode") is None:
         return None
     mode = str(logger.get("mode")).lower()
@@ -121,59 +128,34 @@ def log_report_to_wandb(
     dir: str | os.PathLike[str] | None = None,
     init_timeout: float = WANDB_INIT_TIMEOUT_S,
 ) -> dict[str, Any] | None:
-    """Log the report as one extra W&B run named "report" (job_type "report") in the sweep's group.
-
-    Logs summary.csv and the per-configuration statistics as `wandb.Table`s, each figure of
-    `FIGURES` as an image and the headline verdict in the run summary. `group` defaults to
-    `sweep_id(sweep_dir)`, the group the training runs use. Run files go to `dir`, else
-    $WANDB_DIR, else the sweep directory. The mode is resolved and the run started by
-    `tracking.wandb_client`, as for training runs (no prompt, no hang, offline fallback). Never
-    raises: a W&B problem is a warning and None is returned, because the report files on disk are
-    what matters. Returns mode/run_id/dir/sync otherwise.
-    """
+    """Log the report as one W&B run named "report" (job_type "report") in the sweep's group
+    (default `sweep_id(sweep_dir)`, the training runs' group): summary.csv and the statistics as
+    tables, each figure as an image, the headline in its summary; its files go to `dir`, else
+    $WANDB_DIR, else the sweep directory. Returns mode/run_id/dir/sync; never raises (a W&B
+    problem is a warning and None: the report files on disk are what matters)."""
+    sweep_dir, runs = Path(sweep_dir), list(runs)
     try:
-        return _log_report_to_wandb(
-            Path(sweep_dir), list(runs), project, group, mode, entity, dir, init_timeout
-        )
+        mode, init_timeout = wandb_client.checked_settings(mode or "auto", init_timeout)
+        resolved, _why = wandb_client.resolve_mode(mode, init_timeout)
+        if resolved == "disabled":
+            log.info("W&B is disabled; the sweep report is not logged to W&B.")
+            return None
+        wandb = wandb_client.import_wandb()  # slow to import, and not needed for the files
+        kwargs = _report_run_kwargs(sweep_dir, runs, project, group, entity, dir)
+        opened = wandb_client.open_run(wandb, resolved, init_timeout, kwargs)
+        if opened.online_error is not None:
+            log.warning("W&B online init failed (%s); logging the report offline instead.",
+                        opened.online_error)  # fmt: skip
+        try:
+            opened.run.log(_report_payload(wandb, sweep_dir, runs))
+            _write_report_summary(opened.run.summary, runs)
+            info = wandb_client.run_info(opened.run, opened.mode)
+        finally:
+            opened.run.finish()
     except Exception as exc:
-        log.warning(
-            "Could not log the sweep report to W&B (%s: %s); the report files are unaffected.",
-            type(exc).__name__,
-            exc,
-        )
+        log.warning("Could not log the sweep report to W&B (%s: %s); the report files are "
+                    "unaffected.", type(exc).__name__, exc)  # fmt: skip
         return None
-
-
-def _log_report_to_wandb(
-    sweep_dir: Path,
-    runs: list[RunResult],
-    project: str,
-    group: str | None,
-    mode: str,
-    entity: str | None,
-    dir: str | os.PathLike[str] | None,
-    init_timeout: float,
-) -> dict[str, Any] | None:
-    mode, init_timeout = wandb_client.checked_settings(mode or "auto", init_timeout)
-    resolved, _why = wandb_client.resolve_mode(mode, init_timeout)
-    if resolved == "disabled":
-        log.info("W&B is disabled; the sweep report is not logged to W&B.")
-        return None
-    wandb = wandb_client.import_wandb()  # lazy: slow to import, and not needed for the files
-    kwargs = _report_run_kwargs(sweep_dir, runs, project, group, entity, dir)
-    opened = wandb_client.open_run(wandb, resolved, init_timeout, kwargs)
-    if opened.online_error is not None:
-        log.warning(
-            "W&B online init failed (%s); logging the report offline instead.",
-            opened.online_error,
-        )
-    run = opened.run
-    try:
-        run.log(_report_payload(wandb, sweep_dir, runs))
-        _write_report_summary(run.summary, runs)
-        info = wandb_client.run_info(run, opened.mode)
-    finally:
-        run.finish()
     if info["sync"]:
         log.info("W&B report run saved offline; upload it with: %s", info["sync"])
     return info
@@ -229,5 +211,5 @@ def _write_report_summary(summary: Any, runs: list[RunResult]) -> None:
     """The headline verdict and the run counts by status."""
     summary["verdict"] = headline(runs).replace("**", "")
     summary["runs"] = len(runs)
-    for status in ("completed", "failed", "diverged", "incomplete"):
+    for status in (COMPLETED, FAILED, DIVERGED, INCOMPLETE):
         summary[f"runs_{status}"] = sum(r.status == status for r in runs)

@@ -49,13 +49,19 @@ def sweep_dir_of(config: DictConfig) -> Path:
     )
 
 
+def _build() -> Any:
+    """The report builder, imported once a report is built: it loads matplotlib, which a job
+    that only instantiates this callback does not need."""
+    from resnet_exp.report import build  # heavy (matplotlib): only when a report is built
+
+    return build
+
+
 def refresh_report(config: DictConfig, what: str) -> ReportResult | None:
     """Rebuild the report of ``config``'s sweep (the one entry the Hydra side calls: this
     callback and the SLURM launcher); a problem is a logged warning, never an error."""
     try:
-        from resnet_exp.report.build import build_report
-
-        result = build_report(sweep_dir_of(config))
+        result = _build().build_report(sweep_dir_of(config))
     except Exception as exc:  # a report problem must never fail a job or the sweep
         log.warning("Could not update the sweep report (%s: %s).", type(exc).__name__, exc)
         return None
@@ -101,21 +107,12 @@ class ReportCallback(Callback):
         if result is None or not self.wandb:
             return
         try:
-            from resnet_exp.report.build import log_report_to_wandb, logger_settings
-
-            settings = logger_settings(_logger_node(config))
+            build = _build()
+            settings = build.logger_settings(_logger_node(config))
             if settings is None:
                 return
-            log_report_to_wandb(
-                sweep_dir_of(config),
-                result.runs,
-                project=settings["project"],
-                group=settings["group"],
-                mode=settings["mode"],
-                entity=settings["entity"],
-                dir=_absolute(settings["dir"], config) if settings["dir"] else None,
-                init_timeout=float(settings["init_timeout"]),
-            )
+            settings["dir"] = _absolute(settings["dir"], config) if settings["dir"] else None
+            build.log_report_to_wandb(sweep_dir_of(config), result.runs, **settings)
         except Exception as exc:
             log.warning("Could not build the final sweep report (%s: %s).", type(exc).__name__, exc)
 

@@ -25,7 +25,7 @@ MARGIN_PP = 5.0  # a depth effect within ±5 pp of training error counts as "no 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
-UNKNOWN = "unknown"  # one seed per configuration: no interval at all
+NO_INTERVAL = "no interval"  # one seed per configuration: seed noise unknown
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def rises(parts: ContrastParts, margin: float = MARGIN_PP) -> Claim:
     when it lies below +margin (no rise bigger than the margin), inconclusive otherwise."""
     effect = interval(parts)
     if not effect.known:
-        return Claim(UNKNOWN, effect)
+        return Claim(NO_INTERVAL, effect)
     if effect.ci_low > 0:
         return Claim(REPRODUCED, effect)
     if effect.ci_high < margin:
@@ -66,7 +66,7 @@ def stays_below(residual: ContrastParts, gap: ContrastParts, margin: float = MAR
     says which interval decided it ('flat', 'below plain' or '')."""
     effect, between = interval(residual), interval(gap)
     if not (effect.known and between.known):
-        return Claim(UNKNOWN, effect)
+        return Claim(NO_INTERVAL, effect)
     if effect.ci_high < margin:
         return Claim(REPRODUCED, effect, basis="flat")
     if between.ci_low > margin:

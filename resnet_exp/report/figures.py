@@ -1,12 +1,9 @@
-"""The report's figures in one table (file, plot function, caption) and the captions themselves.
+"""The report's figures in one table (file, plot function, caption), and the captions.
 
-`FIGURES` is read by everything that handles a figure: `build_report` draws each one, report.md
-(and so report.html) shows each with its caption, the W&B report run uploads each, and the CLI lists
-each file it wrote. A new figure is a plot function in `plots.py` and a row here.
-
-Captions state what the data show, with the numbers (never the paper's narrative); the comparison
-is always the deepest against the shallowest depth of a family (gradients) or a residual net against
-its plain twin of the same depth (responses).
+`FIGURES` is read by everything that handles a figure (`build_report`, report.md and .html, the W&B
+report run, the CLI); a new figure is a plot function in `plots.py` and a row here. Captions state
+what the data show, with the numbers: deepest against shallowest depth of a kind (gradients), or a
+residual net against its plain twin of the same depth (responses).
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from resnet_exp.report.plots import (
     response_profiles,
 )
 from resnet_exp.report.study import config_groups
+from resnet_exp.tracking.record import GRAD_NORM, KINDS
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -32,12 +30,12 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _first_epoch_stem(runs: Sequence[RunResult], residual: bool) -> dict[int, float]:
-    """Mean first-epoch gradient norm of the earliest stage ("stem"), per depth, completed runs."""
+    """Mean first-epoch gradient norm of the earliest stage ("stem"), per depth."""
     by_depth: dict[int, list[float]] = {}
     for run in runs:
         if bool(run.residual) != residual or not run.metrics or run.depth is None:
             continue
-        value = run.metrics[0].get("grad_norm/stem")
+        value = run.metrics[0].get(GRAD_NORM + "stem")
         if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
             by_depth.setdefault(run.depth, []).append(float(value))
     return {d: _mean(v) for d, v in sorted(by_depth.items())}
@@ -46,37 +44,34 @@ def _first_epoch_stem(runs: Sequence[RunResult], residual: bool) -> dict[int, fl
 def gradients_caption(runs: Sequence[RunResult]) -> str:
     """What the first-epoch stem gradient norms show, deepest vs shallowest, per family."""
     parts, plain_ratio = [], None
-    for family, residual in (("plain", False), ("residual", True)):
+    for kind, residual in KINDS:
         stem = _first_epoch_stem(runs, residual)
         if len(stem) < 2:
             continue
         (d0, g0), (d1, g1) = next(iter(stem.items())), list(stem.items())[-1]
         ratio = g1 / g0
         parts.append(
-            f"{family} {d1}'s stem got {ratio:.2f}× the first-epoch gradient norm of {family} "
+            f"{kind} {d1}'s stem got {ratio:.2f}× the first-epoch gradient norm of {kind} "
             f"{d0}'s ({g1:.3g} vs {g0:.3g})"
         )
         if not residual:
             plain_ratio = ratio
     if not parts:
         return "Too few depths with gradient norms to compare early-stage gradients."
-    text = "Gradient norm of each stage (stem → head, log scale), mean per epoch. " + "; ".join(
-        parts
+    text = "Gradient norm of each stage (stem → head, log scale), mean per epoch. "
+    text += "; ".join(parts)
+    if plain_ratio is None:
+        return text
+    if plain_ratio < 0.1:
+        return text + ". The deeper plain net's early layers got over ten times less gradient."
+    if plain_ratio < 1:
+        return text + (
+            ". The deeper plain net's early layers got less gradient, by less than a factor of ten."
+        )
+    return text + (
+        ". The deeper plain net's early layers did not get less gradient, so these measurements "
+        "show no vanishing gradient."
     )
-    if plain_ratio is not None:
-        if plain_ratio < 0.1:
-            text += ". The deeper plain net's early layers got over ten times less gradient."
-        elif plain_ratio < 1:
-            text += (
-                ". The deeper plain net's early layers got less gradient, by less than a factor "
-                "of ten."
-            )
-        else:
-            text += (
-                ". The deeper plain net's early layers did not get less gradient, so these "
-                "measurements show no vanishing gradient."
-            )
-    return text
 
 
 def responses_caption(profiles: dict[str, dict[str, Any]]) -> str:
@@ -96,12 +91,11 @@ def responses_caption(profiles: dict[str, dict[str, Any]]) -> str:
             f"depth {depth}: mean std {rm:.3f} residual vs {pm:.3f} plain, residual smaller in "
             f"{below} of {n} layers"
         )
-    verdict = (
-        "residual responses are generally smaller than plain ones here"
-        if smaller_everywhere
-        else "residual responses are not generally smaller than plain ones here"
+    verdict = "are" if smaller_everywhere else "are not"
+    return (
+        f"Std of each 3x3 layer's response; {'; '.join(parts)}: residual responses {verdict} "
+        "generally smaller than plain ones here."
     )
-    return f"Std of each 3x3 layer's response; {'; '.join(parts)}: {verdict}."
 
 
 def degradation_caption(runs: Sequence[RunResult]) -> str:
@@ -114,14 +108,10 @@ def degradation_caption(runs: Sequence[RunResult]) -> str:
         if stepped
         else "training error at epoch ends (no per-step rows recorded)"
     )
-    band = (
-        f"; lines are means over up to {reps} seeds, bands span their min to max"
-        if reps > 1
-        else ""
-    )
+    band = f"; lines are means over up to {reps} seeds, bands span their min to max"
     return (
         f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; one colour per "
-        f"depth{band}."
+        f"depth{band if reps > 1 else ''}."
     )
 
 
@@ -130,19 +120,11 @@ def layer_responses_caption(runs: Sequence[RunResult]) -> str:
     return responses_caption(response_profiles(runs))
 
 
-# -------------------------------------------------------------------------------------------------
-# The table
-
-
 @dataclass(frozen=True)
 class ReportFigure:
-    """One figure of the report.
-
-    `name` keys `ReportResult.plotted` (and `<name>_png` its `paths`); `file` is the PNG in the
-    sweep directory, whose stem is the image's key in the W&B report run; `alt` is its alt text in
-    report.md; `plot(runs, path)` draws it and returns the plotted numbers; `caption(runs)` is the
-    text under it.
-    """
+    """One figure: `name` keys `ReportResult.plotted` (`<name>_png` its `paths`); `file` is the PNG
+    in the sweep directory (its stem the W&B key); `alt` its alt text in report.md; `plot(runs,
+    path)` draws it and returns the plotted numbers; `caption(runs)` is the text under it."""
 
     name: str
     file: str
@@ -161,26 +143,13 @@ class ReportFigure:
         return Path(self.file).stem
 
 
+_VS = "plain vs residual"
 FIGURES: tuple[ReportFigure, ...] = (
-    ReportFigure(
-        "degradation",
-        "degradation.png",
-        "Training and test error against iterations, plain vs residual",
-        plot_degradation,
-        degradation_caption,
-    ),
-    ReportFigure(
-        "gradients",
-        "gradients.png",
-        "Per-stage gradient norms, plain vs residual",
-        plot_gradients,
-        gradients_caption,
-    ),
-    ReportFigure(
-        "responses",
-        "layer_responses.png",
-        "Layer responses, plain vs residual",
-        plot_layer_responses,
-        layer_responses_caption,
-    ),
-)
+    ReportFigure("degradation", "degradation.png",
+                 f"Training and test error against iterations, {_VS}",
+                 plot_degradation, degradation_caption),
+    ReportFigure("gradients", "gradients.png", f"Per-stage gradient norms, {_VS}",
+                 plot_gradients, gradients_caption),
+    ReportFigure("responses", "layer_responses.png", f"Layer responses, {_VS}",
+                 plot_layer_responses, layer_responses_caption),
+)  # fmt: skip

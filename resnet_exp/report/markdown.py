@@ -1,10 +1,6 @@
-"""`report.md`: the sweep's table, a verdict computed from its numbers, and the figures.
+"""`report.md`: the verdict (verdict.py), the statistics, Table 6 and run tables, the figures.
 
-The verdict is the point of a degradation sweep, so it is generated from the final training errors
-(no canned text): per family, does training error rise, fall or stay flat from the shallowest to the
-deepest completed depth, and at each depth, does the residual net train better than its plain twin.
-It hedges when fewer than two depths of a family completed. The output is deterministic (no
-timestamps), so a rebuild from the same files gives the same bytes.
+Deterministic (no timestamps): a rebuild from the same files gives the same bytes.
 """
 
 from __future__ import annotations
@@ -16,51 +12,26 @@ from pathlib import Path
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import RunResult, datasets
-from resnet_exp.report.claims import (
-    INCONCLUSIVE,
-    MARGIN_PP,
-    NOT_REPRODUCED,
-    REPRODUCED,
-    UNKNOWN,
-    Claim,
-    rises,
-    seed_list,
-)
-from resnet_exp.report.convergence import LATE_FRACTION, STILL_FALLING_PP
 from resnet_exp.report.environment import environment_lines
 from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
 from resnet_exp.report.plots import run_labels
-from resnet_exp.report.stats import Effect, Spread, spread
-from resnet_exp.report.study import (
-    config_groups,
-    decide,
-    family_effect,
-    run_convergence,
-    still_falling,
-    train_errors_by_depth,
-)
+from resnet_exp.report.stats import Spread, spread
+from resnet_exp.report.study import config_groups, run_convergence
+from resnet_exp.report.verdict import fmt_pct, verdict_section
 from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides
-from resnet_exp.tracking.record import REPORT_MD, SUMMARY_CSV, sweep_id
+from resnet_exp.tracking.record import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INCOMPLETE,
+    METRICS_JSONL,
+    REPORT_MD,
+    SUMMARY_CSV,
+    sweep_id,
+)
 
 _MAX_CELL_ERROR = 120
-
-
-# -------------------------------------------------------------------------------------------------
-# Number formatting
-
-
-def fmt_pct(value: float | None) -> str:
-    """8.1234 -> '8.12%'; missing -> '–'."""
-    if value is None:
-        return "–"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.2f}%"
-
-
-def _fmt_pp(delta: float) -> str:
-    return f"{delta:+.2f} pp"
 
 
 def fmt_count(value: float | None) -> str:
@@ -98,9 +69,9 @@ def _cell(text: str) -> str:
 
 
 def status_cell(run: RunResult, limit: int = _MAX_CELL_ERROR) -> str:
-    """'completed', or the status in bold capitals with the (shortened) error message."""
-    if run.status == "completed":
-        return "completed"
+    """COMPLETED, or the status in bold capitals with the (shortened) error message."""
+    if run.ok:
+        return COMPLETED
     text = f"**{run.status.upper()}**"
     if run.error:
         message = " ".join(run.error.split())
@@ -111,240 +82,17 @@ def status_cell(run: RunResult, limit: int = _MAX_CELL_ERROR) -> str:
 
 
 # -------------------------------------------------------------------------------------------------
-# Verdict
-
-
-def fmt_effect(effect: Effect) -> str:
-    """'+27.42 pp (95% CI +20.51 to +34.33 pp)', or without the interval where one seed was run."""
-    text = _fmt_pp(effect.estimate)
-    if effect.known:
-        text += f" (95% CI {effect.ci_low:+.2f} to {effect.ci_high:+.2f} pp)"
-    return text
-
-
-def fmt_share(share: Effect) -> str:
-    """'96.1% (95% CI 88.0% to 104.3%)'; without a bounded interval, says why."""
-    if share.known:
-        return f"{share.estimate:.1%} (95% CI {share.ci_low:.1%} to {share.ci_high:.1%})"
-    return f"{share.estimate:.1%} (no bounded interval: the plain penalty is too uncertain)"
-
-
-def _settle(claim: Claim) -> str:
-    if claim.seeds is None:
-        return "no realistic number of seeds would settle it at this spread"
-    return (
-        f"about {claim.seeds} seeds per configuration would settle it "
-        f"(`{seed_list(claim.seeds)}`, a power estimate from the observed spread)"
-    )
-
-
-_PROVISIONAL = "seed noise unknown with one seed per depth, so this is provisional"
-_RISES = {  # the plain family's claim: it degrades
-    REPRODUCED: "degrades with depth (the interval lies above zero)",
-    NOT_REPRODUCED: f"no degradation beyond {MARGIN_PP:g} pp (the interval lies below "
-    f"+{MARGIN_PP:g} pp)",
-    INCONCLUSIVE: f"inconclusive (the interval includes zero and +{MARGIN_PP:g} pp)",
-    UNKNOWN: _PROVISIONAL,
-}
-_BELOW = {  # the residual family's claim: it does not degrade as the plain family does
-    REPRODUCED: f"no degradation beyond {MARGIN_PP:g} pp (the interval lies below "
-    f"+{MARGIN_PP:g} pp)",
-    NOT_REPRODUCED: "degrades like the plain family (the two depth effects differ by less than "
-    f"{MARGIN_PP:g} pp)",
-    INCONCLUSIVE: f"inconclusive (the interval includes +{MARGIN_PP:g} pp, and the gap to the "
-    f"plain family's effect includes {MARGIN_PP:g} pp)",
-    UNKNOWN: _PROVISIONAL,
-}
-_BELOW_PLAIN = (
-    f"rises less than the plain family by more than {MARGIN_PP:g} pp (the interval of the "
-    f"difference lies above +{MARGIN_PP:g} pp)"
-)
-
-
-def _left_out(runs: Sequence[RunResult], residual: bool) -> str:
-    labels = dict(zip(map(id, runs), run_labels(runs)))
-    out = [
-        f"{labels[id(r)]} {r.status}"
-        for r in runs
-        if bool(r.residual) == residual and not (r.ok and r.final_train_err is not None)
-    ]
-    return f" Not counted: {', '.join(out)}." if out else ""
-
-
-def _counts(counts: Sequence[int]) -> str:
-    if len(set(counts)) == 1:
-        return f"n = {counts[0]} seed{'s' if counts[0] != 1 else ''} per depth"
-    return "n = " + "/".join(map(str, counts)) + " seeds"
-
-
-def family_verdict(runs: Sequence[RunResult], residual: bool) -> str:
-    """One sentence for one family, with its depth effect, 95% interval and outcome."""
-    name = "residual" if residual else "plain"
-    left_out = _left_out(runs, residual)
-    found = family_effect(runs, residual)
-    if found is None:
-        by_depth = train_errors_by_depth(runs, residual)
-        if not by_depth:
-            return f"**{name}**: no completed runs — no verdict.{left_out}"
-        ((depth, values),) = by_depth.items()
-        return (
-            f"**{name}**: only depth {depth} completed (mean final training error "
-            f"{fmt_pct(sum(values) / len(values))}, n = {len(values)}) — at least two depths are "
-            f"needed to judge how depth affects training error; no verdict.{left_out}"
-        )
-    chain = (
-        f"depth {' → '.join(map(str, found.depths))}: "
-        f"{' → '.join(fmt_pct(m) for m in found.means)} mean final training error "
-        f"({_counts(found.counts)})"
-    )
-    verdict = decide(runs)
-    claim = verdict.residual_claim if residual else verdict.plain_claim
-    if claim is None:
-        claim = rises(found.parts)  # a family alone, or provisional: its own interval
-    outcome = (_BELOW if residual else _RISES)[claim.outcome]
-    if claim.basis == "below plain":
-        outcome = _BELOW_PLAIN
-    if claim.outcome == INCONCLUSIVE:
-        outcome += f"; {_settle(claim)}"
-    return f"**{name}**: {chain}; depth effect {fmt_effect(found.effect)} — {outcome}.{left_out}"
-
-
-def _still_falling_note(runs: Sequence[RunResult]) -> str:
-    falling = [label for run, label in zip(runs, run_labels(runs)) if run.ok and still_falling(run)]
-    if not falling:
-        return ""
-    return (
-        f" This rests on {len(falling)} run{'s' if len(falling) != 1 else ''} whose training "
-        f"error was still falling at the end ({', '.join(falling)}): longer training may move "
-        "these numbers."
-    )
-
-
-def _plain_not_shown(plain: Claim) -> str:
-    if plain.outcome == NOT_REPRODUCED:
-        return (
-            "**Degradation not reproduced**: the interval rules out a plain depth effect larger "
-            f"than +{MARGIN_PP:g} pp: deeper plain nets changed final training error by "
-            f"{fmt_effect(plain.effect)} (too few steps, too shallow, or too easy a dataset can "
-            "hide it)."
-        )
-    return (
-        "**Inconclusive**: deeper plain nets changed final training error by "
-        f"{fmt_effect(plain.effect)}, an interval that neither shows degradation nor rules out "
-        f"one larger than +{MARGIN_PP:g} pp; {_settle(plain)}."
-    )
-
-
-def _residual_clause(resid: Claim, gap: Claim) -> str:
-    effect = fmt_effect(resid.effect)
-    if resid.basis == "flat":
-        return (
-            f"deeper residual nets do not degrade: {effect}, an interval below the "
-            f"+{MARGIN_PP:g} pp margin"
-        )
-    if resid.basis == "below plain":
-        return (
-            f"deeper residual nets change by {effect}, less than the plain nets' rise by "
-            f"{fmt_effect(gap.effect)}, an interval above the {MARGIN_PP:g} pp margin"
-        )
-    if resid.outcome == NOT_REPRODUCED:
-        return f"deeper residual nets degrade alike, by {effect}"
-    return (
-        f"whether deeper residual nets degrade is inconclusive: {effect}, the gap to the plain "
-        f"nets' rise {fmt_effect(gap.effect)}; {_settle(resid)}"
-    )
-
-
-_MOST = {
-    REPRODUCED: "more than half: the interval lies above 50%",
-    NOT_REPRODUCED: "less than half: the interval lies below 50%",
-    INCONCLUSIVE: "the interval includes 50%, or has no bound",
-}
-_TITLE = {
-    REPRODUCED: "Degradation reproduced: deeper plain nets train worse, residual nets do not",
-    NOT_REPRODUCED: "Degradation in both families",
-    INCONCLUSIVE: "Plain degradation reproduced; the residual family is inconclusive",
-}
-
-
-def headline(runs: Sequence[RunResult]) -> str:
-    """The one-line answer, each of its three claims decided by its interval."""
-    found = decide(runs)
-    plain, resid = found.plain, found.residual
-    if plain is None:
-        return "**Inconclusive**: fewer than two depths of plain nets completed."
-    if found.plain_claim is None:
-        r = f"; deeper residual nets by {fmt_effect(resid.effect)}" if resid else ""
-        return (
-            "**Provisional (one seed per configuration, so the seed noise is unknown)**: deeper "
-            f"plain nets changed final training error by {fmt_effect(plain.effect)}{r}. Run "
-            "several seeds (e.g. seed=0,1,2) for a verdict."
-        )
-    falling = _still_falling_note(runs)
-    if found.plain_claim.outcome != REPRODUCED:
-        return _plain_not_shown(found.plain_claim) + falling
-    if found.residual_claim is None or found.avoided is None or found.share is None:
-        return (
-            f"**Degradation reproduced for plain nets** ({fmt_effect(plain.effect)}); fewer than "
-            "two residual depths completed, so the residual fix is not yet shown." + falling
-        )
-    title = _TITLE[found.residual_claim.outcome]
-    saved = (
-        f"The shortcuts avoid {fmt_share(found.share)} of the plain penalty ({_MOST[found.most]})."
-    )
-    return (
-        f"**{title}**: deeper plain nets train worse by {fmt_effect(plain.effect)}; "
-        f"{_residual_clause(found.residual_claim, found.avoided)}. {saved}{falling}"
-    )
-
-
-def verdict_section(runs: Sequence[RunResult]) -> list[str]:
-    """Headline, how it is decided, and one line per family, for runs of one dataset."""
-    epochs = sorted({r.epochs for r in runs if r.ok})
-    basis = (
-        f"Based on the final training error of completed runs (after {', '.join(map(str, epochs))} "
-        f"epoch{'s' if epochs != [1] else ''}). A family's depth effect is the change from its "
-        "shallowest to its deepest depth along the least-squares line through every depth's mean, "
-        "with a Welch-Satterthwaite 95% confidence interval over seeds. Each claim is "
-        "*reproduced* when its interval shows it, *not reproduced* only when the interval rules "
-        f"it out beyond a margin of {MARGIN_PP:g} pp, and *inconclusive* otherwise, with the "
-        "seeds a power estimate (80%) says would settle it. The share of the plain penalty "
-        "avoided has Fieller's interval. A run is *still falling* when its training error fell "
-        f"by more than {STILL_FALLING_PP:g} pp (and twice its noise) over its last "
-        f"{LATE_FRACTION:.0%} of steps."
-        if epochs
-        else "No run completed."
-    )
-    return [
-        headline(runs),
-        "",
-        basis,
-        "",
-        f"- {family_verdict(runs, residual=False)}",
-        f"- {family_verdict(runs, residual=True)}",
-    ]
-
-
-# -------------------------------------------------------------------------------------------------
 # Tables and the document
 
 
-TABLE_HEADER = (
-    "run",
-    "dir",
-    "block",
-    "depth",
-    "shortcut",
-    "params",
-    "FLOPs",
-    "final train err",
-    "late fall",
-    "best val err",
-    "test err @ best val",
-    "epochs",
-    "wall time",
-    "status",
-)
+# The runs table's columns, each with its markdown alignment.
+_COLUMNS = (
+    ("run", "---"), ("dir", "---:"), ("block", "---"), ("depth", "---:"), ("shortcut", ":---:"),
+    ("params", "---:"), ("FLOPs", "---:"), ("final train err", "---:"), ("late fall", "---:"),
+    ("best val err", "---:"), ("test err @ best val", "---:"), ("epochs", "---:"),
+    ("wall time", "---:"), ("status", "---"),
+)  # fmt: skip
+TABLE_HEADER = tuple(name for name, _ in _COLUMNS)
 
 
 def fmt_late_fall(run: RunResult) -> str:
@@ -355,7 +103,7 @@ def fmt_late_fall(run: RunResult) -> str:
     return f"{found.fall_pp:+.1f} pp" + (" still falling" if found.still_falling else "")
 
 
-def table_rows(runs: Sequence[RunResult], full_errors: bool = False) -> list[list[str]]:
+def table_rows(runs: Sequence[RunResult]) -> list[list[str]]:
     """Formatted cells per run, in report order (`TABLE_HEADER` columns)."""
     ordered = sorted(runs, key=RunResult.sort_key)
     labels = run_labels(ordered)
@@ -374,7 +122,7 @@ def table_rows(runs: Sequence[RunResult], full_errors: bool = False) -> list[lis
             fmt_pct(run.test_err_at_best_val),
             _fmt_epochs(run),
             fmt_duration(run.wall_time_s),
-            status_cell(run, 10_000 if full_errors else _MAX_CELL_ERROR),
+            status_cell(run),
         ]
         for label, run in zip(labels, ordered)
     ]
@@ -382,22 +130,14 @@ def table_rows(runs: Sequence[RunResult], full_errors: bool = False) -> list[lis
 
 def markdown_table(runs: Sequence[RunResult]) -> list[str]:
     """The runs as a GitHub-flavoured markdown table."""
-    align = ("---", "---:", "---", "---:", ":---:", "---:", "---:", "---:", "---:", "---:", "---:")
-    align += ("---:",)
-    align += ("---:", "---")
-    lines = [
-        "| " + " | ".join(TABLE_HEADER) + " |",
-        "|" + "|".join(align) + "|",
-    ]
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "|".join(a for _, a in _COLUMNS) + "|"]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table_rows(runs)]
     return lines
 
 
 def text_table(runs: Sequence[RunResult]) -> str:
     """The same table as aligned plain text, for the terminal."""
-    rows = [list(TABLE_HEADER)] + [
-        [c.replace("**", "") for c in row] for row in table_rows(runs, full_errors=False)
-    ]
+    rows = [list(TABLE_HEADER)] + [[c.replace("**", "") for c in row] for row in table_rows(runs)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEADER) - 1)]
     out = []
     for row in rows:
@@ -408,7 +148,7 @@ def text_table(runs: Sequence[RunResult]) -> str:
 
 def _status_counts(runs: Sequence[RunResult]) -> str:
     counts = Counter(r.status for r in runs)
-    order = ["completed", "incomplete", "diverged", "failed"]
+    order = [COMPLETED, INCOMPLETE, DIVERGED, FAILED]
     keys = order + sorted(k for k in counts if k not in order)
     return ", ".join(f"{counts[k]} {k}" for k in keys if counts[k])
 
@@ -419,17 +159,17 @@ def problems_section(runs: Sequence[RunResult]) -> list[str]:
     lines: list[str] = []
     for label, run in zip(run_labels(ordered), ordered):
         notes = []
-        if run.status != "completed":
+        if not run.ok:
             notes.append(f"**{run.status.upper()}**" + (":" if run.error else ""))
         if run.skipped_lines:
             notes.append(
-                f"metrics.jsonl had {run.skipped_lines} unreadable line"
+                f"{METRICS_JSONL} had {run.skipped_lines} unreadable line"
                 f"{'s' if run.skipped_lines != 1 else ''} (skipped; a torn write from a killed job)"
             )
         if not notes:
             continue
         lines.append(f"- {label} (dir `{run.name}`, job `{run.job}`): " + "; ".join(notes))
-        if run.status != "completed" and run.error:
+        if not run.ok and run.error:
             body = run.error.rstrip().replace("```", "'''")
             lines += ["", "  ```text", *[f"  {line}" for line in body.splitlines()], "  ```", ""]
     return lines

@@ -1,8 +1,7 @@
 """The sweep's figures: degradation (the paper's Fig. 6), gradients and layer responses (Fig. 7).
 
-Figures are drawn on a bare `matplotlib.figure.Figure` with the Agg canvas, never through pyplot: no
-global backend switch, no display needed, and safe in a Hydra callback running in a worker process.
-Each function returns the numbers it plotted, so tests check data rather than pixels.
+Drawn on a bare `Figure` with the Agg canvas, never pyplot (no global backend, no display, safe in
+a worker process); each function returns the numbers it plotted, so tests check data, not pixels.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -20,15 +20,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 
 from resnet_exp.atomic import atomic_path
 from resnet_exp.report.aggregate import RunResult, datasets
-from resnet_exp.tracking.record import STEP_ERR
+from resnet_exp.tracking.record import GRAD_NORM, KINDS, STEP_ERR, TEST_ERR, TRAIN_ERR
 
-FAMILIES = (("plain", False), ("residual", True))
-PANEL_TITLES = {"plain": "plain networks", "residual": "residual networks (ResNet)"}
+PANEL_TITLES = {False: "plain networks", True: "residual networks (ResNet)"}  # by model.residual
 DPI = 120
-
-
-# -------------------------------------------------------------------------------------------------
-# Labels and colours
 
 
 def _base_label(run: RunResult) -> str:
@@ -37,11 +32,8 @@ def _base_label(run: RunResult) -> str:
 
 
 def run_labels(runs: Sequence[RunResult]) -> list[str]:
-    """Legend labels ("plain-20", "ResNet-56"), qualified only where two runs would share one.
-
-    Qualifiers are tried in order (block, shortcut option, seed, job directory) and the first that
-    tells the clashing runs apart is appended, e.g. "ResNet-20 (preact)".
-    """
+    """Legend labels ("plain-20", "ResNet-56"), qualified only where two runs would share one: by
+    the first of block, shortcut option, seed and job directory that tells them apart."""
     labels = [_base_label(r) for r in runs]
     qualifiers: list[Callable[[RunResult], str]] = [
         lambda r: str(r.block),
@@ -67,8 +59,6 @@ def run_labels(runs: Sequence[RunResult]) -> list[str]:
 def depth_colours(depths: Sequence[int | None]) -> dict[int | None, Any]:
     """One colour per depth (same depth, same colour, in every panel): tab10 in depth order, or an
     ordered viridis ramp when there are more than ten depths."""
-    from matplotlib import colormaps
-
     ordered = sorted(set(depths), key=lambda d: math.inf if d is None else d)
     if len(ordered) <= 10:
         palette = colormaps["tab10"]
@@ -80,24 +70,15 @@ def depth_colours(depths: Sequence[int | None]) -> dict[int | None, Any]:
 
 def _number(value: Any) -> float:
     """A plottable float: missing or non-finite values (diverged runs) become NaN, i.e. a gap."""
-    if isinstance(value, bool) or value is None:
-        return math.nan
     try:
-        number = float(value)
+        number = math.nan if isinstance(value, bool) or value is None else float(value)
     except (TypeError, ValueError):
         return math.nan
     return number if math.isfinite(number) else math.nan
 
 
-def _status_note(run: RunResult) -> str:
-    return "" if run.status == "completed" else f" [{run.status}]"
-
-
 def _dataset_name(runs: Sequence[RunResult], dataset: str | None) -> str:
-    if dataset:
-        return dataset
-    names = datasets(runs)
-    return ", ".join(names) if names else "unknown dataset"
+    return dataset or ", ".join(datasets(runs)) or "unknown dataset"
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -109,11 +90,14 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+_CENTRED = {"ha": "center", "va": "center", "fontsize": 12}
+
+
 def _empty_figure(message: str, title: str) -> Figure:
     fig = Figure(figsize=(10, 4))
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=12, wrap=True)
+    ax.text(0.5, 0.5, message, wrap=True, **_CENTRED)
     fig.suptitle(title)
     return fig
 
@@ -128,20 +112,10 @@ def _nothing_plotted(runs: Sequence[RunResult]) -> str:
 
 def _panel_note(ax: Any, text: str) -> None:
     """Grey text in the middle of an empty panel."""
-    ax.text(
-        0.5,
-        0.5,
-        text,
-        transform=ax.transAxes,
-        ha="center",
-        va="center",
-        fontsize=12,
-        color="0.4",
-    )
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, color="0.4", **_CENTRED)
 
 
-# -------------------------------------------------------------------------------------------------
-# Fig. 6: error against iterations, mean and band over replicate seeds
+# -- Fig. 6: error against iterations, mean and band over replicate seeds --------------------------
 
 
 def _replicate_sets(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult]]]:
@@ -156,13 +130,12 @@ def _replicate_sets(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult
     return list(zip(labels, by_config.values()))
 
 
-def _curve(runs: Sequence[RunResult], rows_of: Callable, x_key: str, y_key: str) -> dict:
+def _curve(runs: Sequence[RunResult], points_of: Callable) -> dict:
     """Mean, min and max over replicates at each x (only x values every replicate has)."""
     series = []
     for run in runs:
         points = {}
-        for row in rows_of(run):
-            x, y = row.get(x_key), _number(row.get(y_key))
+        for x, y in ((x, _number(y)) for x, y in points_of(run)):
             if isinstance(x, int) and not isinstance(x, bool) and not math.isnan(y):
                 points[x] = y
         if points:
@@ -171,36 +144,28 @@ def _curve(runs: Sequence[RunResult], rows_of: Callable, x_key: str, y_key: str)
         return {"x": [], "mean": [], "min": [], "max": [], "n": 0}
     xs = sorted(set.intersection(*(set(p) for p in series)))
     values = [[p[x] for p in series] for x in xs]
-    return {
-        "x": xs,
-        "mean": [sum(v) / len(v) for v in values],
-        "min": [min(v) for v in values],
-        "max": [max(v) for v in values],
-        "n": len(series),
-    }
+    mean, low, high = ([f(v) for v in values] for f in (lambda v: sum(v) / len(v), min, max))
+    return {"x": xs, "mean": mean, "min": low, "max": high, "n": len(series)}
 
 
-def _train_rows(run: RunResult) -> list[dict[str, Any]]:
-    """Per-step rows where the run has them, else its epoch rows (error at each epoch's end)."""
+def _train_points(run: RunResult) -> list[tuple[Any, Any]]:
+    """(step, error) of each per-step row where the run has them, else at each epoch's end."""
     if run.steps:
-        return [{"step": r["step"], "err": r.get(STEP_ERR)} for r in run.steps]
-    return [{"step": r.get("step"), "err": r.get("train/err")} for r in run.metrics]
+        return [(r["step"], r.get(STEP_ERR)) for r in run.steps]
+    return [(r.get("step"), r.get(TRAIN_ERR)) for r in run.metrics]
 
 
-def _test_rows(run: RunResult) -> list[dict[str, Any]]:
-    return [{"step": r.get("step"), "err": r.get("test/err")} for r in run.metrics]
+def _test_points(run: RunResult) -> list[tuple[Any, Any]]:
+    return [(r.get("step"), r.get(TEST_ERR)) for r in run.metrics]
 
 
 def plot_degradation(
     runs: Sequence[RunResult], path: Path, dataset: str | None = None
 ) -> dict[str, dict[str, Any]]:
     """Training error (dashed, every logged step) and test error (solid, at epoch ends) against
-    iterations, like Fig. 6 of He et al. 2015: plain left, residual right, one colour per depth.
-
-    With replicate seeds each line is their mean and the band spans their min to max. Returns
-    {label: {"train": curve, "test": curve, "depth", "residual", "runs"}} where a curve is
-    {"x", "mean", "min", "max", "n"}: exactly the plotted numbers.
-    """
+    iterations as in the paper's Fig. 6: plain left, residual right, a colour per depth; the mean
+    over seeds, the band their min to max. Returns {label: {"train": curve, "test": curve, "depth",
+    "residual", "runs"}}, a curve being {"x", "mean", "min", "max", "n"}: the plotted numbers."""
     runs = list(runs)
     title = f"{_dataset_name(runs, dataset)}: training error (dashed) and test error (solid)"
     plotted_runs = [r for r in runs if r.metrics or r.steps]
@@ -213,10 +178,10 @@ def plot_degradation(
     fig = Figure(figsize=(12, 5))
     fig.subplots_adjust(left=0.06, right=0.985, bottom=0.11, top=0.86, wspace=0.05)
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, (family, residual) in zip(axes, FAMILIES):
+    for ax, (kind, residual) in zip(axes, KINDS):
         members = [r for r in plotted_runs if bool(r.residual) == residual]
         had_runs = any(bool(r.residual) == residual for r in runs)
-        data.update(_degradation_panel(ax, family, residual, members, had_runs, colours))
+        data.update(_degradation_panel(ax, kind, residual, members, had_runs, colours))
     axes[0].set_ylabel("error (%)  -  band: min to max over seeds")
     axes[0].set_ylim(bottom=0)
     fig.suptitle(title)
@@ -225,20 +190,15 @@ def plot_degradation(
 
 
 def _degradation_panel(
-    ax: Any,
-    family: str,
-    residual: bool,
-    members: list[RunResult],
-    had_runs: bool,
-    colours: dict[int | None, Any],
+    ax: Any, kind: str, residual: bool, members: list, had_runs: bool, colours: dict
 ) -> dict[str, dict[str, Any]]:
-    """One family's panel of Fig. 6; returns its curves by label."""
-    ax.set_title(PANEL_TITLES[family])
+    """One kind's panel of Fig. 6 (plain or residual); returns its curves by label."""
+    ax.set_title(PANEL_TITLES[residual])
     ax.set_xlabel("iteration")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     if not members:
-        _panel_note(ax, f"no {family} runs with finished epochs" if had_runs else "no runs")
+        _panel_note(ax, f"no {kind} runs with finished epochs" if had_runs else "no runs")
         ax.set_xticks([])
         return {}
     data = {}
@@ -258,8 +218,7 @@ def _degradation_lines(
     ax: Any, label: str, reps: list[RunResult], residual: bool, colour: Any
 ) -> dict[str, Any]:
     """Draw one configuration's training and test curves (mean, band over seeds)."""
-    train = _curve(reps, _train_rows, "step", "err")
-    test = _curve(reps, _test_rows, "step", "err")
+    train, test = _curve(reps, _train_points), _curve(reps, _test_points)
     note = (
         ""
         if all(r.ok for r in reps)
@@ -274,45 +233,32 @@ def _degradation_lines(
     if train["n"] > 1:
         ax.fill_between(train["x"], train["min"], train["max"], color=colour, alpha=0.15)
         ax.fill_between(test["x"], test["min"], test["max"], color=colour, alpha=0.25)
-    return {
-        "train": train,
-        "test": test,
-        "depth": reps[0].depth,
-        "residual": residual,
-        "runs": [r.name for r in reps],
-    }
+    out = {"train": train, "test": test, "depth": reps[0].depth, "residual": residual}
+    return {**out, "runs": [r.name for r in reps]}
 
 
-# -------------------------------------------------------------------------------------------------
-# Gradient norms per stage
+# -- Gradient norms per stage ----------------------------------------------------------------------
+
+
+def _stage_rank(key: str) -> tuple[int, int] | None:
+    """Where a `grad_norm/*` key sits in the network (stem, stage1..K, head); None: not a stage."""
+    name = key.removeprefix(GRAD_NORM) if key.startswith(GRAD_NORM) else ""
+    if name in ("stem", "head"):
+        return (0 if name == "stem" else 2, 0)
+    stage = name.removeprefix("stage")
+    return (1, int(stage)) if name.startswith("stage") and stage.isdigit() else None
 
 
 def _stage_names(row: dict[str, Any]) -> list[str]:
     """`grad_norm/*` keys of one row in network order: stem, stage1..K, head."""
-    stages = sorted(
-        (
-            k
-            for k in row
-            if k.startswith("grad_norm/stage") and k[len("grad_norm/stage") :].isdigit()
-        ),
-        key=lambda k: int(k[len("grad_norm/stage") :]),
-    )
-    names = [k for k in ("grad_norm/stem",) if k in row] + stages
-    return names + [k for k in ("grad_norm/head",) if k in row]
-
-
-def _short(key: str) -> str:
-    return key.split("/", 1)[1]
+    return sorted((k for k in row if _stage_rank(k) is not None), key=_stage_rank)
 
 
 def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str, Any]]:
-    """Gradient norm of each stage (stem, stage1..K, head) on a log scale, plain vs residual.
-
-    The top row uses each run's first epoch, where vanishing gradients in deep plain nets show (the
-    early stages get orders of magnitude less gradient than in their residual twins); a second row
-    shows the last epoch when any run has more than one. Returns {label: {"x", "first", "last",
-    "first_epoch", "last_epoch", "depth", "residual", "status"}}.
-    """
+    """Gradient norm of each stage (stem, stage1..K, head) on a log scale, plain vs residual: each
+    run's first epoch (where deep plain nets' vanishing gradients show), and a second row with the
+    last epoch when any run has more. Returns {label: {"x", "first", "last", "first_epoch",
+    "last_epoch", "depth", "residual", "status"}}."""
     runs = list(runs)
     title = "per-stage gradient norm (log scale)"
     labels = dict(zip(map(id, runs), run_labels(runs)))
@@ -324,16 +270,16 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
         _save(_empty_figure(message, title), path)
         return {}
 
-    order = _stage_order(usable)
+    order = sorted({k for r in usable for k in _stage_names(r.metrics[0])}, key=_stage_rank)
     position = {k: i for i, k in enumerate(order)}
     rows = ["first", "last"] if any(len(r.metrics) > 1 for r in usable) else ["first"]
     colours = depth_colours([r.depth for r in usable])
     fig, axes = _gradients_grid(len(rows))
     data = {labels[id(run)]: _gradient_entry(run) for run in usable}
     for row_index, which in enumerate(rows):
-        for col, (family, residual) in enumerate(FAMILIES):
+        for col, residual in enumerate((False, True)):
             ax = axes[row_index][col]
-            ax.set_title(f"{PANEL_TITLES[family]} - {which} epoch")
+            ax.set_title(f"{PANEL_TITLES[residual]} - {which} epoch")
             members = [r for r in usable if bool(r.residual) == residual]
             for run in members:
                 label = labels[id(run)]
@@ -344,7 +290,7 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
                 _panel_note(ax, "no runs")
             if col == 0:
                 ax.set_ylabel("gradient L2 norm")
-            ax.set_xticks(range(len(order)), [_short(k) for k in order])
+            ax.set_xticks(range(len(order)), [k.removeprefix(GRAD_NORM) for k in order])
             if row_index == len(rows) - 1:
                 ax.set_xlabel("stage (input → output)")
     fig.suptitle(title)
@@ -352,23 +298,12 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
     return data
 
 
-def _stage_order(usable: Sequence[RunResult]) -> list[str]:
-    """Union of the runs' stage names in network order (families may differ in K)."""
-    order: list[str] = []
-    for run in usable:
-        for key in _stage_names(run.metrics[0]):
-            if key not in order:
-                order.append(key)
-    order.sort(key=lambda k: (k != "grad_norm/stem", k == "grad_norm/head", _stage_index(k)))
-    return order
-
-
 def _gradient_entry(run: RunResult) -> dict[str, Any]:
     """The numbers plot_gradients draws for one run (first and last epoch)."""
     names = _stage_names(run.metrics[0])
     first, last = run.metrics[0], run.metrics[-1]
     return {
-        "x": [_short(k) for k in names],
+        "x": [k.removeprefix(GRAD_NORM) for k in names],
         "first": [_number(first.get(k)) for k in names],
         "last": [_number(last.get(k)) for k in names],
         "first_epoch": first.get("epoch", 1),
@@ -383,14 +318,7 @@ def _gradients_grid(rows: int) -> tuple[Figure, Any]:
     """A figure of `rows` x 2 log-scale panels (plain left, residual right)."""
     height = 4.2 * rows + 0.8
     fig = Figure(figsize=(12, height))
-    fig.subplots_adjust(
-        left=0.07,
-        right=0.985,
-        bottom=0.55 / height,
-        top=1 - 0.75 / height,
-        wspace=0.05,
-        hspace=0.25,
-    )
+    fig.subplots_adjust(0.07, 0.55 / height, 0.985, 1 - 0.75 / height, wspace=0.05, hspace=0.25)
     axes = fig.subplots(rows, 2, sharey=True, sharex=True, squeeze=False)
     for ax in axes.flat:
         ax.set_yscale("log")
@@ -404,34 +332,17 @@ def _gradients_grid(rows: int) -> tuple[Figure, Any]:
 
 
 def _gradient_line(
-    ax: Any,
-    label: str,
-    entry: dict[str, Any],
-    which: str,
-    position: dict[str, int],
-    run: RunResult,
-    colour: Any,
+    ax: Any, label: str, entry: dict, which: str, position: dict, run: RunResult, colour: Any
 ) -> None:
     """One run's stage norms at its first (`which="first"`) or last epoch, at their x positions."""
-    xs = [position["grad_norm/" + n] for n in entry["x"]]
+    xs = [position[GRAD_NORM + n] for n in entry["x"]]
     ys = [v if v > 0 else math.nan for v in entry[which]]  # log axis: no zeros
-    ax.plot(
-        xs,
-        ys,
-        marker="o",
-        linewidth=1.8,
-        color=colour,
-        label=f"{label} (epoch {entry[which + '_epoch']}){_status_note(run)}",
-    )
+    status = "" if run.ok else f" [{run.status}]"
+    label = f"{label} (epoch {entry[which + '_epoch']}){status}"
+    ax.plot(xs, ys, marker="o", linewidth=1.8, color=colour, label=label)
 
 
-def _stage_index(key: str) -> int:
-    tail = key[len("grad_norm/stage") :] if key.startswith("grad_norm/stage") else ""
-    return int(tail) if tail.isdigit() else 0
-
-
-# -------------------------------------------------------------------------------------------------
-# Fig. 7: layer responses
+# -- Fig. 7: layer responses -----------------------------------------------------------------------
 
 
 def response_profiles(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:

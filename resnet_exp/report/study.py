@@ -20,14 +20,7 @@ from typing import Any
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_row
-from resnet_exp.report.claims import (
-    REPRODUCED,
-    Claim,
-    most_avoided,
-    rises,
-    share_avoided,
-    stays_below,
-)
+from resnet_exp.report.claims import Claim, most_avoided, rises, share_avoided, stays_below
 from resnet_exp.report.convergence import Convergence, convergence
 from resnet_exp.report.stats import (
     PERCENT,
@@ -40,6 +33,7 @@ from resnet_exp.report.stats import (
     interval,
     spread,
 )
+from resnet_exp.tracking.record import kind
 
 METRICS = (
     ("final_train_err", "final training error"),
@@ -103,7 +97,7 @@ class FamilyEffect:
     depth: the least-squares line through every depth's mean, as a contrast of the depth means
     (with two depths exactly deepest minus shallowest), with Welch-Satterthwaite's interval."""
 
-    family: str  # "plain" | "residual"
+    family: str  # record.PLAIN | record.RESIDUAL
     depths: list[int]
     means: list[float]
     counts: list[int]
@@ -115,14 +109,6 @@ class FamilyEffect:
     def single_seed(self) -> bool:
         return min(self.counts) < 2
 
-    @property
-    def shallow(self) -> list[float]:
-        return self.groups[0]
-
-    @property
-    def deep(self) -> list[float]:
-        return self.groups[-1]
-
 
 def family_effect(runs: Sequence[RunResult], residual: bool) -> FamilyEffect | None:
     """The family's depth effect, or None with fewer than two completed depths."""
@@ -133,7 +119,7 @@ def family_effect(runs: Sequence[RunResult], residual: bool) -> FamilyEffect | N
     groups = list(by_depth.values())
     parts = contrast_parts(groups, depth_weights(depths))
     return FamilyEffect(
-        family="residual" if residual else "plain",
+        family=kind(residual),
         depths=depths,
         means=[sum(v) / len(v) for v in groups],
         counts=[len(v) for v in groups],
@@ -161,21 +147,6 @@ class Verdict:
     avoided: Claim | None = None
     share: Effect | None = None
     most: str | None = None  # the share's outcome against one half (claims.most_avoided)
-
-    @property
-    def headline_outcome(self) -> str:
-        """'reproduced' when plain nets degrade and residual nets do not; otherwise which claim
-        stopped it ('plain <outcome>' / 'residual <outcome>'), or 'provisional'/'incomplete'. The
-        share of the penalty avoided is reported beside it with its own outcome (`most`)."""
-        if self.plain is None or self.residual is None:
-            return "incomplete"
-        if self.plain_claim is None or self.residual_claim is None:
-            return "provisional"
-        if self.plain_claim.outcome != REPRODUCED:
-            return f"plain {self.plain_claim.outcome}"
-        if self.residual_claim.outcome != REPRODUCED:
-            return f"residual {self.residual_claim.outcome}"
-        return REPRODUCED
 
 
 def decide(runs: Sequence[RunResult]) -> Verdict:

@@ -1,11 +1,8 @@
-"""The run record: the one place that knows the files a run and a sweep write, their formats and
-the status vocabulary, and the only code that reads or writes them (docs/internals.md, "Run
-record"). Torch-free and Hydra-free, so the report, ``status`` and the job plan read it cheaply.
-
-Writes never tear a file: ``summary.json``, ``job_error.json`` and ``layer_responses.csv`` go
-through temp file + rename; a ``metrics.jsonl`` row is one ``write()``. Readers tolerate what a
-kill or a crash can still leave (no file yet, a torn last line, a summary that is not a JSON
-object). This is the source of truth for a run; W&B is a mirror of it.
+"""The run record: the one home of the files a run and a sweep write, their formats, the status
+vocabulary and the metric keys, and the only code that reads or writes them (docs/internals.md,
+"Run record"). Torch- and Hydra-free. Writes never tear a file (temp file + rename; a
+``metrics.jsonl`` row is one ``write()``); readers tolerate what a kill can leave (no file yet, a
+torn last line, a summary that is not a JSON object). W&B is a mirror of this record.
 """
 
 from __future__ import annotations
@@ -27,14 +24,12 @@ from resnet_exp.atomic import atomic_write
 # One run's folder:
 SUMMARY_JSON = "summary.json"  # RunSummary
 METRICS_JSONL = "metrics.jsonl"  # one JSON object per finished epoch, plus per-step rows
-# The keys of a per-step row (besides "step"): the window's mean loss and error %, its images.
-STEP_LOSS, STEP_ERR, STEP_IMAGES = "train_step/loss", "train_step/err", "train_step/images"
-CHECKPOINTS = "checkpoints"  # last.pt (rotated to last.prev.pt), best.pt
-LAST_PT = "last.pt"
-BEST_PT = "best.pt"
+CHECKPOINTS = "checkpoints"  # LAST_PT (rotated to LAST_PREV_PT), BEST_PT
+LAST_PT, BEST_PT = "last.pt", "best.pt"
 JOB_ERROR_JSON = "job_error.json"  # a sweep job that raised before writing summary.json
 RESPONSES_CSV = "layer_responses.csv"  # Fig. 7: std of each 3x3 layer's response
-HYDRA_DIR = ".hydra"  # Hydra's record of the job: config.yaml, hydra.yaml, overrides.yaml
+HYDRA_DIR = ".hydra"  # Hydra's record of the job: HYDRA_CONFIG, hydra.yaml, HYDRA_OVERRIDES
+HYDRA_CONFIG, HYDRA_OVERRIDES = "config.yaml", "overrides.yaml"
 JOB_LOG = "resnet_exp.log"  # the job's log (hydra.job.name in conf/config.yaml + ".log")
 # A sweep's folder (the figures are named by the report):
 MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of the sweep command
@@ -49,17 +44,40 @@ FAILED = "failed"
 DIVERGED = "diverged"
 INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C), or a SLURM requeue
 TERMINATED = "terminated"  # SIGTERM
-INCOMPLETE = "incomplete"  # what a reader calls a record without a status
+INCOMPLETE = "incomplete"  # what a reader calls a record without a status (or one still running)
+UNKNOWN = "unknown"  # what a reader calls a summary.json it cannot parse
 # Ended for good: a re-run of the same command does not continue it (its numbers are final).
 FINISHED = frozenset({COMPLETED, FAILED, DIVERGED})
 # Ended by a signal: the same command resumes it.
 STOPPED = frozenset({INTERRUPTED, TERMINATED})
+
+# -- metric keys: an epoch row of metrics.jsonl (errors in %), summary.json's final/best, W&B ------
+TRAIN_LOSS, TRAIN_ERR = "train/loss", "train/err"
+VAL_LOSS, VAL_ERR = "val/loss", "val/err"
+TEST_LOSS, TEST_ERR = "test/loss", "test/err"
+SPLIT_KEYS = {"val": (VAL_LOSS, VAL_ERR), "test": (TEST_LOSS, TEST_ERR)}  # an evaluation's keys
+LR, EPOCH_S, IMG_S = "lr", "time/epoch_s", "throughput/img_s"
+GRAD_NORM = "grad_norm/"  # + stem, stage1..stageK, head: each stage's mean gradient L2 norm
+# A per-step row (besides "step"): the window's mean loss and error %, its images.
+STEP_LOSS, STEP_ERR, STEP_IMAGES = "train_step/loss", "train_step/err", "train_step/images"
+
+# -- a model's kind (summary.json's model.residual) as the report and the W&B tags name it --------
+PLAIN, RESIDUAL = "plain", "residual"
+KINDS = ((PLAIN, False), (RESIDUAL, True))  # each name with its model.residual
+
+
+def kind(residual: bool | None) -> str:
+    """``residual`` or ``plain``."""
+    return RESIDUAL if residual else PLAIN
 
 
 def previous_path(path: Path) -> Path:
     """``checkpoints/last.pt`` -> ``checkpoints/last.prev.pt`` (the rotated spare)."""
     path = Path(path)
     return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+LAST_PREV_PT = previous_path(Path(LAST_PT)).name  # last.prev.pt
 
 
 class RunFiles:
@@ -71,7 +89,6 @@ class RunFiles:
         self.metrics_path = self.run_dir / METRICS_JSONL
         self.checkpoint_dir = self.run_dir / CHECKPOINTS
         self.last_checkpoint = self.checkpoint_dir / LAST_PT
-        self.best_checkpoint = self.checkpoint_dir / BEST_PT
         self.job_error_path = self.run_dir / JOB_ERROR_JSON
         self.responses_path = self.run_dir / RESPONSES_CSV
         self.hydra_dir = self.run_dir / HYDRA_DIR
@@ -111,8 +128,7 @@ class RunSummary:
     job: str | None = None
     overrides: list[str] = field(default_factory=list)
     epochs_planned: int | None = None
-    # where the run's process lives, so `python -m resnet_exp.status` can tell a running job from
-    # one whose process died
+    # where the run's process lives: `status` tells a running job from one whose process died
     host: str | None = None
     pid: int | None = None
     config_key: str | None = None  # what a re-run of its sweep compares (training/job_plan.py)
@@ -150,12 +166,8 @@ class RunSummary:
         if not isinstance(data, dict):
             return cls(status=INCOMPLETE)
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key in known and _fits(known[key].type, value):
-                values[key] = value
-        values.setdefault("status", INCOMPLETE)
-        values["status"] = str(values["status"] or INCOMPLETE)
+        values = {k: v for k, v in data.items() if k in known and _fits(known[k].type, v)}
+        values["status"] = str(values.get("status") or INCOMPLETE)
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
 
     @property
@@ -170,21 +182,15 @@ class RunSummary:
         return self.status not in (RUNNING, INCOMPLETE)
 
 
+_TYPES = {"str": str, "int": int, "float": (int, float), "list": list, "dict": dict}
+
+
 def _fits(annotation: str, value: Any) -> bool:
     """Whether ``value`` matches a RunSummary field's annotation (a string: postponed)."""
     if value is None:
         return "None" in annotation
-    if annotation.startswith("str"):
-        return isinstance(value, str)
-    if annotation.startswith("int"):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation.startswith("float"):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation.startswith("list"):
-        return isinstance(value, list)
-    if annotation.startswith("dict"):
-        return isinstance(value, dict)
-    return True
+    kind = _TYPES.get(re.match(r"\w*", annotation).group())
+    return kind is None or (isinstance(value, kind) and not isinstance(value, bool))
 
 
 class DamagedSummary(ValueError):
@@ -275,19 +281,6 @@ def read_metrics_file(path: Path) -> MetricsFile:
     return found
 
 
-def keep_rows(rows: list[dict], last_epoch: int, last_step: int | None) -> list[dict]:
-    """Epoch rows up to ``last_epoch``; per-step rows up to ``last_step`` (default: the last kept
-    epoch's step)."""
-    if last_step is None:
-        epochs = [r for r in rows if is_epoch_row(r) and r["epoch"] <= last_epoch]
-        last_step = max((int(r.get("step") or 0) for r in epochs), default=0)
-    return [
-        r
-        for r in rows
-        if (r["epoch"] <= last_epoch if is_epoch_row(r) else int(r.get("step") or 0) <= last_step)
-    ]
-
-
 # -- the run's writer ------------------------------------------------------------------------------
 
 
@@ -300,9 +293,13 @@ class RunRecord(RunFiles):
 
     def truncate_metrics(self, last_epoch: int, last_step: int | None = None) -> list[dict]:
         """Keep epoch rows up to ``last_epoch`` and per-step rows up to ``last_step`` (default: the
-        last kept epoch's step), so a resumed run neither repeats nor skips a row. Returns the
-        epoch rows."""
-        kept = keep_rows(self.read_metrics(), last_epoch, last_step)
+        last kept epoch's step): a resumed run never repeats or skips a row; returns the epochs."""
+        rows = self.read_metrics()
+        epochs = [r for r in rows if is_epoch_row(r) and r["epoch"] <= last_epoch]
+        if last_step is None:
+            last_step = max((int(r.get("step") or 0) for r in epochs), default=0)
+        kept = [r for r in rows if is_epoch_row(r) or int(r.get("step") or 0) <= last_step]
+        kept = [r for r in kept if not is_epoch_row(r) or r["epoch"] <= last_epoch]
         payload = "".join(json.dumps(r) + "\n" for r in kept).encode()
         atomic_write(self.metrics_path, payload)
         return [r for r in kept if is_epoch_row(r)]
@@ -325,8 +322,7 @@ class RunRecord(RunFiles):
             return None
 
     def write_summary(self, summary: RunSummary) -> None:
-        text = json.dumps(_json_safe(summary.to_json()), indent=2, sort_keys=False) + "\n"
-        atomic_write(self.summary_path, text.encode())
+        _write_json(self.summary_path, summary.to_json())
 
     def mark_failed(
         self, error: str, job: str | None = None, overrides: list[str] | None = None
@@ -392,13 +388,9 @@ def read_responses(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def sweep_id(sweep_dir: str | os.PathLike[str]) -> str:
-    """A W&B-group-safe id unique to one sweep directory, stable across processes.
-
-    The last two path components (Hydra's `<date>/<time>`) keep it readable; a short hash of the
-    absolute path keeps two sweeps started in the same second (in different projects or output
-    roots) apart. Every job's W&B run and the report run use it as their group. Example:
-    `outputs/multirun/2026-11-27/23-40-01` -> `2026-11-27_23-40-01_ab12cd`.
-    """
+    """A W&B-group-safe id of one sweep directory, stable across processes (the group of its jobs'
+    and report's W&B runs): `outputs/multirun/2026-11-27/23-40-01` -> `2026-11-27_23-40-01_ab12cd`,
+    the hash of the absolute path keeping two sweeps started in the same second apart."""
     path = Path(sweep_dir).expanduser().resolve()
     parts = [p for p in path.parts[-2:] if p not in ("/", "")]
     readable = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-") for p in parts) or "sweep"

@@ -15,7 +15,17 @@ from typing import Any, Protocol
 
 import torch
 
-from resnet_exp.tracking.record import STEP_ERR, STEP_IMAGES, STEP_LOSS
+from resnet_exp.tracking.record import (
+    EPOCH_S,
+    GRAD_NORM,
+    IMG_S,
+    LR,
+    STEP_ERR,
+    STEP_IMAGES,
+    STEP_LOSS,
+    TRAIN_ERR,
+    TRAIN_LOSS,
+)
 
 
 class Reducer(Protocol):
@@ -166,10 +176,10 @@ class EpochSums:
             seen = int(round(summed[2].item()))
         values = totals.tolist()
         seen = max(seen, 1)
-        out = {"train/loss": values[0] / seen, "train/err": 100.0 * values[1] / seen}
-        out["lr"] = self.lr
+        out = {TRAIN_LOSS: values[0] / seen, TRAIN_ERR: 100.0 * values[1] / seen}
+        out[LR] = self.lr
         for name, total in zip(self.grads, values[2:]):
-            out[f"grad_norm/{name}"] = total / max(self.steps, 1)
-        out["time/epoch_s"] = elapsed
-        out["throughput/img_s"] = seen / elapsed if elapsed > 0 else 0.0
+            out[GRAD_NORM + name] = total / max(self.steps, 1)
+        out[EPOCH_S] = elapsed
+        out[IMG_S] = seen / elapsed if elapsed > 0 else 0.0
         return out

@@ -23,7 +23,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_exp.tracking.record import BEST_PT, COMPLETED, DIVERGED, LAST_PT, RunRecord
+from resnet_exp.tracking.record import (
+    BEST_PT,
+    COMPLETED,
+    DIVERGED,
+    EPOCH_S,
+    IMG_S,
+    LAST_PT,
+    LR,
+    SPLIT_KEYS,
+    TEST_ERR,
+    TRAIN_ERR,
+    TRAIN_LOSS,
+    VAL_ERR,
+    RunRecord,
+)
 from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint, save_checkpoint
 from resnet_exp.training.epoch_sums import EpochSums, StepWindow
 from resnet_exp.training.interrupt import Interrupted, StopFlag
@@ -332,7 +346,7 @@ class Trainer:
         if seen == 0:
             return {}
         loss, err = torch.stack([loss_sum, wrong]).tolist()
-        return {f"{split}/loss": loss / seen, f"{split}/err": 100.0 * err / seen}
+        return dict(zip(SPLIT_KEYS[split], (loss / seen, 100.0 * err / seen)))
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, rows: list[dict] | None = None) -> FitResult:
@@ -341,17 +355,17 @@ class Trainer:
         while self.epoch < self.settings.epochs:
             epoch = self.epoch + 1
             train = self.train_one_epoch(epoch)
-            lr = train.pop("lr")
+            lr = train.pop(LR)
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train}
             diverged = (
                 self.policy.diverged
-                or not math.isfinite(train["train/loss"])
+                or not math.isfinite(train[TRAIN_LOSS])
                 or self.policy.check_diverged(torch.zeros((), device=self.device), self.model)
             )
             if not diverged:
                 row.update(self.evaluate("val"))
                 row.update(self.evaluate("test"))
-            row["lr"] = lr
+            row[LR] = lr
             self.epoch, self.step_in_epoch = epoch, 0
             if diverged:
                 self._record_divergence(row, rows)
@@ -372,7 +386,7 @@ class Trainer:
             "epoch %d, step %d: training loss %s or weights are not finite; stopping (diverged)",
             row["epoch"],
             self.step,
-            row["train/loss"],
+            row[TRAIN_LOSS],
         )
 
     def _checkpoint_epoch(self, improved: bool) -> None:
@@ -383,7 +397,7 @@ class Trainer:
 
     def _update_best(self, row: dict) -> bool:
         """Best by validation error; with no validation split, by training error (never test)."""
-        key = "val/err" if "val/err" in row else "train/err"
+        key = VAL_ERR if VAL_ERR in row else TRAIN_ERR
         if self.best is None or row[key] < self.best[key]:
             self.best = dict(row)
             return True
@@ -407,15 +421,15 @@ def _progress(enabled: bool, total: int, epoch: int, epochs: int):
 def _epoch_line(row: dict, epochs: int) -> str:
     parts = [
         f"epoch {row['epoch']}/{epochs}",
-        f"train loss {row['train/loss']:.4f} err {row['train/err']:.2f}%",
+        f"train loss {row[TRAIN_LOSS]:.4f} err {row[TRAIN_ERR]:.2f}%",
     ]
-    if "val/err" in row:
-        parts.append(f"val err {row['val/err']:.2f}%")
-    if "test/err" in row:
-        parts.append(f"test err {row['test/err']:.2f}%")
+    if VAL_ERR in row:
+        parts.append(f"val err {row[VAL_ERR]:.2f}%")
+    if TEST_ERR in row:
+        parts.append(f"test err {row[TEST_ERR]:.2f}%")
     parts += [
-        f"lr {row['lr']:.4g}",
-        f"{row['time/epoch_s']:.1f}s",
-        f"{row['throughput/img_s']:.0f} img/s",
+        f"lr {row[LR]:.4g}",
+        f"{row[EPOCH_S]:.1f}s",
+        f"{row[IMG_S]:.0f} img/s",
     ]
     return " | ".join(parts)
