@@ -45,16 +45,8 @@ EXIT_NOT_ALL_COMPLETED = 1
 # The record's statuses, plus two of this table's own: a 'running' record whose process is gone
 # (lost), and a job without a record yet (pending).
 LOST, PENDING = "lost", "pending"
-_STYLE = {
-    COMPLETED: "green",
-    RUNNING: "cyan",
-    FAILED: "red",
-    DIVERGED: "magenta",
-    INTERRUPTED: "yellow",
-    TERMINATED: "yellow",
-    LOST: "yellow",
-    PENDING: "dim",
-}
+_STYLE = {COMPLETED: "green", RUNNING: "cyan", FAILED: "red", DIVERGED: "magenta",
+          INTERRUPTED: "yellow", TERMINATED: "yellow", LOST: "yellow", PENDING: "dim"}  # fmt: skip
 
 
 @dataclass
@@ -187,11 +179,14 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
     table.add_column("job", overflow="fold")
     table.add_column("configuration", overflow="fold", ratio=2)
     table.add_column("state", overflow="fold", ratio=3)
-    table.add_column("epoch", justify="right", no_wrap=True)
-    table.add_column("train err", justify="right", no_wrap=True)  # final training error, %
-    table.add_column("val err", justify="right", no_wrap=True)  # best validation error, %
-    table.add_column("test err", justify="right", no_wrap=True)  # test error at best val, %
-    table.add_column("time", justify="right", no_wrap=True)
+    for name in (
+        "epoch",
+        "train err",
+        "val err",
+        "test err",
+        "time",
+    ):  # errors: as the caption says
+        table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
         run = row.run
         config = " ".join(o for o in row.overrides if o not in common) or "(defaults)"
@@ -199,17 +194,12 @@ def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
             (row.state, _STYLE.get(row.state, "")), f": {row.detail}" if row.detail else ""
         )
         epoch = f"{row.epoch}/{row.epochs_planned}" if row.epochs_planned else str(row.epoch or "")
-        has_numbers = run is not None and row.state != PENDING
-        table.add_row(
-            Text(_short(row.name)),
-            Text(config),
-            state,
-            epoch if run is not None else "",
-            _err(run.final_train_err) if has_numbers else "",
-            _err(run.best_val_err) if has_numbers else "",
-            _err(run.test_err_at_best_val) if has_numbers else "",
-            _duration(run.wall_time_s) if has_numbers and run.wall_time_s else "",
-        )
+        numbers = ["", "", "", ""]
+        if run is not None and row.state != PENDING:
+            errors = (run.final_train_err, run.best_val_err, run.test_err_at_best_val)
+            numbers = [*map(_err, errors), _duration(run.wall_time_s) if run.wall_time_s else ""]
+        epoch = epoch if run is not None else ""
+        table.add_row(Text(_short(row.name)), Text(config), state, epoch, *numbers)
     return Group(Text(headline + ")", style="bold", overflow="fold"), table)
 
 

@@ -1,10 +1,7 @@
-"""Hydra callback that keeps a sweep's report current while the sweep runs.
-
-Registered in conf/config.yaml as ``hydra.callbacks.report: {_target_: resnet_exp.report.callback.
-ReportCallback}``. Hydra skips ``on_multirun_end`` when any job raised, so the report is rebuilt
-after *every* job (``on_job_end``); the sweep's last job therefore always leaves a complete report
-behind, failed jobs included. ``on_multirun_end`` rebuilds once more and logs the report to W&B.
-Nothing here may fail a job or the sweep: every error becomes a logged warning.
+"""Hydra callback (``hydra.callbacks.report`` in conf/config.yaml) that keeps a sweep's report
+current: Hydra skips ``on_multirun_end`` when a job raised, so the report is rebuilt after *every*
+job, and ``on_multirun_end`` rebuilds it once more and logs it to W&B. Nothing here may fail a job
+or the sweep: every error is a logged warning.
 """
 
 from __future__ import annotations
@@ -89,8 +86,7 @@ class ReportCallback(Callback):
         self.wandb = wandb
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        """In a multirun: note why a job failed (if it left no summary.json), then rebuild the
-        report."""
+        """In a multirun: note why a job failed (if it left no summary.json), then rebuild."""
         try:
             if not is_multirun(config):
                 return
@@ -101,8 +97,7 @@ class ReportCallback(Callback):
         refresh_report(config, "sweep report updated")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Final rebuild, then one W&B run named "report" in the sweep's group (unless W&B is
-        off)."""
+        """Final rebuild, then the W&B report run in the sweep's group (unless W&B is off)."""
         result = refresh_report(config, "sweep report")
         if result is None or not self.wandb:
             return
@@ -118,8 +113,7 @@ class ReportCallback(Callback):
 
     @staticmethod
     def _record_failure(config: DictConfig, job_return: JobReturn) -> None:
-        """Keep a failed job's exception message for the report when the job wrote no
-        summary.json."""
+        """A failed job's exception for the report, when the job wrote no summary.json."""
         if getattr(job_return, "status", None) != JobStatus.FAILED:
             return
         output_dir = OmegaConf.select(config, "hydra.runtime.output_dir", default=None)

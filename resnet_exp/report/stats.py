@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -28,10 +28,8 @@ def _finite(values: Iterable[float | None]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Spread:
-    """n, mean, sample std (ddof 1), min, max and the 95% t-interval of the mean of replicates.
-
-    With n = 1 std and the interval are NaN: one seed says nothing about seed noise.
-    """
+    """n, mean, sample std (ddof 1), min, max and the 95% t-interval of the mean of replicates
+    (NaN std and interval with n = 1: one seed says nothing about seed noise)."""
 
     n: int
     mean: float
@@ -104,8 +102,7 @@ def contrast(groups: Sequence[Sequence[float]], weights: Sequence[float]) -> Eff
     return interval(contrast_parts(groups, weights))
 
 
-# -------------------------------------------------------------------------------------------------
-# Bounded intervals, depth slopes, ratios and the seeds a claim needs
+# -- Bounded intervals, depth slopes, ratios and the seeds a claim needs ---------------------------
 
 PERCENT = (0.0, 100.0)  # an error rate's possible range
 
@@ -115,15 +112,8 @@ def bounded(found: Spread | None, low: float, high: float) -> Spread | None:
     the part of a symmetric t-interval beyond that range is no information and is not shown."""
     if found is None or not math.isfinite(found.ci_low):
         return found
-    return Spread(
-        found.n,
-        found.mean,
-        found.std,
-        found.min,
-        found.max,
-        min(max(found.ci_low, low), high),
-        max(min(found.ci_high, high), low),
-    )
+    ci_low, ci_high = min(max(found.ci_low, low), high), max(min(found.ci_high, high), low)
+    return replace(found, ci_low=ci_low, ci_high=ci_high)
 
 
 def depth_weights(depths: Sequence[int]) -> list[float]:
@@ -183,13 +173,9 @@ def interval(parts: ContrastParts) -> Effect:
 def ratio_interval(
     numerator: ContrastParts, denominator: ContrastParts
 ) -> tuple[float, float, float]:
-    """numerator / denominator with Fieller's 95% interval (the two independent).
-
-    Fieller's interval is the set of ratios r for which numerator - r·denominator is within the t
-    quantile of zero; it is bounded only when the denominator itself is clearly non-zero, so an
-    unbounded case returns NaN bounds instead of a misleading finite interval. The degrees of
-    freedom are the smaller of the two (conservative).
-    """
+    """numerator / denominator with Fieller's 95% interval (the two independent): the ratios r
+    for which numerator - r·denominator is within the t quantile (the smaller df) of zero; NaN
+    bounds unless the denominator is clearly non-zero (else the interval is unbounded)."""
     a, b = numerator.estimate, denominator.estimate
     ratio = a / b if b != 0 else math.nan
     va, vb = numerator.variance, denominator.variance
@@ -210,13 +196,9 @@ MAX_SEEDS = 200
 
 def seeds_needed(parts: ContrastParts, boundary: float, above: bool) -> int | None:
     """Seeds per configuration for the 95% interval to land wholly above (or below) `boundary`
-    with 80% power, if the true effect is the one estimated and the spread is the one observed.
-
-    Welch-Satterthwaite degrees of freedom at n seeds per group, and the usual normal-theory
-    requirement |estimate - boundary| >= (t_{0.975,df} + t_{0.8,df}) · SE(n). None when the
-    estimate is on the wrong side of the boundary (no number of seeds helps) or more than
-    MAX_SEEDS would be needed.
-    """
+    with 80% power, if the estimate and the observed spread are the truth: |estimate - boundary|
+    >= (t_{0.975,df} + t_{0.8,df}) · SE(n), Welch-Satterthwaite df at n seeds per group. None on
+    the wrong side of the boundary, or beyond MAX_SEEDS."""
     gap = (parts.estimate - boundary) if above else (boundary - parts.estimate)
     if not parts.terms_per_seed or gap <= 0:
         return None

@@ -1,10 +1,8 @@
-"""The study's numbers: replicate groups per configuration and the depth effects of each family.
+"""The study's numbers: replicate groups per configuration and the depth effects of each kind.
 
-A configuration is a job's overrides without the seed, so a sweep over `seed` gives each
-configuration n replicates. The verdict compares families by the depth effect on final training
-error (mean of the deepest minus mean of the shallowest completed depth, Welch 95% interval), and
-the paper's question as one number: how much of the plain family's depth penalty the residual
-family avoids (the difference of the two effects, with its interval).
+A configuration is a job's overrides without the seed (its seeds are replicates). The verdict
+compares the depth effect on final training error of the plain and the residual kind (Welch 95%
+intervals), and how much of the plain depth penalty the residual kind avoids.
 """
 
 from __future__ import annotations
@@ -77,15 +75,12 @@ def config_groups(runs: Sequence[RunResult]) -> list[ConfigGroup]:
     return list(groups.values())
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
-
-
 def train_errors_by_depth(runs: Sequence[RunResult], residual: bool) -> dict[int, list[float]]:
     """Final training errors of completed runs of one family, per depth (ascending)."""
     by_depth: dict[int, list[float]] = {}
     for run in runs:
-        usable = run.ok and run.depth is not None and _finite(run.final_train_err)
+        error = run.final_train_err
+        usable = run.ok and run.depth is not None and error is not None and math.isfinite(error)
         if usable and bool(run.residual) == residual:
             by_depth.setdefault(run.depth, []).append(float(run.final_train_err))
     return dict(sorted(by_depth.items()))

@@ -1,25 +1,22 @@
 """The W&B client every run of this package goes through: the training logger and the report run.
 
-It decides the mode before `wandb.init`, so nothing can prompt or hang, and starts the run:
-
-* `resolve_mode`: `auto` honours WANDB_MODE, then goes online only when W&B already has credentials
-  (so wandb's login prompt is never reached, TTY or not) and a short HTTP probe finds the server;
-  otherwise offline, with the reason logged;
-* `open_run`: `wandb.init` with the command line scrubbed of secrets; an online init that fails (a
-  slow server is bounded by `init_timeout`) is retried offline and the error handed back for the
-  caller to report;
-* `run_info`: mode, run id, run folder and the `wandb sync` command of an offline run.
-
-`wandb` is imported only once a run starts (`import_wandb`, and `resolve_mode` asking wandb for
-the server and credentials), so importing this module stays cheap.
+`resolve_mode` decides the mode before `wandb.init`, so nothing can prompt or hang (`auto`:
+WANDB_MODE, else online only with credentials and a server that answers a short probe, else
+offline with the reason logged); `open_run` starts the run with the command line scrubbed,
+retrying a failed online init offline; `run_info` gives mode, id, folder and the `wandb sync`
+command. `wandb` is imported only once a run starts, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import logging
+import netrc
 import os
 import shlex
+import ssl
 import threading
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,7 +89,7 @@ def resolve_mode(mode: str, init_timeout: float) -> tuple[str, str]:
 def import_wandb() -> Any:
     """The wandb module (costs ~1 s, so only once a run really starts)."""
     try:
-        import wandb
+        import wandb  # optional and slow: only once a run starts
     except ImportError as exc:
         raise RuntimeError(
             f"the wandb package cannot be imported ({exc}); install it or use logger=none"
@@ -146,7 +143,7 @@ def disabled_info() -> dict[str, Any]:
 def _wandb_base_url() -> str:
     """The server wandb would talk to (WANDB_BASE_URL, `wandb login --host`, or its default)."""
     try:
-        from wandb.sdk import wandb_setup
+        from wandb.sdk import wandb_setup  # optional and slow: only once a run starts
 
         url = wandb_setup.singleton().settings.base_url  # does not start the service
     except Exception:
@@ -155,13 +152,10 @@ def _wandb_base_url() -> str:
 
 
 def _credentials_status(base_url: str) -> tuple[bool, str]:
-    """Whether W&B has credentials for `base_url`, found the way wandb does it, never prompting.
-
-    Looks at WANDB_API_KEY / WANDB_IDENTITY_TOKEN_FILE, the netrc file and wandb's settings
-    files. Returns (found, reason) where reason explains a negative answer.
-    """
+    """(found, why not): whether W&B has credentials for `base_url` (WANDB_API_KEY, netrc, wandb's
+    settings files), found the way wandb does it, never prompting."""
     try:
-        from wandb.sdk.lib import wbauth
+        from wandb.sdk.lib import wbauth  # optional and slow: only once a run starts
     except ImportError:  # very old/new wandb: fall back to the documented sources
         return _credentials_status_fallback(base_url)
     try:
@@ -181,8 +175,6 @@ def _credentials_status_fallback(base_url: str) -> tuple[bool, str]:
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True, ""
     try:
-        import netrc
-
         host = urlsplit(base_url).hostname or ""
         if netrc.netrc(os.environ.get("NETRC")).authenticators(host):
             return True, ""
@@ -192,19 +184,10 @@ def _credentials_status_fallback(base_url: str) -> tuple[bool, str]:
 
 
 def _probe_server(base_url: str, timeout: float) -> str | None:
-    """Return None if the W&B server answers HTTP within `timeout`, else why not.
-
-    Run before an online `wandb.init` because a failed online init is expensive in wandb 0.31:
-    besides `init_timeout`, the half-created online stream stays in wandb-core and delays process
-    exit by 10-20 s. A refused connection or failed DNS lookup is known in milliseconds, a
-    black-holed or mute server after `timeout`. Uses urllib, so HTTP(S)_PROXY/NO_PROXY apply as
-    they do for wandb-core. Sends no credentials. Only a definite failure counts: a TLS problem
-    (e.g. a private CA that urllib does not trust) is left for wandb to judge.
-    """
-    import ssl
-    import urllib.error
-    import urllib.request
-
+    """None if the W&B server answers HTTP within `timeout`, else why not. A failed online init
+    costs wandb 0.31 `init_timeout` plus 10-20 s at exit, a refused or unresolved server is known
+    here in milliseconds. urllib honours HTTP(S)_PROXY/NO_PROXY as wandb-core does; no credentials
+    are sent; a TLS problem (a private CA urllib does not trust) is left for wandb to judge."""
     url = base_url.rstrip("/") + "/healthz"
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         return f"cannot parse the W&B server URL {base_url!r}"
@@ -235,16 +218,12 @@ def _probe_server(base_url: str, timeout: float) -> str | None:
 
 
 def _disable_wandb_analytics() -> None:
-    """Stop wandb's own usage telemetry (OpenTelemetry) for this process when we log offline.
-
-    wandb 0.31 builds that exporter from the *global* settings, which do not know that
-    `wandb.init(mode="offline")` was asked for, and at process exit it POSTs to the server with a
-    10 s timeout (connect and read): with a black-holed or mute server every offline run would
-    delay exit by 10-20 s. wandb skips it when WANDB_MODE=offline; this does the same for an
-    offline mode chosen here.
-    """
+    """Stop wandb's own telemetry (OpenTelemetry) when we log offline: wandb 0.31 builds it from
+    the global settings, which miss `mode="offline"`, and at exit it POSTs to the server with a
+    10 s timeout (10-20 s per run against a mute server). wandb skips it for WANDB_MODE=offline;
+    this does the same for an offline mode chosen here."""
     try:
-        from wandb.analytics.opentelemetry import opentelemetry_proxy
+        from wandb.analytics.opentelemetry import opentelemetry_proxy  # optional: wandb's own
 
         opentelemetry_proxy.disable()
     except Exception:  # moved/removed in another wandb release: nothing to disable

@@ -1,16 +1,9 @@
 """Weights & Biases logging that can never stop or stall training (SPEC §7).
 
-`WandbLogger` wraps a W&B run with three guarantees the training loop relies on:
-
-* it never prompts and never hangs: the mode is resolved and the run opened by `wandb_client`
-  (credentials checked first, a short server probe, `init_timeout`, fallback to offline with the
-  `wandb sync <dir>` command logged), the same client the sweep report's run uses;
-* it never leaks a secret: config, summary and the recorded command line are scrubbed
-  (`wandb_secrets`);
-* it never raises: a wandb exception is logged once as a warning and the logger becomes a no-op.
-
-`wandb` is imported lazily in `start()`, so `logger=none` and `import resnet_exp.tracking` stay
-cheap. `NullLogger` is the same interface doing nothing.
+`WandbLogger` never prompts or hangs (`wandb_client` resolves the mode and opens the run, falling
+back to offline with the `wandb sync` command logged), never leaks a secret (`wandb_secrets`) and
+never raises (a wandb exception is one warning, then the logger is a no-op). `wandb` is imported
+in `start()` only, so `logger=none` stays cheap; `NullLogger` is the same interface doing nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +20,9 @@ from typing import Any
 
 from resnet_exp.tracking import wandb_client
 from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
-from resnet_exp.tracking.record import STEP_ERR, STEP_LOSS
+from resnet_exp.tracking.record import COMPLETED, FAILED, STEP_ERR, STEP_LOSS
 from resnet_exp.tracking.wandb_client import disabled_info
+from resnet_exp.tracking.wandb_reader import is_complete, read_run_file
 from resnet_exp.tracking.wandb_secrets import scrub_secrets
 
 log = logging.getLogger("resnet_exp")
@@ -48,26 +42,14 @@ def new_run_id() -> str:
 
 
 class NullLogger:
-    """`logger=none`: the tracker interface doing nothing (metrics.jsonl is still written).
-
-    Takes (and ignores) the keyword settings of `WandbLogger`, since `conf/logger/none.yaml`
-    shares the logger schema: a preset that sets `logger.tags` works with `logger=none` too.
-    """
+    """`logger=none`: the tracker interface doing nothing (metrics.jsonl is still written). It
+    takes and ignores `WandbLogger`'s settings (one logger schema: `logger.tags` works here too)."""
 
     def __init__(self, **settings: Any) -> None:
         """Accept the logger keys of the config (mode, project, tags, ...) and ignore them."""
 
-    def start(
-        self,
-        run_dir: Path,
-        config: dict,
-        name: str,
-        group: str,
-        tags: list[str],
-        job_type: str | None = None,
-        run_id: str | None = None,
-    ) -> None:
-        """Do nothing."""
+    def start(self, *args: Any, **kwargs: Any) -> None:
+        """Takes `WandbLogger.start`'s arguments; does nothing."""
 
     def log(self, metrics: dict, step: int) -> None:
         """Do nothing."""
@@ -171,28 +153,21 @@ class WandbLogger:
         job_type: str | None = None,
         run_id: str | None = None,
     ) -> None:
-        """Start a W&B run whose files live under `<dir or run_dir>/wandb/`; `job_type` (the
-        configuration without the seed) makes replicate runs group together.
-
-        With `run_id`, the run with that id is continued (`resume="allow"`), online or offline:
-        a resumed training run logs its later epochs into the same W&B run.
-        """
+        """Start a W&B run with its files under `<dir or run_dir>/wandb/`; `job_type` (the
+        configuration without the seed) groups replicates; `run_id` continues that run
+        (`resume="allow"`, online or offline), so a resumed run logs into the same W&B run."""
         if self._run is not None:  # start() twice without finish(): close the previous run first
-            self.finish("failed")
-        self._run = None
-        self._run_file = None
-        self._info = disabled_info()
-        self._failed = False
+            self.finish(FAILED)
+        self._run, self._run_file, self._info, self._failed = None, None, disabled_info(), False
+        run = {"config": config, "name": name, "group": group, "tags": list(tags or ())}
         try:
-            self._start(Path(run_dir), config, name, group, list(tags or ()), job_type, run_id)
+            self._start(Path(run_dir), {**run, "job_type": job_type}, run_id)
         except Exception as exc:
             self._fail("start", exc)
 
     def log(self, metrics: dict, step: int) -> None:
-        """Append one history row at `step` (the training step; rows sharing a step merge).
-
-        A step the W&B run already holds (an earlier attempt logged it: a resumed run retrains
-        the steps after its checkpoint) is skipped, so each step reaches W&B exactly once."""
+        """Append one history row at `step` (rows sharing a step merge); a step the W&B run
+        already holds (a resumed run retrains the steps after its checkpoint) is skipped."""
         if self._run is None or int(step) < self._next_step:
             return
         try:
@@ -201,14 +176,9 @@ class WandbLogger:
             self._fail("log", exc)
 
     def catch_up(self, rows: list[dict]) -> None:
-        """Log the rows of the run record (metrics.jsonl, in order) that this W&B run lacks.
-
-        A resumed run's W&B history must continue where its checkpoint ends. An earlier attempt
-        may have died before W&B had its last rows: wandb-core only writes an offline run file
-        when the run closes (a SIGKILL leaves just its header), and a kill between a checkpoint and
-        the next `log()` skips a row. metrics.jsonl is the record, so W&B is filled in from it;
-        steps the run already holds are skipped (`log()`).
-        """
+        """Log the rows of the run record (metrics.jsonl) this W&B run lacks: an earlier attempt
+        may have died before W&B had them (wandb-core writes an offline file only when the run
+        closes; a kill between a checkpoint and the next `log()` skips a row)."""
         for row in rows:
             if "step" in row:
                 self.log(row, step=int(row["step"]))
@@ -231,7 +201,7 @@ class WandbLogger:
             return
         try:
             run.summary["status"] = status
-            run.finish(exit_code=0 if status == "completed" else 1)
+            run.finish(exit_code=0 if status == COMPLETED else 1)
         except Exception as exc:
             self._fail("finish", exc, run=None)  # do not try to finish it a second time
             return
@@ -245,23 +215,14 @@ class WandbLogger:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _start(
-        self,
-        run_dir: Path,
-        config: dict,
-        name: str,
-        group: str,
-        tags: list[str],
-        job_type: str | None = None,
-        run_id: str | None = None,
-    ) -> None:
+    def _start(self, run_dir: Path, run: dict[str, Any], run_id: str | None) -> None:
         self._next_step = 0
         if wandb_client.requested_mode(self.mode) == "disabled":
             log.info("W&B logging is disabled (%s=disabled).", wandb_client.mode_source(self.mode))
             return
         wandb = wandb_client.import_wandb()  # lazy: not needed for logger=none / disabled
         mode, _why = wandb_client.resolve_mode(self.mode, self.init_timeout)
-        kwargs = self._init_kwargs(run_dir, config, name, group, tags, job_type, run_id)
+        kwargs = self._init_kwargs(run_dir, run, run_id)
         opened = wandb_client.open_run(wandb, mode, self.init_timeout, kwargs)
         if opened.online_error is not None:
             exc = opened.online_error
@@ -279,17 +240,8 @@ class WandbLogger:
         where = run.url if not offline and getattr(run, "url", None) else self._info["dir"]
         log.info("W&B run %s (%s): %s", run.id, opened.mode, where)
 
-    def _init_kwargs(
-        self,
-        run_dir: Path,
-        config: dict,
-        name: str,
-        group: str,
-        tags: list[str],
-        job_type: str | None,
-        run_id: str | None,
-    ) -> dict[str, Any]:
-        """`wandb.init`'s arguments: this logger's settings merged with the run's."""
+    def _init_kwargs(self, run_dir: Path, run: dict[str, Any], run_id: str | None) -> dict:
+        """`wandb.init`'s arguments: this logger's settings merged with the run's (`start()`)."""
         parent = Path(self.dir).expanduser() if self.dir else run_dir
         parent = parent.absolute()
         parent.mkdir(parents=True, exist_ok=True)  # wandb warns about a missing git root otherwise
@@ -297,12 +249,12 @@ class WandbLogger:
             "project": self.project,
             "entity": self.entity,
             "dir": str(parent),
-            "config": scrub_secrets(config or {}),
-            "name": name or None,
-            "group": self.group or group or None,
-            "tags": _clean_tags([*self.tags, *tags]),
+            "config": scrub_secrets(run["config"] or {}),
+            "name": run["name"] or None,
+            "group": self.group or run["group"] or None,
+            "tags": _clean_tags([*self.tags, *run["tags"]]),
             "notes": self.notes,
-            "job_type": job_type or None,
+            "job_type": run["job_type"] or None,
             # Hydra multirun: each job its own run (the default logs into the first job's run).
             "reinit": "finish_previous",
         }
@@ -311,17 +263,12 @@ class WandbLogger:
         return kwargs
 
     def _history_end(self, run: Any, offline: bool) -> int:
-        """First step the resumed run lacks: the server says so online (`starting_step`); offline,
-        the earlier attempts' finished files in the same wandb folder tell.
-
-        An unfinished file (no exit record: its process was killed) is set aside, unread, into
-        `wandb/unfinished/` (where `wandb sync` and the readers do not look), and its steps are
-        logged again from metrics.jsonl: its wandb-core may still write it, after this attempt
-        looked, so what it holds cannot be known now and must not decide what is logged."""
+        """First step the resumed run lacks: online the server's `starting_step`; offline, the
+        earlier attempts' finished files. An unfinished one (its process was killed; its
+        wandb-core may still write it) is set aside unread into `wandb/unfinished/` and its steps
+        are logged again from metrics.jsonl."""
         if not offline:
             return int(getattr(run, "starting_step", 0) or 0)
-        from resnet_exp.tracking.wandb_reader import is_complete, read_run_file
-
         end = 0
         assert self._run_file is not None
         wandb_dir = self._run_file.parent.parent
@@ -340,15 +287,10 @@ class WandbLogger:
         return end
 
     def _wait_for_run_file(self) -> None:
-        """Return once the run file is complete on disk (bounded), so it can be read or synced.
-
-        `run.finish()` returns before wandb-core closes the stream, and wandb 0.31 writes the
-        buffered transaction log only then: reading it straight away can find just its header.
-        """
+        """Return once the run file is complete on disk (bounded): `run.finish()` returns before
+        wandb-core writes the buffered transaction log (wandb 0.31)."""
         if self._run_file is None:
             return
-        from resnet_exp.tracking.wandb_reader import is_complete
-
         deadline = time.monotonic() + _FLUSH_WAIT_S
         while not is_complete(self._run_file):
             if time.monotonic() > deadline:

@@ -1,16 +1,9 @@
-"""Read back what a W&B run wrote locally, without a server.
+"""Read back what a W&B run wrote locally, without a server: the logger waits for a complete run
+file and finds where a resumed offline run's history ends; tests read runs back.
 
-The logger uses it to wait until a run file is complete and to find where a resumed offline run's
-history ends; tests and debugging use it to read runs back.
-
-Recent wandb offline runs leave no `wandb-summary.json`/`config.yaml`: everything is in the binary
-transaction log `run-<id>.wandb`, and wandb 0.31 ships no Python reader for it any more
-(`wandb.sdk.internal.datastore` is gone). The format is LevelDB's log format (32 KiB blocks of
-CRC-checked chunks after a 7-byte ":W&B" header); each record is a serialized
-`wandb.proto.wandb_internal_pb2.Record`. Decoded here with the standard library + wandb's protobufs.
-
-    run = read_offline_run(run_dir)
-    run["config"], run["history"], run["summary"], run["group"], run["tags"], run["name"]
+An offline run is only its transaction log `run-<id>.wandb` (wandb 0.31 ships no reader for it):
+LevelDB's log format (32 KiB blocks of CRC-checked chunks after a 7-byte ":W&B" header), each
+record a serialized `wandb.proto.wandb_internal_pb2.Record`.
 """
 
 from __future__ import annotations
@@ -27,14 +20,14 @@ _BLOCK = 32768
 _CHUNK_HEADER = 7  # crc32 (4), length (2), type (1)
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _CHUNK_CRC = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
+# (our key, the field of wandb's RunRecord)
+_RUN_FIELDS = (("run_id", "run_id"), ("project", "project"), ("entity", "entity"),
+               ("name", "display_name"), ("group", "run_group"), ("notes", "notes"))  # fmt: skip
 
 
 def find_run_files(path: str | Path) -> list[Path]:
-    """All `run-*.wandb` files for `path`, oldest first.
-
-    `path` may be a `.wandb` file, a W&B run folder (`offline-run-*`/`run-*`), a `wandb/` folder,
-    or the folder that contains `wandb/` (the experiment's run directory).
-    """
+    """All `run-*.wandb` files for `path` (a `.wandb` file, a W&B run folder, a `wandb/` folder or
+    the folder that holds `wandb/`), oldest first."""
     path = Path(path)
     if path.is_file():
         return [path]
@@ -45,13 +38,10 @@ def find_run_files(path: str | Path) -> list[Path]:
 
 
 def read_offline_run(path: str | Path, include_internal: bool = False) -> dict[str, Any]:
-    """Decode the most recent W&B run under `path` (see `find_run_files`) into plain Python.
-
-    Returns a dict with `run_id, project, entity, name, group, tags, notes, config` (as logged,
-    nested dicts preserved), `history` (one dict per `log()` call, in order), `summary` (final
-    state), `exit_code` (None if the run never finished) and `path`. Keys wandb adds itself
-    (`_step`, `_runtime`, `_timestamp`, `_wandb`) are dropped unless `include_internal`.
-    """
+    """The most recent W&B run under `path` (`find_run_files`) in plain Python: `run_id, project,
+    entity, name, group, tags, notes, config`, `history` (one dict per `log()` call), `summary`,
+    `exit_code` (None if it never finished), `path`; wandb's own `_*` keys only with
+    `include_internal`."""
     files = find_run_files(path)
     if not files:
         raise FileNotFoundError(f"no W&B run file (run-*.wandb) under {path}")
@@ -71,30 +61,14 @@ def read_offline_runs(path: str | Path, include_internal: bool = False) -> list[
 
 def read_run_file(path: str | Path, include_internal: bool = False) -> dict[str, Any]:
     """Decode one `run-*.wandb` file (see `read_offline_run` for the result)."""
-    run: dict[str, Any] = {
-        "run_id": None,
-        "project": None,
-        "entity": None,
-        "name": None,
-        "group": None,
-        "tags": [],
-        "notes": None,
-        "config": {},
-        "history": [],
-        "summary": {},
-        "exit_code": None,
-        "path": Path(path),
-    }
+    run: dict[str, Any] = dict.fromkeys(key for key, _ in _RUN_FIELDS)
+    run.update(tags=[], config={}, history=[], summary={}, exit_code=None, path=Path(path))
     for record in iter_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             r = record.run
-            run["run_id"] = r.run_id or run["run_id"]
-            run["project"] = r.project or run["project"]
-            run["entity"] = r.entity or run["entity"]
-            run["name"] = r.display_name or run["name"]
-            run["group"] = r.run_group or run["group"]
-            run["notes"] = r.notes or run["notes"]
+            for key, name in _RUN_FIELDS:
+                run[key] = getattr(r, name) or run[key]
             if r.tags:
                 run["tags"] = list(r.tags)
             _apply_updates(run["config"], r.config.update, r.config.remove)
@@ -123,27 +97,25 @@ def is_complete(path: str | Path) -> bool:
     wandb 0.31 buffers the transaction log and writes it when the stream closes, which happens
     *after* `run.finish()` returns; until then the file may hold only its header.
     """
-    from wandb.proto import wandb_internal_pb2
-
     try:
         payloads = list(iter_payloads(Path(path).read_bytes()))
     except (OSError, ValueError):
         return False
-    if not payloads:
-        return False
-    record = wandb_internal_pb2.Record()
-    record.ParseFromString(payloads[-1])
-    return record.WhichOneof("record_type") == "exit"
+    return bool(payloads) and _record(payloads[-1]).WhichOneof("record_type") == "exit"
 
 
 def iter_records(path: str | Path) -> Iterator[Any]:
     """Yield each `wandb_internal_pb2.Record` of a `.wandb` file (a truncated tail is ignored)."""
-    from wandb.proto import wandb_internal_pb2
-
     for payload in iter_payloads(Path(path).read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        yield record
+        yield _record(payload)
+
+
+def _record(payload: bytes) -> Any:
+    from wandb.proto import wandb_internal_pb2  # optional and slow: only when a file is read
+
+    record = wandb_internal_pb2.Record()
+    record.ParseFromString(payload)
+    return record
 
 
 def iter_payloads(data: bytes) -> Iterator[bytes]:

@@ -33,6 +33,7 @@ def _env_secrets() -> tuple[str, ...]:
 def _to_container(obj: Any) -> Any:
     """Resolve an OmegaConf node into plain containers (wandb rejects a raw DictConfig)."""
     if type(obj).__module__.startswith("omegaconf"):
+        # tracking takes plain values: omegaconf only for one of its nodes (then it is loaded)
         from omegaconf import OmegaConf
 
         if OmegaConf.is_config(obj):
