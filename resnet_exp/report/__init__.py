@@ -1,8 +1,7 @@
 """Sweep reports: summary.csv, report.md, report.html and the figures (`figures.FIGURES`).
 
-Submodules are imported on first use (`resnet_exp.report.build_report` works), so that importing the
-Hydra callback does not pull in matplotlib. The Hydra side (the SLURM launcher) calls
-`refresh_report` only.
+Names load their submodule on first use (importing the Hydra callback pulls in no matplotlib);
+the Hydra side (the SLURM launcher) calls `refresh_report` only.
 """
 
 from __future__ import annotations

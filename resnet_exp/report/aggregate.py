@@ -373,11 +373,7 @@ def collect_runs(sweep_dir: Path) -> list[RunResult]:
 
 def datasets(runs: Iterable[RunResult]) -> list[str]:
     """Distinct dataset names in first-seen order."""
-    seen: list[str] = []
-    for run in runs:
-        if run.dataset and run.dataset not in seen:
-            seen.append(run.dataset)
-    return seen
+    return list(dict.fromkeys(run.dataset for run in runs if run.dataset))
 
 
 def csv_cells(run: RunResult) -> dict[str, Any]:

@@ -1,11 +1,8 @@
-"""Has a run's training error levelled off? Measured from its per-step rows.
-
-A verdict built on runs stopped on the steep part of their curve says when a net got going, not
-where it ends, so every run records how much its training error still fell at the end: the mean
-per-step training error over the last `LATE_FRACTION` of its steps against the mean over the
-same number of steps just before. A run is *still falling* when that fall exceeds
-`STILL_FALLING_PP` and is more than twice its own standard error (window-to-window noise alone
-does not mark a run).
+"""Has a run's training error levelled off? Measured from its per-step rows: the mean training
+error over the last `LATE_FRACTION` of its steps against the same number of steps just before. A
+run is *still falling* when that fall exceeds `STILL_FALLING_PP` and twice its standard error (a
+verdict on runs stopped on the steep part of their curve says when a net got going, not where it
+ends).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""The environment a report states: versions, the CPU and its relevant flags, the runs' devices.
-
-Read without importing torch (package metadata and /proc/cpuinfo), so building a report stays fast.
-"""
+"""The environment a report states: versions, the CPU and its relevant flags, the runs' devices;
+read without importing torch (package metadata and /proc/cpuinfo)."""
 
 from __future__ import annotations
 

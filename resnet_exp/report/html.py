@@ -1,8 +1,6 @@
-"""`report.html`: report.md as one self-contained page (figures embedded as data URIs).
-
-markdown-it-py renders the markdown (GitHub tables on); each image whose file sits in the sweep
-directory is inlined as base64, so the page opens offline in any browser, mailed or copied alone.
-The failed runs' log tails (where a job left `app.log` or a Hydra `<job>.log`) are appended.
+"""`report.html`: report.md as one self-contained page, rendered by markdown-it-py, its figures
+inlined as base64 data URIs (it opens offline, mailed or copied alone), the log tails of the runs
+that did not complete appended.
 """
 
 from __future__ import annotations
@@ -59,9 +57,7 @@ def _log_tail(run: RunResult, lines: int = LOG_TAIL_LINES) -> str | None:
 def log_tails_markdown(runs: Sequence[RunResult]) -> list[str]:
     """A markdown section with each unsuccessful run's log tail (empty when all completed)."""
     lines: list[str] = []
-    for run in runs:
-        if run.ok:
-            continue
+    for run in (r for r in runs if not r.ok):
         tail = _log_tail(run)
         if tail:
             body = tail.replace("```", "'''")

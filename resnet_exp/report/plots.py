@@ -353,14 +353,9 @@ def response_profiles(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
     for label, reps in _replicate_sets(usable):
         length = min(len(r.responses) for r in reps)
         mean = [sum(r.responses[i]["std"] for r in reps) / len(reps) for i in range(length)]
-        out[label] = {
-            "layer": list(range(1, length + 1)),
-            "std": mean,
-            "sorted": sorted(mean, reverse=True),
-            "depth": reps[0].depth,
-            "residual": bool(reps[0].residual),
-            "n": len(reps),
-        }
+        first = {"depth": reps[0].depth, "residual": bool(reps[0].residual), "n": len(reps)}
+        layers = list(range(1, length + 1))
+        out[label] = {"layer": layers, "std": mean, "sorted": sorted(mean, reverse=True), **first}
     return out
 
 

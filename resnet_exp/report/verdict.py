@@ -26,7 +26,7 @@ from resnet_exp.report.convergence import LATE_FRACTION, STILL_FALLING_PP
 from resnet_exp.report.plots import run_labels
 from resnet_exp.report.stats import Effect
 from resnet_exp.report.study import decide, family_effect, still_falling, train_errors_by_depth
-from resnet_exp.tracking.record import kind
+from resnet_exp.tracking.record import KINDS, kind
 
 
 def fmt_pct(value: float | None) -> str:
@@ -210,12 +210,11 @@ def headline(runs: Sequence[RunResult]) -> str:
             "two residual depths completed, so the residual fix is not yet shown." + falling
         )
     title = _TITLE[found.residual_claim.outcome]
-    saved = (
-        f"The shortcuts avoid {fmt_share(found.share)} of the plain penalty ({_MOST[found.most]})."
-    )
+    share = f"{fmt_share(found.share)} of the plain penalty ({_MOST[found.most]})"
     return (
         f"**{title}**: deeper plain nets train worse by {fmt_effect(plain.effect)}; "
-        f"{_residual_clause(found.residual_claim, found.avoided)}. {saved}{falling}"
+        f"{_residual_clause(found.residual_claim, found.avoided)}. The shortcuts avoid {share}."
+        f"{falling}"
     )
 
 
@@ -236,11 +235,5 @@ def verdict_section(runs: Sequence[RunResult]) -> list[str]:
         if epochs
         else "No run completed."
     )
-    return [
-        headline(runs),
-        "",
-        basis,
-        "",
-        f"- {family_verdict(runs, residual=False)}",
-        f"- {family_verdict(runs, residual=True)}",
-    ]
+    kinds = [f"- {family_verdict(runs, residual)}" for _, residual in KINDS]
+    return [headline(runs), "", basis, "", *kinds]

@@ -216,8 +216,7 @@ def read_summary_file(path: Path) -> RunSummary | None:
 
 
 def is_epoch_row(row: dict[str, Any]) -> bool:
-    """An end-of-epoch row carries "epoch"; a per-step training row (``trainer.log_every_steps``)
-    carries only its "step"."""
+    """An end-of-epoch row has "epoch"; a per-step row (``trainer.log_every_steps``) does not."""
     return "epoch" in row
 
 

@@ -32,6 +32,7 @@ _MODE_ALIASES = {"dryrun": "offline", "run": "online"}
 
 # Bound on the HTTP reachability probe before an online init (DNS included: it runs in a thread).
 _MAX_PROBE_S = 5.0
+_NO_KEY = "no W&B API key is configured (WANDB_API_KEY, netrc or `wandb login`)"
 
 
 def checked_settings(mode: Any, init_timeout: Any) -> tuple[str, float]:
@@ -166,9 +167,7 @@ def _credentials_status(base_url: str) -> tuple[bool, str]:
         return _credentials_status_fallback(base_url)
     except Exception as exc:  # e.g. AuthenticationError: malformed WANDB_API_KEY
         return False, f"the configured W&B credentials are invalid ({exc})"
-    if auth is None:
-        return False, "no W&B API key is configured (WANDB_API_KEY, netrc or `wandb login`)"
-    return True, ""
+    return (False, _NO_KEY) if auth is None else (True, "")
 
 
 def _credentials_status_fallback(base_url: str) -> tuple[bool, str]:
@@ -180,7 +179,7 @@ def _credentials_status_fallback(base_url: str) -> tuple[bool, str]:
             return True, ""
     except Exception:
         pass
-    return False, "no W&B API key is configured (WANDB_API_KEY, netrc or `wandb login`)"
+    return False, _NO_KEY
 
 
 def _probe_server(base_url: str, timeout: float) -> str | None:

@@ -24,10 +24,11 @@ def _is_secret_key(key: str) -> bool:
     return any(marker in lowered for marker in SECRET_KEY_MARKERS)
 
 
-def _env_secrets() -> tuple[str, ...]:
-    """Secret values that must never reach W&B files even if they appear under an innocent key."""
-    key = os.environ.get("WANDB_API_KEY", "")
-    return (key,) if key else ()
+def _values(secrets: Iterable[str] | None) -> tuple[str, ...]:
+    """Values hidden wherever they appear, even under an innocent key: `secrets`, by default the
+    W&B API key."""
+    given = (os.environ.get("WANDB_API_KEY", ""),) if secrets is None else secrets
+    return tuple(s for s in given if s)
 
 
 def _to_container(obj: Any) -> Any:
@@ -42,15 +43,9 @@ def _to_container(obj: Any) -> Any:
 
 
 def scrub_secrets(obj: Any, secrets: Iterable[str] | None = None) -> Any:
-    """Return `obj` as plain JSON-like containers with secrets replaced by '***'.
-
-    A value is redacted when its key looks like a secret (contains api_key, token, password or
-    secret, any case) or when it equals (or, for long secrets, contains) one of `secrets`
-    (default: the value of WANDB_API_KEY). Non-JSON leaves (paths, enums, objects) become strings
-    so wandb never has to guess how to serialise them.
-    """
-    found = tuple(s for s in (_env_secrets() if secrets is None else secrets) if s)
-    return _scrub(obj, found)
+    """`obj` as plain JSON-like containers, '***' for a value under a secret-looking key or equal to
+    (long: containing) one of `_values(secrets)`; other leaves (paths, enums) become strings."""
+    return _scrub(obj, _values(secrets))
 
 
 def _scrub(obj: Any, secrets: tuple[str, ...]) -> Any:
@@ -92,7 +87,7 @@ def _scrub_str(value: str, secrets: tuple[str, ...]) -> str:
 
 def scrub_argv(argv: list[str], secrets: Iterable[str] | None = None) -> list[str]:
     """Command-line arguments with secrets masked (`+x.api_key=...` overrides, the key itself)."""
-    found = tuple(s for s in (_env_secrets() if secrets is None else secrets) if s)
+    found = _values(secrets)
     out = []
     for arg in argv:
         name, sep, value = arg.partition("=")
