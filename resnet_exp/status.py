@@ -34,6 +34,8 @@ from resnet_exp.tracking.record import (
     FAILED,
     FINISHED,
     INTERRUPTED,
+    LOST,
+    PENDING,
     RUNNING,
     STOPPED,
     TERMINATED,
@@ -42,9 +44,6 @@ from resnet_exp.tracking.record import (
 )
 
 EXIT_NOT_ALL_COMPLETED = 1
-# The record's statuses, plus two of this table's own: a 'running' record whose process is gone
-# (lost), and a job without a record yet (pending).
-LOST, PENDING = "lost", "pending"
 _STYLE = {COMPLETED: "green", RUNNING: "cyan", FAILED: "red", DIVERGED: "magenta",
           INTERRUPTED: "yellow", TERMINATED: "yellow", LOST: "yellow", PENDING: "dim"}  # fmt: skip
 

@@ -46,6 +46,7 @@ INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C), or a SLURM requeue
 TERMINATED = "terminated"  # SIGTERM
 INCOMPLETE = "incomplete"  # what a reader calls a record without a status (or one still running)
 UNKNOWN = "unknown"  # what a reader calls a summary.json it cannot parse
+LOST, PENDING = "lost", "pending"  # `status`: a running record whose process is gone; no record
 # Ended for good: a re-run of the same command does not continue it (its numbers are final).
 FINISHED = frozenset({COMPLETED, FAILED, DIVERGED})
 # Ended by a signal: the same command resumes it.
