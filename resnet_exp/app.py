@@ -327,12 +327,10 @@ def _start(args: list[str]) -> None:
         claim_sweep_dir,
     )
     from resnet_exp.hydra_glue.job import start_torchrun
-    from resnet_exp.hydra_glue.launchers import require_launcher_plugins
     from resnet_exp.hydra_glue.sweep_failures import mark_parent
     from resnet_exp.training.facts import launched_by_torchrun
 
     command = parse_command(args)  # the one reading of the command line every check below uses
-    require_launcher_plugins(command)
     if command.dry_sweep:
         sys.exit(preflight.dry_sweep(command))
     preflight.preflight(command)  # every job composes and validates before Hydra writes anything

@@ -9,8 +9,8 @@ runs each job in a process with resources of its own. ``${resnet_exp.local_jobs:
 default ``n_jobs``: one job per core on a CPU-only machine, one per GPU slot where GPUs are visible.
 
 ``hydra/launcher=slurm`` (and submitit's ``local``) come from ``hydra-submitit-launcher``, which
-only ``pip install "resnet_exp[scale]"`` brings; without it they are refused before Hydra starts
-(Hydra would fail late, with a traceback, after creating the sweep folder).
+only ``pip install "resnet_exp[scale]"`` brings; without it the preflight refuses them (Hydra would
+fail late, with a traceback, after creating the sweep folder).
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from resnet_exp.errors import exit_user_error
 from resnet_exp.hydra_glue import gpu_slots
 from resnet_exp.training.cpus import available_cpus
-
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.command import Command
 
 LOCAL_JOBS = "resnet_exp.local_jobs"  # the resolver behind conf/hydra/launcher/joblib.yaml's n_jobs
 #: hydra/launcher options that need the scale extra
@@ -119,14 +115,3 @@ def scale_extra_installed() -> bool:
         return all(find_spec(m) for m in ("submitit", "hydra_plugins.hydra_submitit_launcher"))
     except ImportError:
         return False
-
-
-def require_launcher_plugins(command: Command) -> None:
-    """Exit 2 with one paragraph when the chosen launcher's extra is not installed."""
-    if command.launcher in SCALE_LAUNCHERS and not scale_extra_installed():
-        exit_user_error(
-            f"hydra/launcher={command.launcher} needs submitit and Hydra's submitit launcher, "
-            "which are not installed. Install them with the scale extra: pip install "
-            '"resnet_exp[scale]" (from a checkout: pip install ".[scale]"), or use '
-            "hydra/launcher=joblib to run the sweep's jobs side by side on this machine."
-        )

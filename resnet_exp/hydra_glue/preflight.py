@@ -18,7 +18,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
@@ -26,16 +25,18 @@ from omegaconf.errors import OmegaConfBaseException
 
 from resnet_exp.config import Config, rule_of
 from resnet_exp.errors import EXIT_USER_ERROR, UserError, exit_user_error
-from resnet_exp.hydra_glue.command import parse_overrides
+from resnet_exp.hydra_glue.command import Command, parse_overrides
 from resnet_exp.hydra_glue.compose import compose, composition_error
 from resnet_exp.hydra_glue.gpu_slots import predicted
-from resnet_exp.hydra_glue.launchers import launcher_traits, planned_slots
+from resnet_exp.hydra_glue.launchers import (
+    SCALE_LAUNCHERS,
+    launcher_traits,
+    planned_slots,
+    scale_extra_installed,
+)
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
 from resnet_exp.training.resume import config_key
 from resnet_exp.validation import validate
-
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.command import Command
 
 CHOICES = ("job", "hydra", "all")  # what --cfg prints
 
@@ -56,7 +57,15 @@ def preflight(command: Command, dry: bool = False) -> None:
 def check_command(command: Command, dry: bool = False) -> None:
     """Raise :class:`CommandError` for the first problem of ``python -m resnet_exp <args>``.
 
-    Only plain runs and sweeps are checked; Hydra's own flags (``--cfg``, ``--help``, ...) pass."""
+    Only plain runs and sweeps are checked; Hydra's own flags (``--cfg``, ``--help``, ...) pass,
+    but never a launcher whose extra is missing."""
+    if command.launcher in SCALE_LAUNCHERS and not scale_extra_installed():
+        raise CommandError(
+            f"hydra/launcher={command.launcher} needs submitit and Hydra's submitit launcher, "
+            "which are not installed. Install them with the scale extra: pip install "
+            '"resnet_exp[scale]" (from a checkout: pip install ".[scale]"), or use '
+            "hydra/launcher=joblib to run the sweep's jobs side by side on this machine."
+        )
     if not (command.plain or dry):
         return
     if command.parse_error is not None:
