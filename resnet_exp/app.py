@@ -321,11 +321,6 @@ def _exit_stopped_before_training(stopped: Interrupted) -> None:
 def _start(args: list[str]) -> None:
     from resnet_exp.hydra_glue import preflight
     from resnet_exp.hydra_glue.command import parse_command
-    from resnet_exp.hydra_glue.folders import (
-        check_explicit_run_dir,
-        claim_command_folders,
-        claim_sweep_dir,
-    )
     from resnet_exp.hydra_glue.job import start_torchrun
     from resnet_exp.hydra_glue.sweep_failures import mark_parent
     from resnet_exp.training.facts import launched_by_torchrun
@@ -334,11 +329,8 @@ def _start(args: list[str]) -> None:
     if command.dry_sweep:
         sys.exit(preflight.dry_sweep(command))
     preflight.preflight(command)  # every job composes and validates before Hydra writes anything
-    RunFolderGuard.take(command)
-    check_explicit_run_dir(command.new_run_dir)
     named_sweep_dir = command.sweep_dir is not None  # as typed, before the folder is claimed
-    command = claim_sweep_dir(command)  # one folder per sweep, the same in every launcher process
-    claim_command_folders(command)  # the right kind of folder, and no other writer in it
+    command = preflight.claim_folders(command)  # its own folder, the right kind, one writer
     mark_parent(command.sweep_dir if command.multirun else None)  # its workers end with it
     sys.argv[1:] = command.args
     try:

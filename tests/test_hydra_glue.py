@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from resnet_exp.errors import UserError
 from resnet_exp.hydra_glue import internals
 from resnet_exp.hydra_glue.compose import compose, instantiate_node, valid_keys
-from resnet_exp.hydra_glue.job import rank_overrides
+from resnet_exp.hydra_glue.folders import rank_overrides
 from tests.cli import REPO, run_cli
 
 # -- the layering rule: models, data, training and tracking never import Hydra --

@@ -31,8 +31,8 @@ from omegaconf import open_dict
 from submitit.core.utils import FailedJobError, UncompletedJobError
 
 from resnet_exp import slurm_queue
+from resnet_exp.hydra_glue.folders import rank_overrides
 from resnet_exp.hydra_glue.internals import hydra_config_of, submitit_hooks
-from resnet_exp.hydra_glue.job import rank_overrides
 from resnet_exp.report.callback import refresh_report
 from resnet_exp.tracking.record import RunRecord, write_job_error
 

@@ -6,12 +6,13 @@ run's folder put back as it was when a (re)start fails.
   resume from its checkpoints. ``${resnet_exp.fresh_dir:<path>}`` (:func:`fresh_dir`) claims the
   folder atomically (``mkdir``), or ``<path>-2``, ``<path>-3``, ... when another process got there
   first; an explicit ``hydra.run.dir=...`` (how a run is resumed) bypasses it. A sweep's folder is
-  claimed once in the launching process (:func:`claim_sweep_dir`), which hands the plain path to
-  its launcher's processes (which could otherwise resolve ``${now:...}`` to another second).
+  claimed once in the launching process (``preflight.claim_folders``), which hands the plain path
+  to its launcher's processes (which could otherwise resolve ``${now:...}`` to another second).
 - **One writer, the right kind.** The launching process locks the run's or sweep's folder for as
   long as it lives, each sweep job its own folder while it trains
   (:mod:`resnet_exp.tracking.folder_lock`); a run pointed at a sweep's folder, or a sweep at a
-  run's, is refused (the record of one would be read as the other).
+  run's, is refused (the record of one would be read as the other). Only rank 0 of a multi-process
+  run writes Hydra's files (:func:`rank_overrides`).
 - **Put back.** Hydra rewrites ``.hydra/*.yaml`` and appends to the log before our code runs; a
   start that then fails must leave an existing folder as it was (:class:`RunFolderGuard`, a
   :class:`FolderSnapshot`). Checkpoints (``*.pt``) are neither copied nor touched.
@@ -25,16 +26,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.errors import exit_user_error
 from resnet_exp.tracking.folder_lock import FolderBusy, FolderLock
 from resnet_exp.tracking.record import HYDRA_DIR, MULTIRUN_YAML, SUMMARY_JSON
 from resnet_exp.training.facts import is_rank_zero
-
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.command import Command
 
 # Hydra may resolve hydra.run.dir more than once in a process; it must get one answer.
 _claimed: dict[str, str] = {}
@@ -87,27 +84,13 @@ def _exit_cannot_create(path: str, error: OSError) -> None:
     )
 
 
-def check_explicit_run_dir(folder: str | None) -> None:
-    """For ``hydra.run.dir=<folder>`` on the command line (a single run,
-    :attr:`Command.new_run_dir`): fail now, clearly, if the folder cannot be created, instead of
-    inside Hydra with a partial traceback."""
-    if not folder:
-        return
+def check_explicit_run_dir(folder: str) -> None:
+    """For ``hydra.run.dir=<folder>`` on the command line (a single run): fail now, clearly, if
+    the folder cannot be created, instead of inside Hydra with a partial traceback."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         _exit_cannot_create(folder, error)
-
-
-def claim_sweep_dir(command: Command) -> Command:
-    """``command`` plus ``hydra.sweep.dir=<a folder of its own>`` when it launches a sweep whose
-    folder is not fixed on the command line; ``command`` unchanged otherwise (a single run, a named
-    sweep folder, ``--cfg``/``--help``, or a command Hydra will reject with its own message)."""
-    if not (command.launches and command.multirun) or command.sweep_dir is not None:
-        return command
-    if command.hydra is None:  # it did not compose: Hydra reports why in its own words
-        return command
-    return command.with_sweep_dir(claim(str(command.hydra.sweep.dir)))
 
 
 # -- one writer, the right kind --------------------------------------------------------------------
@@ -146,6 +129,20 @@ def claim_folder(folder: Path, multirun: bool) -> None:
         return  # a folder that cannot take a lock file: the writable check reports it
 
 
+def rank_overrides(argv: list[str], rank: int) -> list[str]:
+    """``argv`` plus, on ranks > 0 (torchrun's, or a SLURM job's tasks), the overrides that keep
+    them from writing Hydra's files and the job log (unless the user set those keys)."""
+    if rank == 0:
+        return argv
+    keys = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
+    extra = [
+        override
+        for override in ("hydra.output_subdir=null", "hydra/job_logging=stdout")
+        if override.split("=", 1)[0] not in keys
+    ]
+    return argv + extra
+
+
 @contextlib.contextmanager
 def job_folder_lock(run_dir: Path, multirun: bool) -> Iterator[None]:
     """A sweep job's folder, locked while the job runs (a single run's is held already)."""
@@ -156,18 +153,6 @@ def job_folder_lock(run_dir: Path, multirun: bool) -> Iterator[None]:
     run_dir.mkdir(parents=True, exist_ok=True)
     with FolderLock(run_dir, "the sweep job's folder"):
         yield
-
-
-def claim_command_folders(command: Command) -> None:
-    """For ``python -m resnet_exp <args>`` (sweep folder already claimed): check and lock the
-    explicit run or sweep folder it will write. Hydra's own flags (``--cfg``, ...) write nothing."""
-    if not command.plain:
-        return
-    value = command.sweep_dir if command.multirun else command.run_dir
-    if value is not None:
-        folder = Path(os.path.expanduser(value))
-        folder.mkdir(parents=True, exist_ok=True)
-        claim_folder(folder, command.multirun)
 
 
 # -- put back: an existing run folder as it was before a failed (re)start --------------------------
@@ -235,11 +220,8 @@ class RunFolderGuard:
     active: FolderSnapshot | None = None
 
     @classmethod
-    def take(cls, command: Command) -> None:
-        """For a single run with an explicit, existing ``hydra.run.dir``."""
-        if command.flags or command.run_dir is None:
-            return
-        run_dir = Path(os.path.expanduser(command.run_dir))
+    def take(cls, run_dir: Path) -> None:
+        """For a single run with an explicit ``hydra.run.dir`` (nothing to do unless it exists)."""
         exists = run_dir.is_dir() and any(run_dir.iterdir())
         cls.active = FolderSnapshot.take(run_dir) if exists else None
 

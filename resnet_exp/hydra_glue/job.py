@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from resnet_exp.hydra_glue.command import recorded_sweep_jobs
+from resnet_exp.hydra_glue.folders import rank_overrides
 from resnet_exp.hydra_glue.internals import pin_now
 from resnet_exp.hydra_glue.launchers import launcher_traits
 from resnet_exp.tracking.names import (
@@ -82,17 +83,3 @@ def start_torchrun(argv: list[str]) -> list[str]:
         return list(argv)
     pin_now(stamp)
     return rank_overrides(list(argv), dist.rank)
-
-
-def rank_overrides(argv: list[str], rank: int) -> list[str]:
-    """``argv`` plus, on ranks > 0, the overrides that keep them from writing Hydra's files (unless
-    the user set those keys)."""
-    if rank == 0:
-        return argv
-    keys = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
-    extra = [
-        override
-        for override in ("hydra.output_subdir=null", "hydra/job_logging=stdout")
-        if override.split("=", 1)[0] not in keys
-    ]
-    return argv + extra

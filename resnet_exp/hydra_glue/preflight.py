@@ -27,6 +27,12 @@ from resnet_exp.config import Config, rule_of
 from resnet_exp.errors import EXIT_USER_ERROR, UserError, exit_user_error
 from resnet_exp.hydra_glue.command import Command, parse_overrides
 from resnet_exp.hydra_glue.compose import compose, composition_error
+from resnet_exp.hydra_glue.folders import (
+    RunFolderGuard,
+    check_explicit_run_dir,
+    claim,
+    claim_folder,
+)
 from resnet_exp.hydra_glue.gpu_slots import predicted
 from resnet_exp.hydra_glue.launchers import (
     SCALE_LAUNCHERS,
@@ -201,6 +207,37 @@ def _names_leaving_the_folder(hydra: DictConfig) -> str | None:
                 + "."
             )
     return None
+
+
+# -- the folders the command writes, claimed once it passed ----------------------------------------
+
+
+def claim_folders(command: Command) -> Command:
+    """Before Hydra starts: an existing explicit run folder guarded (:class:`RunFolderGuard`), an
+    explicit one created, a sweep without a fixed folder given one of its own (appended as
+    ``hydra.sweep.dir=<claimed>``), and the folder the command writes checked and locked."""
+    if not command.flags and command.run_dir is not None:
+        RunFolderGuard.take(Path(os.path.expanduser(command.run_dir)))
+    if command.new_run_dir:
+        check_explicit_run_dir(command.new_run_dir)
+    command = claim_sweep_dir(command)
+    value = command.sweep_dir if command.multirun else command.run_dir
+    if command.plain and value is not None:  # Hydra's own flags (--cfg, ...) write nothing
+        folder = Path(os.path.expanduser(value))
+        folder.mkdir(parents=True, exist_ok=True)
+        claim_folder(folder, command.multirun)
+    return command
+
+
+def claim_sweep_dir(command: Command) -> Command:
+    """``command`` plus ``hydra.sweep.dir=<a folder of its own>`` when it launches a sweep whose
+    folder is not fixed on the command line; ``command`` unchanged otherwise (a single run, a named
+    sweep folder, ``--cfg``/``--help``, or a command Hydra will reject with its own message)."""
+    if not (command.launches and command.multirun) or command.sweep_dir is not None:
+        return command
+    if command.hydra is None:  # it did not compose: Hydra reports why in its own words
+        return command
+    return command.with_sweep_dir(claim(str(command.hydra.sweep.dir)))
 
 
 # -- the dry sweep: --multirun ... --cfg job ------------------------------------------------------

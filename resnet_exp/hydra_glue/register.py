@@ -18,9 +18,9 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from hydra_plugins.resnet_exp_launcher._sweeper import ResnetExpSweeper, SweeperConf
 from resnet_exp import config
 from resnet_exp.data.facts import dataset_fact
 from resnet_exp.hydra_glue.folders import fresh_dir
@@ -49,6 +49,14 @@ RESOLVERS: dict[str, Callable[..., Any]] = {
     "resnet_exp.machine_keys": lambda: list(MACHINE_KEYS),  # override_dirname's exclude_keys
     LOCAL_JOBS: local_jobs,  # conf/hydra/launcher/joblib.yaml's n_jobs
 }
+_PLUGINS = "hydra_plugins.resnet_exp_launcher."
+#: our plugins: (ConfigStore group, name, its config dataclass - whose ``_target_`` is the plugin -
+#: named by path as Hydra names plugins, so that no plugin imported here imports the glue back;
+#: whether it needs the scale extra)
+PLUGINS = [
+    ("hydra/sweeper", "resnet_exp_sweeper", _PLUGINS + "_sweeper.SweeperConf", False),
+    ("hydra/launcher", "resnet_exp_slurm", _PLUGINS + "_slurm.SlurmConf", True),
+]
 _registered: list[bool] = []
 
 
@@ -70,10 +78,9 @@ def register() -> None:
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=schema)
     plugins = Plugins.instance()
-    plugins.register(ResnetExpSweeper)
-    store.store(group="hydra/sweeper", name="resnet_exp_sweeper", node=SweeperConf)
-    if scale_extra_installed():  # else hydra/launcher=slurm is refused up front (launchers.py)
-        from hydra_plugins.resnet_exp_launcher._slurm import SlurmConf, SlurmLauncher  # optional
-
-        plugins.register(SlurmLauncher)
-        store.store(group="hydra/launcher", name="resnet_exp_slurm", node=SlurmConf)
+    for group, name, conf_path, scale in PLUGINS:
+        if scale and not scale_extra_installed():
+            continue  # hydra/launcher=slurm is refused up front (preflight.py)
+        conf = get_class(conf_path)
+        store.store(group=group, name=name, node=conf)
+        plugins.register(get_class(conf._target_))

@@ -34,16 +34,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from resnet_exp.errors import user_error
 from resnet_exp.tracking.record import JOB_LOG, RUNNING, SUMMARY_JSON, RunRecord
-
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.job import JobFacts
 
 log = logging.getLogger("resnet_exp")
 
@@ -53,6 +50,16 @@ PARENT_ENV = "RESNET_EXP_SWEEP_PID"  # host:pid of the process that launched the
 POLL_S = 1.0  # how often a worker looks at its parent
 GRACE_S = 60.0  # how long an orphaned worker's job may take to stop
 FAIL_FAST_SWITCH = "hydra.sweeper.fail_fast=true"
+
+
+class SweepJob(Protocol):
+    """What is read here of a job (``hydra_glue.job.JobFacts``)."""
+
+    run_dir: Path
+    sweep_dir: Path | None
+
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ def fail_fast_on() -> bool:
     return bool(OmegaConf.select(HydraConfig.get().sweeper, "fail_fast", default=False))
 
 
-def job_failed(job: JobFacts, error: BaseException) -> None:
+def job_failed(job: SweepJob, error: BaseException) -> None:
     """In the failing job: its traceback to its log file only, one line on stderr, and under
     fail-fast the marker that keeps later jobs from starting."""
     where = None if user_error(error) is not None else log_traceback(error)
@@ -145,7 +152,7 @@ def log_traceback(error: BaseException) -> Path | None:
     return written
 
 
-def not_started_reason(job: JobFacts) -> str | None:
+def not_started_reason(job: SweepJob) -> str | None:
     """Why this job must not start (a fail-fast sweep already saw a failure), else None."""
     if job.sweep_dir is None or not fail_fast_on():
         return None
