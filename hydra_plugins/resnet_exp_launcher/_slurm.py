@@ -1,17 +1,9 @@
-"""submitit's SLURM launcher for Hydra, with dead jobs reported as failed jobs of the sweep.
-
-``conf/hydra/launcher/slurm.yaml`` is :class:`SlurmConf` (Hydra only instantiates launchers defined
-in the ``hydra_plugins`` namespace package, so this module ships beside ``resnet_exp``;
-``resnet_exp.hydra_glue.register`` registers it where the ``scale`` extra is installed). The one
-change to submitit's launcher: a job that dies without a result (SIGKILL, out of memory, node
-failure, ``scancel``) becomes a *failed job* of the sweep - its ``summary.json`` says ``failed``
-with SLURM's job state (or, if it wrote none, ``job_error.json``), the sweep report is rebuilt,
-and the sweep ends with an error - instead of an exception in the middle of collecting results that
-throws away every other job's return value. Telling a dead job from a running one needs job states
-from ``sacct``, i.e. SLURM accounting (``slurmdbd``); ``.ci/slurm/start.sh`` sets that up for the
-single-node test cluster. ``wait=false`` submits and returns; a sweep job still queued or running
-is not submitted again (:mod:`resnet_exp.slurm_queue`).
-"""
+"""submitit's SLURM launcher (``hydra/launcher=slurm``: :class:`SlurmConf`) with one change: a
+job that dies without a result (SIGKILL, out of memory, node failure, ``scancel``) is a *failed
+job* of the sweep - its ``summary.json`` says ``failed`` with SLURM's state (or ``job_error.json``),
+the report is rebuilt, the sweep ends with an error - instead of an exception that throws away
+every other job's result. That needs ``sacct`` (SLURM accounting). ``wait=false`` submits and
+returns; a job still queued or running is not submitted again (:mod:`resnet_exp.slurm_queue`)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
-"""Hydra's basic sweep, minus the traceback at the end, plus ``fail_fast``.
-
-``conf/hydra/sweeper/resnet_exp.yaml`` (the default in conf/config.yaml) is :class:`SweeperConf`.
-The sweep expands and launches exactly as Hydra's basic sweeper does (same batches, same job
-numbers, same ``multirun.yaml``), but where the basic sweeper re-raises the first failed job's
-exception after the batch, this one notes every failed job and every job fail-fast kept from
-starting (:mod:`resnet_exp.hydra_glue.sweep_failures`) and goes on, so that Hydra still calls
-``on_multirun_end`` (the final report) and the entry point ends with a table and exit 1.
-"""
+"""Hydra's basic sweep (same batches, job numbers and ``multirun.yaml``; the default
+``hydra/sweeper=resnet_exp`` is :class:`SweeperConf`), except that failed jobs are noted, not
+re-raised after the batch, and ``fail_fast`` launches no batch after one
+(:mod:`resnet_exp.hydra_glue.sweep_failures`): Hydra still calls ``on_multirun_end`` (the report)
+and the entry point ends with a table and exit 1."""
 
 from __future__ import annotations
 
@@ -62,7 +58,7 @@ class ResnetExpSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / MULTIRUN_YAML)
-        sf.clear_marker(sweep_dir)
+        (sweep_dir / sf.STOP_MARKER).unlink(missing_ok=True)  # an earlier launch's stops nothing
         every_job = [job for batch in batches for job in batch]
         outcome = sf.SweepOutcome(str(sweep_dir), jobs=len(every_job), fail_fast=self.fail_fast)
         sf.record_outcome(outcome)

@@ -1,13 +1,8 @@
-"""The command line, parsed once before Hydra starts: what every start-up check reads.
-
-``python -m resnet_exp <flags> <overrides>`` is read here into a :class:`Command`: Hydra's flags,
-the overrides as Hydra's parser reads them, whether it is a sweep (decided one way: ``-m``, or
-``hydra.mode=MULTIRUN`` from the command line or a preset), the explicit run and sweep folders, the
-launcher, and each job of a sweep (a preset's ``hydra.sweeper.params`` merged with the command
-line as Hydra's basic sweeper merges them). The preflight, the dry sweep, the folder guard, the
-sweep-folder claim and the launcher check all read this one value; ``python -m resnet_exp.status``
-expands a sweep's ``multirun.yaml`` with the same :func:`sweep_jobs`.
-"""
+"""The command line, parsed once before Hydra starts into a :class:`Command`: Hydra's flags, the
+overrides as Hydra reads them, sweep or not (``-m``, or ``hydra.mode=MULTIRUN`` from the command
+line or a preset), the explicit folders, the launcher and each job of a sweep (a preset's
+``hydra.sweeper.params`` merged as Hydra merges them). Every start-up check reads this one value;
+``status`` expands a sweep's ``multirun.yaml`` with the same :func:`sweep_jobs`."""
 
 from __future__ import annotations
 
@@ -137,16 +132,13 @@ def _split(args: list[str]) -> tuple[list[str], str | None, list[str]]:
             overrides.append(arg)
         else:
             flags.append(arg)
-            takes = arg in _VALUED or (arg in ("--info", "-i") and _next_in(args, i, _INFO_CHOICES))
+            valued = i + 1 < len(args) and args[i + 1] in _INFO_CHOICES  # --info's is optional
+            takes = arg in _VALUED or (arg in ("--info", "-i") and valued)
             if takes and i + 1 < len(args):
                 i += 1
                 cfg = args[i] if arg in CFG_FLAGS else cfg
         i += 1
     return flags, cfg, overrides
-
-
-def _next_in(args: list[str], i: int, choices: Sequence[str]) -> bool:
-    return i + 1 < len(args) and args[i + 1] in choices
 
 
 def parse_overrides(overrides: Sequence[str]) -> list:

@@ -1,22 +1,12 @@
-"""Run and sweep folders: one of its own for every run and sweep, one writer each, and an existing
-run's folder put back as it was when a (re)start fails.
+"""Run and sweep folders: one of its own per run and sweep, one writer each, and an existing run's
+folder put back as it was when a (re)start fails.
 
-- **Claimed.** Hydra's default ``outputs/<date>/<time>`` is shared by runs started in the same
-  second, and the second would overwrite the first's ``.hydra/`` files, append to its metrics and
-  resume from its checkpoints. ``${resnet_exp.fresh_dir:<path>}`` (:func:`fresh_dir`) claims the
-  folder atomically (``mkdir``), or ``<path>-2``, ``<path>-3``, ... when another process got there
-  first; an explicit ``hydra.run.dir=...`` (how a run is resumed) bypasses it. A sweep's folder is
-  claimed once in the launching process (``preflight.claim_folders``), which hands the plain path
-  to its launcher's processes (which could otherwise resolve ``${now:...}`` to another second).
-- **One writer, the right kind.** The launching process locks the run's or sweep's folder for as
-  long as it lives, each sweep job its own folder while it trains
-  (:mod:`resnet_exp.tracking.folder_lock`); a run pointed at a sweep's folder, or a sweep at a
-  run's, is refused (the record of one would be read as the other). Only rank 0 of a multi-process
-  run writes Hydra's files (:func:`rank_overrides`).
-- **Put back.** Hydra rewrites ``.hydra/*.yaml`` and appends to the log before our code runs; a
-  start that then fails must leave an existing folder as it was (:class:`RunFolderGuard`, a
-  :class:`FolderSnapshot`). Checkpoints (``*.pt``) are neither copied nor touched.
-"""
+Runs started in the same second share Hydra's default ``outputs/<date>/<time>``; the second would
+overwrite the first's ``.hydra/`` files and resume from its checkpoints, so :func:`fresh_dir`
+(``${resnet_exp.fresh_dir:...}``) claims the folder with an atomic ``mkdir``, or ``<path>-2``, ...
+A folder is locked by its writer (:mod:`resnet_exp.tracking.folder_lock`) and a run is never
+written into a sweep's folder or the reverse. Hydra rewrites ``.hydra/*.yaml`` and the log before
+our code runs; :class:`RunFolderGuard` undoes that when the start fails (never a ``*.pt``)."""
 
 from __future__ import annotations
 

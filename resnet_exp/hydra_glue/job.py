@@ -1,11 +1,6 @@
-"""This job's facts, read once from Hydra's runtime config and handed on as plain values; and
-start-up under ``torchrun``, which decides the command line Hydra gets on each rank.
-
-Under torchrun every rank resolves ``${now:...}`` in ``hydra.run.dir`` / ``hydra.sweep.dir`` to rank
-0's clock, so all ranks agree on one run folder without the user fixing ``hydra.run.dir``; only
-rank 0 writes Hydra's ``.hydra/`` files and the job log (ranks > 0 get ``hydra.output_subdir=null``
-and ``hydra/job_logging=stdout``).
-"""
+"""This job's facts, read once from Hydra's runtime config and handed on as plain values; and the
+command line Hydra gets on each rank under ``torchrun`` (every rank reads rank 0's clock for
+``${now:...}``, so all agree on one run folder)."""
 
 from __future__ import annotations
 

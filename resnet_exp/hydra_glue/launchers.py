@@ -1,17 +1,9 @@
-"""What each launcher can do here, declared once, and the launchers an optional extra brings.
-
-:data:`TRAITS` declares, per launcher class, whether its jobs run side by side in worker processes
-of this machine (each job then takes its share of the cores, ``parallel_jobs``), whether they may
-each take a slot of this machine's GPUs (:mod:`resnet_exp.hydra_glue.gpu_slots`), and which of
-its options it would only refuse after the sweep started. The job's facts, the preflight and the
-dry sweep read them through :func:`launcher_traits`; any other launcher (SLURM, submitit's local)
-runs each job in a process with resources of its own. ``${resnet_exp.local_jobs:}`` is joblib's
-default ``n_jobs``: one job per core on a CPU-only machine, one per GPU slot where GPUs are visible.
-
-``hydra/launcher=slurm`` (and submitit's ``local``) come from ``hydra-submitit-launcher``, which
-only ``pip install "resnet_exp[scale]"`` brings; without it the preflight refuses them (Hydra would
-fail late, with a traceback, after creating the sweep folder).
-"""
+"""What each launcher can do here, declared once per launcher class (:data:`TRAITS`, read through
+:func:`launcher_traits` by the job's facts, the preflight and the dry sweep): run its jobs side by
+side on this machine (each then takes its share of the cores), give each a GPU slot
+(:mod:`gpu_slots`), and which options it would only refuse mid-sweep. Any other launcher runs
+each job with resources of its own. Also joblib's default ``n_jobs`` and the launchers only the
+``scale`` extra brings."""
 
 from __future__ import annotations
 

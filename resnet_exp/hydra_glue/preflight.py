@@ -1,16 +1,10 @@
-"""Check a command line before Hydra acts on it, so that a mistake creates and changes nothing;
-and ``--multirun ... --cfg job``, which prints every job's config instead of running it.
+"""A command line checked before Hydra acts on it, so that a mistake creates and changes nothing.
 
-Hydra creates the run folder and writes its ``.hydra/`` files before our task function runs; a
-value rejected only then would already have rewritten an existing run's config, and a sweep would
-have trained its valid jobs before reaching the bad one. So the entry point first parses every
-override, composes and validates the config of every job of a sweep, checks the run (or sweep)
-folder and the launcher's options, and only then hands the command to Hydra. Errors found later,
-inside the run, are undone by :class:`resnet_exp.hydra_glue.folders.RunFolderGuard` when the
-folder existed before. Hydra itself refuses ``--multirun`` with ``--cfg``; checking a sweep before
-launching it is exactly when a user wants both, so :func:`dry_sweep` composes every job and says
-whether running it would skip (completed), resume or start it in its folder.
-"""
+Hydra writes the run folder's ``.hydra/`` files before our task runs, and a sweep would train its
+valid jobs before reaching a bad one; so every override parses, every job composes and validates,
+the folders and the launcher's options are checked, and only then are the folders claimed
+(:func:`claim_folders`) and the command handed to Hydra. :func:`dry_sweep` is ``--multirun ...
+--cfg job``, which Hydra refuses: each job's config and what running it would do."""
 
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""What Hydra must know before it composes ``conf/``: our schemas, resolvers and plugins.
-
-:func:`register` (idempotent; the entry point, :func:`compose` and the launchers' workers call it)
-puts ``config.py``'s plain dataclasses into Hydra's ConfigStore under root-level names (not a
-``schema/`` group, so ``--help`` lists only the groups a user chooses), binds each
-``${resnet_exp.*:...}`` resolver of the YAML files to its function, and registers our sweeper (and,
-with the ``scale`` extra, our SLURM launcher) with the config schema of each. Hydra finds plugins
-by walking ``hydra_plugins``' folders, which misses a package installed in editable mode
-(``pip install -e``); registering them here (Hydra's public ``Plugins.register``) works for every
-kind of install.
-"""
+"""What Hydra must know before it composes ``conf/``: :func:`register` puts ``config.py``'s
+dataclasses into the ConfigStore (root-level names, so ``--help`` lists only the groups a user
+chooses), binds every ``${resnet_exp.*:...}`` resolver, and registers our plugins by hand
+(Hydra's scan of ``hydra_plugins`` misses an editable install)."""
 
 from __future__ import annotations
 

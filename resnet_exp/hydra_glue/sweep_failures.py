@@ -1,26 +1,13 @@
-"""A sweep's jobs when things go wrong: one line per failed job, a table at the end, fail-fast,
-and workers that end with the sweep's process.
-
-Hydra's basic sweeper re-raises the first failed job's exception only after every job has ended,
-as a traceback (Hydra issues #2284, #2824). Instead, a failing job prints one line the moment it
-fails (:func:`job_failed`, in the job's own process, so in every launcher), our sweeper
-(``hydra_plugins/resnet_exp_launcher/_sweeper.py``) collects the failed jobs without raising, and
-the entry point ends the sweep with a table of them and exit 1 (:func:`finish`).
-
-``hydra.sweeper.fail_fast=true``: the first job that fails leaves a marker file in the sweep folder;
-every job that starts after it sees the marker, trains nothing and returns :class:`NotStarted`
-(its folder holds no record, so ``status`` lists it as ``pending`` and the same command without
-``fail_fast`` runs it). Jobs already running finish. A marker is per launch: the sweeper removes a
-stale one before it launches anything.
-
-joblib's loky workers outlive a sweep's parent that was killed: they go on training (and idle ones
-stay for minutes, ~1 GB each), and a re-run of the sweep trains beside them in the same folders.
-The entry point records its host and pid in ``RESNET_EXP_SWEEP_PID`` (:func:`mark_parent`,
-inherited by the workers); a worker on the same host watches it from a daemon thread
-(:func:`watch_parent`) and, once it is gone, stops like a SIGTERM would: the running job saves its
-checkpoint at the next step and records ``terminated`` (so the same command resumes it), an idle
-worker just ends. If the job does not end within the grace period, the worker exits.
-"""
+"""A sweep's jobs when things go wrong. Hydra's basic sweeper re-raises the first failed job's
+exception after every job has ended, as a traceback (Hydra issues #2284, #2824); here a failing
+job prints one line when it fails (:func:`job_failed`, in its own process, so in every launcher),
+our sweeper collects the failed jobs, and the entry point ends with their table and exit 1
+(:func:`finish`). Under ``hydra.sweeper.fail_fast=true`` the first failure leaves a marker in the
+sweep folder; a job that starts after it returns :class:`NotStarted` (no record: ``pending``, and
+the same command without fail_fast runs it). joblib's loky workers outlive a killed sweep process
+and would train beside its re-run: a worker watches the process that launched it
+(``RESNET_EXP_SWEEP_PID``) and, once it is gone, stops as a SIGTERM would (the job checkpoints
+and records ``terminated``), or exits after a grace period."""
 
 from __future__ import annotations
 
@@ -163,25 +150,15 @@ def not_started_reason(job: SweepJob) -> str | None:
     return f"not started: {FAIL_FAST_SWITCH} and job {failed} failed"
 
 
-def clear_marker(sweep_dir: Path) -> None:
-    """Before a launch: a marker from an earlier fail-fast launch stops nothing now."""
-    (sweep_dir / STOP_MARKER).unlink(missing_ok=True)
-
-
-def failure_table(failed: list[FailedJob]) -> str:
-    """Plain text, one row per failed job, columns aligned."""
-    rows = [("job", "error", "log")] + [(f.job, f.error, f.log_path) for f in failed]
-    widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    return "\n".join(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows)
-
-
 def summary_text(outcome: SweepOutcome, explicit_sweep_dir: bool) -> str:
     """What the sweep prints last when a job failed or did not start."""
     lines = []
     if outcome.failed:
         n = len(outcome.failed)
         lines.append(f"sweep {outcome.sweep_dir}: {n} of {outcome.jobs} jobs failed:")
-        lines.append(failure_table(outcome.failed))
+        rows = [("job", "error", "log")] + [(f.job, f.error, f.log_path) for f in outcome.failed]
+        wide = [max(len(r[i]) for r in rows) for i in range(2)]  # columns aligned
+        lines += [f"  {r[0]:<{wide[0]}}  {r[1]:<{wide[1]}}  {r[2]}".rstrip() for r in rows]
     if outcome.not_started:
         n = len(outcome.not_started)
         again = "the same command without hydra.sweeper.fail_fast=true"
