@@ -75,7 +75,7 @@ class Command:
 
     @property
     def dry_sweep(self) -> bool:
-        """``--cfg`` on a sweep, which Hydra refuses and :mod:`dry_sweep` prints job by job."""
+        """``--cfg`` on a sweep, which Hydra refuses and ``preflight.dry_sweep`` prints per job."""
         return self.cfg is not None and self.multirun
 
     @property
