@@ -25,12 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp import failures
 from resnet_exp.config_dir import config_dir
-from resnet_exp.errors import EXIT_USER_ERROR
+from resnet_exp.errors import EXIT_USER_ERROR, user_error
 from resnet_exp.hydra_glue import sweep_failures
+from resnet_exp.hydra_glue.folders import RunFolderGuard
 from resnet_exp.hydra_glue.job import JobFacts, current_job
-from resnet_exp.hydra_glue.plugins import register_plugins
-from resnet_exp.hydra_glue.preflight import RunFolderGuard
-from resnet_exp.hydra_glue.register import register_configs
+from resnet_exp.hydra_glue.register import register
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
 from resnet_exp.training.facts import is_rank_zero
 from resnet_exp.training.interrupt import (
@@ -43,8 +42,7 @@ if TYPE_CHECKING:
     from resnet_exp.session import Run
     from resnet_exp.training.loop import Trainer
 
-register_configs()
-register_plugins()
+register()
 log = logging.getLogger("resnet_exp")
 
 
@@ -141,7 +139,7 @@ def _build_trainer(
     layer responses (Fig. 7) that runs after a completed fit."""
     import torch
 
-    from resnet_exp.hydra_glue.instantiate import instantiate_node
+    from resnet_exp.hydra_glue.compose import instantiate_node
     from resnet_exp.models.profile import count_flops
     from resnet_exp.session import log_every_steps
     from resnet_exp.summary import input_shape
@@ -236,8 +234,8 @@ def _start_logger(
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
-    from resnet_exp.hydra_glue.worker_watch import exit_if_orphaned, watch_parent
-    from resnet_exp.hydra_glue.writers import job_folder_lock
+    from resnet_exp.hydra_glue.folders import job_folder_lock
+    from resnet_exp.hydra_glue.sweep_failures import exit_if_orphaned, watch_parent
     from resnet_exp.training.job_plan import stored_result
 
     job = current_job()
@@ -278,9 +276,9 @@ def _run(cfg: DictConfig, job: JobFacts) -> float | None:
         if job.multirun:
             sweep_failures.job_failed(job, error)  # one line now; the table at the sweep's end
             raise  # a sweep goes on (the sweeper notes the job, the report marks it)
-        user_error = failures.user_error(error)
-        if user_error is not None:
-            failures.exit_with(str(user_error), EXIT_USER_ERROR)
+        known = user_error(error)
+        if known is not None:
+            failures.exit_with(str(known), EXIT_USER_ERROR)
         failures.exit_unexpected(cfg, error)
     if summary.status == DIVERGED:
         failures.diverged(summary, job.run_dir, cfg.optimizer.lr, job.multirun)
@@ -301,7 +299,7 @@ def entry() -> None:
 def _exit_stopped_before_training(stopped: Interrupted) -> None:
     """One line and the shell's status for the signal (128 + its number); a sweep's process
     (waiting on its workers) records the jobs whose worker was killed before it could."""
-    from resnet_exp.hydra_glue.worker_watch import launched_sweep, record_killed_jobs
+    from resnet_exp.hydra_glue.sweep_failures import launched_sweep, record_killed_jobs
 
     name = signal.Signals(stopped.signum).name
     sweep_dir = launched_sweep()
@@ -321,36 +319,32 @@ def _exit_stopped_before_training(stopped: Interrupted) -> None:
 
 
 def _start(args: list[str]) -> None:
-    from resnet_exp.hydra_glue import dry_sweep, preflight, torchrun
+    from resnet_exp.hydra_glue import preflight
     from resnet_exp.hydra_glue.command import parse_command
-    from resnet_exp.hydra_glue.launchers import require_launcher_plugins
-    from resnet_exp.hydra_glue.run_dir import check_explicit_run_dir
-    from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir
-    from resnet_exp.hydra_glue.worker_watch import mark_parent
-    from resnet_exp.hydra_glue.writers import claim_command_folders
+    from resnet_exp.hydra_glue.job import start_torchrun
+    from resnet_exp.hydra_glue.sweep_failures import mark_parent
+    from resnet_exp.training.facts import launched_by_torchrun
 
     command = parse_command(args)  # the one reading of the command line every check below uses
-    require_launcher_plugins(command)
     if command.dry_sweep:
-        sys.exit(dry_sweep.dry_sweep(command))
+        sys.exit(preflight.dry_sweep(command))
     preflight.preflight(command)  # every job composes and validates before Hydra writes anything
-    RunFolderGuard.take(command)
-    check_explicit_run_dir(command.new_run_dir)
     named_sweep_dir = command.sweep_dir is not None  # as typed, before the folder is claimed
-    command = claim_sweep_dir(command)  # one folder per sweep, the same in every launcher process
-    claim_command_folders(command)  # the right kind of folder, and no other writer in it
+    command = preflight.claim_folders(command)  # its own folder, the right kind, one writer
     mark_parent(command.sweep_dir if command.multirun else None)  # its workers end with it
     sys.argv[1:] = command.args
     try:
-        if not torchrun.launched_by_torchrun():
+        if not launched_by_torchrun():
             main()
             sweep_failures.finish(named_sweep_dir)  # failed jobs: their table, exit 1
             return
-        sys.argv[1:] = torchrun.start(list(command.args))  # join the group before Hydra starts
+        sys.argv[1:] = start_torchrun(list(command.args))  # join the group before Hydra starts
+        from resnet_exp.training import distributed
+
         try:
             main()
         finally:
-            torchrun.stop()
+            distributed.shutdown()  # leave the process group
     finally:  # whatever ended a run before it (re)started: its existing folder is as it was
         RunFolderGuard.restore()
 

@@ -81,7 +81,8 @@ class Rule:
     def describe(self) -> str:
         """What is valid, as the error message says it."""
         if self.choices:
-            text = "valid: " + ", ".join(_show(c) for c in self.choices)
+            shown = (str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices)
+            text = "valid: " + ", ".join(shown)  # a bool as YAML writes it: true, not True
         else:
             ge, gt, le, lt = self.ge, self.gt, self.le, self.lt
             low = f"[{ge}" if ge is not None else "" if gt is None else f"({gt}"
@@ -97,10 +98,6 @@ class Rule:
         if self.hint:
             text += f" ({self.hint})"
         return text + (f", or null ({self.null})" if self.null else "")
-
-
-def _show(choice: Any) -> str:
-    return str(choice).lower() if isinstance(choice, bool) else str(choice)
 
 
 def ruled(default: Any = MISSING, **rule: Any) -> Any:

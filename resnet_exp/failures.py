@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig
 
 from resnet_exp.data.facts import input_side
-from resnet_exp.errors import DISK_ERRNOS, EXIT_USER_ERROR, UserError
+from resnet_exp.errors import DISK_ERRNOS, EXIT_USER_ERROR
+from resnet_exp.hydra_glue.folders import RunFolderGuard
+from resnet_exp.hydra_glue.job import JobFacts
+from resnet_exp.hydra_glue.sweep_failures import log_traceback
 from resnet_exp.tracking.record import (
     DIVERGED,
     TRAIN_ERR,
@@ -20,11 +25,6 @@ from resnet_exp.tracking.record import (
     RunSummary,
 )
 from resnet_exp.training.interrupt import Interrupted
-
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
-
-    from resnet_exp.hydra_glue.job import JobFacts
 
 log = logging.getLogger("resnet_exp")
 
@@ -66,22 +66,6 @@ def _out_of_memory(error: BaseException, cfg: DictConfig) -> str:
     )
 
 
-def log_traceback(error: BaseException) -> Path | None:
-    """Write ``error``'s traceback to the log files only (not the console); returns the first."""
-    text = "".join(traceback.format_exception(error))
-    written = None
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.acquire()
-            try:
-                handler.stream.write(f"unexpected error, traceback:\n{text}")
-                handler.flush()
-            finally:
-                handler.release()
-            written = written or Path(handler.baseFilename)
-    return written
-
-
 # -- what a failure means for the process (single runs exit with a code; sweep jobs raise) --------
 
 EXIT_DIVERGED = 3
@@ -95,21 +79,9 @@ def sweeper_result(summary: RunSummary) -> float:
     return best.get(VAL_ERR, best.get(TRAIN_ERR))
 
 
-def user_error(error: BaseException) -> UserError | None:
-    """The UserError behind ``error`` (Hydra wraps errors raised while instantiating)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, UserError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def exit_with(message: str, code: int) -> None:
     log.error("%s", message)
     print(f"error: {message}", file=sys.stderr)
-    from resnet_exp.hydra_glue.preflight import RunFolderGuard
-
     RunFolderGuard.restore()  # a run refused before it started leaves an existing folder as it was
     sys.exit(code)
 
@@ -120,8 +92,6 @@ def exit_unexpected(cfg: DictConfig, error: BaseException) -> None:
     message = known_cause(error, cfg)
     if message is not None:
         exit_with(message, EXIT_USER_ERROR)
-    from resnet_exp.hydra_glue.preflight import RunFolderGuard
-
     # An existing folder is put back as it was (so its log too): the traceback goes beside it.
     where = _traceback_file(error) if RunFolderGuard.active else log_traceback(error)
     first = (str(error).strip().splitlines() or [""])[0][:200]
@@ -136,8 +106,6 @@ def exit_unexpected(cfg: DictConfig, error: BaseException) -> None:
 def _traceback_file(error: BaseException) -> Path:
     """The traceback in a file of the temp folder, for a failure that must leave the run folder
     byte-identical."""
-    import tempfile
-
     handle, name = tempfile.mkstemp(prefix="resnet_exp-traceback-", suffix=".txt")
     with open(handle, "w") as stream:
         stream.write("".join(traceback.format_exception(error)))

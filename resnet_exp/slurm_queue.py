@@ -59,27 +59,15 @@ def latest_ids(sweep_dir: Path) -> dict[frozenset[str], str]:
     return {frozenset(e.get("overrides") or []): str(e["job_id"]) for e in read_entries(sweep_dir)}
 
 
-def parse_squeue(text: str) -> dict[str, QueueState]:
-    """``squeue -h -r -o '%i|%T|%r'`` lines -> {job id: state} (``-r``: one line per array task,
-    so a queued task is ``12_3``, not ``12_[2-3]``)."""
+def parse_states(text: str) -> dict[str, QueueState]:
+    """``squeue -h -r -o '%i|%T|%r'`` or ``sacct -n -X -P -o JobID,State`` lines -> {job id:
+    state} (``-r``: one line per array task, ``12_3``, not ``12_[2-3]``; sacct's "CANCELLED by 0"
+    is CANCELLED; squeue's reason "None" is none)."""
     states = {}
     for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) >= 2 and parts[0]:
-            reason = parts[2].strip() if len(parts) > 2 else ""
-            states[parts[0].strip()] = QueueState(
-                parts[1].strip(), "" if reason == "None" else reason
-            )
-    return states
-
-
-def parse_sacct(text: str) -> dict[str, QueueState]:
-    """``sacct -n -X -P -o JobID,State`` lines -> {job id: state} ("CANCELLED by 0": CANCELLED)."""
-    states = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) >= 2 and parts[0]:
-            states[parts[0].strip()] = QueueState(parts[1].split()[0] if parts[1].split() else "")
+        job_id, state, reason = ([p.strip() for p in line.strip().split("|")] + ["", ""])[:3]
+        if job_id and state:
+            states[job_id] = QueueState(state.split()[0], "" if reason == "None" else reason)
     return states
 
 
@@ -97,10 +85,10 @@ def queue_states(job_ids: Iterable[str]) -> dict[str, QueueState]:
     ids = sorted(set(job_ids))
     if not ids:
         return {}
-    states = parse_squeue(_ask(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", "%i|%T|%r"]))
+    states = parse_states(_ask(["squeue", "-h", "-r", "-j", ",".join(ids), "-o", "%i|%T|%r"]))
     rest = [i for i in ids if i not in states]
     if rest:
-        sacct = parse_sacct(_ask(["sacct", "-n", "-X", "-P", "-j", ",".join(rest),
+        sacct = parse_states(_ask(["sacct", "-n", "-X", "-P", "-j", ",".join(rest),
                                   "-o", "JobID,State"]))  # fmt: skip
         states.update({i: s for i, s in sacct.items() if i in rest})
     return states

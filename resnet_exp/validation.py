@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from resnet_exp.config import Config, Rule
+from resnet_exp.config import Config, Rule, rule_of
 from resnet_exp.data.facts import DATASETS, input_side, split_problem
 from resnet_exp.errors import UserError
 
@@ -96,8 +96,6 @@ def _check_finite(cfg: DictConfig) -> None:
 def _numbers(node: DictConfig, path: str, schema: type) -> Iterator[tuple[str, Any, float, Any]]:
     """(dotted key, its value, one float in it, the key's Rule or None) for every float in the
     config (a list's items count as its key's; ``hydra`` is not ours to check)."""
-    from resnet_exp.config import rule_of
-
     for name in node:
         if path == "" and name == "hydra":
             continue

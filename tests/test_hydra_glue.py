@@ -3,6 +3,7 @@ behaviour it relies on, pinned so an upgrade that changes it fails here by name.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -14,9 +15,8 @@ from omegaconf import OmegaConf
 
 from resnet_exp.errors import UserError
 from resnet_exp.hydra_glue import internals
-from resnet_exp.hydra_glue.compose import compose
-from resnet_exp.hydra_glue.instantiate import instantiate_node, valid_keys
-from resnet_exp.hydra_glue.torchrun import rank_overrides
+from resnet_exp.hydra_glue.compose import compose, instantiate_node, valid_keys
+from resnet_exp.hydra_glue.folders import rank_overrides
 from tests.cli import REPO, run_cli
 
 # -- the layering rule: models, data, training and tracking never import Hydra --
@@ -50,6 +50,48 @@ def test_models_data_training_and_tracking_import_no_hydra() -> None:
 
 
 # -- Hydra internals we rely on (resnet_exp/hydra_glue/internals.py) --
+
+
+def _resolve(dotted: str) -> object:
+    """The object a PRIVATE_API name names (``a.b.C.instance().x``: calls ``instance()``)."""
+    parts = dotted.replace("()", "").split(".")
+    for cut in range(len(parts), 0, -1):  # the longest importable module prefix
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for i, name in enumerate(parts[cut:], start=cut):
+            found = getattr(found, name)
+            if dotted.startswith(".".join(parts[: i + 1]) + "()"):
+                found = found()  # type: ignore[operator]
+        return found
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize("name", sorted(internals.PRIVATE_API))
+def test_every_private_name_we_use_is_still_there(name: str) -> None:
+    """Each Hydra/submitit private name of internals.py resolves in the installed versions."""
+    if name.startswith("submitit"):
+        pytest.importorskip("submitit")  # the scale extra
+    try:
+        _resolve(name)
+    except (ImportError, AttributeError) as error:
+        pytest.fail(
+            f"{name} (used by internals.{internals.PRIVATE_API[name]}, checked with "
+            f"{internals.CHECKED_WITH}) is gone from the installed version: {error}"
+        )
+
+
+def test_only_internals_names_private_hydra_or_submitit_api() -> None:
+    """No other product module imports hydra._internal or writes a private attribute of theirs."""
+    product = [*(REPO / "resnet_exp").rglob("*.py"), *(REPO / "hydra_plugins").rglob("*.py")]
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in product
+        if path.name != "internals.py"
+        and any(m in path.read_text() for m in ("hydra._internal", "_return_value", ".cfg = "))
+    ]
+    assert offenders == []
 
 
 def test_hydra_internal_numeric_group_option_selects_a_config_group_option() -> None:

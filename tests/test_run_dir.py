@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_exp.hydra_glue import run_dir
+from resnet_exp.hydra_glue import folders as run_dir
 from tests.cli import REPO, run_cli
 
 

@@ -446,15 +446,15 @@ def test_local_jobs_share_one_gpu_by_free_memory_and_cores(
 ) -> None:
     import torch
 
-    from resnet_exp.hydra_glue import gpu_slots, resolvers
+    from resnet_exp.hydra_glue import gpu_slots, launchers
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: int(cuda))
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (free_gib * 2**30, 141 * 2**30))
-    monkeypatch.setattr(resolvers, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(launchers, "available_cpus", lambda: cpus)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
     monkeypatch.setenv(gpu_slots.PLAN_ENV, "")  # the plan it publishes is undone after the test
-    assert resolvers.local_jobs() == expected
+    assert launchers.local_jobs() == expected
 
 
 @pytest.mark.slow  # a CLI process

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from resnet_exp import slurm_queue
-from resnet_exp.slurm_queue import QueueState, explain, parse_sacct, parse_squeue
+from resnet_exp.slurm_queue import QueueState, explain
+from resnet_exp.slurm_queue import parse_states as parse_sacct
+from resnet_exp.slurm_queue import parse_states as parse_squeue
 from resnet_exp.status import JobStatus
 
 

@@ -17,8 +17,8 @@ from cli import run_cli
 
 from resnet_exp.hydra_glue.command import parse_command
 from resnet_exp.hydra_glue.compose import compose
-from resnet_exp.hydra_glue.run_dir import claim
-from resnet_exp.hydra_glue.sweep_dirs import claim_sweep_dir as claim_for
+from resnet_exp.hydra_glue.folders import claim
+from resnet_exp.hydra_glue.preflight import claim_sweep_dir as claim_for
 from resnet_exp.tracking.names import job_dirname
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
 

@@ -1,33 +1,32 @@
-"""submitit's SLURM launcher for Hydra, with dead jobs reported as failed jobs of the sweep.
-
-``conf/hydra/launcher/slurm.yaml`` points ``_target_`` here. (Hydra only instantiates
-launchers defined in the ``hydra_plugins`` namespace package, so this module ships beside
-``resnet_exp``; Hydra imports it while scanning for plugins, so it imports nothing heavy.) The
-one change to submitit's launcher:
-a job that dies without a result (SIGKILL, out of memory, node failure, ``scancel``) becomes a
-*failed job* of the sweep - its ``summary.json`` says ``failed`` with SLURM's job state (or, if it
-wrote none, ``job_error.json``), the sweep report is rebuilt, and the sweep ends with an error -
-instead of an exception in the middle of collecting results that throws away every other job's
-return value. Telling a dead job from a running one needs job states from ``sacct``, i.e. SLURM
-accounting (``slurmdbd``); ``.ci/slurm/start.sh`` sets that up for the single-node test cluster.
-"""
+"""submitit's SLURM launcher (``hydra/launcher=slurm``: :class:`SlurmConf`) with one change: a
+job that dies without a result (SIGKILL, out of memory, node failure, ``scancel``) is a *failed
+job* of the sweep - its ``summary.json`` says ``failed`` with SLURM's state (or ``job_error.json``),
+the report is rebuilt, the sweep ends with an error - instead of an exception that throws away
+every other job's result. That needs ``sacct`` (SLURM accounting). ``wait=false`` submits and
+returns; a job still queued or running is not submitted again (:mod:`resnet_exp.slurm_queue`)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
+import submitit
 from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
     SlurmLauncher as _SubmititSlurmLauncher,
 )
 from omegaconf import open_dict
+from submitit.core.utils import FailedJobError, UncompletedJobError
+
+from resnet_exp import slurm_queue
+from resnet_exp.hydra_glue.folders import rank_overrides
+from resnet_exp.hydra_glue.internals import hydra_config_of, submitit_hooks
+from resnet_exp.report.callback import refresh_report
+from resnet_exp.tracking.record import RunRecord, write_job_error
 
 log = logging.getLogger("resnet_exp")
 
@@ -44,25 +43,14 @@ class SlurmConf(SlurmQueueConf):
     wait: bool = True
 
 
-ConfigStore.instance().store(group="hydra/launcher", name="resnet_exp_slurm", node=SlurmConf)
-
-
 class SlurmLauncher(_SubmititSlurmLauncher):
-    """submitit's SLURM launcher, reporting jobs that died without a result as failed jobs;
-    ``wait=false`` submits and returns; a sweep job still queued or running is not submitted
-    again."""
+    """submitit's SLURM launcher; jobs that died without a result are failed jobs."""
 
     def __init__(self, wait: bool = True, **params: Any) -> None:
         super().__init__(**params)
         self.wait = wait
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
-        import submitit
-        from submitit.core.core import Job
-        from submitit.core.utils import FailedJobError, UncompletedJobError
-
-        from resnet_exp import slurm_queue
-
         assert self.config is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         jobs = [list(o) for o in job_overrides]
@@ -72,16 +60,13 @@ class SlurmLauncher(_SubmititSlurmLauncher):
                      initial_job_idx + n, job_id, " ".join(jobs[n]))  # fmt: skip
         todo = [n for n in range(len(jobs)) if n not in queued]
         submitted: list[tuple[str, list[str]]] = []
-        results, map_array = Job.results, submitit.AutoExecutor.map_array
         dead: list[int] = []
 
-        def map_and_record(executor: Any, fn: Any, *iterables: Any) -> list:
-            array = map_array(executor, fn, *iterables)  # submitted: keep the ids before waiting
+        def record(array: list) -> None:  # submitted: keep the ids before waiting
             submitted.extend((str(j.job_id), list(j.submission().args[0])) for j in array)
             slurm_queue.record_submitted(sweep_dir, submitted)
-            return array
 
-        def results_or_failure(job: Job) -> list:
+        def results_or_failure(job: Any, results: Any) -> list:
             if not self.wait:  # detached: the job writes its own record; status follows it
                 return [JobReturn(overrides=list(job.submission().args[0]),
                                   status=JobStatus.UNKNOWN)]  # fmt: skip
@@ -93,16 +78,12 @@ class SlurmLauncher(_SubmititSlurmLauncher):
 
         returns: list[Any] = [JobReturn(overrides=job, status=JobStatus.UNKNOWN) for job in jobs]
         if todo:
-            # The parent collects every job with ``Job.results()``; only this launch sees these.
-            with (
-                _patched(Job, "results", results_or_failure),
-                _patched(submitit.AutoExecutor, "map_array", map_and_record),
-            ):
+            with submitit_hooks(record, results_or_failure):
                 done = super().launch([jobs[n] for n in todo], initial_job_idx)
             for n, ret in zip(todo, done):
                 returns[n] = ret
-        if dead:
-            self._rebuild_report()
+        if dead:  # on_job_end never ran for a dead job; Hydra skips on_multirun_end after one
+            refresh_report(self.config, "sweep report (with the dead job)")
         if not self.wait:
             _say_detached(sweep_dir, submitted, queued)
         return returns
@@ -114,12 +95,9 @@ class SlurmLauncher(_SubmititSlurmLauncher):
         """Run the sweep job in each of the SLURM job's tasks. With ``tasks_per_node=N`` the N
         tasks are one DDP run: they join a process group from SLURM's environment (no torchrun)
         and only rank 0 writes Hydra's files, the log and the run record."""
-        import submitit
-
         tasks = submitit.JobEnvironment().num_tasks
         if tasks > 1:
-            from resnet_exp.hydra_glue.torchrun import rank_overrides
-            from resnet_exp.training import distributed
+            from resnet_exp.training import distributed  # torch: only a multi-task job needs it
 
             submitit.helpers.TorchDistributedEnvironment().export(
                 set_cuda_visible_devices=False, overwrite=True
@@ -145,9 +123,8 @@ class SlurmLauncher(_SubmititSlurmLauncher):
     # -- in the submitting process ---------------------------------------------------------------
     def _dead_job(self, job: Any, error: Exception) -> JobReturn:
         overrides, job_num = list(job.submission().args[0]), int(job.submission().args[2])
-        state = job.state
         message = (
-            f"SLURM job {job.job_id} ended in state {state} without a result: the process was "
+            f"SLURM job {job.job_id} ended in state {job.state} without a result: the process was "
             f"killed (e.g. out of memory, scancel, node failure) before the job finished. Its "
             f"output: {job.paths.stdout} and {job.paths.stderr}."
         )
@@ -156,42 +133,27 @@ class SlurmLauncher(_SubmititSlurmLauncher):
         if job_dir is not None:
             _mark_failed(job_dir, overrides, message)
         ret = JobReturn(overrides=overrides, status=JobStatus.FAILED)
-        ret._return_value = DeadJobError(message)
+        ret.return_value = DeadJobError(message)
         ret.working_dir = str(job_dir) if job_dir else ""
         return ret
 
     def _job_dir(self, overrides: list[str], job_num: int, job_id: str) -> Path | None:
         """The job's output dir, resolved as the job itself resolved it (hydra.sweep.dir/subdir)."""
-        from hydra.core.hydra_config import HydraConfig
-
         assert self.config is not None and self.hydra_context is not None
-        previous = HydraConfig.instance().cfg
         try:
             cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
             with open_dict(cfg.hydra.job) as job:
                 job.id, job.num = job_id, job_num
-            HydraConfig.instance().set_config(cfg)
-            path = Path(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir))
+            with hydra_config_of(cfg):
+                path = Path(str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir))
         except Exception as exc:  # fall back on the default subdir (the job number)
             log.warning("could not resolve the job dir (%s); assuming <sweep dir>/%d", exc, job_num)
             path = Path(str(self.config.hydra.sweep.dir), str(job_num))
-        finally:
-            if previous is not None:
-                HydraConfig.instance().cfg = previous
         return path if path.is_dir() else None
-
-    def _rebuild_report(self) -> None:
-        """on_job_end never ran for a dead job, and Hydra skips on_multirun_end after a failure."""
-        from resnet_exp.report import refresh_report
-
-        assert self.config is not None
-        refresh_report(self.config, "sweep report (with the dead job)")
 
 
 def _mark_failed(job_dir: Path, overrides: list[str], message: str) -> None:
     """summary.json -> failed (the job died while 'running'), or job_error.json if it wrote none."""
-    from resnet_exp.tracking.record import RunRecord, write_job_error
-
     record = RunRecord(job_dir)
     if record.read_summary() is not None:
         record.mark_failed(f"DeadJobError: {message}", overrides=overrides)
@@ -208,13 +170,3 @@ def _say_detached(sweep_dir: Path, submitted: list, queued: dict[int, str]) -> N
     print(f"follow them: python -m resnet_exp.status {sweep_dir} --watch", flush=True)
     print("the last job to finish writes the sweep report (or: python -m resnet_exp.report "
           f"{sweep_dir})", flush=True)  # fmt: skip
-
-
-@contextlib.contextmanager
-def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)

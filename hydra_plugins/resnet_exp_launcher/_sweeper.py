@@ -1,95 +1,94 @@
-"""Hydra's basic sweeper, minus the traceback at the end, plus ``fail_fast``.
-
-``conf/hydra/sweeper/resnet_exp.yaml`` (the default in conf/config.yaml) points ``_target_`` here.
-It expands and launches the sweep exactly as :class:`BasicSweeper` does (same batches, same job
-numbers, same ``multirun.yaml``), but where the basic sweeper re-raises the first failed job's
-exception after the batch, this one notes every failed job and every job fail-fast kept from
-starting (:mod:`resnet_exp.hydra_glue.sweep_failures`) and goes on, so that Hydra still calls
-``on_multirun_end`` (the final report) and the entry point ends with a table and exit 1.
-"""
+"""Hydra's basic sweep (same batches, job numbers and ``multirun.yaml``; the default
+``hydra/sweeper=resnet_exp`` is :class:`SweeperConf`), except that failed jobs are noted, not
+re-raised after the batch, and ``fail_fast`` launches no batch after one
+(:mod:`resnet_exp.hydra_glue.sweep_failures`): Hydra still calls ``on_multirun_end`` (the report)
+and the entry point ends with a table and exit 1."""
 
 from __future__ import annotations
 
 import logging
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
 
-from resnet_exp.tracking.record import MULTIRUN_YAML
+from resnet_exp.hydra_glue import sweep_failures as sf
+from resnet_exp.hydra_glue.internals import job_error, sweep_batches
+from resnet_exp.tracking.record import JOB_LOG, MULTIRUN_YAML
 
 log = logging.getLogger("resnet_exp")
 
 
-class ResnetExpSweeper(BasicSweeper):
-    """The basic sweeper; failed jobs are collected, not raised; ``fail_fast`` stops launching."""
+@dataclass
+class SweeperConf:
+    """The basic sweeper's options plus ``fail_fast``."""
+
+    _target_: str = "hydra_plugins.resnet_exp_launcher._sweeper.ResnetExpSweeper"
+    max_batch_size: int | None = None
+    params: dict[str, str] | None = None
+    fail_fast: bool = False
+
+
+class ResnetExpSweeper(Sweeper):
+    """The basic sweep; failed jobs are collected, not raised; ``fail_fast`` stops launching."""
 
     def __init__(
-        self,
-        max_batch_size: int | None = None,
-        params: dict[str, str] | None = None,
-        fail_fast: bool = False,
+        self, max_batch_size: int | None = None, params: Any = None, fail_fast: bool = False
     ) -> None:
-        super().__init__(max_batch_size=max_batch_size, params=params)
-        self.fail_fast = fail_fast
+        self.max_batch_size, self.params, self.fail_fast = max_batch_size, params or {}, fail_fast
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from resnet_exp.hydra_glue import sweep_failures as sf
-
-        assert self.config is not None and self.launcher is not None
-        assert self.hydra_context is not None
-        params_conf = self._parse_config()
-        params_conf.extend(arguments)
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        self.overrides = self.split_arguments(
-            parser.parse_overrides(params_conf), self.max_batch_size
-        )
+        assert self.hydra_context is not None and self.launcher is not None
+        params = [f"{k}={v}" for k, v in self.params.items()]
+        batches = sweep_batches(params + arguments, self.max_batch_size,
+                              self.hydra_context.config_loader)  # fmt: skip
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / MULTIRUN_YAML)
-        sf.clear_marker(sweep_dir)
-        every_job = [list(job) for batch in self.overrides for job in batch]
+        (sweep_dir / sf.STOP_MARKER).unlink(missing_ok=True)  # an earlier launch's stops nothing
+        every_job = [job for batch in batches for job in batch]
         outcome = sf.SweepOutcome(str(sweep_dir), jobs=len(every_job), fail_fast=self.fail_fast)
         sf.record_outcome(outcome)
-
         returns: list[list[JobReturn]] = []
         initial_job_idx = 0
-        while not self.is_done():
-            batch = self.get_job_batch()
+        for batch in batches:
+            names = [sf.distinguishing(job, every_job) for job in batch]
             if self.fail_fast and outcome.failed:  # a whole batch after a failure: not launched
-                outcome.not_started += [sf.distinguishing(list(j), every_job) for j in batch]
-                initial_job_idx += len(batch)
-                continue
-            tic = time.perf_counter()
-            self.validate_batch_is_legal(batch)
-            log.debug("validated %d jobs in %.2f s", len(batch), time.perf_counter() - tic)
-            results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
-            for job, result in zip(batch, results):
-                self._note(outcome, sf.distinguishing(list(job), every_job), result, sweep_dir)
+                outcome.not_started += names
+            else:
+                self.validate_batch_is_legal(batch)
+                results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
+                for name, result in zip(names, results):
+                    _note(outcome, name, result, sweep_dir)
+                returns.append(results)
             initial_job_idx += len(batch)
-            returns.append(results)
         return returns
 
-    @staticmethod
-    def _note(outcome: Any, name: str, result: JobReturn, sweep_dir: Path) -> None:
-        from resnet_exp.hydra_glue import sweep_failures as sf
 
-        if result.status == JobStatus.FAILED:
-            error = getattr(result, "_return_value", None)
-            text = sf.one_line(error) if isinstance(error, BaseException) else str(error)
-            outcome.failed.append(sf.FailedJob(name, text, str(_job_log(result, sweep_dir))))
-        elif isinstance(getattr(result, "_return_value", None), sf.NotStarted):
-            outcome.not_started.append(name)
+def _note(outcome: sf.SweepOutcome, name: str, result: JobReturn, sweep_dir: Path) -> None:
+    if result.status == JobStatus.FAILED:
+        error = job_error(result)
+        text = sf.one_line(error) if isinstance(error, BaseException) else str(error)
+        outcome.failed.append(sf.FailedJob(name, text, str(_job_log(result, sweep_dir))))
+    elif result.status == JobStatus.COMPLETED and isinstance(result.return_value, sf.NotStarted):
+        outcome.not_started.append(name)
 
 
 def _job_log(result: JobReturn, sweep_dir: Path) -> Path | str:
     """The failed job's log file, from the Hydra config it ran with (else its folder)."""
-    from resnet_exp.tracking.record import JOB_LOG
-
     output_dir = None
     if result.hydra_cfg is not None:  # None for a SLURM job that died without a result
         output_dir = OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir", default=None)

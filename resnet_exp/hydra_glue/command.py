@@ -1,22 +1,26 @@
-"""The command line, parsed once before Hydra starts: what every start-up check reads.
-
-``python -m resnet_exp <flags> <overrides>`` is read here into a :class:`Command`: Hydra's flags,
-the overrides as Hydra's parser reads them, whether it is a sweep (decided one way: ``-m``, or
-``hydra.mode=MULTIRUN`` from the command line or a preset), the explicit run and sweep folders, the
-launcher, and each job of a sweep (a preset's ``hydra.sweeper.params`` merged with the command
-line as Hydra's basic sweeper merges them). The preflight, the dry sweep, the folder guard, the
-sweep-folder claim and the launcher check all read this one value; ``python -m resnet_exp.status``
-expands a sweep's ``multirun.yaml`` with the same :func:`sweep_jobs`.
-"""
+"""The command line, parsed once before Hydra starts into a :class:`Command`: Hydra's flags, the
+overrides as Hydra reads them, sweep or not (``-m``, or ``hydra.mode=MULTIRUN`` from the command
+line or a preset), the explicit folders, the launcher and each job of a sweep (a preset's
+``hydra.sweeper.params`` merged as Hydra merges them). Every start-up check reads this one value;
+``status`` expands a sweep's ``multirun.yaml`` with the same :func:`sweep_jobs`."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from resnet_exp.hydra_glue.compose import compose, composition_error
+from resnet_exp.hydra_glue.internals import split_sweep
 from resnet_exp.tracking.record import MULTIRUN_YAML
 
 MULTIRUN_FLAGS = frozenset({"--multirun", "-m"})
@@ -71,7 +75,7 @@ class Command:
 
     @property
     def dry_sweep(self) -> bool:
-        """``--cfg`` on a sweep, which Hydra refuses and :mod:`dry_sweep` prints job by job."""
+        """``--cfg`` on a sweep, which Hydra refuses and ``preflight.dry_sweep`` prints per job."""
         return self.cfg is not None and self.multirun
 
     @property
@@ -128,7 +132,8 @@ def _split(args: list[str]) -> tuple[list[str], str | None, list[str]]:
             overrides.append(arg)
         else:
             flags.append(arg)
-            takes = arg in _VALUED or (arg in ("--info", "-i") and _next_in(args, i, _INFO_CHOICES))
+            valued = i + 1 < len(args) and args[i + 1] in _INFO_CHOICES  # --info's is optional
+            takes = arg in _VALUED or (arg in ("--info", "-i") and valued)
             if takes and i + 1 < len(args):
                 i += 1
                 cfg = args[i] if arg in CFG_FLAGS else cfg
@@ -136,15 +141,8 @@ def _split(args: list[str]) -> tuple[list[str], str | None, list[str]]:
     return flags, cfg, overrides
 
 
-def _next_in(args: list[str], i: int, choices: Sequence[str]) -> bool:
-    return i + 1 < len(args) and args[i + 1] in choices
-
-
 def parse_overrides(overrides: Sequence[str]) -> list:
     """Hydra's reading of each override; ``ValueError`` naming the first that does not parse."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
     parser = OverridesParser.create()
     for override in overrides:  # one at a time, to name the one that does not parse
         try:
@@ -170,12 +168,6 @@ def explicit_value(parsed: Sequence[Any], key: str) -> str | None:
 
 def _composed(command: Command) -> Command:
     """``command`` with what composing its shared overrides tells: sweep or not, sweeper params."""
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from resnet_exp.hydra_glue.compose import compose, composition_error
-
     fixed = [o.input_line for o in command.parsed if not o.is_sweep_override()]
     try:
         hydra = compose(fixed, return_hydra_config=True).hydra
@@ -195,8 +187,6 @@ def _composed(command: Command) -> Command:
 def sweep_jobs(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list[str]]:
     """The overrides of each job of a sweep, as Hydra's basic sweeper expands them: a preset's
     ``hydra.sweeper.params`` first, the command line winning for a key it also names."""
-    from resnet_exp.hydra_glue.internals import split_sweep
-
     named = {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
     merged = [f"{k}={v}" for k, v in params.items() if k not in named] + [str(o) for o in overrides]
     return split_sweep(merged)
@@ -204,8 +194,6 @@ def sweep_jobs(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list
 
 def quoted(path: str) -> str:
     """A path as a Hydra override value (quoted unless it is plain)."""
-    import re
-
     if re.fullmatch(r"[A-Za-z0-9._/+@-]+", path):
         return path
     return "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -214,8 +202,6 @@ def quoted(path: str) -> str:
 def recorded_sweep_jobs(sweep_dir: Path) -> list[list[str]]:
     """Each job a sweep's command asked for, from the ``multirun.yaml`` Hydra wrote in its folder
     before launching any; [] for a single run or a folder without a readable one."""
-    import yaml
-
     try:
         data = yaml.safe_load((sweep_dir / MULTIRUN_YAML).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):

@@ -1,38 +1,39 @@
-"""Compose the packaged config tree outside ``@hydra.main`` (summary tool, tests, reports)."""
+"""The packaged config tree composed outside ``@hydra.main`` (summary tool, preflight, tests,
+reports), and a config node built into its object; each failure is one clear paragraph, never
+Hydra's "Error in call to target" or a bare traceback."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
-from omegaconf import DictConfig
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.errors import ConfigCompositionException, InstantiationException
+from hydra.utils import get_object, instantiate
+from omegaconf import DictConfig, OmegaConf
 
-from resnet_exp.hydra_glue.register import register_configs
+from resnet_exp.config_dir import config_dir
+from resnet_exp.errors import UserError, user_error
+from resnet_exp.hydra_glue.register import register
+
+_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
 def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
     """The config ``python -m resnet_exp <overrides>`` would run with."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from resnet_exp.config_dir import config_dir
-
-    register_configs()
+    register()
     _refuse_null_groups(overrides)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return hydra_compose(
-            config_name="config",
-            overrides=list(overrides),
-            return_hydra_config=return_hydra_config,
+            config_name="config", overrides=list(overrides), return_hydra_config=return_hydra_config
         )
 
 
 def _refuse_null_groups(overrides: Sequence[str]) -> None:
     """``data=null`` sets a config group to nothing; Hydra's defaults list answers with a bare
     ValueError (a traceback). Said here as a composition error naming the group's options."""
-    from hydra.errors import ConfigCompositionException
-
-    from resnet_exp.config_dir import config_dir
-
     root = config_dir()
     for override in overrides:
         key, sep, value = override.partition("=")
@@ -61,3 +62,68 @@ def composition_error(error: BaseException) -> str:
         if reason and reason not in message:
             message = f"{message.rstrip('.')}: {reason}"
     return message
+
+
+def instantiate_node(node: DictConfig, key: str) -> Any:
+    """``hydra.utils.instantiate(node)``, with a bad key or a failing constructor reported as a
+    :class:`UserError` naming ``key``, the offending option and the options the target takes.
+
+    A ``_partial_`` node returns a callable that reports a failing call the same way (the optimizer
+    only meets the model's parameters at run time)."""
+    target_name = str(node.get("_target_"))
+    try:
+        target = get_object(target_name)
+    except Exception as error:
+        raise UserError(f"{key}._target_={target_name!r} cannot be imported ({error}).") from None
+    valid = valid_keys(target)
+    given = [k for k in OmegaConf.to_container(node, resolve=False) if k not in _HYDRA_KEYS]
+    unknown = [k for k in given if valid is not None and k not in valid]
+    if unknown:
+        raise UserError(
+            f"{', '.join(f'{key}.{k}' for k in unknown)}: not an option of {key} ({target_name})."
+            f" Valid keys of {key}: {_listing(valid)}. Remove it, or choose another {key} that "
+            "takes it."
+        )
+    try:
+        built = instantiate(node)
+    except InstantiationException as error:
+        raise _as_user_error(error, key, target_name, valid) from None
+    if not node.get("_partial_", False):
+        return built
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return built(*args, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise _as_user_error(error, key, target_name, valid) from None
+
+    return call
+
+
+def valid_keys(target: Any) -> list[str] | None:
+    """Keyword options ``target`` accepts; None when it takes any (``**kwargs``) or cannot tell."""
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in keyword and p.name not in ("self", "params")]
+
+
+def _as_user_error(
+    error: BaseException, key: str, target_name: str, valid: list[str] | None
+) -> UserError:
+    inner = user_error(error)  # a UserError raised inside the constructor keeps its own message
+    if inner is not None:
+        return inner
+    reason = error.__cause__ or error
+    options = f" Valid keys of {key}: {_listing(valid)}." if valid is not None else ""
+    return UserError(
+        f"cannot build {key} ({target_name}): {type(reason).__name__}: {reason}.{options}"
+    )
+
+
+def _listing(keys: list[str]) -> str:
+    return ", ".join(keys) if keys else "(none: it takes no options)"

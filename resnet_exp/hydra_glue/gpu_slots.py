@@ -114,20 +114,6 @@ def publish(slots: list[Slot]) -> None:
     os.environ[PLAN_ENV] = to_env(slots)
 
 
-def planned_for(hydra_cfg: object) -> list[Slot]:
-    """The slots a sweep with this Hydra config would plan: joblib with the default ``n_jobs``
-    on a machine with GPUs (else [])."""
-    from omegaconf import OmegaConf
-
-    launcher = OmegaConf.select(hydra_cfg, "launcher", default=None)
-    if launcher is None or "joblib" not in str(launcher.get("_target_", "")):
-        return []
-    n_jobs = OmegaConf.to_container(launcher, resolve=False).get("n_jobs")
-    if "resnet_exp.local_jobs" not in str(n_jobs):
-        return []
-    return from_env(os.environ.get(PLAN_ENV)) or this_machine()
-
-
 def predicted(job_number: int, slots: list[Slot]) -> str:
     """``--cfg job``'s line: the slot job ``job_number`` gets when jobs take equally long (the
     first len(slots) jobs take a slot each; later ones the slot that frees first)."""

@@ -1,21 +1,37 @@
-"""Every use of Hydra's private or undocumented internals, in one module.
+"""Every use of Hydra's and submitit's private or undocumented API, in one module.
 
-Each function names the Hydra behaviour it relies on; tests/test_hydra_glue.py pins that behaviour
-(one test per function), so a Hydra upgrade that changes it fails a test named after it instead of a
-user's run.
-
-- :func:`allow_numeric_group_options` patches
-  ``hydra._internal.defaults_list.Overrides.__init__``;
-- :func:`split_sweep` calls
-  ``hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments``;
-- :func:`pin_now` swaps the ``datetime`` name inside ``hydra.core.utils``.
+Each function says why it needs what it touches; :data:`PRIVATE_API` lists every such name, checked
+against :data:`CHECKED_WITH`. ``tests/test_hydra_glue.py`` resolves each name in the installed
+versions and pins each behaviour, so an upgrade that drops or changes one fails a test naming it
+instead of a user's run.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+import hydra.core.utils as hydra_utils
+from hydra._internal import defaults_list
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
+from omegaconf import DictConfig
+
+CHECKED_WITH = {"hydra-core": "1.3.8", "submitit": "1.5.4", "hydra-submitit-launcher": "1.2.0"}
+#: Each private name used here -> why (the function that uses it).
+PRIVATE_API = {
+    "hydra._internal.defaults_list.Overrides.__init__": "allow_numeric_group_options",
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper.split_arguments": "sweep_batches",
+    "hydra.core.utils.datetime": "pin_now",
+    "hydra.core.utils.JobReturn._return_value": "job_error",
+    "hydra.core.hydra_config.HydraConfig.instance().cfg": "hydra_config_of",
+    "submitit.core.core.Job.results": "submitit_hooks",
+    "submitit.AutoExecutor.map_array": "submitit_hooks",
+}
 _PATCHED = "_resnet_exp_numeric_options"
 
 
@@ -25,10 +41,8 @@ def allow_numeric_group_options() -> None:
     Hydra's override grammar reads ``56`` as an int and its defaults list then refuses any group
     choice that is not a string ("Config group override must be a string or a list. Got int"). The
     depth group is named by numbers on purpose, so before Hydra builds a defaults list we hand it
-    the option's text as typed.
+    the option's text as typed (a patch of ``defaults_list.Overrides.__init__``).
     """
-    from hydra._internal import defaults_list
-
     original = defaults_list.Overrides.__init__
     if getattr(original, _PATCHED, False):
         return
@@ -49,14 +63,19 @@ def allow_numeric_group_options() -> None:
     defaults_list.Overrides.__init__ = __init__
 
 
-def split_sweep(overrides: list[str]) -> list[list[str]]:
-    """The jobs Hydra's basic sweeper would launch for ``overrides``: one override list per job,
-    in launch order (the cartesian product of every sweep, ``a=1,2 b=x,y`` -> 4 jobs)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+def sweep_batches(
+    overrides: list[str], max_batch_size: int | None = None, config_loader: Any = None
+) -> list[list[list[str]]]:
+    """The batches of jobs Hydra's basic sweeper launches for ``overrides`` (one override list per
+    job, in launch order: the cartesian product of every sweep, ``a=1,2 b=x,y`` -> 4 jobs). Its
+    ``split_arguments`` is the expansion every Hydra user knows; its class is internal."""
+    parsed = OverridesParser.create(config_loader=config_loader).parse_overrides(overrides)
+    return [[list(job) for job in b] for b in BasicSweeper.split_arguments(parsed, max_batch_size)]
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+def split_sweep(overrides: list[str]) -> list[list[str]]:
+    """Every job of the sweep, in launch order."""
+    return [job for batch in sweep_batches(overrides) for job in batch]
 
 
 def pin_now(stamp: datetime) -> None:
@@ -67,7 +86,6 @@ def pin_now(stamp: datetime) -> None:
     swapping that module's ``datetime`` name for a subclass with a fixed ``now()`` survives the
     re-registration.
     """
-    import hydra.core.utils as hydra_utils
 
     class _PinnedDatetime(datetime):
         @classmethod
@@ -75,3 +93,48 @@ def pin_now(stamp: datetime) -> None:
             return stamp if tz is None else stamp.astimezone(tz)
 
     hydra_utils.datetime = _PinnedDatetime  # type: ignore[misc]
+
+
+def job_error(result: JobReturn) -> Any:
+    """What a failed job raised, without raising it (``JobReturn.return_value`` re-raises)."""
+    return result._return_value
+
+
+@contextlib.contextmanager
+def hydra_config_of(cfg: DictConfig) -> Iterator[None]:
+    """Hydra's runtime config set to ``cfg`` for the block (``${hydra:...}`` resolves against it),
+    then the previous one put back: Hydra has ``set_config`` but no public way back."""
+    previous = HydraConfig.instance().cfg
+    try:
+        HydraConfig.instance().set_config(cfg)
+        yield
+    finally:
+        if previous is not None:
+            HydraConfig.instance().cfg = previous
+
+
+@contextlib.contextmanager
+def submitit_hooks(
+    submitted: Callable[[list], None], results: Callable[[Any, Callable[[Any], list]], list]
+) -> Iterator[None]:
+    """While hydra_submitit_launcher's ``launch`` runs (it offers no hook of its own): call
+    ``submitted(jobs)`` as soon as the job array is submitted (the ids are kept even if the wait is
+    cut short), and collect each job with ``results(job, Job.results)`` instead of ``Job.results``
+    (a dead job becomes a failed job, not an exception that loses every other job's result).
+    Patched on submitit's classes for the length of the block."""
+    import submitit  # optional: the scale extra
+    from submitit.core.core import Job
+
+    original_map, original_results = submitit.AutoExecutor.map_array, Job.results
+
+    def map_array(executor: Any, fn: Any, *iterables: Any) -> list:
+        jobs = original_map(executor, fn, *iterables)
+        submitted(jobs)
+        return jobs
+
+    submitit.AutoExecutor.map_array = map_array
+    Job.results = lambda job: results(job, original_results)
+    try:
+        yield
+    finally:
+        submitit.AutoExecutor.map_array, Job.results = original_map, original_results

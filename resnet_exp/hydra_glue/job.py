@@ -1,16 +1,26 @@
-"""This job's facts, read once from Hydra's runtime config and handed on as plain values."""
+"""This job's facts, read once from Hydra's runtime config and handed on as plain values; and the
+command line Hydra gets on each rank under ``torchrun`` (every rank reads rank 0's clock for
+``${now:...}``, so all agree on one run folder)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from resnet_exp.hydra_glue.command import recorded_sweep_jobs
+from resnet_exp.hydra_glue.folders import rank_overrides
+from resnet_exp.hydra_glue.internals import pin_now
+from resnet_exp.hydra_glue.launchers import launcher_traits
 from resnet_exp.tracking.names import (
     run_name,
     shared_by_configurations,
     shared_overrides,
     wandb_job_type,
 )
+from resnet_exp.tracking.record import sweep_id
 
 
 @dataclass
@@ -19,7 +29,7 @@ class JobFacts:
     multirun: bool = False
     overrides: list[str] = field(default_factory=list)
     group: str = ""  # the W&B group: one id per sweep (or per single run)
-    parallel_jobs: int = 1  # joblib's n_jobs: jobs of this sweep training side by side here
+    parallel_jobs: int = 1  # the launcher's jobs of this sweep training side by side here
     sweep_dir: Path | None = None  # the sweep's folder (None for a single run)
     shared: list[str] = field(default_factory=list)  # overrides every job of the sweep has
     shared_by_configs: list[str] = field(default_factory=list)  # ... every configuration has
@@ -37,14 +47,6 @@ class JobFacts:
 
 def current_job() -> JobFacts:
     """Run folder, multirun flag, overrides and W&B group of the job Hydra is running now."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from omegaconf import OmegaConf
-
-    from resnet_exp.hydra_glue.command import recorded_sweep_jobs
-    from resnet_exp.hydra_glue.resolvers import parallel_jobs
-    from resnet_exp.tracking.record import sweep_id
-
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -57,8 +59,22 @@ def current_job() -> JobFacts:
         multirun=multirun,
         overrides=list(hc.overrides.task),
         group=sweep_id(group_dir),
-        parallel_jobs=parallel_jobs(OmegaConf.select(hc.launcher, "n_jobs")) if multirun else 1,
+        parallel_jobs=launcher_traits(hc.launcher).parallel_jobs if multirun else 1,
         sweep_dir=sweep_dir,
         shared=sorted(shared_overrides(jobs)),
         shared_by_configs=sorted(shared_by_configurations(jobs)),
     )
+
+
+# -- torchrun --------------------------------------------------------------------------------------
+
+
+def start_torchrun(argv: list[str]) -> list[str]:
+    """Join torchrun's process group; returns the overrides to hand to Hydra on this rank."""
+    from resnet_exp.training import distributed  # torch: only a torchrun start needs it
+
+    dist, stamp = distributed.init_from_env()
+    if not dist.enabled:
+        return list(argv)
+    pin_now(stamp)
+    return rank_overrides(list(argv), dist.rank)

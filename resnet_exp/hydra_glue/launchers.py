@@ -1,53 +1,109 @@
-"""Launchers that need an optional extra: refused before Hydra starts, with the install command.
-
-``hydra/launcher=slurm`` (and submitit's ``local``) come from ``hydra-submitit-launcher``, which
-only ``pip install "resnet_exp[scale]"`` brings. Without it Hydra would fail late, with a
-traceback about an unknown plugin class, after creating the sweep folder.
-"""
+"""What each launcher can do here, declared once per launcher class (:data:`TRAITS`, read through
+:func:`launcher_traits` by the job's facts, the preflight and the dry sweep): run its jobs side by
+side on this machine (each then takes its share of the cores), give each a GPU slot
+(:mod:`gpu_slots`), and which options it would only refuse mid-sweep. Any other launcher runs
+each job with resources of its own. Also joblib's default ``n_jobs`` and the launchers only the
+``scale`` extra brings."""
 
 from __future__ import annotations
 
-import sys
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import TYPE_CHECKING
+from typing import Any
 
-from resnet_exp.errors import EXIT_USER_ERROR
+from omegaconf import DictConfig, OmegaConf
 
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.command import Command
+from resnet_exp.hydra_glue import gpu_slots
+from resnet_exp.training.cpus import available_cpus
 
-# launcher option -> the module it needs
-NEEDS_SCALE_EXTRA = {
-    "slurm": "hydra_plugins.hydra_submitit_launcher",
-    "local": "hydra_plugins.hydra_submitit_launcher",
-    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
-    "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+LOCAL_JOBS = "resnet_exp.local_jobs"  # the resolver behind conf/hydra/launcher/joblib.yaml's n_jobs
+#: hydra/launcher options that need the scale extra
+SCALE_LAUNCHERS = frozenset({"slurm", "local", "submitit_slurm", "submitit_local"})
+
+
+@dataclass(frozen=True)
+class LauncherTraits:
+    local_parallel: bool = False  # jobs run side by side in worker processes of this machine
+    gpu_slots: bool = False  # each job takes a slot of this machine's GPUs (n_jobs left to us)
+    parallel_jobs: int = 1  # jobs training side by side here: each takes that share of the cores
+    #: the problem, in words, with options the launcher would only refuse mid-sweep; else None
+    check_options: Callable[[DictConfig], str | None] | None = None
+
+
+def _joblib_problem(launcher: DictConfig) -> str | None:
+    options: dict = {}
+    try:
+        import joblib  # heavy: only a joblib sweep needs it
+
+        options = OmegaConf.to_container(launcher, resolve=True)
+        options.pop("_target_", None)
+        options["backend"] = "loky"  # what Hydra's joblib launcher always uses
+        joblib.Parallel(**options)
+        joblib.effective_n_jobs(options.get("n_jobs"))
+    except Exception as error:  # joblib's own rejection, whatever its type
+        return (
+            f"the joblib launcher rejects its options ({type(error).__name__}: {error}); "
+            f"hydra.launcher is {options}. Fix the hydra.launcher.<option> override (e.g. "
+            "hydra.launcher.n_jobs=2; n_jobs=-1 uses every core)."
+        )
+    return None
+
+
+#: launcher class (``hydra.launcher._target_``) -> what it can do; any other: LauncherTraits()
+TRAITS = {
+    "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": LauncherTraits(
+        local_parallel=True, gpu_slots=True, check_options=_joblib_problem
+    ),
 }
 
 
-def _installed(module: str) -> bool:
+def launcher_traits(launcher: DictConfig | None) -> LauncherTraits:
+    """What the launcher this Hydra ``launcher`` node builds can do here."""
+    target = OmegaConf.select(launcher, "_target_", default="") if launcher is not None else ""
+    traits = TRAITS.get(str(target), LauncherTraits())
+    if not traits.local_parallel:
+        return traits
+    ours = LOCAL_JOBS in str(OmegaConf.to_container(launcher, resolve=False).get("n_jobs"))
+    return dataclasses.replace(traits, gpu_slots=traits.gpu_slots and ours,
+                               parallel_jobs=parallel_jobs(launcher.get("n_jobs")))  # fmt: skip
+
+
+def parallel_jobs(n_jobs: Any) -> int:
+    """How many jobs run side by side for joblib's ``n_jobs`` (-1 all cores, -2 all but one...)."""
+    if n_jobs is None:
+        return 1
+    n = int(n_jobs)
+    if n < 0:
+        n = available_cpus() + 1 + n
+    return max(n, 1)
+
+
+def local_jobs() -> int:
+    """Default joblib ``n_jobs``: every core on a CPU-only machine; where GPUs are visible, one job
+    per slot of :func:`gpu_slots.plan` (each GPU's free memory // 4 GiB, at most cores // 2 in
+    all), handed to the workers, which train on their slot's GPU and cores."""
+    if os.environ.get(gpu_slots.PLAN_ENV):  # a joblib worker: the parent planned the slots
+        return len(gpu_slots.from_env(os.environ[gpu_slots.PLAN_ENV]))
+    slots = gpu_slots.this_machine()  # every visible GPU (gpu_slots.py), [] without one
+    if not slots:
+        return available_cpus()
+    gpu_slots.publish(slots)
+    return len(slots)
+
+
+def planned_slots(traits: LauncherTraits) -> list[gpu_slots.Slot]:
+    """The GPU slots a sweep with these traits plans on this machine ([] without)."""
+    if not traits.gpu_slots:
+        return []
+    return gpu_slots.from_env(os.environ.get(gpu_slots.PLAN_ENV)) or gpu_slots.this_machine()
+
+
+def scale_extra_installed() -> bool:
+    """Whether submitit and Hydra's submitit launcher (the ``scale`` extra) are installed."""
     try:
-        return find_spec(module) is not None and find_spec("submitit") is not None
+        return all(find_spec(m) for m in ("submitit", "hydra_plugins.hydra_submitit_launcher"))
     except ImportError:
         return False
-
-
-def missing_launcher(command: Command) -> str | None:
-    """The error for a ``hydra/launcher=<option>`` on the command line whose plugin is missing."""
-    option = command.launcher
-    if option not in NEEDS_SCALE_EXTRA or _installed(NEEDS_SCALE_EXTRA[option]):
-        return None
-    return (
-        f"hydra/launcher={option} needs submitit and Hydra's submitit launcher, which are not "
-        'installed. Install them with the scale extra: pip install "resnet_exp[scale]" (from a '
-        'checkout: pip install ".[scale]"), or use hydra/launcher=joblib to run the sweep\'s jobs '
-        "side by side on this machine."
-    )
-
-
-def require_launcher_plugins(command: Command) -> None:
-    """Exit 2 with one paragraph when a chosen launcher's extra is not installed."""
-    message = missing_launcher(command)
-    if message is not None:
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)

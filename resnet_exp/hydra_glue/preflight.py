@@ -1,12 +1,10 @@
-"""Check a command line before Hydra acts on it, so that a mistake creates and changes nothing.
+"""A command line checked before Hydra acts on it, so that a mistake creates and changes nothing.
 
-Hydra creates the run folder and writes its ``.hydra/`` files before our task function runs; a
-value rejected only then would already have rewritten an existing run's config, and a sweep would
-have trained its valid jobs before reaching the bad one. So the entry point first parses every
-override, composes and validates the config of every job of a sweep, checks the run (or sweep)
-folder and the launcher's options, and only then hands the command to Hydra. Errors found later,
-inside the run, are undone by :class:`RunFolderGuard` when the folder existed before.
-"""
+Hydra writes the run folder's ``.hydra/`` files before our task runs, and a sweep would train its
+valid jobs before reaching a bad one; so every override parses, every job composes and validates,
+the folders and the launcher's options are checked, and only then are the folders claimed
+(:func:`claim_folders`) and the command handed to Hydra. :func:`dry_sweep` is ``--multirun ...
+--cfg job``, which Hydra refuses: each job's config and what running it would do."""
 
 from __future__ import annotations
 
@@ -14,14 +12,33 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from resnet_exp.errors import EXIT_USER_ERROR, UserError
+from resnet_exp.config import Config, rule_of
+from resnet_exp.errors import EXIT_USER_ERROR, UserError, exit_user_error
+from resnet_exp.hydra_glue.command import Command, parse_overrides
+from resnet_exp.hydra_glue.compose import compose, composition_error
+from resnet_exp.hydra_glue.folders import (
+    RunFolderGuard,
+    check_explicit_run_dir,
+    claim,
+    claim_folder,
+)
+from resnet_exp.hydra_glue.gpu_slots import predicted
+from resnet_exp.hydra_glue.launchers import (
+    SCALE_LAUNCHERS,
+    launcher_traits,
+    planned_slots,
+    scale_extra_installed,
+)
+from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
+from resnet_exp.training.resume import config_key
+from resnet_exp.validation import validate
 
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.command import Command
+CHOICES = ("job", "hydra", "all")  # what --cfg prints
 
 
 class CommandError(UserError):
@@ -34,14 +51,21 @@ def preflight(command: Command, dry: bool = False) -> None:
     try:
         check_command(command, dry)
     except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        exit_user_error(str(error))
 
 
 def check_command(command: Command, dry: bool = False) -> None:
     """Raise :class:`CommandError` for the first problem of ``python -m resnet_exp <args>``.
 
-    Only plain runs and sweeps are checked; Hydra's own flags (``--cfg``, ``--help``, ...) pass."""
+    Only plain runs and sweeps are checked; Hydra's own flags (``--cfg``, ``--help``, ...) pass,
+    but never a launcher whose extra is missing."""
+    if command.launcher in SCALE_LAUNCHERS and not scale_extra_installed():
+        raise CommandError(
+            f"hydra/launcher={command.launcher} needs submitit and Hydra's submitit launcher, "
+            "which are not installed. Install them with the scale extra: pip install "
+            '"resnet_exp[scale]" (from a checkout: pip install ".[scale]"), or use '
+            "hydra/launcher=joblib to run the sweep's jobs side by side on this machine."
+        )
     if not (command.plain or dry):
         return
     if command.parse_error is not None:
@@ -56,18 +80,18 @@ def check_command(command: Command, dry: bool = False) -> None:
             )
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
-    from resnet_exp.hydra_glue.writers import check_names_stay_inside
-
-    leaves = check_names_stay_inside(command.hydra) if command.hydra is not None else None
+    leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)
     if not command.multirun:
-        _validate(_compose(command.overrides, hydra=False, what=None), None)
+        _validate(command.overrides, None)
         _check_folder(command.run_dir, "hydra.run.dir")
         return
     _check_jobs(command)
     _check_folder(command.sweep_dir, "hydra.sweep.dir")
-    _check_launcher(command.hydra)
+    problem = _launcher_problem(command.hydra)
+    if problem is not None:
+        raise CommandError(problem)
 
 
 def _check_jobs(command: Command) -> None:
@@ -84,25 +108,16 @@ def _check_jobs(command: Command) -> None:
             _check_seed(job, what)
             continue
         composed.add(unseeded)
-        _validate(_compose(job, hydra=False, what=what), what)
+        _validate(job, what)
 
 
-def _compose(overrides: Sequence[str], hydra: bool, what: str | None) -> DictConfig:
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from resnet_exp.hydra_glue.compose import compose, composition_error
-
+def _validate(overrides: Sequence[str], what: str | None) -> None:
+    """The job's config composes and validates; else CommandError (prefixed by ``what``)."""
     try:
-        return compose(overrides, return_hydra_config=hydra)
+        cfg = compose(overrides)
     except (HydraException, OmegaConfBaseException) as error:
         prefix = f"{what}: " if what else ""
         raise CommandError(f"{prefix}{composition_error(error)}") from None
-
-
-def _validate(cfg: DictConfig, what: str | None) -> None:
-    from resnet_exp.validation import validate
-
     try:
         validate(cfg)
     except UserError as error:
@@ -113,9 +128,6 @@ def _validate(cfg: DictConfig, what: str | None) -> None:
 
 def _check_seed(job: list[str], what: str) -> None:
     """The seed of a job whose other values were validated with another replicate's."""
-    from resnet_exp.config import Config, rule_of
-    from resnet_exp.hydra_glue.command import parse_overrides
-
     rule = rule_of(Config, "seed")
     for override in parse_overrides([o for o in job if o.split("=", 1)[0] == "seed"]):
         value = override.value()
@@ -134,7 +146,7 @@ def _check_folder(value: str | None, key: str) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        return  # a file in the way: run_dir.check_explicit_run_dir says so when mkdir fails
+        return  # a file in the way: folders.check_explicit_run_dir says so when mkdir fails
     reason = None
     try:
         if os.statvfs(existing).f_flag & os.ST_RDONLY:
@@ -152,61 +164,112 @@ def _check_folder(value: str | None, key: str) -> None:
         )
 
 
-def _check_launcher(hydra: DictConfig) -> None:
-    """Options of the joblib launcher that joblib would only reject after the sweep started."""
-    launcher = hydra.get("launcher")
-    target = str(OmegaConf.select(hydra, "launcher._target_") or "")
-    if launcher is None or "joblib" not in target.lower():
-        return
-    options: dict = {}
+def _launcher_problem(hydra: DictConfig) -> str | None:
+    """Options the launcher would only reject after the sweep started (its declared check)."""
+    check = launcher_traits(hydra.get("launcher")).check_options
+    return check(hydra.launcher) if check is not None else None
+
+
+def _names_leaving_the_folder(hydra: DictConfig) -> str | None:
+    """What is wrong with a name Hydra turns into a path inside the run or sweep folder (the
+    job's log file, the ``.hydra`` record, a job's sub-folder), or None: none may lead out."""
+    names = {
+        "hydra.job.name": (OmegaConf.select(hydra, "job.name"), False),
+        "hydra.output_subdir": (OmegaConf.select(hydra, "output_subdir"), True),
+        "hydra.sweep.subdir": (
+            OmegaConf.select(hydra, "sweep.subdir", throw_on_resolution_failure=False),
+            True,
+        ),
+    }
+    for key, (value, nested) in names.items():
+        if value is None or "${" in str(value):
+            continue
+        text = str(value)
+        parts = Path(text).parts
+        leaves = (
+            not text.strip()
+            or Path(text).is_absolute()
+            or ".." in parts
+            or (not nested and (len(parts) != 1 or text in (".", "..") or "\\" in text))
+        )
+        if leaves:
+            what = "a plain file name" if not nested else "a relative path that stays inside"
+            return (
+                f"{key}={text!r} would write outside the run or sweep folder (or nowhere); it "
+                f"must be {what} (no '..', no leading '/'), e.g. {key}="
+                + ("my_job" if not nested else "sub")
+                + "."
+            )
+    return None
+
+
+# -- the folders the command writes, claimed once it passed ----------------------------------------
+
+
+def claim_folders(command: Command) -> Command:
+    """Before Hydra starts: an existing explicit run folder guarded (:class:`RunFolderGuard`), an
+    explicit one created, a sweep without a fixed folder given one of its own (appended as
+    ``hydra.sweep.dir=<claimed>``), and the folder the command writes checked and locked."""
+    if not command.flags and command.run_dir is not None:
+        RunFolderGuard.take(Path(os.path.expanduser(command.run_dir)))
+    if command.new_run_dir:
+        check_explicit_run_dir(command.new_run_dir)
+    command = claim_sweep_dir(command)
+    value = command.sweep_dir if command.multirun else command.run_dir
+    if command.plain and value is not None:  # Hydra's own flags (--cfg, ...) write nothing
+        folder = Path(os.path.expanduser(value))
+        folder.mkdir(parents=True, exist_ok=True)
+        claim_folder(folder, command.multirun)
+    return command
+
+
+def claim_sweep_dir(command: Command) -> Command:
+    """``command`` plus ``hydra.sweep.dir=<a folder of its own>`` when it launches a sweep whose
+    folder is not fixed on the command line; ``command`` unchanged otherwise (a single run, a named
+    sweep folder, ``--cfg``/``--help``, or a command Hydra will reject with its own message)."""
+    if not (command.launches and command.multirun) or command.sweep_dir is not None:
+        return command
+    if command.hydra is None:  # it did not compose: Hydra reports why in its own words
+        return command
+    return command.with_sweep_dir(claim(str(command.hydra.sweep.dir)))
+
+
+# -- the dry sweep: --multirun ... --cfg job ------------------------------------------------------
+
+
+def dry_sweep(command: Command) -> int:
+    """Print every job's config; returns the process exit code."""
+    what = command.cfg or "job"
+    if what not in CHOICES:
+        print(f"error: --cfg {what!r} is not a choice; valid: {', '.join(CHOICES)}.",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USER_ERROR
+    preflight(command, dry=True)  # each job parses, composes and validates, or exit 2
+    slots = planned_slots(launcher_traits(command.hydra.launcher))  # each job's GPU, if any
+    for number, job in enumerate(command.jobs()):
+        full, task = compose(job, return_hydra_config=True), compose(job)
+        print(f"# job {number}: {' '.join(job) or '(no overrides)'}")
+        print(f"# {_would(full, task, command.sweep_dir)}")
+        if slots and str(task.trainer.device) in ("auto", "cuda"):
+            print(f"# {predicted(number, slots)}")
+        cfg = full.hydra if what == "hydra" else full if what == "all" else task
+        print(OmegaConf.to_yaml(cfg, resolve=command.resolve))
+    return 0
+
+
+def _would(full: DictConfig, task: DictConfig, sweep_dir: str | None) -> str:
+    """What running this job would do with its folder: start, resume or skip (job_plan.py)."""
+    if sweep_dir is None:
+        return (
+            "would be started (each run of this command makes a new sweep folder; name one "
+            "with hydra.sweep.dir=outputs/multirun/<name> to resume it later)"
+        )
+    job_dir = Path(sweep_dir) / str(full.hydra.sweep.subdir)
     try:
-        import joblib
-
-        options = OmegaConf.to_container(launcher, resolve=True)
-        options.pop("_target_", None)
-        options["backend"] = "loky"  # what Hydra's joblib launcher always uses
-        joblib.Parallel(**options)
-        joblib.effective_n_jobs(options.get("n_jobs"))
-    except Exception as error:  # joblib's own rejection, whatever its type
-        raise CommandError(
-            f"the joblib launcher rejects its options ({type(error).__name__}: {error}); "
-            f"hydra.launcher is {options}. Fix the hydra.launcher.<option> override (e.g. "
-            "hydra.launcher.n_jobs=2; n_jobs=-1 uses every core)."
-        ) from None
-
-
-class RunFolderGuard:
-    """Undo what Hydra and a failed start wrote into an existing run folder.
-
-    Taken before Hydra starts: a :class:`FolderSnapshot` of the folder. :meth:`restore` puts it
-    back when the run fails or stops before it starts (whatever the exception); :meth:`started` is
-    called once the run really starts or resumes there (then nothing is undone).
-    """
-
-    active: RunFolderGuard | None = None
-
-    def __init__(self, run_dir: Path) -> None:
-        from resnet_exp.hydra_glue.folder_snapshot import FolderSnapshot
-
-        self.run_dir = run_dir
-        exists = run_dir.is_dir() and any(run_dir.iterdir())
-        self.snapshot = FolderSnapshot.take(run_dir) if exists else None
-
-    @classmethod
-    def take(cls, command: Command) -> None:
-        """For a single run with an explicit, existing ``hydra.run.dir``."""
-        if command.flags or command.run_dir is None:
-            return
-        guard = cls(Path(os.path.expanduser(command.run_dir)))
-        cls.active = guard if guard.snapshot is not None else None
-
-    @classmethod
-    def started(cls) -> None:
-        cls.active = None
-
-    @classmethod
-    def restore(cls) -> None:
-        """Put the folder back as it was (a no-op without an active guard)."""
-        guard, cls.active = cls.active, None
-        if guard is not None and guard.snapshot is not None:
-            guard.snapshot.restore()
+        key = config_key(OmegaConf.to_container(task, resolve=True))
+        plan = plan_job(job_dir, key, Path(sweep_dir))
+    except ForeignJobFolder as error:
+        return f"would be refused: {error}"
+    verb = {"skip": "skipped", "resume": "resumed", "start": "started"}[plan.action]
+    why = "" if plan.reason == "start" else f" ({plan.reason})"
+    return f"{job_dir}: would be {verb}{why}"

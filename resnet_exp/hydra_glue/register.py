@@ -1,9 +1,7 @@
-"""What Hydra must know before it composes ``conf/``: our schemas and our resolvers (idempotent).
-
-``config.py`` holds plain dataclasses; this is where they enter Hydra's ConfigStore, under
-root-level names (not a ``schema/`` group, so ``--help`` lists only the groups a user chooses), and
-where each ``${resnet_exp.*:...}`` resolver of the YAML files is bound to its function.
-"""
+"""What Hydra must know before it composes ``conf/``: :func:`register` puts ``config.py``'s
+dataclasses into the ConfigStore (root-level names, so ``--help`` lists only the groups a user
+chooses), binds every ``${resnet_exp.*:...}`` resolver, and registers our plugins by hand
+(Hydra's scan of ``hydra_plugins`` misses an editable install)."""
 
 from __future__ import annotations
 
@@ -11,55 +9,71 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
 from resnet_exp import config
+from resnet_exp.data.facts import dataset_fact
+from resnet_exp.hydra_glue.folders import fresh_dir
+from resnet_exp.hydra_glue.internals import allow_numeric_group_options
+from resnet_exp.hydra_glue.launchers import LOCAL_JOBS, local_jobs, scale_extra_installed
+from resnet_exp.tracking.names import MACHINE_KEYS, folder_name
+
+#: root-level ConfigStore name -> schema (conf/ pulls each in through its defaults lists)
+SCHEMAS = {
+    "schema": config.Config,
+    "schema_model": config.ModelConfig,
+    "schema_data": config.DataConfig,
+    "schema_optimizer_sgd": config.SGDConfig,
+    "schema_optimizer_adam": config.AdamConfig,
+    "schema_scheduler_constant": config.ConstantScheduleConfig,
+    "schema_scheduler_multistep": config.MultiStepScheduleConfig,
+    "schema_scheduler_cosine": config.CosineScheduleConfig,
+    "schema_trainer": config.TrainerConfig,
+    "schema_logger": config.LoggerConfig,
+}
+#: each ``${resnet_exp.<name>:...}`` of ``conf/`` and the function behind it
+RESOLVERS: dict[str, Callable[..., Any]] = {
+    "resnet_exp.dataset": dataset_fact,  # data.* facts from data.name (config.py)
+    "resnet_exp.fresh_dir": fresh_dir,  # conf/config.yaml's hydra.run.dir
+    "resnet_exp.job_dirname": lambda task: folder_name(list(task)),  # hydra.sweep.subdir
+    "resnet_exp.machine_keys": lambda: list(MACHINE_KEYS),  # override_dirname's exclude_keys
+    LOCAL_JOBS: local_jobs,  # conf/hydra/launcher/joblib.yaml's n_jobs
+}
+_PLUGINS = "hydra_plugins.resnet_exp_launcher."
+#: our plugins: (ConfigStore group, name, its config dataclass - whose ``_target_`` is the plugin -
+#: named by path as Hydra names plugins, so that no plugin imported here imports the glue back;
+#: whether it needs the scale extra)
+PLUGINS = [
+    ("hydra/sweeper", "resnet_exp_sweeper", _PLUGINS + "_sweeper.SweeperConf", False),
+    ("hydra/launcher", "resnet_exp_slurm", _PLUGINS + "_slurm.SlurmConf", True),
+]
+_registered: list[bool] = []
 
 
-def register_configs() -> None:
-    """Schemas and resolvers, once per process (later calls change nothing)."""
-    from hydra.core.config_store import ConfigStore
-
-    from resnet_exp.hydra_glue.internals import allow_numeric_group_options
-
+def register() -> None:
+    """Schemas, resolvers and plugins, once per process (later calls change nothing)."""
+    if _registered:
+        return
+    _registered.append(True)
     allow_numeric_group_options()
-    register_resolvers()
-    cs = ConfigStore.instance()
-    cs.store(name="schema", node=config.Config)
-    cs.store(name="schema_model", node=config.ModelConfig)
-    cs.store(name="schema_data", node=config.DataConfig)
-    cs.store(name="schema_optimizer_sgd", node=config.SGDConfig)
-    cs.store(name="schema_optimizer_adam", node=config.AdamConfig)
-    cs.store(name="schema_scheduler_constant", node=config.ConstantScheduleConfig)
-    cs.store(name="schema_scheduler_multistep", node=config.MultiStepScheduleConfig)
-    cs.store(name="schema_scheduler_cosine", node=config.CosineScheduleConfig)
-    cs.store(name="schema_trainer", node=config.TrainerConfig)
-    cs.store(name="schema_logger", node=config.LoggerConfig)
-
-
-def resolvers() -> dict[str, Callable[..., Any]]:
-    """Each ``${resnet_exp.<name>:...}`` of ``conf/`` and the function behind it."""
-    from resnet_exp.data.facts import dataset_fact
-    from resnet_exp.hydra_glue.resolvers import local_jobs
-    from resnet_exp.hydra_glue.run_dir import fresh_dir
-    from resnet_exp.tracking.names import MACHINE_KEYS, folder_name
-
-    return {
-        "resnet_exp.dataset": dataset_fact,  # data.* facts from data.name (config.py)
-        "resnet_exp.fresh_dir": fresh_dir,  # conf/config.yaml's hydra.run.dir
-        "resnet_exp.job_dirname": lambda task: folder_name(list(task)),  # hydra.sweep.subdir
-        "resnet_exp.machine_keys": lambda: list(MACHINE_KEYS),  # override_dirname's exclude_keys
-        "resnet_exp.local_jobs": local_jobs,  # conf/hydra/launcher/joblib.yaml's n_jobs
-    }
-
-
-def register_resolvers() -> None:
-    """Our resolvers (idempotent)."""
-    from omegaconf import OmegaConf
-
     # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema on purpose (so that
     # `hydra/launcher=joblib` is ours, still type-checked); Hydra warns about that pairing.
     warnings.filterwarnings(
         "ignore", message=r"(?s).*'hydra/launcher/joblib' is validated against ConfigStore schema"
     )
-    for name, function in resolvers().items():
+    for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
+    store = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        store.store(name=name, node=schema)
+    plugins = Plugins.instance()
+    for group, name, conf_path, scale in PLUGINS:
+        if scale and not scale_extra_installed():
+            continue  # hydra/launcher=slurm is refused up front (preflight.py)
+        conf = get_class(conf_path)
+        store.store(group=group, name=name, node=conf)
+        plugins.register(get_class(conf._target_))

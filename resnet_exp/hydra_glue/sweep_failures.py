@@ -1,37 +1,52 @@
-"""Failures of a sweep as they happen: one line per failed job, a table at the end, fail-fast.
-
-Hydra's basic sweeper re-raises the first failed job's exception only after every job has ended,
-as a traceback (Hydra issues #2284, #2824). Instead, a failing job prints one line the moment it
-fails (:func:`job_failed`, in the job's own process, so in every launcher), our sweeper
-(``hydra_plugins/resnet_exp_launcher/_sweeper.py``) collects the failed jobs without raising, and
-the entry point ends the sweep with a table of them and exit 1 (:func:`finish`).
-
-``hydra.sweeper.fail_fast=true``: the first job that fails leaves a marker file in the sweep folder;
-every job that starts after it sees the marker, trains nothing and returns :class:`NotStarted`
-(its folder holds no record, so ``status`` lists it as ``pending`` and the same command without
-``fail_fast`` runs it). Jobs already running finish. A marker is per launch: the sweeper removes a
-stale one before it launches anything.
-"""
+"""A sweep's jobs when things go wrong. Hydra's basic sweeper re-raises the first failed job's
+exception after every job has ended, as a traceback (Hydra issues #2284, #2824); here a failing
+job prints one line when it fails (:func:`job_failed`, in its own process, so in every launcher),
+our sweeper collects the failed jobs, and the entry point ends with their table and exit 1
+(:func:`finish`). Under ``hydra.sweeper.fail_fast=true`` the first failure leaves a marker in the
+sweep folder; a job that starts after it returns :class:`NotStarted` (no record: ``pending``, and
+the same command without fail_fast runs it). joblib's loky workers outlive a killed sweep process
+and would train beside its re-run: a worker watches the process that launched it
+(``RESNET_EXP_SWEEP_PID``) and, once it is gone, stops as a SIGTERM would (the job checkpoints
+and records ``terminated``), or exits after a grace period."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import sys
+import threading
+import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from resnet_exp.tracking.record import JOB_LOG
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
-if TYPE_CHECKING:
-    from resnet_exp.hydra_glue.job import JobFacts
+from resnet_exp.errors import user_error
+from resnet_exp.tracking.record import JOB_LOG, RUNNING, SUMMARY_JSON, RunRecord
 
 log = logging.getLogger("resnet_exp")
 
 #: In the sweep folder while a fail-fast sweep has seen a failure; holds the failed job's name.
 STOP_MARKER = ".fail_fast_stop"
-#: The job's log file (``hydra.job.name: resnet_exp`` in conf/config.yaml).
+PARENT_ENV = "RESNET_EXP_SWEEP_PID"  # host:pid of the process that launched the sweep
+POLL_S = 1.0  # how often a worker looks at its parent
+GRACE_S = 60.0  # how long an orphaned worker's job may take to stop
 FAIL_FAST_SWITCH = "hydra.sweeper.fail_fast=true"
+
+
+class SweepJob(Protocol):
+    """What is read here of a job (``hydra_glue.job.JobFacts``)."""
+
+    run_dir: Path
+    sweep_dir: Path | None
+
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,6 @@ def record_outcome(outcome: SweepOutcome) -> None:
 
 def one_line(error: BaseException) -> str:
     """``Type: first line of the message`` (at most 200 characters of it)."""
-    from resnet_exp.failures import user_error
-
     shown = user_error(error) or error
     first = (str(shown).strip().splitlines() or [""])[0][:200]
     return f"{type(shown).__name__}: {first}" if first else type(shown).__name__
@@ -86,17 +99,12 @@ def one_line(error: BaseException) -> str:
 
 def fail_fast_on() -> bool:
     """Whether this job's sweep was started with ``hydra.sweeper.fail_fast=true``."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
     return bool(OmegaConf.select(HydraConfig.get().sweeper, "fail_fast", default=False))
 
 
-def job_failed(job: JobFacts, error: BaseException) -> None:
+def job_failed(job: SweepJob, error: BaseException) -> None:
     """In the failing job: its traceback to its log file only, one line on stderr, and under
     fail-fast the marker that keeps later jobs from starting."""
-    from resnet_exp.failures import log_traceback, user_error
-
     where = None if user_error(error) is not None else log_traceback(error)
     where = where or job.run_dir / JOB_LOG
     line = f"job failed: {job.name}: {one_line(error)} (log: {where})"
@@ -115,7 +123,23 @@ def _to_log_files(line: str) -> None:
             handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, line, (), None))
 
 
-def not_started_reason(job: JobFacts) -> str | None:
+def log_traceback(error: BaseException) -> Path | None:
+    """Write ``error``'s traceback to the log files only (not the console); returns the first."""
+    text = "".join(traceback.format_exception(error))
+    written = None
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.stream.write(f"unexpected error, traceback:\n{text}")
+                handler.flush()
+            finally:
+                handler.release()
+            written = written or Path(handler.baseFilename)
+    return written
+
+
+def not_started_reason(job: SweepJob) -> str | None:
     """Why this job must not start (a fail-fast sweep already saw a failure), else None."""
     if job.sweep_dir is None or not fail_fast_on():
         return None
@@ -126,25 +150,15 @@ def not_started_reason(job: JobFacts) -> str | None:
     return f"not started: {FAIL_FAST_SWITCH} and job {failed} failed"
 
 
-def clear_marker(sweep_dir: Path) -> None:
-    """Before a launch: a marker from an earlier fail-fast launch stops nothing now."""
-    (sweep_dir / STOP_MARKER).unlink(missing_ok=True)
-
-
-def failure_table(failed: list[FailedJob]) -> str:
-    """Plain text, one row per failed job, columns aligned."""
-    rows = [("job", "error", "log")] + [(f.job, f.error, f.log_path) for f in failed]
-    widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    return "\n".join(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in rows)
-
-
 def summary_text(outcome: SweepOutcome, explicit_sweep_dir: bool) -> str:
     """What the sweep prints last when a job failed or did not start."""
     lines = []
     if outcome.failed:
         n = len(outcome.failed)
         lines.append(f"sweep {outcome.sweep_dir}: {n} of {outcome.jobs} jobs failed:")
-        lines.append(failure_table(outcome.failed))
+        rows = [("job", "error", "log")] + [(f.job, f.error, f.log_path) for f in outcome.failed]
+        wide = [max(len(r[i]) for r in rows) for i in range(2)]  # columns aligned
+        lines += [f"  {r[0]:<{wide[0]}}  {r[1]:<{wide[1]}}  {r[2]}".rstrip() for r in rows]
     if outcome.not_started:
         n = len(outcome.not_started)
         again = "the same command without hydra.sweeper.fail_fast=true"
@@ -166,3 +180,83 @@ def finish(explicit: bool) -> None:
         return
     print(summary_text(outcome, explicit), file=sys.stderr, flush=True)
     raise SystemExit(1)
+
+
+# -- workers that end with the sweep's process -----------------------------------------------------
+
+_started = False
+_sweep: str | None = None  # the sweep folder this process launched
+_orphaned = threading.Event()
+
+
+def mark_parent(sweep_dir: str | None = None) -> None:
+    """In the launching process: who the workers it starts must outlive no longer than.
+    ``sweep_dir``: the sweep folder this process launches (None for a single run)."""
+    global _sweep
+    os.environ[PARENT_ENV] = f"{socket.gethostname()}:{os.getpid()}"
+    _sweep = sweep_dir
+
+
+def launched_sweep() -> str | None:
+    """The sweep folder this process launched (its jobs may be training in workers), or None."""
+    return _sweep
+
+
+def record_killed_jobs(sweep_dir: Path, status: str, why: str) -> int:
+    """After the launcher killed its workers (joblib does on Ctrl-C): each job of ``sweep_dir``
+    still recorded ``running`` by a process of this host that is gone gets ``status`` (its last
+    checkpoint on disk is where the same command resumes it). Returns how many."""
+    fixed = 0
+    for path in Path(sweep_dir).glob(f"*/{SUMMARY_JSON}"):
+        record = RunRecord(path.parent)
+        try:
+            summary = record.read_summary()
+        except Exception:  # a torn or foreign file: status and the report say what it is
+            continue
+        if summary is None or summary.status != RUNNING or summary.host != socket.gethostname():
+            continue
+        if summary.pid is None or _alive(int(summary.pid)):
+            continue
+        summary.status, summary.stopped_by = status, why
+        record.write_summary(summary)
+        fixed += 1
+    return fixed
+
+
+def watch_parent() -> None:
+    """In a launcher's worker (a no-op in the launching process, and after the first call)."""
+    global _started
+    host, _, pid = os.environ.get(PARENT_ENV, "").rpartition(":")
+    parent = int(pid) if pid.isdigit() else 0
+    # Only a worker on the parent's machine: a SLURM job inherits the variable on another node.
+    if _started or parent in (0, os.getpid()) or host != socket.gethostname():
+        return
+    _started = True
+    args = (parent, os.getppid())
+    threading.Thread(target=_watch, args=args, name="parent-watch", daemon=True).start()
+
+
+def exit_if_orphaned() -> None:
+    """After a job: a worker whose sweep process is gone ends now instead of waiting for work."""
+    if _orphaned.is_set():
+        logging.shutdown()
+        os._exit(128 + signal.SIGTERM)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, someone else's
+    return True
+
+
+def _watch(parent: int, ppid: int) -> None:
+    while _alive(parent) and os.getppid() == ppid:  # a dead parent's children are re-parented
+        time.sleep(POLL_S)
+    _orphaned.set()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(GRACE_S)
+    os._exit(128 + signal.SIGTERM)

@@ -16,6 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.errors import UserError
+from resnet_exp.hydra_glue.internals import job_error
 from resnet_exp.tracking.record import RunFiles, write_job_error
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class ReportCallback(Callback):
         job_dir = _absolute(str(output_dir), config)
         if RunFiles(job_dir).summary_path.exists() or not job_dir.is_dir():
             return
-        exc = getattr(job_return, "_return_value", None)
+        exc = job_error(job_return)
         if isinstance(getattr(exc, "__cause__", None), UserError):  # unwrap instantiate's wrapper
             exc = exc.__cause__
         write_job_error(job_dir, type(exc).__name__ if exc is not None else None, str(exc))

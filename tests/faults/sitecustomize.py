@@ -98,7 +98,7 @@ def _install_sleep() -> None:
     import sys
     import time
 
-    from resnet_exp.hydra_glue import preflight, writers
+    from resnet_exp.hydra_glue import folders, preflight
 
     def sleeping(real):
         def wrapper(*args, **kwargs):
@@ -111,7 +111,7 @@ def _install_sleep() -> None:
     if SLEEP_AT == "preflight":
         preflight.preflight = sleeping(preflight.preflight)
     elif SLEEP_AT == "job":
-        writers.job_folder_lock = sleeping(writers.job_folder_lock)
+        folders.job_folder_lock = sleeping(folders.job_folder_lock)
 
 
 if KILL_AT or KILL_JOB or FAIL_JOB:

@@ -1,0 +1,227 @@
+"""Run and sweep folders: one of its own per run and sweep, one writer each, and an existing run's
+folder put back as it was when a (re)start fails.
+
+Runs started in the same second share Hydra's default ``outputs/<date>/<time>``; the second would
+overwrite the first's ``.hydra/`` files and resume from its checkpoints, so :func:`fresh_dir`
+(``${resnet_exp.fresh_dir:...}``) claims the folder with an atomic ``mkdir``, or ``<path>-2``, ...
+A folder is locked by its writer (:mod:`resnet_exp.tracking.folder_lock`) and a run is never
+written into a sweep's folder or the reverse. Hydra rewrites ``.hydra/*.yaml`` and the log before
+our code runs; :class:`RunFolderGuard` undoes that when the start fails (never a ``*.pt``)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resnet_exp.atomic import atomic_write
+from resnet_exp.errors import exit_user_error
+from resnet_exp.tracking.folder_lock import FolderBusy, FolderLock
+from resnet_exp.tracking.record import HYDRA_DIR, MULTIRUN_YAML, SUMMARY_JSON
+from resnet_exp.training.facts import is_rank_zero
+
+# Hydra may resolve hydra.run.dir more than once in a process; it must get one answer.
+_claimed: dict[str, str] = {}
+_HELD: list[FolderLock] = []  # held until the process ends
+#: Files up to this size are kept whole; a longer one (a huge log) is only cut back to its length.
+KEEP_BYTES = 16 * 2**20
+SKIPPED_DIRS = ("wandb",)  # W&B's own files: written only once the run has started
+
+
+# -- claimed: a folder of its own ------------------------------------------------------------------
+
+
+def fresh_dir(path: str) -> str:
+    """``path`` if this process could create it, else the first free ``path-N`` (N >= 2)."""
+    if path in _claimed:
+        return _claimed[path]
+    if not is_rank_zero():
+        # torchrun ranks > 0 follow rank 0's folder (distributed.agree_on_run_dir); claiming one
+        # here would only leave an empty folder behind.
+        return path
+    _claimed[path] = claim(path)
+    return _claimed[path]
+
+
+def claim(path: str) -> str:
+    """Create ``path`` (or the first free ``path-N``, N >= 2) atomically; the folder created.
+    Exit 2 with one paragraph when it cannot be created."""
+    base = Path(path)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+            with contextlib.suppress(FileExistsError):
+                candidate.mkdir()
+                return str(candidate)
+    except OSError as error:
+        _exit_cannot_create(path, error)
+    raise AssertionError("unreachable")
+
+
+def _exit_cannot_create(path: str, error: OSError) -> None:
+    where = Path(path) if Path(path).is_absolute() else Path.cwd() / path
+    reason = error.strerror or str(error)
+    if error.filename and str(error.filename) != str(where):
+        reason = f"{error.filename}: {reason}"
+    exit_user_error(
+        f"cannot create the run folder {str(where)!r} ({reason}). Every run writes "
+        "its config, log, metrics and checkpoints there. Run from a folder you can write to, or "
+        "choose another one with hydra.run.dir=<folder>."
+    )
+
+
+def check_explicit_run_dir(folder: str) -> None:
+    """For ``hydra.run.dir=<folder>`` on the command line (a single run): fail now, clearly, if
+    the folder cannot be created, instead of inside Hydra with a partial traceback."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _exit_cannot_create(folder, error)
+
+
+# -- one writer, the right kind --------------------------------------------------------------------
+
+
+def claim_folder(folder: Path, multirun: bool) -> None:
+    """Exit 2 with one paragraph if ``folder`` is of the other kind or has a writer; else lock it
+    for the rest of this process."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if multirun:
+        wrong = (folder / HYDRA_DIR).is_dir() or (folder / SUMMARY_JSON).is_file()
+    else:
+        wrong = (folder / MULTIRUN_YAML).is_file()
+    if wrong:
+        this, other = ("a sweep", "a single run's") if multirun else ("a single run", "a sweep's")
+        exit_user_error(
+            f"{key}={str(folder)!r} is {other} folder; {this} cannot be written there (its "
+            "record would be read as the other kind: status and the report would mix them up). "
+            f"Choose another {key}"
+            + (
+                "; to re-run one job of a sweep, re-run the sweep command (it trains only "
+                "missing or unfinished jobs)."
+                if not multirun
+                else "; a sweep's folder holds one sub-folder per job."
+            )
+        )
+    if not is_rank_zero():
+        return  # torchrun: rank 0 holds the lock for every rank
+    try:
+        _HELD.append(
+            FolderLock(folder, "the sweep folder" if multirun else "the run folder").acquire()
+        )
+    except FolderBusy as error:
+        exit_user_error(str(error))
+    except OSError:
+        return  # a folder that cannot take a lock file: the writable check reports it
+
+
+def rank_overrides(argv: list[str], rank: int) -> list[str]:
+    """``argv`` plus, on ranks > 0 (torchrun's, or a SLURM job's tasks), the overrides that keep
+    them from writing Hydra's files and the job log (unless the user set those keys)."""
+    if rank == 0:
+        return argv
+    keys = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
+    extra = [
+        override
+        for override in ("hydra.output_subdir=null", "hydra/job_logging=stdout")
+        if override.split("=", 1)[0] not in keys
+    ]
+    return argv + extra
+
+
+@contextlib.contextmanager
+def job_folder_lock(run_dir: Path, multirun: bool) -> Iterator[None]:
+    """A sweep job's folder, locked while the job runs (a single run's is held already)."""
+    held = {lock.folder.resolve() for lock in _HELD}
+    if not multirun or not is_rank_zero() or run_dir.resolve() in held:
+        yield  # (a job folder that is the sweep folder itself is held already)
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with FolderLock(run_dir, "the sweep job's folder"):
+        yield
+
+
+# -- put back: an existing run folder as it was before a failed (re)start --------------------------
+
+
+def _owned(path: Path, root: Path) -> bool:
+    """Files the snapshot answers for: not checkpoints, not W&B's folder."""
+    return path.suffix != ".pt" and path.relative_to(root).parts[0] not in SKIPPED_DIRS
+
+
+def _walk(root: Path) -> list[Path]:
+    found = []
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder)
+        dirs[:] = [d for d in dirs if not (base == root and d in SKIPPED_DIRS)]
+        found += [base / d for d in dirs] + [base / f for f in files]
+    return found
+
+
+@dataclass
+class FolderSnapshot:
+    """What each file held (``bytes``) or how long it was (``int``), and the folders there were."""
+
+    root: Path
+    files: dict[Path, bytes | int] = field(default_factory=dict)
+    dirs: set[Path] = field(default_factory=set)
+
+    @classmethod
+    def take(cls, root: Path) -> FolderSnapshot:
+        snap = cls(root)
+        for path in _walk(root):
+            if path.is_dir():
+                snap.dirs.add(path)
+            elif path.is_file() and _owned(path, root):
+                size = path.stat().st_size
+                snap.files[path] = path.read_bytes() if size <= KEEP_BYTES else size
+        return snap
+
+    def restore(self) -> None:
+        """Put every file back, remove the files and folders that were not there (never a .pt)."""
+        for path, kept in self.files.items():
+            if isinstance(kept, int):
+                if path.is_file() and path.stat().st_size > kept:
+                    with path.open("r+b") as handle:
+                        handle.truncate(kept)
+            elif not path.is_file() or path.read_bytes() != kept:
+                atomic_write(path, kept)
+        new = [p for p in _walk(self.root) if p not in self.files and p not in self.dirs]
+        for path in sorted(new, key=lambda p: len(p.parts), reverse=True):  # files before folders
+            if path.is_dir():
+                if not any(path.iterdir()):
+                    path.rmdir()
+            elif _owned(path, self.root):
+                path.unlink(missing_ok=True)
+
+
+class RunFolderGuard:
+    """Undo what Hydra and a failed start wrote into an existing run folder.
+
+    Taken before Hydra starts: a :class:`FolderSnapshot` of the folder. :meth:`restore` puts it
+    back when the run fails or stops before it starts (whatever the exception); :meth:`started` is
+    called once the run really starts or resumes there (then nothing is undone).
+    """
+
+    active: FolderSnapshot | None = None
+
+    @classmethod
+    def take(cls, run_dir: Path) -> None:
+        """For a single run with an explicit ``hydra.run.dir`` (nothing to do unless it exists)."""
+        exists = run_dir.is_dir() and any(run_dir.iterdir())
+        cls.active = FolderSnapshot.take(run_dir) if exists else None
+
+    @classmethod
+    def started(cls) -> None:
+        cls.active = None
+
+    @classmethod
+    def restore(cls) -> None:
+        """Put the folder back as it was (a no-op without an active guard)."""
+        snapshot, cls.active = cls.active, None
+        if snapshot is not None:
+            snapshot.restore()
