@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from resnet_exp.training.cpus import available_cpus
+from resnet_exp.training.threads import available_cpus
 
 
 def local_jobs() -> int:

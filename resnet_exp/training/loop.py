@@ -97,7 +97,6 @@ class Trainer:
         self.dist = dist
         self.policy = StepPolicy(settings.checkpoint_every_steps, settings.finite_check_steps,
                                  device, dist, stop)  # fmt: skip
-        self.between_steps: Callable[[], None] | None = None  # e.g. follow the fair core share
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=settings.precision_dtype is torch.float16
         )
@@ -183,11 +182,8 @@ class Trainer:
         if self.sums is not None:
             self.sums = self.sums.for_rank(self.dist)
         rows = self.record.truncate_metrics(self.epoch, last_step=self.step)
-        where = f"epoch {self.epoch} done" + (
-            f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
-            if self.step_in_epoch
-            else ""
-        )
+        into = f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
+        where = f"epoch {self.epoch} done" + (into if self.step_in_epoch else "")
         log.info("resumed from %s (%s, step %d)", path, where, self.step)
         return rows
 
@@ -278,8 +274,6 @@ class Trainer:
         if checkpoint:
             sums.lap()
             self.save(LAST_PT)
-        if self.between_steps is not None:
-            self.between_steps()
         if policy.stop_requested(self.step):
             raise self._interrupt(sums)
         return True
@@ -292,13 +286,9 @@ class Trainer:
         if not self.policy.check_diverged(sums.loss, self.model):
             self.save(LAST_PT)
             saved = str(self.record.last_checkpoint)
-        log.warning(
-            "%s: stopped at epoch %d, step %d%s",
-            signal.Signals(self.stop.signum).name,
-            self.epoch + 1,
-            self.step,
-            f"; checkpoint {saved}" if saved else " (weights not finite: no checkpoint)",
-        )
+        where = f"; checkpoint {saved}" if saved else " (weights not finite: no checkpoint)"
+        log.warning("%s: stopped at epoch %d, step %d%s", signal.Signals(self.stop.signum).name,
+                    self.epoch + 1, self.step, where)  # fmt: skip
         return Interrupted(self.stop.signum, saved)
 
     def _log_window(self, window: StepWindow) -> None:
@@ -368,12 +358,8 @@ class Trainer:
         """The diverged epoch's row (training metrics only), and why the fit stops."""
         self.record.append_metrics(row)
         rows.append(row)
-        log.error(
-            "epoch %d, step %d: training loss %s or weights are not finite; stopping (diverged)",
-            row["epoch"],
-            self.step,
-            row["train/loss"],
-        )
+        log.error("epoch %d, step %d: training loss %s or weights are not finite; stopping "
+                  "(diverged)", row["epoch"], self.step, row["train/loss"])  # fmt: skip
 
     def _checkpoint_epoch(self, improved: bool) -> None:
         """The end-of-epoch checkpoint (after its metrics row): last.pt, and best.pt if improved."""
@@ -391,31 +377,18 @@ class Trainer:
 
 
 def _progress(enabled: bool, total: int, epoch: int, epochs: int):
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # here: tqdm.auto looks for a notebook, which costs start-up time
 
-    return tqdm(
-        total=total,
-        desc=f"epoch {epoch}/{epochs}",
-        unit="step",
-        leave=False,
-        disable=None if enabled else True,  # None: on only when stderr is a terminal
-        mininterval=1.0,
-        dynamic_ncols=True,
-    )
+    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
+                disable=None if enabled else True,  # None: on only when stderr is a terminal
+                mininterval=1.0, dynamic_ncols=True)  # fmt: skip
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
-    parts = [
-        f"epoch {row['epoch']}/{epochs}",
-        f"train loss {row['train/loss']:.4f} err {row['train/err']:.2f}%",
-    ]
-    if "val/err" in row:
-        parts.append(f"val err {row['val/err']:.2f}%")
-    if "test/err" in row:
-        parts.append(f"test err {row['test/err']:.2f}%")
-    parts += [
-        f"lr {row['lr']:.4g}",
-        f"{row['time/epoch_s']:.1f}s",
-        f"{row['throughput/img_s']:.0f} img/s",
-    ]
+    parts = [f"epoch {row['epoch']}/{epochs}",
+             f"train loss {row['train/loss']:.4f} err {row['train/err']:.2f}%"]  # fmt: skip
+    parts += [f"{split} err {row[f'{split}/err']:.2f}%" for split in ("val", "test")
+              if f"{split}/err" in row]  # fmt: skip
+    parts += [f"lr {row['lr']:.4g}", f"{row['time/epoch_s']:.1f}s",
+              f"{row['throughput/img_s']:.0f} img/s"]  # fmt: skip
     return " | ".join(parts)
