@@ -39,6 +39,7 @@ from resnet_exp.hydra_glue.worker_watch import (
 )
 from resnet_exp.hydra_glue.writers import claim_command_folders, job_folder_lock
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
+from resnet_exp.training import threads
 from resnet_exp.training.facts import is_rank_zero
 from resnet_exp.training.interrupt import Interrupted, StopFlag, end_start_up_on_signals
 from resnet_exp.training.job_plan import stored_result
@@ -123,6 +124,7 @@ def entry() -> None:
     """Console script and ``python -m resnet_exp``."""
     register_configs()  # our schemas, resolvers and plugins, before Hydra reads the command
     register_plugins()
+    threads.wait_passively()  # before torch loads OpenMP, here and in every worker it starts
     end_start_up_on_signals()  # SIGTERM/SIGHUP before the run's handlers end it like Ctrl-C
     try:
         _start(sys.argv[1:])

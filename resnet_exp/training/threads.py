@@ -8,7 +8,8 @@ earlier attempt of this run (``summary.json``'s ``speed.threads``: a resume cont
 it continues bit-identically on any node); the cores of its joblib GPU slot; the CPUs SLURM gave the
 job; the cores split among the processes its launch starts here (joblib's parallel jobs, torchrun's
 local processes); else torch's own default. Runs started side by side each keep their count: they
-may run slower together, never differently.
+may run slower together, never differently; and their idle threads sleep instead of spinning
+(:func:`wait_passively`), so on a busy machine they slow each other far less.
 
 :func:`decide` is pure; :func:`apply` sets it in this process, once, before the model is built.
 """
@@ -21,6 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger("resnet_exp")
+
+
+def wait_passively() -> None:
+    """Before torch loads OpenMP: idle threads sleep (unless the user chose ``OMP_WAIT_POLICY``).
+    Spinning threads starve each other's work on a shared machine: two 2-thread runs on 2 busy
+    cores did 50 img/s each spinning, about 400 sleeping (the report of issue 27)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def available_cpus() -> int:
