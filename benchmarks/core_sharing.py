@@ -2,8 +2,8 @@
 machine's one-run throughput?
 
 Each run is the real command line (``python -m resnet_exp``, default model and data, W&B off) with
-``trainer.num_threads=null``, so the runs share the cores through their leases
-(resnet_exp/training/core_lease.py). A run's speed is the median ``throughput/img_s`` of its
+``trainer.num_threads=null``: each keeps the count it decided at start (resnet_exp/training/threads.py),
+whatever else runs. A run's speed is the median ``throughput/img_s`` of its
 epochs after the first (the first includes start-up jitter and the runs' first look at each
 other); the machine's speed is the sum over the runs. ``--compare`` adds the same runs with
 ``trainer.num_threads=<all cores>``, what every run took before leases. The runs get a private

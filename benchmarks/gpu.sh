@@ -101,7 +101,7 @@ if missing:
              + "\n  ".join(missing))
 import torch, torchvision, hydra, omegaconf
 from resnet_exp.data.sources import fetch_missing
-from resnet_exp.hydra_glue.resolvers import local_jobs
+from resnet_exp.hydra_glue.launchers import local_jobs
 print(f"python {sys.version.split()[0]}, torch {torch.__version__}, torchvision "
       f"{torchvision.__version__}, hydra {hydra.__version__}, omegaconf {omegaconf.__version__}, "
       f"cores {len(os.sched_getaffinity(0))}")

@@ -1,103 +1,201 @@
-"""One training session after everything is built: train, then record how it ended (completed,
-diverged, failed, interrupted) in ``summary.json`` and W&B, whatever happens. Plain objects only."""
+"""The steps of one training run, in the order :func:`resnet_exp.app.train` calls them: set up the
+process, build the trainer from the config, resume it, start its logger, fit and record how it
+ended (completed, diverged, failed, interrupted) in ``summary.json`` and W&B, whatever happens.
+
+Imports torch and the training stack: the entry point imports this module only once a run trains.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+import torch
+from omegaconf import DictConfig
+
+from resnet_exp.atomic import remove_leftovers
+from resnet_exp.hydra_glue import gpu_slots
+from resnet_exp.hydra_glue.compose import instantiate_node
+from resnet_exp.hydra_glue.job import JobFacts
+from resnet_exp.hydra_glue.preflight import RunFolderGuard
+from resnet_exp.models.profile import count_flops
 from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunSummary
-from resnet_exp.training.interrupt import Interrupted
-
-if TYPE_CHECKING:
-    from resnet_exp.training.loop import Trainer
+from resnet_exp.tracking.wandb_logger import NullLogger, new_run_id
+from resnet_exp.training import distributed, resume, threads
+from resnet_exp.training.device import resolve_device
+from resnet_exp.training.interrupt import Interrupted, StopFlag
+from resnet_exp.training.loop import LoopSettings, Trainer
+from resnet_exp.training.responses import measure_and_write as measure_responses
+from resnet_exp.training.speed import choose as choose_speed
 
 log = logging.getLogger("resnet_exp")
 
 
 @dataclass
 class Run:
-    """One training run, built and resumed (:func:`resnet_exp.app.build_run`), ready to fit."""
+    """One training run, built and resumed, ready to fit."""
 
     trainer: Trainer
     summary: RunSummary
     rows: list[dict]  # metrics rows of the epochs already done (a resumed run)
     on_completed: Callable[[], None]  # after a completed fit: the layer responses
     checksum: bool = False  # trainer.debug_checksum: log each DDP rank's weights' hash at the end
-    lease: Any = None  # the core lease (training/core_lease.py) the run holds, released after
+
+
+def new_summary(cfg: DictConfig, job: JobFacts, key: str) -> RunSummary:
+    """What the run is, before anything is built (``summary.json`` grows as the run goes)."""
+    return RunSummary(dataset=cfg.data.name, seed=cfg.seed, job=job.name, overrides=job.overrides,
+                      epochs_planned=cfg.trainer.epochs, host=socket.gethostname(),
+                      pid=os.getpid(), config_key=key)  # fmt: skip
+
+
+def set_up_process(cfg: DictConfig, job: JobFacts, summary: RunSummary) -> torch.device:
+    """This process's torch threads (decided once for the run's life: training/threads.py), its
+    device (a joblib GPU slot's, or ``trainer.device``) and its seed."""
+    dist = distributed.current()
+    slot = gpu_slots.for_job(str(cfg.trainer.device), job.sweep_dir, dist.enabled)
+    earlier = distributed.record_for(dist, job.run_dir).read_summary() or RunSummary()
+    decision = threads.decide(
+        cfg.trainer.num_threads, recorded=(earlier.speed or {}).get("threads"),
+        slot_cores=slot.cores if slot else (), parallel_jobs=job.parallel_jobs,
+        local_processes=dist.local_world_size, slurm=threads.slurm_cpus(),
+    )  # fmt: skip
+    summary.warnings += [decision.warning] if decision.warning else []
+    summary.speed = {"threads": threads.apply(decision)}
+    if slot is not None:
+        log.info("joblib sweep on GPUs: this job trains on %s", slot.describe())
+    device = resolve_device(slot.device if slot else cfg.trainer.device)
+    device = distributed.device_for(dist, device)
+    torch.manual_seed(cfg.seed)
+    return device
+
+
+def build_trainer(
+    cfg: DictConfig, job: JobFacts, device: torch.device, summary: RunSummary, started: float,
+    stop: StopFlag | None,
+) -> tuple[Trainer, Callable[[], None]]:  # fmt: skip
+    """The model, data, optimizer, schedule and logger in one Trainer; and the measurement of
+    layer responses (Fig. 7) that runs after a completed fit."""
+    dist, trainer_cfg = distributed.current(), cfg.trainer
+    model = instantiate_node(cfg.model, "model")  # first: a bad depth fails before data is read
+    data = instantiate_node(cfg.data, "data")
+    summary.model = {**model.describe(), "flops": count_flops(model, data.image_shape)}
+    data.setup(device=device, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
+    total_steps = trainer_cfg.epochs * data.steps_per_epoch
+    speed = choose_speed(trainer_cfg, device, total_steps)  # `auto` resolved for this device
+    summary.speed, summary.data = {**speed.as_dict(), **(summary.speed or {})}, data.describe()
+    model = model.to(device)
+    if speed.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model, trained = distributed.wrap_model(model, dist, device, trainer_cfg.sync_bn)
+    optimizer = instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
+    scheduler = instantiate_node(cfg.scheduler, "scheduler")(optimizer, total_steps=total_steps)
+    logger = instantiate_node(cfg.logger, "logger") if dist.is_main else NullLogger()
+    every = trainer_cfg.log_every_steps  # null: about 100 per-step rows per run
+    every = max(1, total_steps // 100) if every is None else every
+    settings = LoopSettings(epochs=trainer_cfg.epochs, precision_dtype=speed.dtype,
+                            channels_last=speed.channels_last, progress=trainer_cfg.progress,
+                            checkpoint_every_steps=trainer_cfg.checkpoint_every_steps,
+                            log_every_steps=every)  # fmt: skip
+    trainer = Trainer(
+        model, data, optimizer, scheduler, device, distributed.record_for(dist, job.run_dir),
+        logger, settings, forward=torch.compile(trained) if speed.compile else trained,
+        parts=model.parts(), dist=dist if dist.enabled else None, wall_start=started,
+        meta={"config": summary.config_key}, stop=stop,
+    )  # fmt: skip
+
+    def measure_layer_responses() -> None:  # Fig. 7, on rank 0 after a completed run
+        if dist.is_main:
+            measure_responses(model, data, trainer_cfg.response_images, job.run_dir)
+
+    return trainer, measure_layer_responses
+
+
+def resume_or_start(cfg: DictConfig, trainer: Trainer, summary: RunSummary) -> list[dict]:
+    """Continue from the checkpoint rank 0 picks (every rank the same one), or start afresh;
+    the summary says which, and is written. Returns the metrics rows already done."""
+    record, device, dist = trainer.record, trainer.device, distributed.current()
+    found: dict = {}
+    last, setting = record.last_checkpoint, str(cfg.trainer.resume)
+    path = distributed.agree_on_resume(dist, lambda: resume.pick(found, setting, last, device))
+    start = resume.start_or_resume(trainer, record, path, found.get("state"),
+                                   key=summary.config_key, setting=setting)  # fmt: skip
+    RunFolderGuard.started()  # from here on the run has (re)started in its folder
+    if dist.is_main:  # temp files of a writer killed mid-write (this process holds the folder)
+        for leftover in remove_leftovers(record.run_dir) + remove_leftovers(record.checkpoint_dir):
+            log.info("removed %s, left by a write that was killed", leftover)
+    summary.attempts, summary.resumed_from = start.attempts, start.resumed_from
+    summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
+    earlier = start.previous.wandb_run_id or (start.previous.wandb or {}).get("run_id")
+    # the W&B run this attempt logs to: the earlier attempt's (its history continues where its
+    # checkpoint ends), a new one when trainer.resume=never starts the run over
+    summary.wandb_run_id = str(earlier) if earlier and setting != "never" else new_run_id()
+    record.write_summary(summary)
+    return start.rows
+
+
+def start_logger(
+    cfg: DictConfig, job: JobFacts, trainer: Trainer, summary: RunSummary, config: dict
+) -> None:
+    """Start the W&B run (resumed, with the rows an earlier attempt's run did not get)."""
+    m, logger = summary.model, trainer.logger
+    logger.start(run_dir=job.run_dir, config=config, name=job.name, group=job.group,
+                 tags=[m["block"], f"depth-{m['depth']}", cfg.data.name,
+                       "residual" if m["residual"] else "plain"],
+                 job_type=job.job_type, run_id=summary.wandb_run_id)  # fmt: skip
+    logger.catch_up(trainer.record.read_metrics())  # rows an earlier attempt's run did not get
+    summary.wandb = logger.info()
+    trainer.stop.install()  # again, in case W&B put its own handlers in place
+    log.info("%s-%d (%s, %s params, %.3f GFLOPs/img) on %s, %s; run dir %s", m["block"],
+             m["depth"], m["family"], f"{m['params']:,}", m["flops"] / 1e9, cfg.data.name,
+             trainer.device, job.run_dir)  # fmt: skip
 
 
 def fit_and_record(run: Run) -> RunSummary:
     """Train, and whatever happens record how it ended and finish the logger."""
     trainer, summary = run.trainer, run.summary
-    record, logger = trainer.record, trainer.logger
     status = FAILED
     try:
         result = trainer.fit(run.rows)
         status = result.status
         if status == COMPLETED:
             run.on_completed()
-        summary.epochs, summary.steps = trainer.epoch, trainer.step
         summary.final, summary.best = (result.rows[-1] if result.rows else None), result.best
-        if (
-            run.checksum and trainer.dist is not None
-        ):  # each rank says what it holds; all must agree
-            from resnet_exp.training.distributed import weights_checksum
-
-            digest = weights_checksum(trainer.model)
+        if run.checksum and trainer.dist is not None:  # each rank says what it holds; all agree
+            digest = distributed.weights_checksum(trainer.model)
             log.info("rank %d weights sha256 %s", trainer.dist.rank, digest)
     except Interrupted as stopped:  # Ctrl-C / SIGTERM: a checkpoint at the step boundary
         status, summary.stopped_by = stopped.status, str(stopped)
-        summary.epochs, summary.steps = trainer.epoch, trainer.step
         raise
     except SystemExit as stopped:  # the launcher ends the process: submitit requeues a SLURM job
         status = INTERRUPTED  # that reached its time limit or was preempted, and exits here
         summary.stopped_by = f"the process was asked to exit ({stopped!r}); it resumes when rerun"
-        summary.epochs, summary.steps = trainer.epoch, trainer.step
         raise
     except BaseException as error:
         summary.error = f"{type(error).__name__}: {error}"
         raise
     finally:
-        summary.status = status if summary.error is None else FAILED
-        summary.wall_time_s = trainer.wall_time_s()  # all attempts of this run together
-        record.write_summary(summary)
-        logger.set_summary(wandb_summary(summary))
-        logger.finish(summary.status)
-        summary.wandb = logger.info()
-        record.write_summary(summary)
+        _record_end(run, status)
     return summary
 
 
-def wandb_summary(summary: RunSummary) -> dict:
+def _record_end(run: Run, status: str) -> None:
+    """``summary.json`` and the W&B run say how the fit ended (written before and after W&B
+    finishes, so a hang there still leaves the record)."""
+    trainer, summary, record = run.trainer, run.summary, run.trainer.record
+    if summary.error is None:  # an error's run keeps what the last completed write said
+        summary.epochs, summary.steps = trainer.epoch, trainer.step
+    summary.status = status if summary.error is None else FAILED
+    summary.wall_time_s = trainer.wall_time_s()  # all attempts of this run together
+    record.write_summary(summary)
     out = {"status": summary.status, "params": summary.model["params"]}
     out["flops"] = summary.model["flops"]
     for prefix, row in (("final", summary.final), ("best", summary.best)):
-        for key, value in (row or {}).items():
-            out[f"{prefix}/{key}"] = value
-    return out
-
-
-def run_tags(model: dict, dataset: str) -> list[str]:
-    """W&B tags: block, depth, dataset and family (plain or residual)."""
-    kind = "residual" if model["residual"] else "plain"
-    return [model["block"], f"depth-{model['depth']}", dataset, kind]
-
-
-def wandb_run_id(resume: str, previous: RunSummary) -> str:
-    """The W&B run this attempt logs to: the earlier attempt's in this folder (after a kill, a
-    requeue or a re-run of the sweep), so the run's history continues where its checkpoint ends;
-    a new one when ``trainer.resume=never`` starts the run over."""
-    from resnet_exp.tracking.wandb_logger import new_run_id
-
-    earlier = previous.wandb_run_id or (previous.wandb or {}).get("run_id")
-    return str(earlier) if earlier and resume != "never" else new_run_id()
-
-
-def log_every_steps(setting: int | None, epochs: int, data) -> int:
-    """trainer.log_every_steps, with null resolved to about 100 per-step rows per run."""
-    if setting is not None:
-        return int(setting)
-    return max(1, epochs * data.steps_per_epoch // 100)
+        out.update({f"{prefix}/{key}": value for key, value in (row or {}).items()})
+    trainer.logger.set_summary(out)
+    trainer.logger.finish(summary.status)
+    summary.wandb = trainer.logger.info()
+    record.write_summary(summary)

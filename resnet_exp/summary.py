@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import sys
 
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+from omegaconf.errors import OmegaConfBaseException
+
+from resnet_exp.data.facts import input_side
 from resnet_exp.errors import UserError
-
-
-def input_shape(cfg) -> tuple[int, int, int]:
-    """(C, H, W) of what the model sees: the dataset's images, resized by ``data.resize``."""
-    from resnet_exp.data.facts import input_side
-
-    side = input_side(cfg.data.image_size, cfg.data.resize)
-    return (cfg.data.in_channels, side, side)
+from resnet_exp.hydra_glue.compose import compose, composition_error
+from resnet_exp.models.profile import format_table, layer_table
+from resnet_exp.validation import validate
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hydra.errors import HydraException
-    from hydra.utils import instantiate
-    from omegaconf.errors import OmegaConfBaseException
-
-    from resnet_exp.hydra_glue.compose import compose, composition_error
-    from resnet_exp.models.profile import format_table, layer_table
-    from resnet_exp.validation import validate
-
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args):
         print(__doc__)
@@ -41,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         text = str(cause) if isinstance(cause, UserError) else composition_error(cause)
         print(f"error: {text}", file=sys.stderr)
         return 2
-    shape = input_shape(cfg)
+    side = input_side(cfg.data.image_size, cfg.data.resize)  # what the model sees
+    shape = (cfg.data.in_channels, side, side)
     rows, total = layer_table(model, shape)
     facts = model.describe()
     kind = "residual" if facts["residual"] else "plain"

@@ -91,7 +91,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "trainer.precision never reaches the loop (always fp32)",
         (
             Patch(
-                "resnet_exp/app.py",
+                "resnet_exp/session.py",
                 "precision_dtype=speed.dtype,",
                 "precision_dtype=None,",
             ),
@@ -104,7 +104,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/training/distributed.py",
-                "    return model, DistributedDataParallel(model, device_ids=ids)\n",
+                "    return model, torch.nn.parallel.DistributedDataParallel("
+                "model, device_ids=ids)\n",
                 "    return model, model\n",
             ),
         ),
@@ -161,7 +162,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "the optimizer gets one parameter group whose weight_decay is 0",
         (
             Patch(
-                "resnet_exp/app.py",
+                "resnet_exp/session.py",
                 'instantiate_node(cfg.optimizer, "optimizer")(model.parameters())',
                 'instantiate_node(cfg.optimizer, "optimizer")('
                 '[{"params": list(model.parameters()), "weight_decay": 0.0}])',

@@ -20,12 +20,14 @@ from resnet_exp.models import (
     ResNet,
     ZeroPadShortcut,
 )
-from resnet_exp.models.resnet import IMAGENET_LAYOUTS
+from resnet_exp.models.facts import FAMILIES
 
 IMAGENET = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 CIFAR = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet1202"]
 TWO_LAYER = ["basic", "preact", "plain"]
 THREE_LAYER = ["bottleneck", "plain_bottleneck"]
+
+IMAGENET_LAYOUTS = FAMILIES["imagenet"].layouts
 
 
 def params(model: nn.Module) -> int:

@@ -7,22 +7,22 @@ the GPUs' free memory and the cores): each visible GPU takes ``free memory // 4 
 ``cores // 2`` jobs in all, spread over the GPUs in turn, and each slot gets its own contiguous
 block of cores. The plan travels to the joblib workers in the environment (:data:`PLAN_ENV`), and
 each job claims the first free slot by ``flock``-ing its file in the sweep folder
-(:func:`claim`): it trains on that slot's ``cuda:i`` with its threads pinned to that slot's cores,
-and the lock ends with the job (or its process, however it ends), so the next job reuses the slot.
+(:func:`claim`): it trains on that slot's ``cuda:i`` with its threads pinned to that slot's cores
+(:mod:`resnet_exp.training.threads` decides them), and the lock ends with the job (or its
+process, however it ends), so the next job reuses the slot.
 A job asked for a numbered device (``trainer.device=cuda:1``) or a CPU keeps it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("resnet_exp")
+from resnet_exp.tracking.folder_lock import try_flock
+from resnet_exp.training.threads import available_cpus
 
 #: The parent's plan, as JSON, in the environment its joblib workers inherit.
 PLAN_ENV = "RESNET_EXP_JOBLIB_SLOTS"
@@ -95,9 +95,7 @@ def from_env(text: str | None) -> list[Slot]:
 
 def this_machine() -> list[Slot]:
     """The plan for this machine's visible GPUs and this process's cores ([] without a GPU)."""
-    import torch
-
-    from resnet_exp.training.cpus import available_cpus
+    import torch  # here: the resolver that plans slots runs before anything else needs torch
 
     if not torch.cuda.is_available():
         return []
@@ -141,14 +139,10 @@ def claim(slots: list[Slot], sweep_dir: Path) -> Slot | None:
     folder = sweep_dir / SLOT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for slot in slots:
-        fd = os.open(folder / f"{slot.number}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        _Claim.fd = fd
-        return slot
+        fd = try_flock(folder / f"{slot.number}.lock", mode=0o600)
+        if fd is not None:
+            _Claim.fd = fd
+            return slot
     return None
 
 
@@ -164,16 +158,3 @@ def for_job(device_setting: str, sweep_dir: Path | None, distributed: bool) -> S
     if not slots or sweep_dir is None or distributed or device_setting not in ("auto", "cuda"):
         return None
     return claim(slots, sweep_dir)
-
-
-def pin(slot: Slot, set_threads: Callable[[int], None]) -> None:
-    """Pin this process to the slot's cores and set one thread per core; log it."""
-    try:
-        os.sched_setaffinity(0, slot.cores)
-    except (AttributeError, OSError) as exc:  # macOS, or cores outside this process's mask
-        log.warning("could not pin to cores %s (%s)", list(slot.cores), exc)
-    set_threads(len(slot.cores))
-    import torch
-
-    torch.cuda.set_device(slot.device)  # so code that asks for "the" GPU gets this one
-    log.info("joblib sweep on GPUs: this job trains on %s", slot.describe())

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.hydra_glue import gpu_slots
-from resnet_exp.training.cpus import available_cpus
+from resnet_exp.training.threads import available_cpus
 
 LOCAL_JOBS = "resnet_exp.local_jobs"  # the resolver behind conf/hydra/launcher/joblib.yaml's n_jobs
 #: hydra/launcher options that need the scale extra

@@ -19,13 +19,16 @@ SHORTCUTS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Family:
-    """The fixed skeleton of a family: stem, stage widths and the shortcut it uses by default."""
+    """The fixed skeleton of a family: stem, stage widths, the shortcut it uses by default, and
+    its stage layouts: blocks per stage keyed by (layers per block, depth); none means every
+    stage has n blocks (depth = stages * layers per block * n + 2)."""
 
     widths: tuple[int, ...]
     stem_kernel: int
     stem_stride: int
     stem_pool: bool
     default_shortcut: str
+    layouts: dict[tuple[int, int], tuple[int, ...]] | None = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -35,8 +38,19 @@ FAMILIES: dict[str, Family] = {
     ),
     # He et al. 2015 Table 1: 7x7 stride-2 stem, 3x3 max-pool, four stages of 64/128/256/512.
     "imagenet": Family(
-        (64, 128, 256, 512), stem_kernel=7, stem_stride=2, stem_pool=True, default_shortcut="B"
-    ),
+        (64, 128, 256, 512),
+        stem_kernel=7,
+        stem_stride=2,
+        stem_pool=True,
+        default_shortcut="B",
+        layouts={
+            (2, 18): (2, 2, 2, 2),
+            (2, 34): (3, 4, 6, 3),
+            (3, 50): (3, 4, 6, 3),
+            (3, 101): (3, 4, 23, 3),
+            (3, 152): (3, 8, 36, 3),
+        },
+    ),  # fmt: skip
 }
 
 #: The family a model config builds unless its depth preset names another.

@@ -20,26 +20,16 @@ class InvalidModel(UserError, ValueError):
     """A block, depth, family or shortcut combination that cannot be built."""
 
 
-# Blocks per stage of the ImageNet family, keyed by (layers per block, depth) — the paper's Table 1.
-IMAGENET_LAYOUTS = {
-    (2, 18): (2, 2, 2, 2),
-    (2, 34): (3, 4, 6, 3),
-    (3, 50): (3, 4, 6, 3),
-    (3, 101): (3, 4, 23, 3),
-    (3, 152): (3, 8, 36, 3),
-}
-
-
 def stage_layout(family: str, block: type[Block], depth: int) -> tuple[int, ...]:
     """Blocks per stage for this depth, or an error listing the depths that fit the block."""
     spec = family_of(family)  # the config layer reports a bad name for users; here: Python callers
     per_block = block.layers
-    if family == "imagenet":
-        layout = IMAGENET_LAYOUTS.get((per_block, depth))
+    if spec.layouts is not None:  # a table of depths (the paper's Table 1)
+        layout = spec.layouts.get((per_block, depth))
         if layout is None:
-            fits = sorted(d for (k, d) in IMAGENET_LAYOUTS if k == per_block)
+            fits = sorted(d for (k, d) in spec.layouts if k == per_block)
             raise InvalidModel(
-                f"model.depth={depth} does not fit block {block.name!r} in the imagenet family: "
+                f"model.depth={depth} does not fit block {block.name!r} in the {family} family: "
                 f"{per_block}-layer blocks build depths {', '.join(map(str, fits))}. Pick one of "
                 f"those (model/depth=...), or another block (model/block=...)."
             )
@@ -50,7 +40,7 @@ def stage_layout(family: str, block: type[Block], depth: int) -> tuple[int, ...]
     if n < 1 or rest:
         examples = ", ".join(str(step * k + 2) for k in (1, 2, 3, 4, 6, 9, 18))
         raise InvalidModel(
-            f"model.depth={depth} does not fit block {block.name!r} in the cifar family: "
+            f"model.depth={depth} does not fit block {block.name!r} in the {family} family: "
             f"{per_block}-layer blocks in {stages} stages need depth {step}n+2 with n >= 1 "
             f"({examples}, ...). Pick such a depth (model/depth=... or model.depth=...), or "
             f"another block (model/block=...)."

@@ -1,4 +1,4 @@
-"""One writer per run or sweep folder.
+"""One writer per run or sweep folder; and the one ``flock`` helper (GPU slots use it too).
 
 Two processes writing one folder append every metrics row twice and resume from each other's
 checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock`` for as long as it writes;
@@ -19,6 +19,24 @@ from resnet_exp.errors import UserError
 LOCK_NAME = ".writer.lock"
 
 
+def try_flock(
+    path: Path, *, shared: bool = False, create: bool = True, mode: int = 0o644
+) -> int | None:
+    """An open descriptor of ``path`` holding its ``flock`` (shared or exclusive), or None when
+    another process holds it. The kernel drops the lock when the descriptor closes, however the
+    process ends, so a killed holder leaves nothing that counts."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT if create else os.O_RDONLY, mode)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class FolderBusy(UserError):
     """Another process writes this folder now."""
 
@@ -33,18 +51,15 @@ class FolderLock:
     def acquire(self) -> FolderLock:
         """Take the lock or raise :class:`FolderBusy` naming the holder (never waits)."""
         path = self.folder / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 300, 0).decode("utf-8", "replace").strip() or "another process"
-            os.close(fd)
+        fd = try_flock(path)
+        if fd is None:
+            holder = path.read_bytes()[:300].decode("utf-8", "replace").strip() or "another process"
             raise FolderBusy(
                 f"{self.what} {str(self.folder)!r} is in use by {holder}: one folder has one "
                 "writer at a time. Wait for that process to end (python -m resnet_exp.status "
                 "<folder> shows its progress) or stop it, then run the same command again to "
                 "resume; or choose another folder."
-            ) from None
+            )
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         text = f"pid {os.getpid()} on host {socket.gethostname()} (since {started})\n"
         os.ftruncate(fd, 0)
@@ -67,15 +82,9 @@ class FolderLock:
 def in_use(folder: Path) -> bool:
     """Whether a live process holds ``folder``'s lock now (a killed holder's lock is gone)."""
     try:
-        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+        fd = try_flock(Path(folder) / LOCK_NAME, shared=True, create=False)
     except OSError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    finally:
+    if fd is not None:
         os.close(fd)
-    return False
+    return fd is None

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.tracking.record import LAST_PT, previous_path
 from resnet_exp.training.checkpoint import CorruptCheckpoint
 
 
@@ -25,7 +26,7 @@ def check_contents(
     problems = _non_finite(state) + _impossible_counters(state, steps_per_epoch, same_config)
     if problems:
         shown = "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
-        spare = path.with_name("last.prev.pt")
+        spare = previous_path(path.with_name(LAST_PT))
         raise CorruptCheckpoint(
             f"checkpoint {str(path)!r} holds what no finished training step writes ({shown}); "
             "it is not continued. A diverged or altered run cannot be resumed from it: continue "

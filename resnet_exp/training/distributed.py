@@ -1,10 +1,10 @@
-"""Data-parallel training across processes (``torchrun``), and each process's share of the CPU.
+"""Data-parallel training across processes (``torchrun``).
 
 ``torchrun --nproc_per_node=N -m resnet_exp <overrides>`` starts N copies of the command line. Each
 copy finds its place from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) and joins one process group before any
 config is composed (:func:`init_from_env`, which also hands every rank rank 0's start time, so all
-ranks can name one run folder; :mod:`resnet_exp.hydra_glue.torchrun` does that for Hydra).
+ranks can name one run folder; :mod:`resnet_exp.hydra_glue.job` does that for Hydra).
 :func:`agree_on_run_dir` checks the folder afterwards and falls back to rank 0's if they differ.
 Only rank 0 writes the run record, checkpoints and the W&B run.
 
@@ -18,6 +18,7 @@ Nothing here knows about Hydra: the entry point calls it with plain values.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -30,7 +31,6 @@ import torch
 
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.record import RunRecord, RunSummary, is_epoch_row
-from resnet_exp.training.cpus import available_cpus
 from resnet_exp.training.facts import launched_by_torchrun
 
 log = logging.getLogger("resnet_exp")
@@ -152,26 +152,12 @@ def agree_on_run_dir(dist: Dist, run_dir: Path) -> Path:
     return main_dir
 
 
-def thread_share(num_threads: int | None, parallel_jobs: int, dist: Dist) -> int | None:
-    """Intra-op threads for this process: ``trainer.num_threads`` when set; otherwise this machine's
-    cores divided among the processes that train on it at once (joblib's ``n_jobs`` parallel jobs,
-    torchrun's local processes, or the CPUs SLURM gave the job); None keeps torch's default when
-    this is the only process."""
-    if num_threads:
-        return int(num_threads)
-    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK")
-    if slurm_cpus and slurm_cpus.isdigit():
-        return max(1, int(slurm_cpus) // max(dist.local_world_size, 1))
-    sharers = max(parallel_jobs, 1) * max(dist.local_world_size, 1)
-    if sharers <= 1:
-        return None
-    return max(1, available_cpus() // sharers)
-
-
 def device_for(dist: Dist, device: torch.device) -> torch.device:
-    """Each rank its own GPU (``cuda:LOCAL_RANK``) when the device is an unnumbered ``cuda``."""
+    """Each rank its own GPU (``cuda:LOCAL_RANK``) when the device is an unnumbered ``cuda``; a
+    numbered GPU becomes the process's current one (code that asks for "the" GPU gets it)."""
     if dist.enabled and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", dist.local_rank)
+    if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
     return device
 
@@ -196,18 +182,14 @@ def wrap_model(
                 "share of the batch)."
             )
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index] if device.type == "cuda" else None
-    return model, DistributedDataParallel(model, device_ids=ids)
+    return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def weights_checksum(model: torch.nn.Module) -> str:
     """SHA-256 of the model's parameters (names, shapes and bytes, in order): equal on every rank
     after a correct data-parallel run. BatchNorm's running statistics are buffers and are left out:
     each rank updates them from its own shard after the last broadcast, so they may differ."""
-    import hashlib
-
     digest = hashlib.sha256()
     for name, param in model.named_parameters():
         digest.update(f"{name}:{tuple(param.shape)}".encode())

@@ -111,7 +111,6 @@ class Trainer:
         self.dist = dist
         self.policy = StepPolicy(settings.checkpoint_every_steps, settings.finite_check_steps,
                                  device, dist, stop)  # fmt: skip
-        self.between_steps: Callable[[], None] | None = None  # e.g. follow the fair core share
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=settings.precision_dtype is torch.float16
         )
@@ -197,11 +196,8 @@ class Trainer:
         if self.sums is not None:
             self.sums = self.sums.for_rank(self.dist)
         rows = self.record.truncate_metrics(self.epoch, last_step=self.step)
-        where = f"epoch {self.epoch} done" + (
-            f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
-            if self.step_in_epoch
-            else ""
-        )
+        into = f", {self.step_in_epoch} steps into epoch {self.epoch + 1}"
+        where = f"epoch {self.epoch} done" + (into if self.step_in_epoch else "")
         log.info("resumed from %s (%s, step %d)", path, where, self.step)
         return rows
 
@@ -292,8 +288,6 @@ class Trainer:
         if checkpoint:
             sums.lap()
             self.save(LAST_PT)
-        if self.between_steps is not None:
-            self.between_steps()
         if policy.stop_requested(self.step):
             raise self._interrupt(sums)
         return True
@@ -306,13 +300,9 @@ class Trainer:
         if not self.policy.check_diverged(sums.loss, self.model):
             self.save(LAST_PT)
             saved = str(self.record.last_checkpoint)
-        log.warning(
-            "%s: stopped at epoch %d, step %d%s",
-            signal.Signals(self.stop.signum).name,
-            self.epoch + 1,
-            self.step,
-            f"; checkpoint {saved}" if saved else " (weights not finite: no checkpoint)",
-        )
+        where = f"; checkpoint {saved}" if saved else " (weights not finite: no checkpoint)"
+        log.warning("%s: stopped at epoch %d, step %d%s", signal.Signals(self.stop.signum).name,
+                    self.epoch + 1, self.step, where)  # fmt: skip
         return Interrupted(self.stop.signum, saved)
 
     def _log_window(self, window: StepWindow) -> None:
@@ -382,12 +372,8 @@ class Trainer:
         """The diverged epoch's row (training metrics only), and why the fit stops."""
         self.record.append_metrics(row)
         rows.append(row)
-        log.error(
-            "epoch %d, step %d: training loss %s or weights are not finite; stopping (diverged)",
-            row["epoch"],
-            self.step,
-            row[TRAIN_LOSS],
-        )
+        log.error("epoch %d, step %d: training loss %s or weights are not finite; stopping "
+                  "(diverged)", row["epoch"], self.step, row[TRAIN_LOSS])  # fmt: skip
 
     def _checkpoint_epoch(self, improved: bool) -> None:
         """The end-of-epoch checkpoint (after its metrics row): last.pt, and best.pt if improved."""
@@ -405,31 +391,17 @@ class Trainer:
 
 
 def _progress(enabled: bool, total: int, epoch: int, epochs: int):
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # here: tqdm.auto looks for a notebook, which costs start-up time
 
-    return tqdm(
-        total=total,
-        desc=f"epoch {epoch}/{epochs}",
-        unit="step",
-        leave=False,
-        disable=None if enabled else True,  # None: on only when stderr is a terminal
-        mininterval=1.0,
-        dynamic_ncols=True,
-    )
+    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
+                disable=None if enabled else True,  # None: on only when stderr is a terminal
+                mininterval=1.0, dynamic_ncols=True)  # fmt: skip
 
 
 def _epoch_line(row: dict, epochs: int) -> str:
-    parts = [
-        f"epoch {row['epoch']}/{epochs}",
-        f"train loss {row[TRAIN_LOSS]:.4f} err {row[TRAIN_ERR]:.2f}%",
-    ]
-    if VAL_ERR in row:
-        parts.append(f"val err {row[VAL_ERR]:.2f}%")
-    if TEST_ERR in row:
-        parts.append(f"test err {row[TEST_ERR]:.2f}%")
-    parts += [
-        f"lr {row[LR]:.4g}",
-        f"{row[EPOCH_S]:.1f}s",
-        f"{row[IMG_S]:.0f} img/s",
-    ]
+    parts = [f"epoch {row['epoch']}/{epochs}",
+             f"train loss {row[TRAIN_LOSS]:.4f} err {row[TRAIN_ERR]:.2f}%"]  # fmt: skip
+    parts += [f"{split} err {row[err]:.2f}%" for split, (_, err) in SPLIT_KEYS.items()
+              if err in row]  # fmt: skip
+    parts += [f"lr {row[LR]:.4g}", f"{row[EPOCH_S]:.1f}s", f"{row[IMG_S]:.0f} img/s"]
     return " | ".join(parts)
