@@ -2,13 +2,12 @@
 machine's one-run throughput?
 
 Each run is the real command line (``python -m resnet_exp``, default model and data, W&B off) with
-``trainer.num_threads=null``: each keeps the count it decided at start (resnet_exp/training/threads.py),
-whatever else runs. A run's speed is the median ``throughput/img_s`` of its
-epochs after the first (the first includes start-up jitter and the runs' first look at each
-other); the machine's speed is the sum over the runs. ``--compare`` adds the same runs with
-``trainer.num_threads=<all cores>``, what every run took before leases. The runs get a private
-lease folder (``XDG_RUNTIME_DIR``), so other users' runs on a shared machine do not count in it
-(their load still shows in the numbers: ``load_average`` is recorded).
+``trainer.num_threads=null``: each keeps the count it decided at start
+(resnet_exp/training/threads.py), whatever else runs. A run's speed is the median
+``throughput/img_s`` of its epochs after the first (the first includes start-up jitter); the
+machine's speed is the sum over the runs. ``--compare`` adds the same runs with
+``trainer.num_threads=<all cores>``. Other users' load still shows in the numbers:
+``load_average`` is recorded.
 """
 
 from __future__ import annotations

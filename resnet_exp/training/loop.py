@@ -32,7 +32,6 @@ from resnet_exp.tracking.record import (
     LAST_PT,
     LR,
     SPLIT_KEYS,
-    TEST_ERR,
     TRAIN_ERR,
     TRAIN_LOSS,
     VAL_ERR,
