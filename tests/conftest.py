@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests: the same examples on every run (a failure reproduces), no example database
+# written into the tree, no per-example deadline (the machine is shared and its speed varies).
+settings.register_profile("resnet_exp", derandomize=True, database=None, deadline=None)
+settings.load_profile("resnet_exp")
 
 
 @pytest.fixture(autouse=True)

@@ -344,6 +344,238 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         ("tests/test_stats.py::test_four_group_contrast_equals_scipy_welch_for_two_groups",),
     ),
+    # -- issue 32: one bad element, a tie, the sizes the presets use, a stream ignoring the seed --
+    Mutant(
+        "checkpoint_finite_any",
+        "the checkpoint check asks that some element be finite, not every one",
+        (
+            Patch(
+                "resnet_exp/training/checkpoint_check.py",
+                "not bool(torch.isfinite(tensor).all())",
+                "not bool(torch.isfinite(tensor).any())",
+            ),
+        ),
+        (
+            "tests/test_checkpoint_check.py::"
+            "test_one_non_finite_element_is_refused[model.1.running_var-nan]",
+            "tests/test_checkpoint_check.py::test_any_single_non_finite_element_is_refused_by_name",
+        ),
+    ),
+    Mutant(
+        "checkpoint_negative_variance_kept",
+        "a running variance is refused only when every element is negative",
+        (
+            Patch(
+                "resnet_exp/training/checkpoint_check.py",
+                'name.endswith("running_var") and bool((tensor < 0).any())',
+                'name.endswith("running_var") and bool((tensor < 0).all())',
+            ),
+        ),
+        (
+            "tests/test_checkpoint_check.py::"
+            "test_a_single_negative_running_variance_is_refused_and_zero_is_kept",
+        ),
+    ),
+    Mutant(
+        "divergence_check_any",
+        "the divergence check calls a weight finite when any of its elements is",
+        (
+            Patch(
+                "resnet_exp/training/policy.py",
+                "[~torch.isfinite(p).all() for p in params]",
+                "[~torch.isfinite(p).any() for p in params]",
+            ),
+        ),
+        (
+            "tests/test_selection_rules.py::"
+            "test_one_non_finite_element_of_one_weight_or_buffer_is_divergence[nan-1.running_var]",
+        ),
+    ),
+    Mutant(
+        "best_on_tie",
+        "best.pt taken by <= (a later epoch that only ties the best validation error becomes best)",
+        (
+            Patch(
+                "resnet_exp/training/loop.py",
+                "if self.best is None or row[key] < self.best[key]:",
+                "if self.best is None or row[key] <= self.best[key]:",
+            ),
+        ),
+        (
+            "tests/test_selection_rules.py::"
+            "test_best_epoch_is_the_first_with_the_lowest_validation_error",
+            "tests/test_best_and_resume.py::"
+            "test_best_pt_is_the_epoch_with_the_lowest_validation_error[tie]",
+        ),
+    ),
+    Mutant(
+        "report_best_last_tie",
+        "the report's recomputed best epoch takes the last of tied validation errors",
+        (
+            Patch(
+                "resnet_exp/report/aggregate.py",
+                'best = min(with_val, key=lambda r: r["val/err"])',
+                'best = min(reversed(with_val), key=lambda r: r["val/err"])',
+            ),
+        ),
+        (
+            "tests/test_selection_rules.py::"
+            "test_best_epoch_is_the_first_with_the_lowest_validation_error",
+        ),
+    ),
+    Mutant(
+        "still_falling_at_the_threshold",
+        "a fall of exactly STILL_FALLING_PP counts as still falling",
+        (
+            Patch(
+                "resnet_exp/report/convergence.py",
+                "self.fall_pp > STILL_FALLING_PP and",
+                "self.fall_pp >= STILL_FALLING_PP and",
+            ),
+        ),
+        (
+            "tests/test_selection_rules.py::"
+            "test_a_fall_of_exactly_the_threshold_with_no_noise_is_levelled_off",
+        ),
+    ),
+    Mutant(
+        "late_window_edge_shifted",
+        "the late-fall windows include their start step and leave out their end step",
+        (
+            Patch(
+                "resnet_exp/report/convergence.py",
+                'if start < r["step"] <= end and',
+                'if start <= r["step"] < end and',
+            ),
+        ),
+        ("tests/test_selection_rules.py::test_the_late_window_starts_after_the_step_at_its_edge",),
+    ),
+    Mutant(
+        "not_reproduced_at_the_margin",
+        "an interval whose upper bound is exactly the margin rules the rise out",
+        (
+            Patch(
+                "resnet_exp/report/claims.py",
+                "    if effect.ci_high < margin:\n        return Claim(NOT_REPRODUCED, effect)\n",
+                "    if effect.ci_high <= margin:\n        return Claim(NOT_REPRODUCED, effect)\n",
+            ),
+        ),
+        ("tests/test_selection_rules.py::test_rises_at_zero_and_at_the_margin",),
+    ),
+    Mutant(
+        "below_plain_at_the_margin",
+        "a gap interval starting exactly at the margin reads 'below plain'",
+        (
+            Patch(
+                "resnet_exp/report/claims.py",
+                "if between.ci_low > margin:",
+                "if between.ci_low >= margin:",
+            ),
+        ),
+        ("tests/test_selection_rules.py::test_stays_below_at_the_margin",),
+    ),
+    Mutant(
+        "most_avoided_at_one_half",
+        "a share interval starting exactly at one half reads 'most of the penalty avoided'",
+        (
+            Patch(
+                "resnet_exp/report/claims.py",
+                "if share.ci_low > MOST:",
+                "if share.ci_low >= MOST:",
+            ),
+        ),
+        ("tests/test_selection_rules.py::test_most_of_the_penalty_avoided_at_exactly_one_half",),
+    ),
+    Mutant(
+        "resize_without_antialias",
+        "the tensor loader's data.resize without antialiasing",
+        (
+            Patch(
+                "resnet_exp/data/module.py",
+                "                antialias=True,\n",
+                "                antialias=False,\n",
+            ),
+        ),
+        (
+            "tests/test_preset_data_oracle.py::"
+            "test_batches_equal_torchvisions_reference_at_the_presets_sizes[degradation_quick]",
+        ),
+    ),
+    Mutant(
+        "resize_nearest",
+        "the tensor loader's data.resize by nearest neighbour",
+        (
+            Patch(
+                "resnet_exp/data/module.py",
+                "interpolation=InterpolationMode.BILINEAR,",
+                "interpolation=InterpolationMode.NEAREST,",
+            ),
+        ),
+        (
+            "tests/test_preset_data_oracle.py::"
+            "test_batches_equal_torchvisions_reference_at_the_presets_sizes[degradation_quick]",
+        ),
+    ),
+    Mutant(
+        "order_ignores_the_seed",
+        "the epoch order drawn from seed 0 whatever the run seed (replicates share their order)",
+        (
+            Patch(
+                "resnet_exp/data/sampling.py",
+                "generator=generator(seed, ORDER, epoch))",
+                "generator=generator(0, ORDER, epoch))",
+            ),
+        ),
+        ("tests/test_seed_streams.py::test_the_epoch_order_follows_the_seed[tensor]",),
+    ),
+    Mutant(
+        "split_ignores_the_seed",
+        "the validation split drawn from seed 0 whatever the run seed",
+        (
+            Patch(
+                "resnet_exp/data/sampling.py",
+                "generator=generator(seed, SPLIT))",
+                "generator=generator(0, SPLIT))",
+            ),
+        ),
+        ("tests/test_seed_streams.py::test_the_validation_split_follows_the_seed",),
+    ),
+    Mutant(
+        "augmentation_ignores_the_seed",
+        "the tensor loader's crop and flip draws ignore the run seed",
+        (
+            Patch(
+                "resnet_exp/data/tensor_loader.py",
+                "sampling.generator(seed, sampling.AUGMENT, epoch, rank)",
+                "sampling.generator(0, sampling.AUGMENT, epoch, rank)",
+            ),
+        ),
+        ("tests/test_seed_streams.py::test_the_augmentation_draws_follow_the_seed[tensor]",),
+    ),
+    Mutant(
+        "torchvision_augmentation_ignores_the_seed",
+        "the torchvision loader's per-sample draws ignore the run seed",
+        (
+            Patch(
+                "resnet_exp/data/torchvision_loader.py",
+                "sampling.derive_seed(self.seed, sampling.AUGMENT_PER_SAMPLE",
+                "sampling.derive_seed(0, sampling.AUGMENT_PER_SAMPLE",
+            ),
+        ),
+        ("tests/test_seed_streams.py::test_the_augmentation_draws_follow_the_seed[torchvision]",),
+    ),
+    Mutant(
+        "weights_ignore_the_seed",
+        "the initial weights drawn from seed 0 whatever the run seed",
+        (
+            Patch(
+                "resnet_exp/app.py",
+                "    torch.manual_seed(cfg.seed)\n",
+                "    torch.manual_seed(0)\n",
+            ),
+        ),
+        ("tests/test_first_principles.py::test_the_seed_decides_the_run",),
+    ),
 )
 
 

@@ -68,12 +68,15 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("third", [25.0, 20.0], ids=["worse", "tie"])
 def test_best_pt_is_the_epoch_with_the_lowest_validation_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, third: float
 ) -> None:
+    """A later epoch that only ties the best validation error does not replace it (on a
+    500-image split ties are common, and best.pt and test_err_at_best_val would move)."""
     trainer = make_trainer(tmp_path, epochs=3)
     # Scripted errors: validation is best at epoch 2; training error keeps falling (best at 3).
-    val_err = iter([30.0, 20.0, 25.0])
+    val_err = iter([30.0, 20.0, third])
     test_err = iter([31.0, 22.0, 27.0])
     train_err = iter([60.0, 40.0, 10.0])
     real_evaluate, realtrain_one_epoch = trainer.evaluate, trainer.train_one_epoch

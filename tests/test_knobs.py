@@ -108,7 +108,7 @@ def test_sync_bn_changes_nothing_in_one_process(tmp_path: Path) -> None:
 
 # -- the knob table --------------------------------------------------------------------------
 
-_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|\s*$")
+_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|\s*$")  # key, test, how, sizes
 _NODE = re.compile(r"(tests/[\w/]+\.py)::(\w+)")
 
 
@@ -117,7 +117,7 @@ def table_rows() -> dict[str, tuple[str, str]]:
     for line in KNOBS.read_text().splitlines():
         match = _ROW.match(line)
         if match:
-            key, observed, how = (s.strip() for s in match.groups())
+            key, observed, how, _sizes = (s.strip() for s in match.groups())
             assert key not in rows, f"knobs.md lists {key} twice"
             rows[key] = (observed, how)
     return rows

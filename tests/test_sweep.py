@@ -128,21 +128,55 @@ def test_a_failing_job_is_marked_and_the_report_still_appears(
     assert (sweep / "degradation.png").is_file()
 
 
-@pytest.mark.parametrize(
-    ("preset", "dataset", "depths", "seeds"),
-    [
-        # 40 jobs composed by a CLI process each: slow (CI); the quick preset stays fast
-        pytest.param("degradation", "cifar10", [20, 32, 44, 56], 5, marks=pytest.mark.slow),
-        pytest.param(
-            "degradation_fashionmnist",
-            "fashionmnist",
-            [20, 32, 44, 56],
-            5,
-            marks=pytest.mark.slow,
-        ),  # fmt: skip
-        ("degradation_quick", "fashionmnist", [20, 56], 5),
-    ],
-)
+PRESETS = [
+    ("degradation", "cifar10", [20, 32, 44, 56], 5),
+    ("degradation_fashionmnist", "fashionmnist", [20, 32, 44, 56], 5),
+    ("degradation_quick", "fashionmnist", [20, 56], 5),
+]
+
+
+def assert_papers_recipe(job: dict, preset: str, dataset: str) -> None:
+    assert job["data"]["name"] == dataset
+    assert job["model"]["shortcut"] == "A" and job["model"]["family"] == "cifar"
+    assert job["optimizer"]["_target_"] == "torch.optim.SGD"
+    # the paper's lr 0.1 at batch 128, scaled linearly where a preset uses a smaller batch
+    lr = 0.1 * job["data"]["batch_size"] / 128
+    assert job["optimizer"]["lr"] == pytest.approx(lr, rel=0.05)
+    assert job["optimizer"]["momentum"] == 0.9
+    assert job["optimizer"]["weight_decay"] == 1e-4
+    assert job["scheduler"]["milestones"] == [0.5, 0.75]
+    # the paper's batch; the CPU preset buys more steps with a smaller one
+    assert job["data"]["batch_size"] == (24 if preset == "degradation_quick" else 128)
+    if preset == "degradation":
+        assert job["data"]["val_size"] == 5000 and job["data"]["augment"] is True
+        steps_per_epoch = -(-(50_000 - 5_000) // 128)
+        iterations = job["trainer"]["epochs"] * steps_per_epoch
+        assert 64_000 <= iterations < 64_000 + steps_per_epoch  # the paper's 64k iterations
+        assert [round(m * iterations, -3) for m in job["scheduler"]["milestones"]] == [
+            32_000,
+            48_000,
+        ]
+
+
+@pytest.mark.parametrize(("preset", "dataset", "depths", "seeds"), PRESETS)
+def test_presets_compose_the_papers_recipe(
+    preset: str, dataset: str, depths: list[int], seeds: int
+) -> None:
+    """In process: each preset's job config, and the blocks, depths and seeds it sweeps."""
+    from omegaconf import OmegaConf
+
+    from resnet_exp.hydra_glue.compose import compose
+
+    cfg = compose([f"experiment={preset}"], return_hydra_config=True)
+    assert_papers_recipe(OmegaConf.to_container(cfg, resolve=False), preset, dataset)
+    params = cfg.hydra.sweeper.params
+    assert sorted(int(d) for d in params["model/depth"].split(",")) == depths
+    assert sorted(params["model/block"].split(",")) == ["basic", "plain"]
+    assert [int(s) for s in params["seed"].split(",")] == list(range(seeds))
+
+
+@pytest.mark.slow  # a CLI process composing every job (20-40 each); the recipe is checked above
+@pytest.mark.parametrize(("preset", "dataset", "depths", "seeds"), PRESETS)
 def test_presets_are_sweeps_with_the_papers_recipe(
     tmp_path: Path, preset: str, dataset: str, depths: list[int], seeds: int
 ) -> None:
@@ -158,27 +192,7 @@ def test_presets_are_sweeps_with_the_papers_recipe(
         (b, d, s) for b in ("BasicBlock", "PlainBlock") for d in depths for s in range(seeds)
     )
     for job in jobs:
-        assert job["data"]["name"] == dataset
-        assert job["model"]["shortcut"] == "A" and job["model"]["family"] == "cifar"
-        assert job["optimizer"]["_target_"] == "torch.optim.SGD"
-        # the paper's lr 0.1 at batch 128, scaled linearly where a preset uses a smaller batch
-        lr = 0.1 * job["data"]["batch_size"] / 128
-        assert job["optimizer"]["lr"] == pytest.approx(lr, rel=0.05)
-        assert job["optimizer"]["momentum"] == 0.9
-        assert job["optimizer"]["weight_decay"] == 1e-4
-        assert job["scheduler"]["milestones"] == [0.5, 0.75]
-        # the paper's batch; the CPU preset buys more steps with a smaller one
-        assert job["data"]["batch_size"] == (24 if preset == "degradation_quick" else 128)
-    if preset == "degradation":
-        job = jobs[0]
-        assert job["data"]["val_size"] == 5000 and job["data"]["augment"] is True
-        steps_per_epoch = -(-(50_000 - 5_000) // 128)
-        iterations = job["trainer"]["epochs"] * steps_per_epoch
-        assert 64_000 <= iterations < 64_000 + steps_per_epoch  # the paper's 64k iterations
-        assert [round(m * iterations, -3) for m in job["scheduler"]["milestones"]] == [
-            32_000,
-            48_000,
-        ]
+        assert_papers_recipe(job, preset, dataset)
 
 
 def test_seeds_on_the_command_line_replace_a_presets_seeds(tmp_path: Path) -> None:

@@ -72,18 +72,11 @@ def test_a_checkpoint_with_non_finite_tensors_or_impossible_counters_is_refused(
     make_trainer(tmp_path / "run", epochs=1).fit()
     good = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     bn = next(k for k in good["model"] if k.endswith("running_var"))
+    # The resume path runs the check, with this run's steps per epoch; every element, counter
+    # and edge of the check itself is tests/test_checkpoint_check.py's.
     cases = {
-        "bn.pt": (lambda s: s["model"][bn].fill_(float("inf")), f"model.{bn}"),
-        "weight.pt": (lambda s: next(iter(s["model"].values())).fill_(float("nan")), "model."),
-        "moment.pt": (
-            lambda s: next(iter(s["optimizer"]["state"].values()))["momentum_buffer"].fill_(
-                float("nan")
-            ),
-            "momentum_buffer",
-        ),
-        "epoch.pt": (lambda s: s.update(epoch=-1), "epoch=-1"),
+        "bn.pt": (lambda s: s["model"][bn].view(-1)[0].fill_(float("inf")), f"model.{bn}"),
         "steps.pt": (lambda s: s.update(step=999), "step=999"),
-        "wall.pt": (lambda s: s.update(wall_time_s=float("nan")), "wall_time_s=nan"),
     }
     for name, (spoil, named) in cases.items():
         state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")

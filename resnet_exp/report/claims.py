@@ -5,6 +5,8 @@ and the shortcuts avoid the plain penalty. For each the report says *reproduced*
 interval shows it, *not reproduced* only when the interval rules it out beyond an equivalence
 margin (`MARGIN_PP`, stated in the report), and otherwise *inconclusive*, with the number of seeds
 a power estimate from the observed spread says would settle it. "Could not tell" never reads "no".
+An interval lies above or below a boundary (0, the margin, one half) only strictly: touching it is
+not beyond it, and reads inconclusive.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """A checkpoint's contents are checked before they are trusted.
 
-A checkpoint that loads can still hold what no finished step of this run writes: NaN or inf in a
-weight, a BatchNorm running statistic or an optimizer moment (a run resumed from it "completes"
-with garbage), or counters that contradict each other (a negative epoch, a step count that is not
-``epoch * steps_per_epoch + step_in_epoch``). Such a file is refused with one paragraph naming it.
+A checkpoint that loads can still hold what no finished step writes: NaN or inf in any element of
+a weight, BatchNorm running statistic or optimizer moment, a running variance below 0 (a resumed
+run "completes" with garbage), or counters that contradict each other (a negative epoch, a step
+count that is not ``epoch * steps_per_epoch + step_in_epoch``). Such a file is refused, named.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def _non_finite(state: dict[str, Any]) -> list[str]:
         for name, tensor in _tensors(state.get(part), part):
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 found.append(f"non-finite values in {name}")
+            elif name.endswith("running_var") and bool((tensor < 0).any()):
+                found.append(f"a negative variance in {name}")
     return found
 
 

@@ -381,7 +381,8 @@ class Trainer:
             self.save(BEST_PT)
 
     def _update_best(self, row: dict) -> bool:
-        """Best by validation error; with no validation split, by training error (never test)."""
+        """Best by validation error (with no validation split, training error; never test),
+        strictly lower than the best so far: a later epoch that only ties it is not best."""
         key = VAL_ERR if VAL_ERR in row else TRAIN_ERR
         if self.best is None or row[key] < self.best[key]:
             self.best = dict(row)
