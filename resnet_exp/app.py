@@ -31,6 +31,7 @@ from resnet_exp.hydra_glue.job import JobFacts, current_job
 from resnet_exp.hydra_glue.plugins import register_plugins
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.hydra_glue.register import register_configs
+from resnet_exp.tracking.identity import identity_key
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
 from resnet_exp.training.facts import is_rank_zero
 from resnet_exp.training.interrupt import (
@@ -86,7 +87,7 @@ def build_run(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> R
             trainer.between_steps = core_lease.keep_fair(lease, torch.set_num_threads)
         trainer.wall_start = started
         # the config's key is stored with each checkpoint, so a resume finds one of this config
-        key = summary.config_key = trainer.meta["config"] = resume.config_key(config)
+        key = summary.config_key = trainer.meta["config"] = identity_key(config)
         rows = _resume(cfg, trainer, summary, key)
         _start_logger(cfg, job, trainer, summary, config)
     except BaseException:

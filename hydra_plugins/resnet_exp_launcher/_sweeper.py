@@ -39,6 +39,7 @@ class ResnetExpSweeper(BasicSweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         from resnet_exp.hydra_glue import sweep_failures as sf
+        from resnet_exp.hydra_glue.sweep_dirs import unfinished
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None
@@ -67,10 +68,12 @@ class ResnetExpSweeper(BasicSweeper):
             tic = time.perf_counter()
             self.validate_batch_is_legal(batch)
             log.debug("validated %d jobs in %.2f s", len(batch), time.perf_counter() - tic)
-            results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
+            loader, size = self.hydra_context.config_loader, len(batch)
+            batch = unfinished(batch, loader, self.config, every_job)  # finished: not touched
+            results = list(self.launcher.launch(batch, initial_job_idx)) if batch else []
             for job, result in zip(batch, results):
                 self._note(outcome, sf.distinguishing(list(job), every_job), result, sweep_dir)
-            initial_job_idx += len(batch)
+            initial_job_idx += size
             returns.append(results)
         return returns
 

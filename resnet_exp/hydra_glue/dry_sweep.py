@@ -48,8 +48,8 @@ def dry_sweep(command: Command) -> int:
 
 def _would(full: DictConfig, task: DictConfig, sweep_dir: str | None) -> str:
     """What running this job would do with its folder: start, resume or skip (job_plan.py)."""
+    from resnet_exp.tracking.identity import identity_key
     from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
-    from resnet_exp.training.resume import config_key
 
     if sweep_dir is None:
         return (
@@ -58,7 +58,7 @@ def _would(full: DictConfig, task: DictConfig, sweep_dir: str | None) -> str:
         )
     job_dir = Path(sweep_dir) / str(full.hydra.sweep.subdir)
     try:
-        key = config_key(OmegaConf.to_container(task, resolve=True))
+        key = identity_key(OmegaConf.to_container(task, resolve=True))
         plan = plan_job(job_dir, key, Path(sweep_dir))
     except ForeignJobFolder as error:
         return f"would be refused: {error}"

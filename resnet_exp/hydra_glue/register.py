@@ -40,12 +40,13 @@ def resolvers() -> dict[str, Callable[..., Any]]:
     from resnet_exp.data.facts import dataset_fact
     from resnet_exp.hydra_glue.resolvers import local_jobs
     from resnet_exp.hydra_glue.run_dir import fresh_dir
-    from resnet_exp.tracking.names import MACHINE_KEYS, folder_name
+    from resnet_exp.hydra_glue.sweep_dirs import job_dirname
+    from resnet_exp.tracking.identity import MACHINE_KEYS
 
     return {
         "resnet_exp.dataset": dataset_fact,  # data.* facts from data.name (config.py)
         "resnet_exp.fresh_dir": fresh_dir,  # conf/config.yaml's hydra.run.dir
-        "resnet_exp.job_dirname": lambda task: folder_name(list(task)),  # hydra.sweep.subdir
+        "resnet_exp.job_dirname": lambda task, _root_: job_dirname(task, _root_),  # sweep.subdir
         "resnet_exp.machine_keys": lambda: list(MACHINE_KEYS),  # override_dirname's exclude_keys
         "resnet_exp.local_jobs": local_jobs,  # conf/hydra/launcher/joblib.yaml's n_jobs
     }
