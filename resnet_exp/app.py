@@ -72,7 +72,7 @@ def build_run(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> R
     import torch
 
     from resnet_exp.session import Run
-    from resnet_exp.training import core_lease, distributed, resume
+    from resnet_exp.training import core_lease, distributed
 
     started, dist = time.time(), distributed.current()
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -16,9 +16,9 @@ from test_best_and_resume import make_trainer
 from test_failures import small, snapshot
 
 from resnet_exp.hydra_glue.compose import compose
+from resnet_exp.tracking.identity import identity_key, same_key
 from resnet_exp.tracking.record import RunRecord
 from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint
-from resnet_exp.tracking.identity import identity_key, same_key
 from resnet_exp.training.resume import start_or_resume
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,10 +1,11 @@
 """What a sweep job does with its folder when the sweep command runs again: skip, resume or start.
 
 A re-run of a sweep finds each job's earlier attempt by its identity (``tracking/identity.py``:
-what it computes, not how its overrides were written). The check is cheap (two small files, no torch, no data): a completed job returns
-its stored result, a diverged one stays diverged (the same configuration diverges again), a
-partial or failed one resumes from its last checkpoint, and a folder written under another
-configuration is refused rather than overwritten. Plain arguments only, no Hydra.
+what it computes, not how its overrides were written). The check is cheap (two small files, no
+torch, no data): a completed job returns its stored result, a diverged one stays diverged (the
+same configuration diverges again), a partial or failed one resumes from its last checkpoint, and
+a folder written under another configuration is refused rather than overwritten. Plain arguments
+only, no Hydra.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.errors import UserError
+from resnet_exp.tracking.identity import identity_key, key_difference, same_key
 from resnet_exp.tracking.record import (
     COMPLETED,
     DIVERGED,
@@ -24,7 +26,6 @@ from resnet_exp.tracking.record import (
     RunSummary,
     read_metrics_file,
 )
-from resnet_exp.tracking.identity import identity_key, key_difference, same_key
 
 log = logging.getLogger("resnet_exp")
 

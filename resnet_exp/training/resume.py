@@ -1,8 +1,9 @@
 """Resume policy: which checkpoint ``trainer.resume`` continues from, and whether it may.
 
 ``auto`` continues ``last.pt`` (falling back to ``last.prev.pt`` when it is damaged) only if it was
-written by the same job (its identity, ``tracking/identity.py``, is in the checkpoint's meta); an explicit path is continued even from another configuration
-(with a warning); ``never`` starts over. Plain arguments only: the run's config as a plain dict.
+written by the same job (its identity, ``tracking/identity.py``, is in the checkpoint's meta); an
+explicit path is continued even from another configuration (with a warning); ``never`` starts
+over. Plain arguments only: the run's config as a plain dict.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("resnet_exp")
+
 
 def choose_checkpoint(
     setting: str, last: Path, device: torch.device | str
@@ -59,8 +61,8 @@ def start_or_resume(
 ) -> Start:
     """Load the chosen checkpoint into ``trainer`` (or start fresh).
 
-    ``key`` is this run's identity (``tracking/identity.py``); ``setting`` is ``trainer.resume`` (a checkpoint of
-    another configuration is refused under ``auto``)."""
+    ``key`` is this run's identity (``tracking/identity.py``); ``setting`` is ``trainer.resume``
+    (a checkpoint of another configuration is refused under ``auto``)."""
     previous = record.read_summary() or RunSummary()
     if path is None:
         if record.metrics_path.exists():  # an attempt that died before its first checkpoint
