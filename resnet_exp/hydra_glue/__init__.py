@@ -13,7 +13,7 @@ schemas (``config.py``, ``validation.py``), the report's callback and the launch
 - ``run_dir``: the ``${resnet_exp.fresh_dir:...}`` resolver behind each run's own folder;
 - ``launchers``: launchers that need the ``scale`` extra, refused with the install command;
 - ``resolvers``: ``${resnet_exp.local_jobs:}`` and joblib's ``n_jobs`` as jobs side by side;
-- ``sweep_dirs``: one folder per sweep, claimed once (a job's folder: ``tracking/names.py``);
+- ``sweep_dirs``: one folder per sweep, claimed once (a job's folder: ``tracking/identity.py``);
 - ``torchrun``: start-up under torchrun (one clock, one run folder, one writer of ``.hydra/``);
 - ``internals``: the only module that touches Hydra's private API (pinned by tests).
 
