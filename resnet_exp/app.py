@@ -33,12 +33,12 @@ from resnet_exp.hydra_glue.sweep_failures import (
     record_killed_jobs,
     watch_parent,
 )
+from resnet_exp.tracking.identity import identity_key
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
 from resnet_exp.training import threads
 from resnet_exp.training.facts import is_rank_zero, launched_by_torchrun
 from resnet_exp.training.interrupt import Interrupted, StopFlag, end_start_up_on_signals
 from resnet_exp.training.job_plan import stored_result
-from resnet_exp.training.resume import config_key
 from resnet_exp.validation import validate
 
 log = logging.getLogger("resnet_exp")
@@ -52,7 +52,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
     from resnet_exp import session
 
     started, config = time.time(), OmegaConf.to_container(cfg, resolve=True)
-    summary = session.new_summary(cfg, job, key=config_key(config))  # the checkpoints' key too
+    summary = session.new_summary(cfg, job, key=identity_key(config))  # the checkpoints' key too
     try:
         device = session.set_up_process(cfg, job, summary)  # threads (once), device, seed
         trainer, on_completed = session.build_trainer(cfg, job, device, summary, started, stop)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from resnet_exp.hydra_glue.command import parse_command
 from resnet_exp.tracking.names import (
-    config_key,
-    folder_name,
+    config_label,
     run_name,
     shared_by_configurations,
     wandb_job_type,
@@ -59,10 +58,7 @@ def test_a_jobs_name_leaves_out_where_its_data_lies_and_what_every_job_shares() 
     shared = {"data.root=/home/me/data", "data.train_subset=1500", "logger.mode=offline"}
     assert run_name(job, shared) == "model/depth=14,seed=1"
     assert run_name(job) == "model/depth=14,seed=1,data.train_subset=1500"  # a single run
-    assert config_key(job) == wandb_job_type(job) == "model/depth=14,data.train_subset=1500"
-    # the folder keeps every override that changes the job, in sorted order, whatever the logger
-    assert folder_name(job).startswith("data.train_subset=1500,model_depth=14,seed=1-")
-    assert folder_name(job) == folder_name([*reversed(job[:2]), "data.train_subset=1500"])
+    assert config_label(job) == wandb_job_type(job) == "model/depth=14,data.train_subset=1500"
 
 
 def test_a_configurations_label_is_what_sets_it_apart_from_the_sweeps_other_configurations() -> (

@@ -19,7 +19,7 @@ from resnet_exp.hydra_glue.command import parse_command
 from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.hydra_glue.folders import claim
 from resnet_exp.hydra_glue.preflight import claim_sweep_dir as claim_for
-from resnet_exp.tracking.names import job_dirname
+from resnet_exp.tracking.identity import folder_name
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
 
 TIMING = {"time/epoch_s", "throughput/img_s"}
@@ -37,16 +37,19 @@ def subdir(*overrides: str) -> str:
     return str(compose(list(overrides), return_hydra_config=True).hydra.sweep.subdir)
 
 
-def test_a_jobs_folder_is_named_after_its_own_overrides_whatever_their_order() -> None:
+def test_a_jobs_folder_is_named_by_what_it_computes_whatever_the_overrides_order() -> None:
     name = subdir("model/depth=8", "seed=1", "optimizer.lr=0.05")
     assert name == subdir("seed=1", "optimizer.lr=0.05", "model/depth=8")
-    assert name.startswith("model_depth=8,optimizer.lr=0.05,seed=1-")
+    assert name.startswith("8_optimizer.lr=0.05_seed=1-")  # the model's part first
     assert subdir("model/depth=8", "seed=2") != subdir("model/depth=8", "seed=1")  # replicates
-    # where the data lives or how W&B logs does not make another job
-    assert subdir("model/depth=8", "data.root=/a", "logger=none") == subdir("model/depth=8")
-    long = job_dirname("x" * 300 + "=1")
-    assert len(long) < 100 and long != job_dirname("x" * 300 + "=2")
-    assert job_dirname("a/b=1") != job_dirname("a_b=1")  # same readable part, different jobs
+    # where the data lives or how W&B logs does not make another job: the same hash
+    elsewhere = subdir("model/depth=8", "data.root=/a", "logger=none")
+    assert elsewhere[-8:] == subdir("model/depth=8")[-8:]
+    long = folder_name(["x" * 300 + "=1"], "k1")
+    assert len(long) <= 80 and long != folder_name(["x" * 300 + "=1"], "k2")
+    jobs = [["model/block=plain", "model/depth=56", "seed=3", "trainer.epochs=2"],
+            ["model/block=basic", "model/depth=20", "seed=4", "trainer.epochs=2"]]  # fmt: skip
+    assert folder_name(jobs[0], "k", jobs).startswith("plain-56_seed=3-")
 
 
 def _job(folder: Path, status: str | None, key: str, checkpoint: bool = False) -> Path:

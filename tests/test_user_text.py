@@ -39,6 +39,9 @@ def _hostile_sweep(tmp_path: Path) -> Path:
     (job / "summary.json").write_text(json.dumps(summary))
     error = "ValueError: ![e](https://example.org/e.png) [/x] <script>alert(1)</script>"
     write_job(sweep, 9, "plain", 44, 30.0, status="failed", error=error)
+    failed = json.loads((sweep / "9" / "summary.json").read_text())  # logger text names no
+    failed["job"] = ",".join(HOSTILE)  # configuration (machine-only), but a job's name is shown
+    (sweep / "9" / "summary.json").write_text(json.dumps(failed))
     return sweep
 
 

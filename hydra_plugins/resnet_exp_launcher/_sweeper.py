@@ -18,6 +18,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.hydra_glue import sweep_failures as sf
+from resnet_exp.hydra_glue.folders import unfinished
 from resnet_exp.hydra_glue.internals import job_error, sweep_batches
 from resnet_exp.tracking.record import JOB_LOG, MULTIRUN_YAML
 
@@ -70,9 +71,11 @@ class ResnetExpSweeper(Sweeper):
                 outcome.not_started += names
             else:
                 self.validate_batch_is_legal(batch)
-                results = list(self.launcher.launch(batch, initial_job_idx=initial_job_idx))
-                for name, result in zip(names, results):
-                    _note(outcome, name, result, sweep_dir)
+                loader = self.hydra_context.config_loader
+                kept = unfinished(batch, loader, self.config, every_job)  # finished: not touched
+                results = list(self.launcher.launch(kept, initial_job_idx)) if kept else []
+                for job, result in zip(kept, results):
+                    _note(outcome, sf.distinguishing(job, every_job), result, sweep_dir)
                 returns.append(results)
             initial_job_idx += len(batch)
         return returns

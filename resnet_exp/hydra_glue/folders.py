@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from resnet_exp.atomic import atomic_write
 from resnet_exp.errors import exit_user_error
+from resnet_exp.hydra_glue.sweep_failures import distinguishing
+from resnet_exp.tracking import identity
 from resnet_exp.tracking.folder_lock import FolderBusy, FolderLock
 from resnet_exp.tracking.record import HYDRA_DIR, MULTIRUN_YAML, SUMMARY_JSON
 from resnet_exp.training.facts import is_rank_zero
+from resnet_exp.training.job_plan import finished_in
+
+log = logging.getLogger("resnet_exp")
 
 # Hydra may resolve hydra.run.dir more than once in a process; it must get one answer.
 _claimed: dict[str, str] = {}
@@ -225,3 +232,40 @@ class RunFolderGuard:
         snapshot, cls.active = cls.active, None
         if snapshot is not None:
             snapshot.restore()
+
+
+# -- a job's folder in its sweep: found by its identity -------------------------------------------
+
+
+def job_dirname(task: Any, root: Any) -> str:
+    """The job's folder in its sweep: the one that holds its identity already (whatever its
+    name: an older sweep's, or one named before a new axis was added), else a new one named by
+    what sets the job apart from the sweep's other jobs (``identity.folder_name``)."""
+    # lazily: command -> compose -> register imports this module
+    from resnet_exp.hydra_glue.command import recorded_sweep_jobs
+
+    sweep_dir = Path(str(root.hydra.sweep.dir))
+    key = identity.identity_of_node(root)
+    held = identity.index(sweep_dir).get(key) if key else None
+    if held is not None:
+        return held.name
+    return identity.folder_name(list(task), key or ",".join(task), recorded_sweep_jobs(sweep_dir))
+
+
+def unfinished(batch: list, loader: Any, config: Any, every_job: list[list[str]]) -> list:
+    """The jobs of ``batch`` to launch: not those whose identity already finished in the sweep
+    folder (each said in one line), nor a second job of one identity in this command."""
+    held = identity.index(Path(str(config.hydra.sweep.dir)))
+    kept, seen = [], set()
+    for job in batch:
+        key = identity.identity_of_node(loader.load_sweep_config(config, list(job)))
+        name = distinguishing(list(job), every_job)
+        done = finished_in(held, key)
+        if done is not None:
+            log.info("job %s %s earlier in %s: skipped, its record is kept", name, done[1], done[0])
+        elif key is not None and key in seen:
+            log.info("job %s computes what an earlier job of this sweep does: skipped", name)
+        else:
+            kept.append(job)
+            seen.add(key)
+    return kept

@@ -34,8 +34,8 @@ from resnet_exp.hydra_glue.launchers import (
     planned_slots,
     scale_extra_installed,
 )
+from resnet_exp.tracking.identity import identity_key
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
-from resnet_exp.training.resume import config_key
 from resnet_exp.validation import validate
 
 CHOICES = ("job", "hydra", "all")  # what --cfg prints
@@ -266,7 +266,7 @@ def _would(full: DictConfig, task: DictConfig, sweep_dir: str | None) -> str:
         )
     job_dir = Path(sweep_dir) / str(full.hydra.sweep.subdir)
     try:
-        key = config_key(OmegaConf.to_container(task, resolve=True))
+        key = identity_key(OmegaConf.to_container(task, resolve=True))
         plan = plan_job(job_dir, key, Path(sweep_dir))
     except ForeignJobFolder as error:
         return f"would be refused: {error}"

@@ -16,10 +16,10 @@ from omegaconf import OmegaConf
 
 from resnet_exp import config
 from resnet_exp.data.facts import dataset_fact
-from resnet_exp.hydra_glue.folders import fresh_dir
+from resnet_exp.hydra_glue.folders import fresh_dir, job_dirname
 from resnet_exp.hydra_glue.internals import allow_numeric_group_options
 from resnet_exp.hydra_glue.launchers import LOCAL_JOBS, local_jobs, scale_extra_installed
-from resnet_exp.tracking.names import MACHINE_KEYS, folder_name
+from resnet_exp.tracking.identity import MACHINE_KEYS
 
 #: root-level ConfigStore name -> schema (conf/ pulls each in through its defaults lists)
 SCHEMAS = {
@@ -38,7 +38,7 @@ SCHEMAS = {
 RESOLVERS: dict[str, Callable[..., Any]] = {
     "resnet_exp.dataset": dataset_fact,  # data.* facts from data.name (config.py)
     "resnet_exp.fresh_dir": fresh_dir,  # conf/config.yaml's hydra.run.dir
-    "resnet_exp.job_dirname": lambda task: folder_name(list(task)),  # hydra.sweep.subdir
+    "resnet_exp.job_dirname": lambda task, _root_: job_dirname(task, _root_),  # sweep.subdir
     "resnet_exp.machine_keys": lambda: list(MACHINE_KEYS),  # override_dirname's exclude_keys
     LOCAL_JOBS: local_jobs,  # conf/hydra/launcher/joblib.yaml's n_jobs
 }

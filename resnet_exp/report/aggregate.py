@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from resnet_exp.tracking.names import config_key
+from resnet_exp.tracking import identity as job_identity
+from resnet_exp.tracking.names import config_overrides
 from resnet_exp.tracking.record import (
     CHECKPOINTS,
     COMPLETED,
@@ -108,8 +109,11 @@ class RunResult:
     wall_time_s: float | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     skipped_lines: int = 0  # unparseable metrics.jsonl lines (a torn last line after a kill)
-    # Replicates: the job's overrides without the seed (resnet_exp.tracking.names).
+    # The configuration's label: the job's overrides without the seed (tracking/names.py)
     config: str = "default"
+    identity: str | None = None  # what it computes (tracking/identity.py); None: unknown
+    configuration: str = ""  # the identity without the seed: replicates share it
+    duplicates: list[str] = field(default_factory=list)  # other folders of this identity
     steps: list[dict[str, Any]] = field(default_factory=list)  # per-step training rows
     responses: list[dict[str, Any]] = field(default_factory=list)  # Fig. 7 (layer_responses.csv)
     device: str | None = None
@@ -267,10 +271,12 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
         overrides=overrides,
         metrics=metrics.epochs,
         skipped_lines=len(metrics.torn),
-        config=config_key(overrides),
+        config=",".join(config_overrides(overrides)) or "default",
+        identity=job_identity.identity_of_folder(files.run_dir),
         steps=metrics.steps,
         responses=read_responses(files.run_dir),
     )
+    run.configuration = job_identity.configuration(run.identity) if run.identity else run.config
     _describe(run, summary or RunSummary(), config, hydra_overrides)
     _fill_results(run, summary if raw_status in FINISHED else None)
     return run
@@ -365,10 +371,21 @@ def _finite(value: Any) -> bool:
 
 
 def collect_runs(sweep_dir: Path) -> list[RunResult]:
-    """Every job under `sweep_dir`, sorted plain first then residual, by depth."""
+    """Every job under `sweep_dir` once, sorted plain first then residual, by depth. Where two
+    folders hold one identity (a sweep made before jobs were known by it), the completed one is
+    read, else the latest; it names the others in ``duplicates``."""
     sweep_dir = Path(sweep_dir)
     runs = [read_run(d, sweep_dir) for d in find_job_dirs(sweep_dir)]
-    return sorted(runs, key=RunResult.sort_key)
+    same: dict[str, list[RunResult]] = {}
+    for run in runs:
+        same.setdefault(run.identity or str(run.job_dir), []).append(run)
+    kept = []
+    for group in same.values():
+        chosen = job_identity.pick([r.job_dir for r in group]) if len(group) > 1 else None
+        keep = next((r for r in group if r.job_dir == chosen), group[0])
+        keep.duplicates = [r.name for r in group if r is not keep]
+        kept.append(keep)
+    return sorted(kept, key=RunResult.sort_key)
 
 
 def datasets(runs: Iterable[RunResult]) -> list[str]:

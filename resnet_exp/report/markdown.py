@@ -6,6 +6,7 @@ Deterministic (no timestamps): a rebuild from the same files gives the same byte
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,7 +111,7 @@ def table_rows(runs: Sequence[RunResult]) -> list[list[str]]:
     return [
         [
             label,
-            run.name,
+            re.sub(r"-[0-9a-f]{8}$", "", run.name),  # the folder's readable part
             run.block or "?",
             "?" if run.depth is None else str(run.depth),
             run.shortcut or "–",
@@ -175,6 +176,19 @@ def problems_section(runs: Sequence[RunResult]) -> list[str]:
     return lines
 
 
+def _duplicates_line(runs: Sequence[RunResult]) -> list[str]:
+    """One line naming the folders left out because another folder holds the same job."""
+    used = [f"`{r.name}` (not {', '.join(f'`{d}`' for d in r.duplicates)})" for r in runs
+            if r.duplicates]  # fmt: skip
+    if not used:
+        return []
+    return [
+        "Some folders hold the same job (made before jobs were known by what they compute); "
+        "each is counted once, from the completed or else the latest: " + "; ".join(used) + ".",
+        "",
+    ]
+
+
 def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     """The text of report.md."""
     runs = list(runs)
@@ -182,7 +196,7 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     lines = [*_intro_lines(runs, sweep_dir), "## Verdict", "", *_verdict_lines(runs)]
     lines += ["## Statistics per configuration (over seeds)", "", *stats_table(runs), ""]
     lines += ["## Table 6 view", "", *table6_section(runs), ""]
-    lines += ["## Runs", "", *markdown_table(runs), ""]
+    lines += ["## Runs", "", *markdown_table(runs), "", *_duplicates_line(runs)]
     problems = problems_section(runs)
     if problems:
         lines += ["### Failed, diverged and incomplete runs", "", *problems, ""]

@@ -122,7 +122,7 @@ def _replicate_sets(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult
     """(label, replicates) per configuration, labelled as run_labels would label one of them."""
     by_config: dict[str, list[RunResult]] = {}
     for run in runs:
-        by_config.setdefault(run.config, []).append(run)
+        by_config.setdefault(run.configuration or run.config, []).append(run)
     firsts = [members[0] for members in by_config.values()]
     labels = run_labels(firsts) if len({r.config for r in firsts}) == len(firsts) else []
     if len(set(labels)) != len(labels) or any("seed" in label for label in labels):

@@ -65,7 +65,7 @@ def config_groups(runs: Sequence[RunResult]) -> list[ConfigGroup]:
     """Runs grouped by (dataset, configuration without seed), in report order."""
     groups: dict[tuple[str | None, str], ConfigGroup] = {}
     for run in sorted(runs, key=RunResult.sort_key):
-        key = (run.dataset, run.config)
+        key = (run.dataset, run.configuration or run.config)
         groups.setdefault(key, ConfigGroup(run.config, [])).runs.append(run)
     for group in groups.values():
         done = group.completed

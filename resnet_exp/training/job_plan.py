@@ -1,10 +1,11 @@
 """What a sweep job does with its folder when the sweep command runs again: skip, resume or start.
 
-A job's folder is named after its own overrides, so a re-run of a sweep finds each configuration's
-earlier attempt. The check is cheap (two small files, no torch, no data): a completed job returns
-its stored result, a diverged one stays diverged (the same configuration diverges again), a
-partial or failed one resumes from its last checkpoint, and a folder written under another
-configuration is refused rather than overwritten. Plain arguments only, no Hydra.
+A re-run of a sweep finds each job's earlier attempt by its identity (``tracking/identity.py``:
+what it computes, not how its overrides were written). The check is cheap (two small files, no
+torch, no data): a completed job returns its stored result, a diverged one stays diverged (the
+same configuration diverges again), a partial or failed one resumes from its last checkpoint, and
+a folder written under another configuration is refused rather than overwritten. Plain arguments
+only, no Hydra.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.errors import UserError
+from resnet_exp.tracking.identity import identity_key, key_difference, same_key
 from resnet_exp.tracking.record import (
     COMPLETED,
     DIVERGED,
@@ -24,7 +26,6 @@ from resnet_exp.tracking.record import (
     RunSummary,
     read_metrics_file,
 )
-from resnet_exp.training.resume import config_key, key_difference
 
 log = logging.getLogger("resnet_exp")
 
@@ -45,8 +46,6 @@ class ForeignJobFolder(UserError):
 def plan_job(run_dir: Path, key: str, sweep_dir: Path | None = None) -> JobPlan:
     """Decide from ``run_dir``'s summary.json and checkpoints; ``key`` is this job's config key
     (``summary.json`` stores the key it was written under)."""
-    from resnet_exp.training.resume import same_key
-
     record = RunRecord(run_dir)
     found = record.read_summary()
     summary = found.to_json() if found else None
@@ -74,7 +73,7 @@ def stored_result(
     completed (or diverged) in its folder under the same configuration, else None (train: start
     or resume). A folder of another configuration is refused and left as it is."""
     try:
-        plan = plan_job(run_dir, config_key(config), sweep_dir)
+        plan = plan_job(run_dir, identity_key(config), sweep_dir)
     except ForeignJobFolder as error:
         log.error("%s", error)
         raise
@@ -84,6 +83,14 @@ def stored_result(
         return None
     log.info("job %s %s earlier in %s: skipped, its record is kept", name, plan.reason, run_dir)
     return RunSummary.from_json(plan.summary)
+
+
+def finished_in(held: dict[str, Path], key: str | None) -> tuple[Path, str] | None:
+    """Where a sweep's folders (``held``: identity -> folder, ``identity.index``) already hold
+    this identity's finished run (completed or diverged), and its status; else None."""
+    folder = held.get(key) if key else None
+    found = RunRecord(folder).read_summary() if folder else None
+    return (folder, found.status) if found and found.status in (COMPLETED, DIVERGED) else None
 
 
 def _epochs_done(record: RunRecord) -> int:
@@ -98,8 +105,8 @@ def _foreign_message(run_dir: Path, stored: str, key: str, sweep_dir: Path | Non
     where = f"sweep folder {str(sweep_dir)!r}" if sweep_dir else "its sweep folder"
     return (
         f"job folder {str(run_dir)!r} holds a run of another configuration ({diff or 'unknown'}); "
-        f"a job only continues a run of its own configuration. The job's overrides are the same, "
-        f"so its defaults changed since that run (a config file or a preset). To keep both, run "
+        f"a job only continues a run of its own configuration (a config file or a preset changed "
+        f"since that run, or the folder was named by hand). To keep both, run "
         f"the sweep in a new folder: leave out hydra.sweep.dir (a new timestamped folder) or name "
         f"a new one, e.g. hydra.sweep.dir=outputs/multirun/<new name>. To replace that job's "
         f"result, delete {str(run_dir)!r} and run the same command again. Nothing in {where} "

@@ -1,13 +1,13 @@
 """Resume policy: which checkpoint ``trainer.resume`` continues from, and whether it may.
 
 ``auto`` continues ``last.pt`` (falling back to ``last.prev.pt`` when it is damaged) only if it was
-written by the same configuration; an explicit path is continued even from another configuration
-(with a warning); ``never`` starts over. Plain arguments only: the run's config as a plain dict.
+written by the same job (its identity, ``tracking/identity.py``, is in the checkpoint's meta); an
+explicit path is continued even from another configuration (with a warning); ``never`` starts
+over. Plain arguments only: the run's config as a plain dict.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -15,76 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_exp.errors import UserError
+from resnet_exp.tracking.identity import key_difference, same_key
 from resnet_exp.tracking.record import LAST_PT, RunRecord, RunSummary, previous_path
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("resnet_exp")
-
-# What makes two attempts the same run: a checkpoint written under other values is not continued
-# by trainer.resume=auto, and a finished sweep job is not skipped. Every setting that changes the
-# numbers or what is recorded is in; paths, loader workers, threads and the device may change
-# between attempts.
-NUMERIC_TRAINER_KEYS = (
-    "trainer.precision",
-    "trainer.channels_last",
-    "trainer.compile",
-    "trainer.sync_bn",
-    "trainer.log_every_steps",
-    "trainer.response_images",
-)
-RESUME_KEYS = ("seed", "model", "data", "optimizer", "scheduler", "trainer.epochs",
-               *NUMERIC_TRAINER_KEYS)  # fmt: skip
-RESUME_FREE = ("data.root", "data.download", "data.num_workers", "data.eval_batch_size")
-
-
-def config_key(config: dict[str, Any]) -> str:
-    """The identity of a run's configuration (``config``: the resolved config as plain dicts),
-    stored in each checkpoint's meta."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, sub in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), sub)
-        elif prefix not in RESUME_FREE:
-            flat[prefix] = value
-
-    for key in RESUME_KEYS:
-        walk(key, _select(config, key))
-    return json.dumps(flat, sort_keys=True, default=str)
-
-
-def key_difference(saved: str, key: str) -> str:
-    """What differs between two :func:`config_key` values, said as "<key>=<value> there, <value>
-    now; ..." ("" when either is not a key)."""
-    try:
-        old, new = json.loads(saved), json.loads(key)
-    except ValueError:
-        return ""
-    return "; ".join(
-        f"{k}={old.get(k, '(unset)')} there, {new.get(k, '(unset)')} now"
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-    )
-
-
-def same_key(saved: str | None, key: str) -> bool:
-    """Whether a stored config key is this run's. A key stored before the trainer's numeric
-    settings were part of it (none of them in it) is compared without them."""
-    if saved is None or saved == key:
-        return saved is not None
-    old, new = json.loads(saved), json.loads(key)
-    if not any(k in old for k in NUMERIC_TRAINER_KEYS):
-        new = {k: v for k, v in new.items() if k not in NUMERIC_TRAINER_KEYS}
-    return old == new
-
-
-def _select(tree: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
 
 
 def choose_checkpoint(
@@ -124,8 +61,8 @@ def start_or_resume(
 ) -> Start:
     """Load the chosen checkpoint into ``trainer`` (or start fresh).
 
-    ``key`` is this run's :func:`config_key`; ``setting`` is ``trainer.resume`` (a checkpoint of
-    another configuration is refused under ``auto``)."""
+    ``key`` is this run's identity (``tracking/identity.py``); ``setting`` is ``trainer.resume``
+    (a checkpoint of another configuration is refused under ``auto``)."""
     previous = record.read_summary() or RunSummary()
     if path is None:
         if record.metrics_path.exists():  # an attempt that died before its first checkpoint
