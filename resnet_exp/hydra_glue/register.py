@@ -55,15 +55,16 @@ _registered: list[bool] = []
 
 def register() -> None:
     """Schemas, resolvers and plugins, once per process (later calls change nothing)."""
+    # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema on purpose (so that
+    # `hydra/launcher=joblib` is ours, still type-checked); Hydra warns about that pairing. (Every
+    # call: a caller's catch_warnings may have dropped the filter.)
+    warnings.filterwarnings(
+        "ignore", message=r"(?s).*'hydra/launcher/joblib' is validated against ConfigStore schema"
+    )
     if _registered:
         return
     _registered.append(True)
     allow_numeric_group_options()
-    # conf/hydra/launcher/joblib.yaml shares its name with the plugin's schema on purpose (so that
-    # `hydra/launcher=joblib` is ours, still type-checked); Hydra warns about that pairing.
-    warnings.filterwarnings(
-        "ignore", message=r"(?s).*'hydra/launcher/joblib' is validated against ConfigStore schema"
-    )
     for name, function in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
