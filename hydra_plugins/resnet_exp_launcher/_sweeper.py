@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from resnet_exp.hydra_glue import sweep_failures as sf
 from resnet_exp.hydra_glue.folders import unfinished
 from resnet_exp.hydra_glue.internals import job_error, sweep_batches
+from resnet_exp.hydra_glue.register import RegisteredTask
 from resnet_exp.tracking.record import JOB_LOG, MULTIRUN_YAML
 
 log = logging.getLogger("resnet_exp")
@@ -48,7 +49,7 @@ class ResnetExpSweeper(Sweeper):
     ) -> None:
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config
+            hydra_context=hydra_context, task_function=RegisteredTask(task_function), config=config
         )
 
     def sweep(self, arguments: list[str]) -> Any:

@@ -78,3 +78,23 @@ def register() -> None:
         conf = get_class(conf_path)
         store.store(group=group, name=name, node=conf)
         plugins.register(get_class(conf._target_))
+
+
+class RegisteredTask:
+    """The task function as launchers hand it to their workers: unpickled in a joblib worker or a
+    SLURM job, it registers our resolvers and the numeric-option patch there first, before the
+    launcher composes the job's config (registration happens at each process's entry, never at
+    import)."""
+
+    def __init__(self, task: Callable[..., Any]) -> None:
+        self.task = task
+
+    def __call__(self, cfg: Any) -> Any:
+        return self.task(cfg)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"task": self.task}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        register()
+        self.task = state["task"]
