@@ -9,11 +9,14 @@ command. `wandb` is imported only once a run starts, so importing this module st
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import netrc
 import os
+import secrets
 import shlex
 import ssl
+import string
 import threading
 import urllib.error
 import urllib.request
@@ -23,7 +26,7 @@ from urllib.parse import urlsplit
 
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.facts import LOGGER_MODES
-from resnet_exp.tracking.wandb_secrets import argv_scrubbed
+from resnet_exp.tracking.wandb_secrets import argv_scrubbed, scrub_secrets
 
 log = logging.getLogger("resnet_exp")
 
@@ -98,6 +101,16 @@ def import_wandb() -> Any:
     return wandb
 
 
+def new_run_id(basis: str | None = None) -> str:
+    """A W&B run id (lowercase letters and digits, like wandb's own), chosen before the run starts
+    so the run record holds it even if the process dies during `wandb.init`: the same for the
+    same `basis` (a job's folder and identity), else fresh."""
+    if basis is not None:
+        return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
 @dataclass(frozen=True)
 class OpenedRun:
     """A started W&B run, the mode it runs in, and why an online start fell back (else None)."""
@@ -120,9 +133,10 @@ def open_run(wandb: Any, mode: str, init_timeout: float, init_kwargs: dict[str, 
 
 
 def _init(wandb: Any, mode: str, init_timeout: float, kwargs: dict[str, Any]) -> Any:
-    settings = wandb.Settings(init_timeout=init_timeout, quiet=True)
-    with argv_scrubbed():
-        return wandb.init(mode=mode, settings=settings, **kwargs)
+    # silent: wandb's own lines are ours to say (the one `wandb sync` hint, WandbLogger.finish)
+    settings = wandb.Settings(init_timeout=init_timeout, silent=True)
+    with argv_scrubbed():  # name, notes, tags, group and config too: a secret never leaves
+        return wandb.init(mode=mode, settings=settings, **scrub_secrets(kwargs))
 
 
 def run_info(run: Any, mode: str) -> dict[str, Any]:

@@ -9,8 +9,6 @@ in `start()` only, so `logger=none` stays cheap; `NullLogger` is the same interf
 from __future__ import annotations
 
 import logging
-import secrets
-import string
 import sys
 import threading
 import time
@@ -32,13 +30,6 @@ _FLUSH_WAIT_S = 10.0  # bound on waiting for wandb-core to write the run file af
 _MAX_TAG_LEN = 64  # W&B rejects longer tags.
 # Per-step rows are plotted against the step, everything else against the epoch.
 _STEP_METRICS = (STEP_LOSS, STEP_ERR)
-
-
-def new_run_id() -> str:
-    """A fresh W&B run id (8 lowercase letters and digits, like wandb's own), chosen before the run
-    starts so the run record holds it even if the process dies during `wandb.init`."""
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 class NullLogger:
@@ -249,7 +240,7 @@ class WandbLogger:
             "project": self.project,
             "entity": self.entity,
             "dir": str(parent),
-            "config": scrub_secrets(run["config"] or {}),
+            "config": run["config"] or {},
             "name": run["name"] or None,
             "group": self.group or run["group"] or None,
             "tags": _clean_tags([*self.tags, *run["tags"]]),
