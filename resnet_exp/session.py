@@ -23,15 +23,7 @@ from resnet_exp.hydra_glue.job import JobFacts
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.models.profile import count_flops
 from resnet_exp.tracking.names import wandb_names
-from resnet_exp.tracking.record import (
-    COMPLETED,
-    FAILED,
-    HYDRA_DIR,
-    INTERRUPTED,
-    MULTIRUN_YAML,
-    RunSummary,
-    kind,
-)
+from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunSummary, kind
 from resnet_exp.tracking.wandb_client import new_run_id
 from resnet_exp.tracking.wandb_logger import NullLogger
 from resnet_exp.tracking.wandb_secrets import scrub_files
@@ -157,15 +149,14 @@ def start_logger(
     grouped by its configuration within the sweep, with flat keys to filter and colour by."""
     m, logger, sweep, key = summary.model, trainer.logger, job.group, summary.config_key
     shared = job.shared_by_configs if job.multirun else job.overrides  # a run alone: its model
-    names = wandb_names(m, cfg.seed, job.overrides, shared, key, sweep)
-    flat = {key: m[key] for key in ("block", "residual", "depth", "family")}
+    name, job_type, group = wandb_names(m, cfg.seed, job.overrides, shared, key, sweep)
+    flat = {k: m[k] for k in ("block", "residual", "depth", "family")}
     flat.update(dataset=cfg.data.name, seed=cfg.seed, sweep=sweep)
     tags = [m["block"], f"depth-{m['depth']}", cfg.data.name, kind(m["residual"]), sweep]
-    logger.start(run_dir=job.run_dir, config={**config, **flat}, name=names.name,
-                 group=names.group, tags=tags, job_type=names.job_type,
-                 run_id=summary.wandb_run_id)  # fmt: skip
-    sweep_files = [job.sweep_dir / MULTIRUN_YAML] if job.sweep_dir else []
-    scrub_files([*(job.run_dir / HYDRA_DIR).glob("*.yaml"), *sweep_files])  # a key typed in
+    logger.start(run_dir=job.run_dir, config={**config, **flat}, name=name, group=group,
+                 tags=tags, job_type=job_type, run_id=summary.wandb_run_id)  # fmt: skip
+    sweep_files = job.sweep_dir.glob("*.yaml") if job.sweep_dir else ()  # Hydra's multirun.yaml
+    scrub_files([*trainer.record.hydra_dir.glob("*.yaml"), *sweep_files])  # a key typed in
     logger.catch_up(trainer.record.read_metrics())  # rows an earlier attempt's run did not get
     summary.wandb = logger.info()
     trainer.stop.install()  # again, in case W&B put its own handlers in place

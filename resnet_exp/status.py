@@ -24,7 +24,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from resnet_exp import caches
 from resnet_exp.errors import EXIT_USER_ERROR
 from resnet_exp.hydra_glue.command import read_sweep_jobs, recorded_sweep_jobs
 from resnet_exp.hydra_glue.compose import compose
@@ -139,12 +138,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def expected_jobs(sweep_dir: Path) -> list[list[str]]:
-    """Each job the sweep command asked for (its overrides), from the sweep's multirun.yaml; []
-    for a single run or a sweep folder without a sound one."""
-    return recorded_sweep_jobs(sweep_dir)
-
-
 @functools.lru_cache(maxsize=4096)
 def _planned_identity(job: tuple[str, ...]) -> str | None:
     """A planned job's identity (its config composed as the sweep would), None if it fails."""
@@ -158,9 +151,8 @@ def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
     """Every job of a sweep (or the one run) in ``folder``: those with a folder, then those the
     sweep command asked for whose identity no folder holds yet (pending)."""
     rows = [job_status(d, folder, now) for d in find_job_dirs(folder)]
-    planned = expected_jobs(folder)
     started, held = {frozenset(r.overrides) for r in rows}, set(identity.index(folder))
-    for job in planned:
+    for job in recorded_sweep_jobs(folder):  # the jobs the sweep command asked for
         if frozenset(job) not in started and _planned_identity(tuple(job)) not in held:
             rows.append(JobStatus("-", list(job), PENDING, "not started"))
     annotate(folder, rows)  # a SLURM sweep: queued jobs' reasons, jobs SLURM ended unrecorded
@@ -285,10 +277,9 @@ def _refresh_report(folder: Path, rows: list[JobStatus]) -> None:
     """When a watched sweep has ended, rebuild its report from the records: jobs that ended at
     the same moment (a detached SLURM sweep) each rebuilt it from what they saw, so the last
     write may predate another job's record. A problem is a warning, never an error."""
-    if not expected_jobs(folder) or any(r.state == RUNNING for r in rows):
+    if not recorded_sweep_jobs(folder) or any(r.state == RUNNING for r in rows):
         return
     try:
-        caches.keep_private()  # matplotlib's cache: never in the user's home
         from resnet_exp.report.build import build_report  # heavy (matplotlib): only at the end
 
         build_report(folder)

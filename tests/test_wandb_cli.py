@@ -102,7 +102,7 @@ def test_a_configuration_has_one_job_type_however_its_model_was_written() -> Non
         for preset in ("model=resnet20", "model/depth=20")
     )
     assert one == other
-    assert (one.name, one.group) == ("ResNet-20 (seed 3)", f"{one.job_type} @ s")
+    assert one[0] == "ResNet-20 (seed 3)" and one[2] == f"{one[1]} @ s"
 
 
 @pytest.mark.slow

@@ -17,7 +17,6 @@ from typing import Any
 
 import yaml
 
-from resnet_exp import caches
 from resnet_exp.errors import UserError
 from resnet_exp.report.aggregate import find_job_dirs
 from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
@@ -64,7 +63,6 @@ def sweep_logger_config(sweep_dir: Path) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for a user error such as a bad directory)."""
     args = _parser().parse_args(argv)
-    caches.keep_private()  # matplotlib's cache: never in the user's home
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("resnet_exp").setLevel(logging.INFO)
     try:

@@ -8,7 +8,6 @@ module and the overrides every job of the sweep shares. Plain strings in, plain 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from resnet_exp.tracking.identity import (
     MODEL_KEYS,
@@ -41,31 +40,24 @@ def config_label(overrides: Iterable[str], shared: Iterable[str] = ()) -> str:
     return ",".join(kept or config_overrides(overrides)) or "default"
 
 
-def model_label(residual: bool, depth: int) -> str:
-    """The model as a person names it: 'plain-56', 'ResNet-56'."""
-    return f"ResNet-{depth}" if residual else f"plain-{depth}"
-
-
-@dataclass(frozen=True)
-class WandbNames:
-    """How W&B shows a training run (SPEC §7)."""
-
-    name: str  # a person's name: 'plain-56 (seed 3)'
-    job_type: str  # the configuration: its label and id ('plain-56 1a2b3c4d'), for any sweep
-    group: str  # the configuration within its sweep: its seeds aggregate into mean and spread
+def model_label(residual: bool, depth: int | None) -> str:
+    """The model as a person names it (W&B, the report's figures): 'plain-56', 'ResNet-56'."""
+    return f"{'ResNet' if residual else 'plain'}-{'?' if depth is None else depth}"
 
 
 def wandb_names(model: dict, seed: int, overrides: Iterable[str], shared: Iterable[str],
-                key: str, sweep: str) -> WandbNames:  # fmt: skip
-    """Named by the model and what else sets its configuration apart in the sweep (``shared``,
-    from :func:`shared_by_configurations`); job_type and group carry the configuration's id
-    (``identity.configuration``), so ``model=resnet20`` and ``model/depth=20`` are one."""
+                key: str, sweep: str) -> tuple[str, str, str]:  # fmt: skip
+    """How W&B shows a run (SPEC §7): (name, job_type, group) = ('plain-56 (seed 3)', its
+    configuration 'plain-56 1a2b3c4d', that configuration within its sweep, where its seeds
+    aggregate). Named by the model and what else sets the configuration apart in the sweep
+    (``shared``: :func:`shared_by_configurations`); the configuration's id (its identity without
+    the seed) makes ``model=resnet20`` and ``model/depth=20`` one."""
     common = set(shared)
     extra = [o for o in config_overrides(overrides)
              if o not in common and override_key(o) not in MODEL_KEYS]  # fmt: skip
     label = " ".join([model_label(bool(model["residual"]), int(model["depth"])), *extra])
     job_type = f"{label[: WANDB_JOB_TYPE_MAX - 9]} {configuration(key)}"
-    return WandbNames(f"{label} (seed {seed})", job_type, f"{job_type} @ {sweep}"[:128])
+    return f"{label} (seed {seed})", job_type, f"{job_type} @ {sweep}"[:128]
 
 
 def shared_overrides(jobs: Iterable[Iterable[str]]) -> set[str]:
