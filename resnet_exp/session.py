@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -136,8 +137,9 @@ def resume_or_start(cfg: DictConfig, trainer: Trainer, summary: RunSummary) -> l
     # the W&B run this attempt logs to: the earlier attempt's (its history continues where its
     # checkpoint ends), else one stable per folder and identity; a new one when
     # trainer.resume=never starts the run over
-    stable = None if setting == "never" else f"{record.run_dir.resolve()} {summary.config_key}"
-    summary.wandb_run_id = str(earlier) if earlier and stable else new_run_id(stable)
+    basis = f"{record.run_dir.resolve()} {summary.config_key}"
+    basis += f" {time.time_ns()}" if setting == "never" else ""
+    summary.wandb_run_id = str(earlier) if earlier and setting != "never" else new_run_id(basis)
     record.write_summary(summary)
     return start.rows
 

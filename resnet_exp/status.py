@@ -44,13 +44,14 @@ from resnet_exp.tracking.record import (
     RUNNING,
     STOPPED,
     TERMINATED,
+    UNKNOWN,
     RunRecord,
     RunSummary,
 )
 from resnet_exp.tracking.wandb_secrets import scrub_secrets as scrub
 
 EXIT_NOT_ALL_COMPLETED = 1
-_STYLE = {COMPLETED: "green", RUNNING: "cyan", FAILED: "red", DIVERGED: "magenta",
+_STYLE = {COMPLETED: "green", RUNNING: "cyan", FAILED: "red", DIVERGED: "magenta", UNKNOWN: "red",
           INTERRUPTED: "yellow", TERMINATED: "yellow", LOST: "yellow", PENDING: "dim"}  # fmt: skip
 
 
@@ -77,6 +78,9 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
     row = JobStatus(run.name, run.overrides, run.status, epochs_planned=run.epochs_planned, run=run)
     row.epoch = len(run.metrics)
     raw = summary.status if summary else None
+    if summary is None and record.summary_path.exists():  # damaged: said, never guessed
+        row.detail = str(run.error or "")
+        return row
     if raw in FINISHED:
         row.epoch = run.epochs or row.epoch
         if raw == FAILED:

@@ -20,6 +20,7 @@ import yaml
 from cli import run_cli
 
 from resnet_exp import status
+from resnet_exp.report.build import build_report
 from resnet_exp.tracking.folder_lock import FolderLock
 
 COMMON = ["data.train_subset=64", "trainer.epochs=2"]
@@ -225,7 +226,15 @@ def test_damaged_records_are_one_named_problem_and_invent_no_job(
         flat = " ".join(out.split())
         assert code == 0 and "1 jobs: 1 completed" in flat, out  # no job invented
         assert f"multirun.yaml {problem}" in flat and "only the jobs with a folder" in flat
+    broken = write_job(tmp_path, "1", 14, "completed", [row(1, 50.0, 40.0, 41.0)])
+    (broken / "summary.json").write_bytes(b"\xff\xfe{")  # a job's own records damaged too
+    (broken / ".hydra" / "overrides.yaml").write_bytes(b"\xff")
+    code, out = show(tmp_path, capsys)
+    assert code == 1 and "2 jobs: 1 completed, 1 unknown" in out
+    assert "summary.json cannot be parsed" in " ".join(out.split())
+    assert build_report(tmp_path).runs  # the report reads the same damage as a named problem
     shutil.rmtree(tmp_path / "0")
+    shutil.rmtree(broken)
     assert status.main([str(tmp_path)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "holds no sweep or run (its multirun.yaml is empty or not" in err

@@ -13,10 +13,8 @@ import hashlib
 import logging
 import netrc
 import os
-import secrets
 import shlex
 import ssl
-import string
 import threading
 import urllib.error
 import urllib.request
@@ -101,14 +99,11 @@ def import_wandb() -> Any:
     return wandb
 
 
-def new_run_id(basis: str | None = None) -> str:
-    """A W&B run id (lowercase letters and digits, like wandb's own), chosen before the run starts
-    so the run record holds it even if the process dies during `wandb.init`: the same for the
-    same `basis` (a job's folder and identity), else fresh."""
-    if basis is not None:
-        return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(8))
+def new_run_id(basis: str) -> str:
+    """A W&B run id (16 hex digits), the same for the same `basis` (a job's folder and identity; a
+    report's sweep); chosen before the run starts, so the record holds it even if the process
+    dies during `wandb.init`."""
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
