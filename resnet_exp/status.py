@@ -191,7 +191,7 @@ def render(folder: Path, rows: list[JobStatus], problem: str | None = None) -> R
         "folder's hash suffix (<sweep>/*-<hash>)"
         + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else "")
     )  # user text (overrides, errors) goes in as Text: never read as markup
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("job", max_width=12)  # job, configuration: narrowed first, one line each
     table.add_column("state", no_wrap=True)
     for name in ("epoch", "train", "val", "test", "time"):

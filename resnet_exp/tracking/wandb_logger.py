@@ -228,8 +228,8 @@ class WandbLogger:
         self._next_step = self._history_end(run, offline=offline) if run_id else 0
         self._info = wandb_client.run_info(run, opened.mode)
         _define_metrics(run)
-        where = run.url if not offline and getattr(run, "url", None) else self._info["dir"]
-        log.info("W&B run %s (%s): %s", run.id, opened.mode, where)
+        if not offline:  # offline, the one line is the `wandb sync` hint when the run ends
+            log.info("W&B run %s (online): %s", run.id, getattr(run, "url", None) or run.id)
 
     def _init_kwargs(self, run_dir: Path, run: dict[str, Any], run_id: str | None) -> dict:
         """`wandb.init`'s arguments: this logger's settings merged with the run's (`start()`)."""
