@@ -129,9 +129,9 @@ def log_report_to_wandb(
     dir: str | os.PathLike[str] | None = None,
     init_timeout: float = WANDB_INIT_TIMEOUT_S,
 ) -> dict[str, Any] | None:
-    """Log the report to the sweep's one W&B report run (named "report", job_type "report", its id
-    from the sweep: every build updates it) in group `group`, else `sweep_id(sweep_dir)` (also
-    its tag and `sweep` key, as the training runs'): summary.csv and the statistics as
+    """Log the report to the sweep's one W&B report run (named "report", job_type "report", its
+    id derived from the sweep: every build updates it) in group `group`, else the sweep's id
+    (also its tag and `sweep` key, as the training runs'): summary.csv and the statistics as
     tables, each figure as an image, the headline in its summary; its files go to `dir`, else
     $WANDB_DIR, else the sweep directory. Returns mode/run_id/dir/sync; never raises (a W&B
     problem is a warning and None: the report files on disk are what matters)."""
