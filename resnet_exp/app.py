@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from resnet_exp import failures
+from resnet_exp import caches, failures
 from resnet_exp.config_dir import config_dir
 from resnet_exp.errors import EXIT_USER_ERROR, user_error
 from resnet_exp.hydra_glue import gpu_slots, preflight, sweep_failures
@@ -118,6 +118,7 @@ def _run(cfg: DictConfig, job: JobFacts) -> float | None:
 def entry() -> None:
     """Console script and ``python -m resnet_exp``."""
     register()  # our schemas, resolvers and plugins, before Hydra reads the command
+    caches.keep_private()  # matplotlib's and inductor's caches: never in the user's home
     threads.wait_passively()  # before torch loads OpenMP, here and in every worker it starts
     end_start_up_on_signals()  # SIGTERM/SIGHUP before the run's handlers end it like Ctrl-C
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,8 +23,11 @@ from resnet_exp.hydra_glue.compose import instantiate_node
 from resnet_exp.hydra_glue.job import JobFacts
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.models.profile import count_flops
-from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunSummary
-from resnet_exp.tracking.wandb_logger import NullLogger, new_run_id
+from resnet_exp.tracking.names import wandb_names
+from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunSummary, kind
+from resnet_exp.tracking.wandb_client import new_run_id
+from resnet_exp.tracking.wandb_logger import NullLogger
+from resnet_exp.tracking.wandb_secrets import scrub_files
 from resnet_exp.training import distributed, resume, threads
 from resnet_exp.training.device import resolve_device
 from resnet_exp.training.interrupt import Interrupted, StopFlag
@@ -131,8 +135,11 @@ def resume_or_start(cfg: DictConfig, trainer: Trainer, summary: RunSummary) -> l
     summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
     earlier = start.previous.wandb_run_id or (start.previous.wandb or {}).get("run_id")
     # the W&B run this attempt logs to: the earlier attempt's (its history continues where its
-    # checkpoint ends), a new one when trainer.resume=never starts the run over
-    summary.wandb_run_id = str(earlier) if earlier and setting != "never" else new_run_id()
+    # checkpoint ends), else one stable per folder and identity; a new one when
+    # trainer.resume=never starts the run over
+    basis = f"{record.run_dir.resolve()} {summary.config_key}"
+    basis += f" {time.time_ns()}" if setting == "never" else ""
+    summary.wandb_run_id = str(earlier) if earlier and setting != "never" else new_run_id(basis)
     record.write_summary(summary)
     return start.rows
 
@@ -140,12 +147,18 @@ def resume_or_start(cfg: DictConfig, trainer: Trainer, summary: RunSummary) -> l
 def start_logger(
     cfg: DictConfig, job: JobFacts, trainer: Trainer, summary: RunSummary, config: dict
 ) -> None:
-    """Start the W&B run (resumed, with the rows an earlier attempt's run did not get)."""
-    m, logger = summary.model, trainer.logger
-    logger.start(run_dir=job.run_dir, config=config, name=job.name, group=job.group,
-                 tags=[m["block"], f"depth-{m['depth']}", cfg.data.name,
-                       "residual" if m["residual"] else "plain"],
-                 job_type=job.job_type, run_id=summary.wandb_run_id)  # fmt: skip
+    """Start the W&B run (resumed, with the rows an earlier attempt's run did not get), named and
+    grouped by its configuration within the sweep, with flat keys to filter and colour by."""
+    m, logger, sweep, key = summary.model, trainer.logger, job.group, summary.config_key
+    shared = job.shared_by_configs if job.multirun else job.overrides  # a run alone: its model
+    name, job_type, group = wandb_names(m, cfg.seed, job.overrides, shared, key, sweep)
+    flat = {k: m[k] for k in ("block", "residual", "depth", "family")}
+    flat.update(dataset=cfg.data.name, seed=cfg.seed, sweep=sweep)
+    tags = [m["block"], f"depth-{m['depth']}", cfg.data.name, kind(m["residual"]), sweep]
+    logger.start(run_dir=job.run_dir, config={**config, **flat}, name=name, group=group,
+                 tags=tags, job_type=job_type, run_id=summary.wandb_run_id)  # fmt: skip
+    sweep_files = job.sweep_dir.glob("*.yaml") if job.sweep_dir else ()  # Hydra's multirun.yaml
+    scrub_files([*trainer.record.hydra_dir.glob("*.yaml"), *sweep_files])  # a key typed in
     logger.catch_up(trainer.record.read_metrics())  # rows an earlier attempt's run did not get
     summary.wandb = logger.info()
     trainer.stop.install()  # again, in case W&B put its own handlers in place

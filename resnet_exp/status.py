@@ -9,6 +9,7 @@ that holds no sweep or run.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import socket
@@ -17,15 +18,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from resnet_exp.errors import EXIT_USER_ERROR
-from resnet_exp.hydra_glue.command import recorded_sweep_jobs
+from resnet_exp.hydra_glue.command import read_sweep_jobs, recorded_sweep_jobs
+from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.report.aggregate import RunResult, find_job_dirs, read_run
 from resnet_exp.slurm_queue import annotate
+from resnet_exp.tracking import identity
 from resnet_exp.tracking.folder_lock import in_use
 from resnet_exp.tracking.names import shared_overrides
 from resnet_exp.tracking.record import (
@@ -35,16 +39,19 @@ from resnet_exp.tracking.record import (
     FINISHED,
     INTERRUPTED,
     LOST,
+    MULTIRUN_YAML,
     PENDING,
     RUNNING,
     STOPPED,
     TERMINATED,
+    UNKNOWN,
     RunRecord,
     RunSummary,
 )
+from resnet_exp.tracking.wandb_secrets import scrub_secrets as scrub
 
 EXIT_NOT_ALL_COMPLETED = 1
-_STYLE = {COMPLETED: "green", RUNNING: "cyan", FAILED: "red", DIVERGED: "magenta",
+_STYLE = {COMPLETED: "green", RUNNING: "cyan", FAILED: "red", DIVERGED: "magenta", UNKNOWN: "red",
           INTERRUPTED: "yellow", TERMINATED: "yellow", LOST: "yellow", PENDING: "dim"}  # fmt: skip
 
 
@@ -71,6 +78,9 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
     row = JobStatus(run.name, run.overrides, run.status, epochs_planned=run.epochs_planned, run=run)
     row.epoch = len(run.metrics)
     raw = summary.status if summary else None
+    if summary is None and record.summary_path.exists():  # damaged: said, never guessed
+        row.detail = str(run.error or "")
+        return row
     if raw in FINISHED:
         row.epoch = run.epochs or row.epoch
         if raw == FAILED:
@@ -98,6 +108,9 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
             f"process {summary.pid} on {summary.host} is gone after epoch "
             f"{row.epoch}{of}; re-run the sweep command to resume it"
         )
+    elif raw is None and not (in_use(job_dir) or in_use(sweep_dir)):
+        row.state = LOST
+        row.detail = "its process ended before it recorded anything; re-run the command to start it"
     elif raw is None:
         row.state, row.detail = PENDING, "started, no record yet" + since
     else:
@@ -129,19 +142,22 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def expected_jobs(sweep_dir: Path) -> list[list[str]]:
-    """Each job the sweep command asked for (its overrides), from the sweep's multirun.yaml; []
-    for a single run or a sweep folder without one."""
-    return recorded_sweep_jobs(sweep_dir)
+@functools.lru_cache(maxsize=4096)
+def _planned_identity(job: tuple[str, ...]) -> str | None:
+    """A planned job's identity (its config composed as the sweep would), None if it fails."""
+    try:
+        return identity.identity_of_node(compose(list(job)))
+    except Exception:  # a config this command cannot compose: the overrides' text decides
+        return None
 
 
 def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
     """Every job of a sweep (or the one run) in ``folder``: those with a folder, then those the
-    sweep command asked for that have none yet (pending)."""
+    sweep command asked for whose identity no folder holds yet (pending)."""
     rows = [job_status(d, folder, now) for d in find_job_dirs(folder)]
-    started = {frozenset(r.overrides) for r in rows}
-    for job in expected_jobs(folder):
-        if frozenset(job) not in started:
+    started, held = {frozenset(r.overrides) for r in rows}, set(identity.index(folder))
+    for job in recorded_sweep_jobs(folder):  # the jobs the sweep command asked for
+        if frozenset(job) not in started and _planned_identity(tuple(job)) not in held:
             rows.append(JobStatus("-", list(job), PENDING, "not started"))
     annotate(folder, rows)  # a SLURM sweep: queued jobs' reasons, jobs SLURM ended unrecorded
     return rows
@@ -162,44 +178,48 @@ def _err(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def render(folder: Path, rows: list[JobStatus]) -> RenderableType:
-    """The rich table: configuration (overrides that differ between jobs), state, errors, time."""
+def render(folder: Path, rows: list[JobStatus], problem: str | None = None) -> RenderableType:
+    """The table, one line per job at any width (a column too narrow ends in an ellipsis, never a
+    word broken across lines): job, state, epoch, errors, time, configuration (the overrides
+    that differ between jobs); under it, each job's detail and a damaged record's problem."""
     common = shared_overrides(r.overrides for r in rows)
     counts = {s: sum(r.state == s for r in rows) for s in _STYLE if any(r.state == s for r in rows)}
     # the headline is printed above the table, so a long folder name never wraps the counts
-    headline = f"{folder}  ({len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-    table = Table(  # user text (overrides, errors) goes in as Text: never read as markup
-        caption=Text(
-            "errors in %: final training, best validation, test at best validation; "
-            "job: its folder, or the folder's hash suffix (<sweep>/*-<hash>)"
-            + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else ""),
-        ),
-    )
-    table.add_column("job", overflow="fold")
-    table.add_column("configuration", overflow="fold", ratio=2)
-    table.add_column("state", overflow="fold", ratio=3)
-    for name in (
-        "epoch",
-        "train err",
-        "val err",
-        "test err",
-        "time",
-    ):  # errors: as the caption says
+    headline = f"{len(rows)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    caption = (
+        "errors in %: final train, best val, test at best val; job: its folder, or the "
+        "folder's hash suffix (<sweep>/*-<hash>)"
+        + ("\ncommon to all jobs: " + " ".join(sorted(common)) if common else "")
+    )  # user text (overrides, errors) goes in as Text: never read as markup
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("job", max_width=12)  # job, configuration: narrowed first, one line each
+    table.add_column("state", no_wrap=True)
+    for name in ("epoch", "train", "val", "test", "time"):
         table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("configuration", ratio=1)
+    notes = []
     for row in rows:
         run = row.run
         config = " ".join(o for o in row.overrides if o not in common) or "(defaults)"
-        state = Text.assemble(
-            (row.state, _STYLE.get(row.state, "")), f": {row.detail}" if row.detail else ""
-        )
         epoch = f"{row.epoch}/{row.epochs_planned}" if row.epochs_planned else str(row.epoch or "")
         numbers = ["", "", "", ""]
         if run is not None and row.state != PENDING:
             errors = (run.final_train_err, run.best_val_err, run.test_err_at_best_val)
             numbers = [*map(_err, errors), _duration(run.wall_time_s) if run.wall_time_s else ""]
         epoch = epoch if run is not None else ""
-        table.add_row(Text(_short(row.name)), Text(config), state, epoch, *numbers)
-    return Group(Text(headline + ")", style="bold", overflow="fold"), table)
+        state = Text(row.state, _STYLE.get(row.state, ""))
+        table.add_row(_line(_short(row.name)), state, epoch, *numbers, _line(scrub(config)))
+        if row.detail and row.state != PENDING:
+            notes.append(Text.assemble(f"{_short(row.name)} ", state, f": {scrub(row.detail)}"))
+    if problem:
+        notes.append(Text(f"{MULTIRUN_YAML} {problem}; only the jobs with a folder are shown."))
+    head = Text(headline, style="bold")
+    return Group(head, Text(str(folder), overflow="fold"), table, Text(scrub(caption)), *notes)
+
+
+def _line(text: str) -> Text:
+    """A cell on one line, ending in an ellipsis where its column is too narrow."""
+    return Text(text, no_wrap=True, overflow="ellipsis")
 
 
 def _still_running(folder: Path, rows: list[JobStatus]) -> bool:
@@ -229,8 +249,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     folder: Path = args.folder
-    if not folder.is_dir() or not (find_job_dirs(folder) or expected_jobs(folder)):
+    planned, problem = read_sweep_jobs(folder) if folder.is_dir() else ([], None)
+    if not folder.is_dir() or not (find_job_dirs(folder) or planned):
         what = "does not exist" if not folder.exists() else "holds no sweep or run"
+        what += f" (its {MULTIRUN_YAML} {problem})" if problem else ""
         print(
             f"error: {str(folder)!r} {what}. Give a sweep folder (outputs/multirun/<date>/<time>, "
             "or the hydra.sweep.dir you chose) or a run folder (outputs/<date>/<time>).",
@@ -240,15 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not args.watch:
         rows = sweep_status(folder)
-        console.print(render(folder, rows))
+        console.print(render(folder, rows, problem))
         return exit_code(rows)
     rows = sweep_status(folder)
     try:
-        with Live(render(folder, rows), console=console, auto_refresh=False) as live:
+        with Live(render(folder, rows, problem), console=console, auto_refresh=False) as live:
             while _still_running(folder, rows):
                 time.sleep(max(args.interval, 0.05))
                 rows = sweep_status(folder)
-                live.update(render(folder, rows), refresh=True)
+                live.update(render(folder, rows, problem), refresh=True)
     except KeyboardInterrupt:
         return exit_code(rows)
     _refresh_report(folder, rows)
@@ -259,7 +281,7 @@ def _refresh_report(folder: Path, rows: list[JobStatus]) -> None:
     """When a watched sweep has ended, rebuild its report from the records: jobs that ended at
     the same moment (a detached SLURM sweep) each rebuilt it from what they saw, so the last
     write may predate another job's record. A problem is a warning, never an error."""
-    if not expected_jobs(folder) or any(r.state == RUNNING for r in rows):
+    if not recorded_sweep_jobs(folder) or any(r.state == RUNNING for r in rows):
         return
     try:
         from resnet_exp.report.build import build_report  # heavy (matplotlib): only at the end

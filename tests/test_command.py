@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 from resnet_exp.hydra_glue.command import parse_command
-from resnet_exp.tracking.names import (
-    config_label,
-    run_name,
-    shared_by_configurations,
-    wandb_job_type,
-)
+from resnet_exp.tracking.names import config_label, run_name, shared_by_configurations
 
 
 def test_a_preset_that_sweeps_is_a_sweep_whose_jobs_merge_its_params_with_the_command_line() -> (
@@ -58,7 +53,7 @@ def test_a_jobs_name_leaves_out_where_its_data_lies_and_what_every_job_shares() 
     shared = {"data.root=/home/me/data", "data.train_subset=1500", "logger.mode=offline"}
     assert run_name(job, shared) == "model/depth=14,seed=1"
     assert run_name(job) == "model/depth=14,seed=1,data.train_subset=1500"  # a single run
-    assert config_label(job) == wandb_job_type(job) == "model/depth=14,data.train_subset=1500"
+    assert config_label(job) == "model/depth=14,data.train_subset=1500"
 
 
 def test_a_configurations_label_is_what_sets_it_apart_from_the_sweeps_other_configurations() -> (
@@ -68,10 +63,10 @@ def test_a_configurations_label_is_what_sets_it_apart_from_the_sweeps_other_conf
     jobs = [[f"model/depth={d}", f"seed={s}", root, subset] for d in (14, 20) for s in (1, 2)]
     shared = shared_by_configurations(jobs)
     assert shared == {subset}  # the seeds are replicates, the folder is no configuration
-    assert [wandb_job_type(job, shared) for job in jobs[::2]] == [
+    assert [config_label(job, shared) for job in jobs[::2]] == [
         "model/depth=14",
         "model/depth=20",
     ]
     replicates = [job for job in jobs if "model/depth=14" in job]
     alone = shared_by_configurations(replicates)  # one configuration: nothing to tell apart
-    assert wandb_job_type(replicates[0], alone) == "model/depth=14,data.train_subset=1500"
+    assert config_label(replicates[0], alone) == "model/depth=14,data.train_subset=1500"

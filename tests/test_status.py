@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import yaml
 from cli import run_cli
 
 from resnet_exp import status
+from resnet_exp.report.build import build_report
+from resnet_exp.tracking.folder_lock import FolderLock
 
 COMMON = ["data.train_subset=64", "trainer.epochs=2"]
 
@@ -82,6 +85,14 @@ def show(folder: Path, capsys: pytest.CaptureFixture, *flags: str) -> tuple[int,
     return code, capsys.readouterr().out
 
 
+def table_rows(out: str) -> dict[str, str]:
+    """Each table line by its job (the lines between the header's rule and the caption)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("──")) + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("errors in %"))
+    return {line.split()[0]: line for line in lines[start:end]}
+
+
 @pytest.fixture(autouse=True)
 def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")  # one line per job, nothing folded
@@ -95,7 +106,7 @@ def test_finished_sweep_exits_zero_with_each_jobs_numbers(
     write_job(tmp_path, "1", 14, "completed", [row(1, 45.0, 33.0, 34.5), row(2, 25.5, 37.0, 38.0)])
     code, out = show(tmp_path, capsys)
     assert code == 0
-    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    lines = table_rows(out)
     assert "completed" in lines["0"] and "model/depth=8" in lines["0"]
     assert "30.00" in lines["0"] and "35.00" in lines["0"] and "36.00" in lines["0"]
     # job 1: best validation was epoch 1, so test at best is 34.50; final training error 25.50
@@ -129,9 +140,9 @@ def test_half_done_sweep_shows_running_lost_and_pending_jobs(
     write_job(tmp_path, "2", 20, "running", [row(1, 60.0, 50.0, 51.0)], pid=dead_pid())
     code, out = show(tmp_path, capsys)
     assert code == status.EXIT_NOT_ALL_COMPLETED
-    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
-    assert "running: epoch 1 of 2 done, last record" in lines["1"]
-    assert "lost" in lines["2"] and "re-run the sweep command" in lines["2"]
+    lines = table_rows(out)
+    assert "running" in lines["1"] and "1 running: epoch 1 of 2 done, last record" in out
+    assert "lost" in lines["2"] and "re-run the sweep command" in out
     pending = lines["-"]  # asked for by the sweep command, no folder yet
     assert "pending" in pending and "model/depth=32" in pending
 
@@ -175,6 +186,94 @@ def test_a_folder_without_jobs_is_one_clear_error(
     err = capsys.readouterr().err
     assert code == 2
     assert "does not exist" in err and "sweep folder" in err and "Traceback" not in err
+
+
+def test_every_line_fits_80_columns_piped_and_no_word_is_broken(tmp_path: Path) -> None:
+    """Issue 29 item 6: at COLUMNS=80 through a pipe, one line per job; a long configuration ends
+    in an ellipsis; no word is split across lines (was `complet`/`ed`, `model/bl`/`ock=basi`)."""
+    write_sweep(tmp_path, "8,14")
+    long = [f"model/block=basic optimizer.lr=0.0{i}" for i in range(6)]
+    write_job(tmp_path, "0", 8, "completed", [row(1, 50.0, 40.0, 41.0), row(2, 30.0, 35.0, 36.0)])
+    job = write_job(tmp_path, "1", 14, "failed", [row(1, 50.0, 40.0, 41.0)],
+                    error="RuntimeError: CUDA out of memory " + "x " * 60)  # fmt: skip
+    summary = json.loads((job / "summary.json").read_text())
+    summary["overrides"] = ["model/depth=14", *long, *COMMON]
+    (job / "summary.json").write_text(json.dumps(summary))
+    shown = run_cli(str(tmp_path), cwd=tmp_path, module="resnet_exp.status", env={"COLUMNS": "80"})
+    lines = shown.stdout.splitlines()
+    assert shown.returncode == 1 and max(map(len, lines)) <= 80, shown.stdout
+    rows = table_rows(shown.stdout)
+    assert rows["0"].split()[1:3] == ["completed", "2/2"] and rows["1"].rstrip().endswith("…")
+    words = set(" ".join([*long, *COMMON, "completed", "failed", "RuntimeError:"]).split())
+    pieces = {w for line in lines for w in line.split() if not w.endswith("…")} - words
+    pieces -= {"train", "val", "test"}  # headers
+    assert not {p for p in pieces if any(w.startswith(p) for w in words)}  # a word's first part
+
+
+def test_damaged_records_are_one_named_problem_and_invent_no_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 31 class 12: odd types, an empty file, bytes that are not UTF-8."""
+    write_job(tmp_path, "0", 8, "completed", [row(1, 50.0, 40.0, 41.0)])
+    for damage, problem in (
+        (b"hydra:\n  overrides:\n    task: 5\n", "is empty or not the hydra.overrides.task"),
+        (b"", "is empty or not"),
+        (b"\xff\xfe hydra", "cannot be read (UnicodeDecodeError"),
+        (b"- 1\n- 2\n", "is empty or not"),
+    ):
+        (tmp_path / "multirun.yaml").write_bytes(damage)
+        code, out = show(tmp_path, capsys)
+        flat = " ".join(out.split())
+        assert code == 0 and "1 jobs: 1 completed" in flat, out  # no job invented
+        assert f"multirun.yaml {problem}" in flat and "only the jobs with a folder" in flat
+    broken = write_job(tmp_path, "1", 14, "completed", [row(1, 50.0, 40.0, 41.0)])
+    (broken / "summary.json").write_bytes(b"\xff\xfe{")  # a job's own records damaged too
+    (broken / ".hydra" / "overrides.yaml").write_bytes(b"\xff")
+    code, out = show(tmp_path, capsys)
+    assert code == 1 and "2 jobs: 1 completed, 1 unknown" in out
+    assert "summary.json cannot be parsed" in " ".join(out.split())
+    assert build_report(tmp_path).runs  # the report reads the same damage as a named problem
+    shutil.rmtree(tmp_path / "0")
+    shutil.rmtree(broken)
+    assert status.main([str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds no sweep or run (its multirun.yaml is empty or not" in err
+
+
+def test_a_job_whose_process_died_before_recording_is_lost_not_pending(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    write_sweep(tmp_path, "8")
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)  # Hydra made it; the job died at once
+    overrides = yaml.safe_dump(["model/depth=8", *COMMON])
+    (tmp_path / "0" / ".hydra" / "overrides.yaml").write_text(overrides)
+    code, out = show(tmp_path, capsys)
+    assert "1 jobs: 1 lost" in out and "ended before it recorded anything" in " ".join(out.split())
+    lock = FolderLock(tmp_path, "the sweep folder").acquire()  # its sweep still runs: pending
+    try:
+        assert "1 jobs: 1 pending" in show(tmp_path, capsys)[1]
+    finally:
+        lock.release()
+
+
+@pytest.mark.slow
+def test_a_job_finished_before_a_new_axis_was_added_is_completed_not_pending(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    """Planned jobs are matched to folders by identity, not by the text of their overrides."""
+    tiny = [f"data.root={fmnist_root}", "data.train_subset=64", "data.val_size=32",
+            "data.test_subset=32", "data.batch_size=16", "trainer.epochs=1", "logger=none",
+            "trainer.response_images=0", "hydra.sweep.dir=sweep"]  # fmt: skip
+    first = run_cli("--multirun", "model/depth=8", *tiny, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (tmp_path / "sweep" / "multirun.yaml").write_text(  # as a re-run adding an axis leaves it
+        (tmp_path / "sweep" / "multirun.yaml")
+        .read_text()
+        .replace("- model/depth=8", "- model/depth=8,14\n    - model/block=basic")
+    )
+    shown = run_cli("sweep", cwd=tmp_path, module="resnet_exp.status", env={"COLUMNS": "80"})
+    flat = " ".join(shown.stdout.split())
+    assert "2 jobs: 1 completed, 1 pending" in flat, shown.stdout + shown.stderr
 
 
 @pytest.mark.slow

@@ -202,14 +202,30 @@ def quoted(path: str) -> str:
 def recorded_sweep_jobs(sweep_dir: Path) -> list[list[str]]:
     """Each job a sweep's command asked for, from the ``multirun.yaml`` Hydra wrote in its folder
     before launching any; [] for a single run or a folder without a readable one."""
+    return read_sweep_jobs(sweep_dir)[0]
+
+
+def read_sweep_jobs(sweep_dir: Path) -> tuple[list[list[str]], str | None]:
+    """:func:`recorded_sweep_jobs` and what is wrong with a damaged ``multirun.yaml`` (None when
+    it is absent or sound): damage never invents a job."""
     try:
         data = yaml.safe_load((sweep_dir / MULTIRUN_YAML).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return []
-    hydra = (data or {}).get("hydra") or {}
-    task = [str(o) for o in ((hydra.get("overrides") or {}).get("task") or [])]
-    params = (hydra.get("sweeper") or {}).get("params") or {}
+    except FileNotFoundError:
+        return [], None
+    except (OSError, ValueError, yaml.YAMLError) as error:  # ValueError: not UTF-8
+        first = (str(error).splitlines() or [""])[0]
+        return [], f"cannot be read ({type(error).__name__}: {first})"
+    task, params = _at(data, "hydra", "overrides", "task"), _at(data, "hydra", "sweeper", "params")
+    if not isinstance(task, list) or not isinstance(params or {}, dict):
+        return [], "is empty or not the hydra.overrides.task and hydra.sweeper Hydra writes"
     try:
-        return sweep_jobs(params, task)
-    except Exception:  # a sweeper we cannot expand here
-        return []
+        return sweep_jobs(params or {}, [str(o) for o in task]), None
+    except Exception as error:  # a sweeper we cannot expand here
+        return [], f"holds a sweep this command cannot expand ({error})"
+
+
+def _at(node: Any, *keys: str) -> Any:
+    """``node[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node

@@ -18,7 +18,6 @@ from resnet_exp.tracking.names import (
     run_name,
     shared_by_configurations,
     shared_overrides,
-    wandb_job_type,
 )
 from resnet_exp.tracking.record import sweep_id
 
@@ -28,7 +27,7 @@ class JobFacts:
     run_dir: Path
     multirun: bool = False
     overrides: list[str] = field(default_factory=list)
-    group: str = ""  # the W&B group: one id per sweep (or per single run)
+    group: str = ""  # the sweep's id (a single run's own): W&B's tag and `sweep` key
     parallel_jobs: int = 1  # the launcher's jobs of this sweep training side by side here
     sweep_dir: Path | None = None  # the sweep's folder (None for a single run)
     shared: list[str] = field(default_factory=list)  # overrides every job of the sweep has
@@ -36,13 +35,8 @@ class JobFacts:
 
     @property
     def name(self) -> str:
-        """The job's name (summary.json's ``job``, the W&B run name): tracking/names.py's rule."""
+        """The job's name (summary.json's ``job``): tracking/names.py's rule."""
         return run_name(self.overrides, self.shared)
-
-    @property
-    def job_type(self) -> str:
-        """The W&B job type: the configuration (replicates share it), labelled as in the report."""
-        return wandb_job_type(self.overrides, self.shared_by_configs)
 
 
 def current_job() -> JobFacts:

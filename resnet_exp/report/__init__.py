@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from resnet_exp import caches
+
+caches.keep_private()  # before any module here loads matplotlib: its cache never in the home
+
 _EXPORTS = {
     "RunResult": "aggregate",
     "collect_runs": "aggregate",

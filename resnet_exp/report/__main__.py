@@ -52,7 +52,7 @@ def sweep_logger_config(sweep_dir: Path) -> dict[str, Any] | None:
     for path in candidates:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+        except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
             continue
         if isinstance(data, dict) and "logger" in data:
             logger = data["logger"]
@@ -87,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     given = {"project": args.project, "group": args.group, "entity": args.entity}
     settings.update((key, value) for key, value in given.items() if value)
     info = log_report_to_wandb(args.sweep_dir, result.runs, **settings)
-    if info:
-        where = info["sync"] or f"run {info['run_id']} ({info['mode']})"
-        print(f"W&B report run: {where}")
+    if info and not info["sync"]:  # an offline run's `wandb sync` hint is logged already
+        print(f"W&B report run: run {info['run_id']} ({info['mode']})")
     return 0
 
 

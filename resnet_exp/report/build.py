@@ -96,11 +96,12 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
 
 def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """`log_report_to_wandb`'s keyword arguments from a `logger` config node, or None when W&B is
-    off (`logger=none` has no `mode`; `logger.mode=disabled`)."""
+    off (`logger=none`: its node keeps the schema's `mode` but targets the NullLogger;
+    `logger.mode=disabled`)."""
     if not isinstance(logger, Mapping) or logger.get("mode") is None:
         return None
     mode = str(logger.get("mode")).lower()
-    if mode == "disabled":
+    if mode == "disabled" or str(logger.get("_target_", "")).endswith(".NullLogger"):
         return None
     return {
         "project": logger.get("project") or WANDB_PROJECT,
@@ -128,8 +129,9 @@ def log_report_to_wandb(
     dir: str | os.PathLike[str] | None = None,
     init_timeout: float = WANDB_INIT_TIMEOUT_S,
 ) -> dict[str, Any] | None:
-    """Log the report as one W&B run named "report" (job_type "report") in the sweep's group
-    (default `sweep_id(sweep_dir)`, the training runs' group): summary.csv and the statistics as
+    """Log the report to the sweep's one W&B report run (named "report", job_type "report", its
+    id derived from the sweep: every build updates it) in group `group`, else the sweep's id
+    (also its tag and `sweep` key, as the training runs'): summary.csv and the statistics as
     tables, each figure as an image, the headline in its summary; its files go to `dir`, else
     $WANDB_DIR, else the sweep directory. Returns mode/run_id/dir/sync; never raises (a W&B
     problem is a warning and None: the report files on disk are what matters)."""
@@ -179,16 +181,18 @@ def _report_run_kwargs(
         parent = str(sweep_dir.absolute())
     if parent is not None:
         Path(parent).mkdir(parents=True, exist_ok=True)
-    names = datasets(runs)
+    names, sweep = datasets(runs), sweep_id(sweep_dir)
     return {
         "project": project,
         "entity": entity,
-        "group": group or sweep_id(sweep_dir),
+        "group": group or sweep,
         "job_type": REPORT_JOB_TYPE,
         "name": REPORT_RUN_NAME,
+        "id": wandb_client.new_run_id(f"report {sweep}"),
+        "resume": "allow",
         "dir": parent,
-        "tags": ["report", *names],
-        "config": {"sweep_dir": str(sweep_dir.resolve()), "runs": len(runs), "datasets": names},
+        "tags": ["report", sweep[:64], *names],
+        "config": {"sweep": sweep, "runs": len(runs), "datasets": names},
         "reinit": "finish_previous",
     }
 

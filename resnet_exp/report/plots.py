@@ -20,6 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 
 from resnet_exp.atomic import atomic_path
 from resnet_exp.report.aggregate import RunResult, datasets
+from resnet_exp.tracking.names import model_label
 from resnet_exp.tracking.record import GRAD_NORM, KINDS, STEP_ERR, TEST_ERR, TRAIN_ERR
 
 PANEL_TITLES = {False: "plain networks", True: "residual networks (ResNet)"}  # by model.residual
@@ -27,8 +28,7 @@ DPI = 120
 
 
 def _base_label(run: RunResult) -> str:
-    depth = "?" if run.depth is None else str(run.depth)
-    return f"ResNet-{depth}" if run.residual else f"plain-{depth}"
+    return model_label(bool(run.residual), run.depth)
 
 
 def run_labels(runs: Sequence[RunResult]) -> list[str]:

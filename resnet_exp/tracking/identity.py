@@ -223,7 +223,7 @@ def pick(folders: list[Path]) -> Path | None:
 
 # -- a job folder's name --------------------------------------------------------------------------
 
-_MODEL_KEYS = ("model", "model/block", "model/depth", "model.block", "model.depth")
+MODEL_KEYS = ("model", "model/block", "model/depth", "model.block", "model.depth")
 
 
 def override_key(override: str) -> str:
@@ -248,9 +248,9 @@ def distinguishing(overrides: Iterable[str], jobs: Iterable[Iterable[str]]) -> l
 def folder_name(overrides: Iterable[str], key: str, jobs: Iterable[Iterable[str]] = ()) -> str:
     """``plain-56_seed=3-<hash>``: what sets the job apart in its sweep, the model's part first
     (as ``<block>-<depth>``), at most :data:`READABLE` characters with the identity's hash last."""
-    kept = sorted(distinguishing(overrides, jobs), key=lambda o: override_key(o) not in _MODEL_KEYS)
-    model = [o.split("=", 1)[1] for o in kept if override_key(o) in _MODEL_KEYS]
-    rest = [o for o in kept if override_key(o) not in _MODEL_KEYS]
+    kept = sorted(distinguishing(overrides, jobs), key=lambda o: override_key(o) not in MODEL_KEYS)
+    model = [o.split("=", 1)[1] for o in kept if override_key(o) in MODEL_KEYS]
+    rest = [o for o in kept if override_key(o) not in MODEL_KEYS]
     text = "_".join(filter(None, ["-".join(model), *sorted(rest)]))
     readable = _UNSAFE.sub("_", text).strip("._-")[: READABLE - 9].rstrip("._-,")
     return f"{readable or 'default'}-{short_hash(key)}"

@@ -1,4 +1,4 @@
-"""A person's names for a job, from its overrides: its W&B run name and its configuration's label.
+"""A person's names for a job: its record's and W&B's names, its configuration's label.
 
 Which job it *is* (its folder, skip/resume, the report's grouping) is its identity
 (``tracking/identity.py``), never this text; these names leave out the machine-only keys of that
@@ -7,16 +7,21 @@ module and the overrides every job of the sweep shares. Plain strings in, plain 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 
-from resnet_exp.tracking.identity import SEED_KEYS, naming_overrides, override_key
+from resnet_exp.tracking.identity import (
+    MODEL_KEYS,
+    SEED_KEYS,
+    configuration,
+    naming_overrides,
+    override_key,
+)
 
 WANDB_JOB_TYPE_MAX = 64
 
 
 def run_name(overrides: Iterable[str], shared: Iterable[str] = ()) -> str:
-    """The W&B run name: the naming overrides not ``shared`` by every job of the sweep."""
+    """The job's name in its record: the naming overrides not ``shared`` by every job."""
     common = set(shared)
     return ",".join(o for o in naming_overrides(overrides) if o not in common) or "default"
 
@@ -27,7 +32,7 @@ def config_overrides(overrides: Iterable[str]) -> list[str]:
 
 
 def config_label(overrides: Iterable[str], shared: Iterable[str] = ()) -> str:
-    """The configuration as the report's tables and W&B's ``job_type`` call it: its
+    """The configuration as the report's tables call it: its
     :func:`config_overrides` that not every configuration of the sweep has (``shared``, from
     :func:`shared_by_configurations`), or all of them ('default' if none) when none are left."""
     common = set(shared)
@@ -35,14 +40,24 @@ def config_label(overrides: Iterable[str], shared: Iterable[str] = ()) -> str:
     return ",".join(kept or config_overrides(overrides)) or "default"
 
 
-def wandb_job_type(overrides: Iterable[str], shared: Iterable[str] = ()) -> str:
-    """:func:`config_label`, or its head plus a short hash where W&B's 64-character limit would
-    cut it."""
-    label = config_label(overrides, shared)
-    if len(label) <= WANDB_JOB_TYPE_MAX:
-        return label
-    digest = hashlib.sha1(label.encode("utf-8")).hexdigest()[:8]
-    return f"{label[: WANDB_JOB_TYPE_MAX - 9]}~{digest}"
+def model_label(residual: bool, depth: int | None) -> str:
+    """The model as a person names it (W&B, the report's figures): 'plain-56', 'ResNet-56'."""
+    return f"{'ResNet' if residual else 'plain'}-{'?' if depth is None else depth}"
+
+
+def wandb_names(model: dict, seed: int, overrides: Iterable[str], shared: Iterable[str],
+                key: str, sweep: str) -> tuple[str, str, str]:  # fmt: skip
+    """How W&B shows a run (SPEC §7): (name, job_type, group) = ('plain-56 (seed 3)', its
+    configuration 'plain-56 1a2b3c4d', that configuration within its sweep, where its seeds
+    aggregate). Named by the model and what else sets the configuration apart in the sweep
+    (``shared``: :func:`shared_by_configurations`); the configuration's id (its identity without
+    the seed) makes ``model=resnet20`` and ``model/depth=20`` one."""
+    common = set(shared)
+    extra = [o for o in config_overrides(overrides)
+             if o not in common and override_key(o) not in MODEL_KEYS]  # fmt: skip
+    label = " ".join([model_label(bool(model["residual"]), int(model["depth"])), *extra])
+    job_type = f"{label[: WANDB_JOB_TYPE_MAX - 9]} {configuration(key)}"
+    return f"{label} (seed {seed})", job_type, f"{job_type} @ {sweep}"[:128]
 
 
 def shared_overrides(jobs: Iterable[Iterable[str]]) -> set[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.atomic import atomic_write
+from resnet_exp.tracking.wandb_secrets import scrub_secrets
 
 # -- file names ------------------------------------------------------------------------------------
 # One run's folder:
@@ -111,6 +112,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    data = scrub_secrets(data)  # a W&B key typed into an override never reaches a record
     atomic_write(path, (json.dumps(_json_safe(data), indent=2) + "\n").encode("utf-8"))
 
 

@@ -9,6 +9,7 @@ command. `wandb` is imported only once a run starts, so importing this module st
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import netrc
 import os
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.facts import LOGGER_MODES
-from resnet_exp.tracking.wandb_secrets import argv_scrubbed
+from resnet_exp.tracking.wandb_secrets import argv_scrubbed, scrub_secrets
 
 log = logging.getLogger("resnet_exp")
 
@@ -98,6 +99,13 @@ def import_wandb() -> Any:
     return wandb
 
 
+def new_run_id(basis: str) -> str:
+    """A W&B run id (16 hex digits), the same for the same `basis` (a job's folder and identity; a
+    report's sweep); chosen before the run starts, so the record holds it even if the process
+    dies during `wandb.init`."""
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class OpenedRun:
     """A started W&B run, the mode it runs in, and why an online start fell back (else None)."""
@@ -120,9 +128,10 @@ def open_run(wandb: Any, mode: str, init_timeout: float, init_kwargs: dict[str, 
 
 
 def _init(wandb: Any, mode: str, init_timeout: float, kwargs: dict[str, Any]) -> Any:
-    settings = wandb.Settings(init_timeout=init_timeout, quiet=True)
-    with argv_scrubbed():
-        return wandb.init(mode=mode, settings=settings, **kwargs)
+    # silent: wandb's own lines are ours to say (the one `wandb sync` hint, WandbLogger.finish)
+    settings = wandb.Settings(init_timeout=init_timeout, silent=True)
+    with argv_scrubbed():  # name, notes, tags, group and config too: a secret never leaves
+        return wandb.init(mode=mode, settings=settings, **scrub_secrets(kwargs))
 
 
 def run_info(run: Any, mode: str) -> dict[str, Any]:

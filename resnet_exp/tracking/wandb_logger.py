@@ -9,8 +9,6 @@ in `start()` only, so `logger=none` stays cheap; `NullLogger` is the same interf
 from __future__ import annotations
 
 import logging
-import secrets
-import string
 import sys
 import threading
 import time
@@ -32,13 +30,6 @@ _FLUSH_WAIT_S = 10.0  # bound on waiting for wandb-core to write the run file af
 _MAX_TAG_LEN = 64  # W&B rejects longer tags.
 # Per-step rows are plotted against the step, everything else against the epoch.
 _STEP_METRICS = (STEP_LOSS, STEP_ERR)
-
-
-def new_run_id() -> str:
-    """A fresh W&B run id (8 lowercase letters and digits, like wandb's own), chosen before the run
-    starts so the run record holds it even if the process dies during `wandb.init`."""
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 class NullLogger:
@@ -237,8 +228,8 @@ class WandbLogger:
         self._next_step = self._history_end(run, offline=offline) if run_id else 0
         self._info = wandb_client.run_info(run, opened.mode)
         _define_metrics(run)
-        where = run.url if not offline and getattr(run, "url", None) else self._info["dir"]
-        log.info("W&B run %s (%s): %s", run.id, opened.mode, where)
+        if not offline:  # offline, the one line is the `wandb sync` hint when the run ends
+            log.info("W&B run %s (online): %s", run.id, getattr(run, "url", None) or run.id)
 
     def _init_kwargs(self, run_dir: Path, run: dict[str, Any], run_id: str | None) -> dict:
         """`wandb.init`'s arguments: this logger's settings merged with the run's (`start()`)."""
@@ -249,7 +240,7 @@ class WandbLogger:
             "project": self.project,
             "entity": self.entity,
             "dir": str(parent),
-            "config": scrub_secrets(run["config"] or {}),
+            "config": run["config"] or {},
             "name": run["name"] or None,
             "group": self.group or run["group"] or None,
             "tags": _clean_tags([*self.tags, *run["tags"]]),

@@ -22,7 +22,8 @@ _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 _CHUNK_CRC = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
 # (our key, the field of wandb's RunRecord)
 _RUN_FIELDS = (("run_id", "run_id"), ("project", "project"), ("entity", "entity"),
-               ("name", "display_name"), ("group", "run_group"), ("notes", "notes"))  # fmt: skip
+               ("name", "display_name"), ("group", "run_group"), ("notes", "notes"),
+               ("job_type", "job_type"))  # fmt: skip
 
 
 def find_run_files(path: str | Path) -> list[Path]:
@@ -39,8 +40,8 @@ def find_run_files(path: str | Path) -> list[Path]:
 
 def read_offline_run(path: str | Path, include_internal: bool = False) -> dict[str, Any]:
     """The most recent W&B run under `path` (`find_run_files`) in plain Python: `run_id, project,
-    entity, name, group, tags, notes, config`, `history` (one dict per `log()` call), `summary`,
-    `exit_code` (None if it never finished), `path`; wandb's own `_*` keys only with
+    entity, name, group, job_type, tags, notes, config`, `history` (one dict per `log()` call),
+    `summary`, `exit_code` (None if it never finished), `path`; wandb's own `_*` keys only with
     `include_internal`."""
     files = find_run_files(path)
     if not files:

@@ -1,19 +1,24 @@
-"""Secrets never reach W&B: config values, summaries and the recorded command line are scrubbed.
+"""Secrets never leave: every record, name and W&B field is scrubbed here, the one home.
 
 A value is hidden when its key looks like a secret (api_key, token, password, secret, any case) or
-when it is the W&B API key itself (also inside a longer string such as a URL or a command line).
-Used by every W&B run this package starts (`wandb_client.open_run`, `WandbLogger.set_summary`).
+when it is a configured W&B API key (WANDB_API_KEY, or the netrc entry `wandb login` wrote), also
+inside a longer string such as a URL, a command line or an interpolated `logger.notes`. Applied by
+every W&B run (`wandb_client.open_run`, `WandbLogger.set_summary`), every JSON record
+(`record._write_json`), Hydra's copies of the command line and the tables `status` prints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import netrc
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
+
+from resnet_exp.atomic import atomic_write
 
 REDACTED = "***"
 SECRET_KEY_MARKERS = ("api_key", "apikey", "token", "password", "passwd", "secret")
@@ -27,8 +32,18 @@ def _is_secret_key(key: str) -> bool:
 def _values(secrets: Iterable[str] | None) -> tuple[str, ...]:
     """Values hidden wherever they appear, even under an innocent key: `secrets`, by default the
     W&B API key."""
-    given = (os.environ.get("WANDB_API_KEY", ""),) if secrets is None else secrets
+    given = (os.environ.get("WANDB_API_KEY", ""), *_netrc_keys()) if secrets is None else secrets
     return tuple(s for s in given if s)
+
+
+def _netrc_keys() -> list[str]:
+    """The passwords of netrc's W&B entries (`wandb login` writes `machine api.wandb.ai`)."""
+    host = (os.environ.get("WANDB_BASE_URL") or "wandb").split("//")[-1].split("/")[0]
+    try:
+        hosts = netrc.netrc(os.environ.get("NETRC")).hosts
+    except Exception:  # no netrc, or one this parser rejects: nothing configured there
+        return []
+    return [entry[-1] for name, entry in hosts.items() if "wandb" in name or name == host]
 
 
 def _to_container(obj: Any) -> Any:
@@ -83,6 +98,19 @@ def _scrub_str(value: str, secrets: tuple[str, ...]) -> str:
         if len(secret) >= 8 and secret in value:  # a key embedded in a URL or command line
             value = value.replace(secret, REDACTED)
     return value
+
+
+def scrub_files(paths: Iterable[Path]) -> None:
+    """Rewrite each text file that holds a configured key (Hydra's `.hydra/*.yaml` and
+    `multirun.yaml` copy the command line as typed)."""
+    found = _values(None)
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            continue
+        if _scrub_str(text, found) != text:
+            atomic_write(path, _scrub_str(text, found).encode("utf-8"))
 
 
 def scrub_argv(argv: list[str], secrets: Iterable[str] | None = None) -> list[str]:
