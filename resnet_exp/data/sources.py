@@ -63,11 +63,9 @@ def debian_fmnist_dir() -> Path:
 
 def load_dataset(name: str, root: Path, download: bool) -> RawData:
     """Read both splits of ``name`` from ``root``, fetching missing files as described above."""
-    info = DATASETS[name]
-    root = Path(root)
+    info, root = DATASETS[name], Path(root)
     source = fetch_missing(name, root, download)
-    train_x, train_y = _read_split(info, root, train=True)
-    test_x, test_y = _read_split(info, root, train=False)
+    (train_x, train_y), (test_x, test_y) = (_read_split(info, root, t) for t in (True, False))
     log.info(
         "%s: %d train / %d test images from %s (%s)", name, len(train_y), len(test_y), root, source
     )
@@ -77,29 +75,22 @@ def load_dataset(name: str, root: Path, download: bool) -> RawData:
 def fetch_missing(name: str, root: Path, download: bool) -> str:
     """Make ``name``'s files present under ``root`` (torchvision download, then Debian's package)
     without reading them; returns where they came from, or raises :class:`DatasetNotFound`."""
-    info = DATASETS[name]
-    root = Path(root)
-    source = "root"
-    notes: list[str] = []
-    if info.missing_files(root):
-        if download:
-            error = _try_torchvision_download(info, root)
-            if not info.missing_files(root):
-                source = "download"
-            else:
-                notes.append(f"torchvision's download failed ({error})")
-                log.info("%s: %s", name, notes[-1])
-        else:
-            notes.append("download was not attempted (data.download=false)")
-        if info.missing_files(root) and name == "fashionmnist":
-            error = _try_debian_fmnist(info, root)
-            if error is None:
-                source = "debian"
-            else:
-                notes.append(error)
-        if info.missing_files(root):
-            raise DatasetNotFound(_not_found_message(info, root, notes))
-    return source
+    info, root = DATASETS[name], Path(root)
+    if not info.missing_files(root):
+        return "root"
+    notes = ["download was not attempted (data.download=false)"]
+    if download:
+        error = _try_torchvision_download(info, root)
+        if not info.missing_files(root):
+            return "download"
+        notes = [f"torchvision's download failed ({error})"]
+        log.info("%s: %s", name, notes[0])
+    if name == "fashionmnist":
+        error = _try_debian_fmnist(info, root)
+        if error is None:
+            return "debian"
+        notes.append(error)
+    raise DatasetNotFound(_not_found_message(info, root, notes))
 
 
 def _dataset_class(info: DatasetInfo) -> type:
@@ -160,18 +151,13 @@ def _try_debian_fmnist(info: DatasetInfo, root: Path) -> str | None:
     dest = info.folder_path(root)
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        for name, path in sources.items():
-            _gunzip_atomic(path, dest / name)
+        for name, path in sources.items():  # each file via a temporary one: never half a file
+            with atomic_path(dest / name) as tmp, open(tmp, "wb") as out, gzip.open(path) as inp:
+                shutil.copyfileobj(inp, out, length=1 << 20)
     except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
         return f"unpacking Debian's copy from {src} into {dest} failed ({e})"
     log.info("fashionmnist: unpacked Debian's copy from %s into %s", src, dest)
     return None
-
-
-def _gunzip_atomic(src: Path, dest: Path) -> None:
-    """Decompress into a temporary file next to ``dest``, then rename: never half a file."""
-    with atomic_path(dest) as tmp, open(tmp, "wb") as out, gzip.open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out, length=1 << 20)
 
 
 def _read_split(info: DatasetInfo, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
