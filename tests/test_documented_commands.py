@@ -2,11 +2,12 @@
 
 The commands are read from README.md (code blocks and inline code) and from the text ``python -m
 resnet_exp --help`` prints. Each runs in a scratch folder on the real Fashion-MNIST
-(``$RESNET_EXP_DATA``) with tiny sizes appended (one epoch, a 32-image test set, 160 training images
-unless the command chooses its own), or with ``--cfg job`` where it needs what a test machine lacks
-(CIFAR or MNIST files, a SLURM cluster, GPUs). A sweep folder a command names (``<date>/<time>``)
-is a toy sweep's. The fast test pins what the extraction finds, so a command that slips out of it
-(a new code fence, a new prefix) fails there rather than going untested.
+(``$RESNET_EXP_DATA``) with tiny sizes appended (one epoch without warm-up, a 32-image test set,
+160 training images of which 16 validate unless the command chooses its own), or with ``--cfg
+job`` where it needs what a test machine lacks (CIFAR or MNIST files, a SLURM cluster, GPUs). A
+sweep folder a command names (``<date>/<time>``) is a toy sweep's. The fast test pins what the
+extraction finds, so a command that slips out of it (a new code fence, a new prefix) fails there
+rather than going untested.
 """
 
 from __future__ import annotations
@@ -22,8 +23,15 @@ import pytest
 
 from tests.cli import REPO, cli_env, run_cli
 
-TINY = {"trainer.epochs": "1", "data.test_subset": "32", "logger": "none"}
-TINY_TRAIN = "data.train_subset=160"  # 144 training images: more than the default batch of 128
+TINY = {
+    "trainer.epochs": "1",
+    "scheduler.warmup_steps": "0",  # a preset's warm-up is longer than one tiny epoch
+    "data.test_subset": "32",
+    "logger": "none",
+}
+#: 144 training images (more than the default batch of 128) and 16 validation images, which also
+#: replaces a preset's own val_size that the 160 images could not hold.
+TINY_TRAIN = ("data.train_subset=160", "data.val_size=16")
 #: What a test machine lacks: these commands run with --cfg job (composition and the dry sweep).
 NEEDS_ELSEWHERE = ("data=cifar", "data=mnist", "experiment=degradation ", "launcher=slurm", "cuda")
 HYDRA_FLAGS = ("--cfg", "--info", "--help", "--hydra-help", "-sc")
@@ -95,7 +103,7 @@ def plan(command: str, sweep: str) -> tuple[list[str], str]:
 def _tiny(args: list[str]) -> list[str]:
     own = {a.split("=")[0] for a in args}
     extra = [f"{k}={v}" for k, v in TINY.items()]
-    return extra if "data.train_subset" in own else [*extra, TINY_TRAIN]
+    return extra if "data.train_subset" in own else [*extra, *TINY_TRAIN]
 
 
 def test_extraction_finds_the_documented_commands():
