@@ -83,7 +83,7 @@ def help_commands() -> list[str]:
 
 def plan(command: str, sweep: str) -> tuple[list[str], str]:
     """The argv a test runs for ``command`` and how: 'as written', 'tiny' or 'cfg job'."""
-    words = shlex.split(command)
+    words = shlex.split(re.sub(r"\S*<[^>]+>\S*", "SWEEP", command))  # <date>/<time>, <sweep folder>
     if words[0] == "torchrun":
         module_args = words[words.index("-m") + 2 :]
         if "trainer.device=cpu" not in module_args:  # needs GPUs: compose its config only
