@@ -149,7 +149,7 @@ class DataConfig:
     _target_: str = "resnet_exp.data.DataModule"
     name: str = ruled(MISSING, choices=tuple(DATASETS))
     root: str = "${oc.env:RESNET_EXP_DATA,data}"  # the environment's data folder, else ./data
-    download: bool = False
+    download: bool = True  # torchvision's, when files are missing (offline: gives up in seconds)
     # The dataset's own facts by default; in_channels=3 on a gray dataset repeats its channel.
     in_channels: int = ruled(_fact("channels"), ge=1)
     num_classes: int = ruled(_fact("num_classes"), ge=1)
@@ -158,7 +158,8 @@ class DataConfig:
     std: list[float] = ruled(_fact("std"), gt=0)
     batch_size: int = ruled(128, ge=1)
     eval_batch_size: int | None = ruled(512, ge=1, null="twice batch_size")
-    val_size: int = ruled(5000, ge=0, hint="0: no validation split")
+    # held out of the (train_subset-trimmed) training images; null: a tenth, at most 5000 (facts.py)
+    val_size: int | None = ruled(None, ge=0, null="a tenth of the training images, at most 5000")
     # first N training images, for quick runs
     train_subset: int | None = ruled(None, ge=1, null="all training images")
     # first N test images (quick runs only; papers use the whole test set)

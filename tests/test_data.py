@@ -22,7 +22,7 @@ from resnet_exp.data import (
     DatasetUnreadable,
     sources,
 )
-from resnet_exp.data.facts import IDX_FILES
+from resnet_exp.data.facts import IDX_FILES, val_size_for
 from resnet_exp.data.tensor_loader import crop_flip, pad_images
 from resnet_exp.errors import UserError
 
@@ -191,6 +191,34 @@ def test_failed_download_falls_back_to_debian(tmp_path, monkeypatch):
     write_idx(debian, N_TRAIN, N_TEST, gz=True)
     monkeypatch.setenv(sources.DEBIAN_FMNIST_ENV, str(debian))
     assert make_dm(tmp_path / "data", download=True).source == "debian"
+
+
+def test_download_without_network_gives_up_in_seconds(tmp_path, monkeypatch):
+    """An offline resolver blocks a name lookup for far longer than any socket timeout (measured
+    here: torchvision's download with a 20 s socket timeout still waited past 40 s); the download
+    gives up after REACH_TIMEOUT_S and the Debian copy is used."""
+    import socket
+    import time
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    monkeypatch.setattr(sources, "REACH_TIMEOUT_S", 0.5)
+    debian = tmp_path / "debian"
+    write_idx(debian, N_TRAIN, N_TEST, gz=True)
+    monkeypatch.setenv(sources.DEBIAN_FMNIST_ENV, str(debian))
+    sources._dataset_class(sources.DATASETS["fashionmnist"])  # torchvision's import off the clock
+    start = time.perf_counter()
+    assert make_dm(tmp_path / "data", download=True).source == "debian"
+    assert time.perf_counter() - start < 5
+
+
+def test_val_size_null_holds_out_a_tenth_at_most_5000(tmp_path):
+    """data.val_size=null (the default): data.train_subset=N alone gives a working split."""
+    root = make_root(tmp_path)
+    dm = make_dm(root, val_size=None)
+    assert (dm.num_train, dm.num_val, dm.val_size) == (54, 6, 6)
+    assert make_dm(root, val_size=None, train_subset=30).num_val == 3
+    assert [val_size_for(None, n) for n in (3000, 50000, 60000)] == [300, 5000, 5000]
+    assert val_size_for(0, 60000) == 0  # a number is used as given
 
 
 def test_missing_dataset_error_names_root_files_and_fixes(tmp_path, no_debian):

@@ -108,10 +108,21 @@ def input_side(image_size: int, resize: int | None) -> int:
     return resize or image_size
 
 
-def split_problem(n: int, val_size: int, train_subset: int | None) -> str | None:
+#: ``data.val_size=null`` holds out a tenth of the training images, at most this many (the
+#: paper's 45k/5k CIFAR split), so ``data.train_subset=N`` alone gives a working quick run.
+VAL_SIZE_CAP = 5000
+
+
+def val_size_for(val_size: int | None, n: int) -> int:
+    """The validation images taken from ``n`` training images: ``val_size``, or the rule above."""
+    return min(VAL_SIZE_CAP, n // 10) if val_size is None else val_size
+
+
+def split_problem(n: int, val_size: int | None, train_subset: int | None) -> str | None:
     """Why ``n`` training images (``train_subset`` of them, if set) cannot give ``val_size``
     validation images and a training split; None when they can."""
     least = MIN_TRAIN_IMAGES
+    val_size = val_size_for(val_size, n)
     if n < least:
         return (
             f"data.train_subset={n} is too small: training needs at least {least} images (plus "

@@ -11,7 +11,7 @@ import torch
 
 from resnet_exp.data import sampling
 from resnet_exp.data.errors import DataConfigError
-from resnet_exp.data.facts import MIN_TRAIN_IMAGES, input_side, split_problem
+from resnet_exp.data.facts import MIN_TRAIN_IMAGES, input_side, split_problem, val_size_for
 from resnet_exp.data.sources import DATASETS, RawData, load_dataset
 from resnet_exp.data.tensor_loader import Batch, Normalizer, TensorLoader
 from resnet_exp.data.torchvision_loader import (
@@ -40,7 +40,8 @@ class DataModule:
     Conventions:
 
     - The validation split is ``val_size`` images of the (``train_subset``-trimmed) training
-      set, chosen by a permutation seeded from the run seed alone. ``val_size=0`` is allowed:
+      set (null: :func:`~resnet_exp.data.facts.val_size_for`'s tenth, at most 5000), chosen by a
+      permutation seeded from the run seed alone. ``val_size=0`` is allowed:
       ``num_val`` is 0 and ``eval_batches("val")`` yields nothing, so the caller has no
       validation metrics to report.
     - Training keeps the last partial batch (paper-style), except that a final batch of a single
@@ -57,7 +58,7 @@ class DataModule:
         download: bool = False,
         batch_size: int = 128,
         eval_batch_size: int | None = None,
-        val_size: int = 5000,
+        val_size: int | None = None,
         train_subset: int | None = None,
         test_subset: int | None = None,
         augment: bool = False,
@@ -78,7 +79,7 @@ class DataModule:
         self.download, self.augment = bool(download), bool(augment)
         self.batch_size = int(batch_size)
         self.eval_batch_size = 2 * self.batch_size if eval_batch_size is None else eval_batch_size
-        self.val_size = int(val_size)
+        self.val_size = None if val_size is None else int(val_size)
         self.train_subset = train_subset
         # Quick runs only: the paper's numbers are on the whole test set (null).
         self.test_subset = test_subset
@@ -187,6 +188,7 @@ class DataModule:
                 f"data.test_subset={self.test_subset} exceeds the {n_test} test images of "
                 f"{self.name}; use at most {n_test}, or null for all of them."
             )
+        self.val_size = val_size_for(self.val_size, n)  # null: the rule in facts.py
         problem = split_problem(n, self.val_size, self.train_subset)
         if problem:
             raise DataConfigError(problem)

@@ -5,10 +5,11 @@ arrays the torchvision classes hold (``.data`` / ``.targets``), so no image is d
 PIL. Nothing but the dataset's own files is ever written to disk.
 
 When files are missing under ``root`` the attempts are: torchvision's download (only with
-``download=True``, under a socket timeout so an offline machine fails in seconds, not minutes);
-then, for Fashion-MNIST, the real copy that Debian's ``dataset-fashion-mnist`` package installs (a
-local copy, so it is used whatever ``download`` says); then a :class:`DatasetNotFound` saying
-exactly which files go where.
+``download=True``; first its server must answer within :data:`REACH_TIMEOUT_S`, since name lookups
+ignore socket timeouts, then every network operation runs under a socket timeout, so an offline
+machine gives up in seconds, never hangs); then, for Fashion-MNIST, the real copy that Debian's
+``dataset-fashion-mnist`` package installs (a local copy, so it is used whatever ``download``
+says); then a :class:`DatasetNotFound` saying exactly which files go where.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import logging
 import os
 import shutil
 import socket
+import threading
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +37,10 @@ log = logging.getLogger(__name__)
 DEBIAN_FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 #: Environment variable that overrides :data:`DEBIAN_FMNIST_DIR` (tests, other distributions).
 DEBIAN_FMNIST_ENV = "RESNET_EXP_DEBIAN_FMNIST"
+#: Seconds the download's server (name lookup and connection) has to answer before we give up.
+REACH_TIMEOUT_S = 5.0
 #: Seconds any single network operation of torchvision's download may block.
-DOWNLOAD_TIMEOUT_S = 20.0
+DOWNLOAD_TIMEOUT_S = 10.0
 
 __all__ = ["DATASETS", "DatasetInfo", "RawData", "fetch_missing", "load_dataset"]
 
@@ -57,11 +63,9 @@ def debian_fmnist_dir() -> Path:
 
 def load_dataset(name: str, root: Path, download: bool) -> RawData:
     """Read both splits of ``name`` from ``root``, fetching missing files as described above."""
-    info = DATASETS[name]
-    root = Path(root)
+    info, root = DATASETS[name], Path(root)
     source = fetch_missing(name, root, download)
-    train_x, train_y = _read_split(info, root, train=True)
-    test_x, test_y = _read_split(info, root, train=False)
+    (train_x, train_y), (test_x, test_y) = (_read_split(info, root, t) for t in (True, False))
     log.info(
         "%s: %d train / %d test images from %s (%s)", name, len(train_y), len(test_y), root, source
     )
@@ -71,28 +75,22 @@ def load_dataset(name: str, root: Path, download: bool) -> RawData:
 def fetch_missing(name: str, root: Path, download: bool) -> str:
     """Make ``name``'s files present under ``root`` (torchvision download, then Debian's package)
     without reading them; returns where they came from, or raises :class:`DatasetNotFound`."""
-    info = DATASETS[name]
-    root = Path(root)
-    source = "root"
-    notes: list[str] = []
-    if info.missing_files(root):
-        if download:
-            error = _try_torchvision_download(info, root)
-            if not info.missing_files(root):
-                source = "download"
-            else:
-                notes.append(f"torchvision's download failed ({error})")
-        else:
-            notes.append("download was not attempted (data.download=false)")
-        if info.missing_files(root) and name == "fashionmnist":
-            error = _try_debian_fmnist(info, root)
-            if error is None:
-                source = "debian"
-            else:
-                notes.append(error)
-        if info.missing_files(root):
-            raise DatasetNotFound(_not_found_message(info, root, notes))
-    return source
+    info, root = DATASETS[name], Path(root)
+    if not info.missing_files(root):
+        return "root"
+    notes = ["download was not attempted (data.download=false)"]
+    if download:
+        error = _try_torchvision_download(info, root)
+        if not info.missing_files(root):
+            return "download"
+        notes = [f"torchvision's download failed ({error})"]
+        log.info("%s: %s", name, notes[0])
+    if name == "fashionmnist":
+        error = _try_debian_fmnist(info, root)
+        if error is None:
+            return "debian"
+        notes.append(error)
+    raise DatasetNotFound(_not_found_message(info, root, notes))
 
 
 def _dataset_class(info: DatasetInfo) -> type:
@@ -104,16 +102,43 @@ def _dataset_class(info: DatasetInfo) -> type:
 def _try_torchvision_download(info: DatasetInfo, root: Path) -> str | None:
     """Ask torchvision to download; returns a short error text instead of raising."""
     cls = _dataset_class(info)
+    log.info("%s: files missing under %s; trying torchvision's download", info.name, root)
+    unreachable = _unreachable(cls)
+    if unreachable:
+        return unreachable
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        log.info("%s: files missing under %s; trying torchvision's download", info.name, root)
         cls(str(root), train=True, download=True)
         return None
     except Exception as e:  # any failure (DNS, HTTP, checksum, disk) means: try the next source
         return " ".join(str(e).split())[:300] or type(e).__name__
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _unreachable(cls: type) -> str | None:
+    """Why the first server ``cls`` downloads from (or urllib's proxy for it) does not accept a
+    connection within :data:`REACH_TIMEOUT_S`; None when it does. The probe runs in a daemon
+    thread because a name lookup on a machine without network can block far longer."""
+    url = urllib.parse.urlsplit((getattr(cls, "mirrors", None) or [getattr(cls, "url", "")])[0])
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+        url = urllib.parse.urlsplit(proxy)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
+            outcome.append(None)
+        except OSError as e:
+            outcome.append(f"cannot reach {host}: {e}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(REACH_TIMEOUT_S)
+    return outcome[0] if outcome else f"no answer from {host} within {REACH_TIMEOUT_S:g} s"
 
 
 def _try_debian_fmnist(info: DatasetInfo, root: Path) -> str | None:
@@ -126,18 +151,13 @@ def _try_debian_fmnist(info: DatasetInfo, root: Path) -> str | None:
     dest = info.folder_path(root)
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        for name, path in sources.items():
-            _gunzip_atomic(path, dest / name)
+        for name, path in sources.items():  # each file via a temporary one: never half a file
+            with atomic_path(dest / name) as tmp, open(tmp, "wb") as out, gzip.open(path) as inp:
+                shutil.copyfileobj(inp, out, length=1 << 20)
     except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
         return f"unpacking Debian's copy from {src} into {dest} failed ({e})"
     log.info("fashionmnist: unpacked Debian's copy from %s into %s", src, dest)
     return None
-
-
-def _gunzip_atomic(src: Path, dest: Path) -> None:
-    """Decompress into a temporary file next to ``dest``, then rename: never half a file."""
-    with atomic_path(dest) as tmp, open(tmp, "wb") as out, gzip.open(src, "rb") as inp:
-        shutil.copyfileobj(inp, out, length=1 << 20)
 
 
 def _read_split(info: DatasetInfo, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,7 +209,7 @@ def _not_found_message(info: DatasetInfo, root: Path, notes: list[str]) -> str:
             f"the folder {folder}/ holding {', '.join(info.files)} (missing: {missing}), i.e. the "
             f"unpacked {getattr(cls, 'filename', 'archive')}" + (f" from {url}" if url else "")
         )
-    fixes = ["set data.download=true to let torchvision download it"]
+    fixes = ["let torchvision download it: data.download=true (the default) on a machine online"]
     if info.name == "fashionmnist":
         fixes.append(
             "install Debian's copy with `apt-get install dataset-fashion-mnist` (looked in "
