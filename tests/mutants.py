@@ -414,8 +414,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/report/aggregate.py",
-                'best = min(with_val, key=lambda r: r["val/err"])',
-                'best = min(reversed(with_val), key=lambda r: r["val/err"])',
+                "best = min(with_val, key=lambda r: r[VAL_ERR])",
+                "best = min(reversed(with_val), key=lambda r: r[VAL_ERR])",
             ),
         ),
         (
@@ -569,7 +569,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "the initial weights drawn from seed 0 whatever the run seed",
         (
             Patch(
-                "resnet_exp/app.py",
+                "resnet_exp/session.py",
                 "    torch.manual_seed(cfg.seed)\n",
                 "    torch.manual_seed(0)\n",
             ),
