@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,11 @@ def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = Fal
     buffer = io.BytesIO()
     torch.save(state, buffer)
 
-    def rotate() -> None:
-        if path.exists():
+    def rotate() -> None:  # never a directory or a FIFO into the spare: those are moved aside
+        if path.is_file():
             os.replace(path, previous_path(path))
+        elif os.path.lexists(path):
+            quarantine(path)
 
     try:
         atomic_write(path, buffer.getvalue(), before_replace=rotate if keep_previous else None)
@@ -86,9 +89,10 @@ def quarantine(path: Path) -> Path:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with ``weights_only=True``, so a crafted pickle cannot execute anything."""
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file():  # stat only: a FIFO or a device is never opened (it could block)
+        what = "nothing" if not os.path.lexists(path) else f"a {_kind(path)}, not a file,"
         raise CorruptCheckpoint(
-            f"trainer.resume={str(path)!r}: no checkpoint file there. Give the path of a "
+            f"checkpoint {str(path)!r}: {what} is there. Give the path of a "
             f"{CHECKPOINTS}/{LAST_PT} written by resnet_exp, or use trainer.resume=auto|never."
         )
     try:
@@ -117,7 +121,7 @@ def load_latest(
     A damaged ``last.pt`` is logged (which file, why) and skipped; when every existing candidate is
     damaged the error names each file and what is wrong with it.
     """
-    candidates = [p for p in (Path(last), previous_path(last)) if p.is_file()]
+    candidates = [p for p in (Path(last), previous_path(last)) if os.path.lexists(p)]
     problems: list[str] = []
     for path in candidates:
         try:
@@ -144,3 +148,9 @@ def load_latest(
             "new hydra.run.dir."
         )
     return None
+
+
+def _kind(path: Path) -> str:
+    mode = (path.stat() if path.exists() else path.lstat()).st_mode
+    kinds = {stat.S_ISDIR: "directory", stat.S_ISFIFO: "FIFO", stat.S_ISLNK: "broken link"}
+    return next((name for test, name in kinds.items() if test(mode)), "special file")

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.identity import key_difference, same_key
-from resnet_exp.tracking.record import LAST_PT, RunRecord, RunSummary, previous_path
+from resnet_exp.tracking.record import (
+    LAST_PREV_PT,
+    LAST_PT,
+    STOPPED,
+    RunRecord,
+    RunSummary,
+    previous_path,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -64,6 +71,13 @@ def start_or_resume(
     ``key`` is this run's identity (``tracking/identity.py``); ``setting`` is ``trainer.resume``
     (a checkpoint of another configuration is refused under ``auto``)."""
     previous = record.read_summary() or RunSummary()
+    if path is None and setting == "auto" and previous.status in STOPPED and previous.epochs:
+        raise UserError(
+            f"{record.run_dir} records a run {previous.status} after epoch {previous.epochs}, but "
+            f"its checkpoints ({record.last_checkpoint} and {LAST_PREV_PT}) are gone (deleted or "
+            "moved?); it is not started over silently. Put them back and run the same command "
+            "to resume, or start this run over with trainer.resume=never."
+        )
     if path is None:
         if record.metrics_path.exists():  # an attempt that died before its first checkpoint
             record.truncate_metrics(0)
@@ -97,7 +111,7 @@ def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
     from resnet_exp.training.checkpoint import quarantine
 
     last = path.with_name(LAST_PT)
-    if setting != "auto" or path != previous_path(last) or not last.is_file():
+    if setting != "auto" or path != previous_path(last) or not os.path.lexists(last):
         return
     if trainer.dist is not None and not trainer.dist.is_main:
         return
