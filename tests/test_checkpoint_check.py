@@ -171,7 +171,8 @@ def test_a_batchnorm_batch_count_other_than_the_step_is_refused(count: int) -> N
 def test_an_optimizer_step_count_above_the_run_or_negative_is_refused() -> None:
     """Adam counts its steps (a float tensor): at most the run's step, a whole number >= 0."""
     state = trained_state()
-    for count, ok in ((SPE + 3.0, True), (0.0, True), (SPE + 4.0, False), (-1.0, False), (1.5, False)):
+    cases = ((SPE + 3.0, True), (0.0, True), (SPE + 4.0, False), (-1.0, False), (1.5, False))
+    for count, ok in cases:
         state["optimizer"]["state"][0]["step"] = torch.tensor(count)
         if ok:
             check(state)

@@ -385,7 +385,7 @@ def test_wandb_failing_mid_run_leaves_training_and_the_record_complete(
 
 
 def _stopped_mid_epoch_2(tmp_path: Path) -> Path:
-    """A tiny run stopped at step 4 (epoch 1 is 3 steps): last.pt at step 4, the spare at epoch 1."""
+    """A tiny run stopped at step 4 (epoch 1 is 3 steps): last.pt at step 4, the spare epoch 1."""
     from tiny_run import train_tiny
 
     train_tiny(tmp_path, stop_after=4)
