@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.errors import DISK_ERRNOS, UserError
+from resnet_exp.errors import DISK_ERRNOS, UserError, os_limit
 from resnet_exp.tracking.record import CHECKPOINTS, LAST_PT, previous_path
 
 log = logging.getLogger("resnet_exp")
@@ -57,17 +57,15 @@ def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = Fal
     except OSError as error:
         if error.errno not in DISK_ERRNOS:
             raise
-        kept = [p for p in (path, previous_path(path)) if p.is_file()]
+        last = path.with_name(LAST_PT)
+        kept = [p for p in (last, previous_path(last)) if p.is_file()]
         raise CheckpointWriteError(
-            f"cannot write the checkpoint {str(path)!r} ({error.strerror or error}; it needs "
-            f"{buffer.getbuffer().nbytes / 1e6:.1f} MB). "
-            + (
-                f"The previous checkpoint {str(kept[0])!r} is intact; free some space (or make "
-                "the folder writable) and run the same command again to resume from it."
-                if kept
-                else "No earlier checkpoint exists; free some space (or make the folder "
-                "writable) and run the same command again."
-            )
+            f"cannot write the checkpoint {str(path)!r}: {os_limit(error)}; it needs "
+            f"{buffer.getbuffer().nbytes / 1e6:.1f} MB. "
+            + (f"The run's checkpoint {str(kept[0])!r} is intact. " if kept else "")
+            + "Lift the limit (free some space, raise the ulimit, make the folder writable) and "
+            "run the same command again: it "
+            + ("resumes from there." if kept else "starts the run again.")
         ) from None
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.identity import key_difference, same_key
 from resnet_exp.tracking.record import (
+    BEST_PT,
     LAST_PREV_PT,
     LAST_PT,
     STOPPED,
@@ -94,6 +95,7 @@ def start_or_resume(
     rows = trainer.resume(path, state, earlier_wall_s=previous.wall_time_s or 0.0)
     check_finished_has_rows(path, trainer.epoch, trainer.settings.epochs, rows)
     _quarantine_skipped(trainer, path, str(setting))
+    _repair_best(trainer, path, state)
     resumed_from = {
         "path": str(path),
         "epoch": trainer.epoch,
@@ -117,6 +119,27 @@ def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
         return
     moved = quarantine(last)
     log.warning("the damaged %s is kept as %s (never rotated into the spare)", last, moved)
+
+
+def _repair_best(trainer: Any, path: Path, state: dict) -> None:
+    """A write of ``best.pt`` that failed (a full disk) after ``last.pt`` recorded its epoch as
+    the best leaves ``best.pt`` an epoch behind the record: ``last.pt`` then holds the best
+    weights, and ``best.pt`` is rewritten from it, so summary.json, best.pt and last.pt agree."""
+    from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint, save_checkpoint
+
+    best, target = state.get("best") or {}, path.with_name(BEST_PT)
+    if best.get("epoch") != state["epoch"] or state.get("step_in_epoch"):
+        return  # only an epoch-end checkpoint of the best epoch holds the best weights
+    if trainer.dist is not None and not trainer.dist.is_main:
+        return
+    try:
+        if load_checkpoint(target).get("epoch") == best["epoch"]:
+            return
+    except CorruptCheckpoint:
+        pass  # missing, damaged or another epoch's: rewritten below
+    save_checkpoint(target, state)
+    log.warning("%s did not hold the best epoch %s (a failed write?): rewritten from %s",
+                target, best["epoch"], path)  # fmt: skip
 
 
 def _check_same_config(path: Path, saved: str | None, key: str, setting: str) -> None:
