@@ -168,7 +168,7 @@ class DataModule:
                     f"{self.name}'s {split} labels are damaged: image {index} has label "
                     f"{int(labels[index])}, but {self.name} has {classes} classes (labels 0-"
                     f"{classes - 1}); {len(bad)} label(s) are out of range. The label file under "
-                    f"data.root={self.root!r} is corrupt: delete it and fetch it "
+                    f"data.root={self.root} is corrupt: delete it and fetch it "
                     "again (data.download=true), or point data.root at an intact copy."
                 )
         n = n_total = len(raw.train_labels)
