@@ -354,7 +354,7 @@ def test_torchvision_loader_augmentation_ignores_worker_count(tmp_path):
 
 @pytest.mark.parametrize("loader", ["tensor", "torchvision"])
 def test_resize(tmp_path, loader):
-    dm = make_dm(make_root(tmp_path), resize=40, image_size=40, augment=True, loader=loader)
+    dm = make_dm(make_root(tmp_path), resize=40, augment=True, loader=loader)
     x, _ = next(iter(dm.train_batches(0)))
     assert x.shape[1:] == (1, 40, 40) and dm.image_shape == (1, 40, 40)
     assert collect(dm.eval_batches("test"))[0].shape == (N_TEST, 1, 40, 40)

@@ -427,7 +427,7 @@ def test_an_unloadable_last_pt_without_a_spare_is_one_paragraph_not_a_fresh_star
     last.unlink()
     last.mkdir()
     rows = (tmp_path / "run" / "metrics.jsonl").read_bytes()
-    with pytest.raises(UserError, match="a directory, not a file"):
+    with pytest.raises(UserError, match="a directory, FIFO or link is there, not a file"):
         train_tiny(tmp_path)
     assert last.is_dir() and (tmp_path / "run" / "metrics.jsonl").read_bytes() == rows
 

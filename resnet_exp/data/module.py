@@ -33,9 +33,9 @@ class DataModule:
     layer (:mod:`resnet_exp.validation`), so here only what needs the data itself is checked
     (labels against ``num_classes``, ``train_subset``/``val_size`` against the dataset's real
     size, with the rules of :mod:`resnet_exp.data.facts`), when it is read. ``in_channels``,
-    ``num_classes``, ``image_size``, ``mean`` and ``std`` default to the dataset's own values
+    ``num_classes``, ``mean`` and ``std`` default to the dataset's own values
     (:mod:`resnet_exp.data.facts`) when omitted (plain Python use); ``in_channels=3`` on a gray
-    dataset repeats its channel. The model sees ``resize`` if given, else ``image_size``.
+    dataset repeats its channel. The model sees ``resize`` if given, else the dataset's size.
 
     Conventions:
 
@@ -66,7 +66,6 @@ class DataModule:
         num_workers: int = 0,
         in_channels: int | None = None,
         num_classes: int | None = None,
-        image_size: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
@@ -87,7 +86,7 @@ class DataModule:
         self.num_workers = num_workers
         self.in_channels = in_channels or info.channels
         self.num_classes = num_classes or info.num_classes
-        self.image_size = input_side(image_size or info.size, resize)  # what the model sees
+        self.image_size = input_side(name, resize)  # what the model sees
         self.mean = _per_channel(info.mean if mean is None else mean, self.in_channels)
         self.std = _per_channel(info.std if std is None else std, self.in_channels)
 

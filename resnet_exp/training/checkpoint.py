@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -88,9 +87,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Load with ``weights_only=True``, so a crafted pickle cannot execute anything."""
     path = Path(path)
     if not path.is_file():  # stat only: a FIFO or a device is never opened (it could block)
-        what = "nothing" if not os.path.lexists(path) else f"a {_kind(path)}, not a file,"
+        what = "a directory, FIFO or link" if os.path.lexists(path) else "nothing"
         raise CorruptCheckpoint(
-            f"checkpoint {str(path)!r}: {what} is there. Give the path of a "
+            f"checkpoint {str(path)!r}: {what} is there, not a file. Give the path of a "
             f"{CHECKPOINTS}/{LAST_PT} written by resnet_exp, or use trainer.resume=auto|never."
         )
     try:
@@ -147,8 +146,3 @@ def load_latest(
         )
     return None
 
-
-def _kind(path: Path) -> str:
-    mode = (path.stat() if path.exists() else path.lstat()).st_mode
-    kinds = {stat.S_ISDIR: "directory", stat.S_ISFIFO: "FIFO", stat.S_ISLNK: "broken link"}
-    return next((name for test, name in kinds.items() if test(mode)), "special file")
