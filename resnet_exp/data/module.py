@@ -299,9 +299,6 @@ class DataModule:
             )
         return d
 
-    def __repr__(self) -> str:
-        return f"DataModule({', '.join(f'{k}={v!r}' for k, v in self.describe().items())})"
-
     def _ready(self) -> Loader:
         if self._train is None:
             raise RuntimeError("call DataModule.setup(device, seed) before asking for batches")

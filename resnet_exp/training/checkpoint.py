@@ -145,4 +145,3 @@ def load_latest(
             "new hydra.run.dir."
         )
     return None
-
