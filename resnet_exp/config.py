@@ -153,7 +153,6 @@ class DataConfig:
     # The dataset's own facts by default; in_channels=3 on a gray dataset repeats its channel.
     in_channels: int = ruled(_fact("channels"), ge=1)
     num_classes: int = ruled(_fact("num_classes"), ge=1)
-    image_size: int = ruled(_fact("size"), ge=1)
     mean: list[float] = ruled(_fact("mean"))
     std: list[float] = ruled(_fact("std"), gt=0)
     batch_size: int = ruled(128, ge=1)

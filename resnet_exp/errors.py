@@ -6,9 +6,27 @@ from typing import NoReturn
 
 EXIT_USER_ERROR = 2  # the exit status of every user error
 
-# The file system refused a write: full, over quota, read-only, no permission. A user error (free
-# space, pick another folder), said in one paragraph by the checkpoint writer and failures.py.
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# The OS limits a run's files can meet, in the words a user acts on. A user error (free space,
+# raise a ulimit, pick another folder), said in one paragraph by the checkpoint writer and
+# failures.py, never a traceback.
+OS_LIMITS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EFBIG: "the file would exceed the largest file size allowed (file system or ulimit -f)",
+    errno.ENAMETOOLONG: "a file name is longer than the file system allows",
+    errno.EMFILE: "this process has as many files open as ulimit -n allows",
+    errno.ENFILE: "the system has as many files open as it allows",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "the operation is not permitted",
+}
+DISK_ERRNOS = frozenset(OS_LIMITS)
+
+
+def os_limit(error: OSError) -> str:
+    """``error`` in words, with the system's: "the disk is full (ENOSPC: No space left...)"."""
+    name = errno.errorcode.get(error.errno, error.errno)
+    return f"{OS_LIMITS.get(error.errno, 'the system refused')} ({name}: {error.strerror})"
 
 
 class UserError(Exception):

@@ -54,7 +54,7 @@ def known_cause(error: BaseException, cfg: DictConfig) -> str | None:
 
 def _out_of_memory(error: BaseException, cfg: DictConfig) -> str:
     d = cfg.data
-    side = input_side(d.image_size, d.resize)
+    side = input_side(d.name, d.resize)
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (
         f"out of memory ({first[:200]}) with images of {side}x{side} "

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         text = str(cause) if isinstance(cause, UserError) else composition_error(cause)
         print(f"error: {text}", file=sys.stderr)
         return 2
-    side = input_side(cfg.data.image_size, cfg.data.resize)  # what the model sees
+    side = input_side(cfg.data.name, cfg.data.resize)  # what the model sees
     shape = (cfg.data.in_channels, side, side)
     rows, total = layer_table(model, shape)
     facts = model.describe()

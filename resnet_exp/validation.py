@@ -24,7 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resnet_exp.config import Config, Rule, rule_of
-from resnet_exp.data.facts import DATASETS, input_side, split_problem
+from resnet_exp.data.facts import DATASETS, split_problem
 from resnet_exp.errors import UserError
 
 
@@ -147,17 +147,6 @@ def _check_data_fits_dataset(d: DictConfig) -> None:
         raise InvalidConfig(
             f"data.num_classes={d.num_classes} is too small for {d.name}, which has "
             f"{info.num_classes} classes; use at least {info.num_classes}."
-        )
-    seen = input_side(info.size, d.resize)
-    if d.image_size not in (info.size, seen):
-        hint = (
-            f"set data.image_size={seen} to match data.resize={d.resize}"
-            if d.resize
-            else f"set data.image_size={info.size}, or data.resize={d.image_size} to resize"
-        )
-        raise InvalidConfig(
-            f"data.image_size={d.image_size} does not match {d.name}'s {info.size}x{info.size} "
-            f"images; {hint}."
         )
     for key in ("mean", "std"):
         values = list(d[key])

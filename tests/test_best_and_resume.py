@@ -4,6 +4,8 @@ bit-identical to an uninterrupted one. Driven in process with a small fake data 
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,41 @@ def test_resume_restores_optimizer_and_schedule_bit_for_bit(tmp_path: Path) -> N
     assert [{k: v for k, v in r.items() if k not in strip} for r in second_result.rows] == [
         {k: v for k, v in r.items() if k not in strip} for r in whole_result.rows
     ]
+
+
+# -- disk and file limits (issue 31, class 6) --
+
+
+@pytest.mark.parametrize(
+    "number", [errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG, errno.EMFILE]
+)
+def test_a_best_pt_the_os_refused_is_one_paragraph_and_the_retry_repairs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, number: int
+) -> None:
+    """last.pt records epoch 1 as the best, then the OS refuses best.pt: one paragraph naming the
+    limit. The same command, once the limit is lifted, has nothing left to train: it rewrites
+    best.pt from last.pt, so summary.json, best.pt and last.pt agree."""
+    from tiny_run import train_tiny
+
+    from resnet_exp.errors import OS_LIMITS, UserError
+    from resnet_exp.training import checkpoint
+
+    real = checkpoint.atomic_write
+
+    def refuse_best(path: Path, *args: object, **kwargs: object) -> Path:
+        if Path(path).name == "best.pt":
+            raise OSError(number, os.strerror(number), str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", refuse_best)
+    with pytest.raises(UserError) as refused:
+        train_tiny(tmp_path, "trainer.epochs=1")
+    message = str(refused.value)
+    assert OS_LIMITS[number] in message and errno.errorcode[number] in message
+    assert "\n" not in message and "run the same command again" in message
+    monkeypatch.setattr(checkpoint, "atomic_write", real)
+    run = train_tiny(tmp_path, "trainer.epochs=1")
+    folder = run.run_dir / "checkpoints"
+    assert run.summary.status == "completed" and run.summary.best["epoch"] == 1
+    assert load_checkpoint(folder / "best.pt")["epoch"] == 1
+    assert load_checkpoint(folder / "last.pt")["best"]["epoch"] == 1

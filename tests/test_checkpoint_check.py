@@ -31,12 +31,13 @@ def trained_state() -> dict:
 
 @functools.cache
 def _trained_state() -> dict:
-    """The state of a conv + BatchNorm + linear net after two SGD steps with momentum (every
-    kind of tensor a checkpoint holds: weights, running statistics, a step counter, momenta)."""
+    """The state of a conv + BatchNorm + linear net after ``SPE + 3`` SGD steps with momentum
+    (every kind of tensor a checkpoint holds: weights, running statistics, a step counter,
+    momenta), its counters those of a run that took them."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(12, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    for _ in range(2):
+    for _ in range(SPE + 3):
         opt.zero_grad()
         model(torch.randn(4, 1, 4, 4)).sum().backward()
         opt.step()
@@ -48,6 +49,16 @@ def _trained_state() -> dict:
         "step_in_epoch": 3,
         "wall_time_s": 2.5,
     }
+
+
+def at(**counters: int | float) -> dict:
+    """The trained state with other counters, its BatchNorm batch count following ``step``."""
+    state = {**trained_state(), **counters}
+    if state["step"] < 2**63:  # beyond, a BatchNorm count cannot follow: the run's counters only
+        state["model"]["1.num_batches_tracked"] = torch.tensor(state["step"])
+    else:
+        del state["model"]["1.num_batches_tracked"]
+    return state
 
 
 def check(state: dict, same: bool = True) -> None:
@@ -113,7 +124,7 @@ def test_integer_tensors_are_not_checked_for_finiteness() -> None:
     state = trained_state()
     assert state["model"]["1.num_batches_tracked"].dtype == torch.int64
     state["model"]["1.num_batches_tracked"].fill_(torch.iinfo(torch.int64).max)
-    check(state)
+    check(state, same=False)  # under the same config it must equal the step (tested below)
 
 
 # -- counters ----------------------------------------------------------------------------------
@@ -127,14 +138,14 @@ def test_a_counter_that_is_not_a_count_is_refused(key: str, value: object) -> No
 
 
 def test_counters_at_zero_and_the_largest_valid_values_pass() -> None:
-    check({**trained_state(), "epoch": 0, "step": 0, "step_in_epoch": 0, "wall_time_s": 0.0})
+    check(at(epoch=0, step=0, step_in_epoch=0, wall_time_s=0.0))
     huge = 2**62
     last = {"epoch": huge, "step": huge * SPE + SPE - 1, "step_in_epoch": SPE - 1}
-    check({**trained_state(), **last, "wall_time_s": sys.float_info.max})
+    check(at(**last, wall_time_s=sys.float_info.max))
 
 
 def test_step_in_epoch_at_the_epochs_length_is_refused_one_below_passes() -> None:
-    check({**trained_state(), "epoch": 2, "step": 2 * SPE + SPE - 1, "step_in_epoch": SPE - 1})
+    check(at(epoch=2, step=2 * SPE + SPE - 1, step_in_epoch=SPE - 1))
     state = {**trained_state(), "epoch": 2, "step": 3 * SPE, "step_in_epoch": SPE}
     assert f"step_in_epoch={SPE} of an epoch of {SPE} steps" in refused(state)
 
@@ -144,6 +155,36 @@ def test_a_step_count_off_by_one_is_refused_under_the_same_config_only(delta: in
     state = {**trained_state(), "step": SPE + 3 + delta}
     assert f"step={SPE + 3 + delta} where epoch=1" in refused(state)
     check(state, same=False)  # another config has other epochs: its counters are its own
+
+
+@pytest.mark.parametrize("count", [-1, SPE + 2, SPE + 4])
+def test_a_batchnorm_batch_count_other_than_the_step_is_refused(count: int) -> None:
+    """One training forward per step: each BatchNorm layer has counted exactly ``step`` batches
+    (a negative one is refused under any config)."""
+    state = trained_state()
+    state["model"]["1.num_batches_tracked"] = torch.tensor(count)
+    assert "model.1.num_batches_tracked" in refused(state)
+    if count >= 0:
+        check(state, same=False)
+
+
+def test_an_optimizer_step_count_above_the_run_or_negative_is_refused() -> None:
+    """Adam counts its steps (a float tensor): at most the run's step, a whole number >= 0."""
+    state = trained_state()
+    cases = ((SPE + 3.0, True), (0.0, True), (SPE + 4.0, False), (-1.0, False), (1.5, False))
+    for count, ok in cases:
+        state["optimizer"]["state"][0]["step"] = torch.tensor(count)
+        if ok:
+            check(state)
+        else:
+            assert "optimizer.state.0.step" in refused(state)
+
+
+@pytest.mark.parametrize("last", [SPE + 2, SPE + 4, -1, None])
+def test_a_scheduler_step_other_than_the_run_step_is_refused(last: object) -> None:
+    state = {**trained_state(), "scheduler": {"last_epoch": last}}
+    assert "last_epoch" in refused(state)
+    check({**state, "scheduler": {"last_epoch": SPE + 3}})
 
 
 @pytest.mark.parametrize("wall", [-1e-300, math.inf, math.nan, "1"])

@@ -6,6 +6,7 @@ Fashion-MNIST, pickled batches for CIFAR), so torchvision's own readers run on t
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import pickle
@@ -249,6 +250,41 @@ def test_truncated_files_are_reported_not_crashed(tmp_path):
         make_dm(root)
 
 
+@pytest.mark.parametrize("number", [errno.EACCES, errno.EIO])
+def test_a_file_the_os_will_not_read_is_not_called_corrupt(tmp_path, monkeypatch, number):
+    """Permission denied (root reads anything, so the OS's refusal is injected) or a disk error:
+    the message names it and never tells the user to delete the files (they may be intact)."""
+    import builtins
+
+    root = make_root(tmp_path)
+    locked = root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte"
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file) == str(locked):
+            raise OSError(number, os.strerror(number), str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    with pytest.raises(DatasetUnreadable) as refused:
+        make_dm(root)
+    message = str(refused.value)
+    assert str(locked) in message and os.strerror(number) in message, message
+    assert "corrupt" not in message and "delete them and" not in message
+    assert "PosixPath" not in message
+
+
+def test_labels_out_of_range_are_named_with_the_path_as_a_path(tmp_path):
+    root = make_root(tmp_path)
+    labels = root / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte"
+    data = bytearray(labels.read_bytes())
+    data[8] = 10  # the first label of the IDX file (after its 8-byte header)
+    labels.write_bytes(bytes(data))
+    with pytest.raises(DataConfigError, match="image 0 has label 10") as refused:
+        make_dm(root)
+    assert f"data.root={root} " in str(refused.value) and "PosixPath" not in str(refused.value)
+
+
 # --------------------------------------------------------------------------------------- splits
 def test_validation_split_is_seeded_and_disjoint(tmp_path):
     root = make_root(tmp_path)
@@ -346,7 +382,7 @@ def test_torchvision_loader_augmentation_ignores_worker_count(tmp_path):
 
 @pytest.mark.parametrize("loader", ["tensor", "torchvision"])
 def test_resize(tmp_path, loader):
-    dm = make_dm(make_root(tmp_path), resize=40, image_size=40, augment=True, loader=loader)
+    dm = make_dm(make_root(tmp_path), resize=40, augment=True, loader=loader)
     x, _ = next(iter(dm.train_batches(0)))
     assert x.shape[1:] == (1, 40, 40) and dm.image_shape == (1, 40, 40)
     assert collect(dm.eval_batches("test"))[0].shape == (N_TEST, 1, 40, 40)

@@ -133,3 +133,26 @@ def test_multirun_cfg_job_prints_the_device_each_joblib_job_gets(tmp_path: Path)
                     env={gpu_slots.PLAN_ENV: two_gpus})  # fmt: skip
     assert "# job 1:" in fixed.stdout, fixed.stderr
     assert "# device:" not in fixed.stdout  # a numbered device is the user's choice: kept
+
+
+@pytest.mark.parametrize("odd", ["file", "symlink", "fifo inside", "directory inside"])
+def test_an_odd_slot_folder_is_skipped_with_one_warning_never_a_hang(
+    tmp_path: Path, odd: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job takes the default device instead of failing or waiting on a FIFO."""
+    folder = tmp_path / gpu_slots.SLOT_DIR
+    if odd == "file":
+        folder.write_text("x")
+    elif odd == "symlink":
+        folder.symlink_to(tmp_path / "elsewhere")  # dangling: mkdir fails on it
+    else:
+        folder.mkdir()
+        lock = folder / "0.lock"
+        os.mkfifo(lock) if odd == "fifo inside" else lock.mkdir()
+    signal.alarm(60)
+    try:
+        assert claim([Slot(0, "cuda:0", (0,))], tmp_path) is None
+    finally:
+        signal.alarm(0)
+    warnings = [r for r in caplog.records if "GPU slots" in r.getMessage()]
+    assert len(warnings) == 1 and str(folder) in warnings[0].getMessage()

@@ -8,6 +8,7 @@ import torchvision
 from hydra.utils import instantiate
 from torch import nn
 
+from resnet_exp.data.facts import input_side
 from resnet_exp.hydra_glue.compose import compose
 from resnet_exp.models import (
     BasicBlock,
@@ -64,7 +65,7 @@ CASES = [
 def test_every_preset_and_block_trains_a_step(preset: str, block: str, data: str) -> None:
     cfg = compose([f"model={preset}", f"model/block={block}", f"data={data}"])
     model = instantiate(cfg.model)
-    side = 32 if cfg.model.family == "imagenet" else cfg.data.image_size
+    side = 32 if cfg.model.family == "imagenet" else input_side(cfg.data.name, cfg.data.resize)
     x = torch.randn(2, cfg.data.in_channels, side, side)
     out = model(x)
     assert out.shape == (2, cfg.data.num_classes)

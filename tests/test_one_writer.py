@@ -157,3 +157,24 @@ def test_ctrl_c_to_a_joblib_sweep_records_every_job_as_interrupted(
         assert json.loads((job / "summary.json").read_text())["status"] == "interrupted"
     status = run_cli(str(sweep), cwd=tmp_path, module="resnet_exp.status")
     assert "2 jobs: 2 interrupted" in " ".join(status.stdout.split()), status.stdout
+
+
+@pytest.mark.parametrize("odd", ["fifo", "directory", "symlink"])
+def test_an_odd_writer_lock_is_one_warning_never_followed_or_waited_on(
+    tmp_path: Path, odd: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from resnet_exp.tracking.folder_lock import LOCK_NAME, in_use
+
+    lock, target = tmp_path / LOCK_NAME, tmp_path / "precious.txt"
+    target.write_text("keep me")
+    {"fifo": lambda: os.mkfifo(lock), "directory": lock.mkdir,
+     "symlink": lambda: lock.symlink_to(target)}[odd]()  # fmt: skip
+    signal.alarm(60)
+    try:
+        assert not in_use(tmp_path)
+        with FolderLock(tmp_path, "run folder"):
+            pass
+    finally:
+        signal.alarm(0)
+    assert target.read_text() == "keep me"  # a link is never followed (nor truncated)
+    assert len([r for r in caplog.records if "cannot lock" in r.getMessage()]) == 1

@@ -19,7 +19,7 @@ from test_data import skip_cifar_md5, write_cifar, write_idx  # noqa: F401 (a fi
 from torchvision.transforms import v2
 
 from resnet_exp.data import sampling
-from resnet_exp.data.facts import CROP_PAD
+from resnet_exp.data.facts import CROP_PAD, input_side
 from resnet_exp.hydra_glue.compose import compose
 
 PRESETS = {
@@ -36,7 +36,11 @@ def preset_sizes(name: str) -> dict:
     """The sizes of the composed preset the oracle runs at (what tests/knobs.md names)."""
     d = compose(PRESETS[name]).data
     return dict(
-        dataset=d.name, side=d.image_size, resize=d.resize, batch=d.batch_size, augment=d.augment
+        dataset=d.name,
+        side=input_side(d.name, d.resize),
+        resize=d.resize,
+        batch=d.batch_size,
+        augment=d.augment,
     )
 
 

@@ -379,3 +379,71 @@ def test_wandb_failing_mid_run_leaves_training_and_the_record_complete(
     assert summary_of(run_dir)["status"] == "completed"
     output = result.stdout + result.stderr + next(run_dir.glob("*.log")).read_text()
     assert "W&B logging failed in log() (RuntimeError: simulated W&B outage)" in output
+
+
+# -- an unloadable last.pt (issue 31, class 10) --
+
+
+def _stopped_mid_epoch_2(tmp_path: Path) -> Path:
+    """A tiny run stopped at step 4 (epoch 1 is 3 steps): last.pt at step 4, the spare epoch 1."""
+    from tiny_run import train_tiny
+
+    train_tiny(tmp_path, stop_after=4)
+    return tmp_path / "run" / "checkpoints" / "last.pt"
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "broken link"])
+def test_a_last_pt_that_is_not_a_file_falls_back_to_the_spare_and_keeps_it(
+    tmp_path: Path, kind: str
+) -> None:
+    """Never opened (a FIFO would block), never rotated into the spare: moved aside, the run
+    resumes from last.prev.pt and completes."""
+    from tiny_run import train_tiny
+
+    last = _stopped_mid_epoch_2(tmp_path)
+    last.unlink()
+    {"directory": last.mkdir, "fifo": lambda: os.mkfifo(last),
+     "broken link": lambda: last.symlink_to("nowhere.pt")}[kind]()  # fmt: skip
+    signal.alarm(120)  # a hang fails the test instead of the suite
+    try:
+        run = train_tiny(tmp_path)
+    finally:
+        signal.alarm(0)
+    assert run.summary.status == "completed" and run.summary.resumed_from["epoch"] == 1
+    assert load_checkpoint(last)["epoch"] == 2
+    assert load_checkpoint(previous_path(last))["epoch"] == 1  # the spare, intact
+    assert len(list(last.parent.glob("last.damaged-*.pt"))) == 1
+
+
+def test_an_unloadable_last_pt_without_a_spare_is_one_paragraph_not_a_fresh_start(
+    tmp_path: Path,
+) -> None:
+    from tiny_run import train_tiny
+
+    from resnet_exp.errors import UserError
+
+    last = _stopped_mid_epoch_2(tmp_path)
+    previous_path(last).unlink()
+    last.unlink()
+    last.mkdir()
+    rows = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    with pytest.raises(UserError, match="a directory, FIFO or link is there, not a file"):
+        train_tiny(tmp_path)
+    assert last.is_dir() and (tmp_path / "run" / "metrics.jsonl").read_bytes() == rows
+
+
+def test_checkpoints_gone_while_the_record_says_interrupted_is_one_paragraph(
+    tmp_path: Path,
+) -> None:
+    from tiny_run import train_tiny
+
+    from resnet_exp.errors import UserError
+
+    last = _stopped_mid_epoch_2(tmp_path)
+    last.unlink()
+    previous_path(last).unlink()
+    rows = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    with pytest.raises(UserError, match="terminated after epoch 1.*trainer.resume=never"):
+        train_tiny(tmp_path)
+    assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == rows
+    assert train_tiny(tmp_path, "trainer.resume=never").summary.status == "completed"

@@ -81,3 +81,20 @@ def test_the_same_seed_gives_the_same_numbers_alone_and_beside_another_run(
         neighbour.wait()
     assert steps(beside) == steps(alone) and len(steps(alone)) == 10
     assert beside.summary.speed["threads"] == alone.summary.speed["threads"]
+
+
+def test_an_odd_old_core_lease_folder_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 31's member: a file where the old core leases lived, under XDG_RUNTIME_DIR (the
+    old code: "unexpected FileExistsError", no run). Threads are decided once, without leases."""
+    import os
+
+    runtime = tmp_path / "x"
+    runtime.mkdir()
+    odd = runtime / f"resnet_exp-cores-{os.getuid()}"
+    odd.write_text("x\n")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    run = train_tiny(tmp_path, "trainer.num_threads=null", "trainer.epochs=1")
+    assert run.summary.status == "completed"
+    assert odd.read_text() == "x\n" and sorted(runtime.iterdir()) == [odd]

@@ -40,7 +40,6 @@ BAD_VALUES = [
     (["data.in_channels=0"], "data.in_channels=0", ">= 1"),
     (["data.in_channels=2"], "data.in_channels=2", "use 1 (or 3"),
     (["data.num_classes=5"], "data.num_classes=5", "at least 10"),
-    (["data.image_size=30"], "data.image_size=30", "data.image_size=28"),
     (["data.mean=[0.1,0.2]"], "data.mean=[0.1, 0.2]", "one per channel"),
     (["data.std=[0.0]"], "data.std=[0.0]", "> 0"),
     (["data.train_subset=320", "data.val_size=320"], "data.val_size=320", "between 0 and 318"),
@@ -109,7 +108,7 @@ def test_every_ruled_key_has_a_bad_value_test() -> None:
         ["optimizer=adam"],
         ["optimizer=adamw", "scheduler=cosine"],
         ["scheduler=none", "logger=none"],
-        ["model=resnet50", "data=cifar100", "data.resize=64", "data.image_size=64"],
+        ["model=resnet50", "data=cifar100", "data.resize=64"],
         ["data.in_channels=3", "trainer.device=cuda:1", "trainer.compile=true"],
         ["model.shortcut=b", "trainer.precision=BF16", "trainer.num_threads=2"],
         ["experiment=degradation_quick", "logger=none"],
@@ -148,14 +147,10 @@ def test_dataset_facts_have_one_home(name: str) -> None:
     """conf/data/*.yaml write no fact of their own: each comes from resnet_exp.data.facts."""
     text = (REPO / "conf" / "data" / f"{name}.yaml").read_text()
     keys = yaml.safe_load(text)
-    assert not {"in_channels", "num_classes", "image_size", "mean", "std"} & set(keys)
+    assert not {"in_channels", "num_classes", "mean", "std"} & set(keys)
     data = compose([f"data={name}"]).data
     info = DATASETS[name]
-    assert (data.in_channels, data.num_classes, data.image_size) == (
-        info.channels,
-        info.num_classes,
-        info.size,
-    )
+    assert (data.in_channels, data.num_classes) == (info.channels, info.num_classes)
     assert (list(data.mean), list(data.std)) == (list(info.mean), list(info.std))
 
 

@@ -102,10 +102,10 @@ CROP_PAD = 4
 MIN_TRAIN_IMAGES = 2
 
 
-def input_side(image_size: int, resize: int | None) -> int:
+def input_side(name: str, resize: int | None) -> int:
     """The side of the square images the model sees: ``data.resize`` if given, else the dataset's
-    own ``data.image_size``."""
-    return resize or image_size
+    own size."""
+    return resize or DATASETS[name].size
 
 
 #: ``data.val_size=null`` holds out a tenth of the training images, at most this many (the

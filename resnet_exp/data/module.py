@@ -33,9 +33,9 @@ class DataModule:
     layer (:mod:`resnet_exp.validation`), so here only what needs the data itself is checked
     (labels against ``num_classes``, ``train_subset``/``val_size`` against the dataset's real
     size, with the rules of :mod:`resnet_exp.data.facts`), when it is read. ``in_channels``,
-    ``num_classes``, ``image_size``, ``mean`` and ``std`` default to the dataset's own values
+    ``num_classes``, ``mean`` and ``std`` default to the dataset's own values
     (:mod:`resnet_exp.data.facts`) when omitted (plain Python use); ``in_channels=3`` on a gray
-    dataset repeats its channel. The model sees ``resize`` if given, else ``image_size``.
+    dataset repeats its channel. The model sees ``resize`` if given, else the dataset's size.
 
     Conventions:
 
@@ -67,7 +67,6 @@ class DataModule:
         num_workers: int = 0,
         in_channels: int | None = None,
         num_classes: int | None = None,
-        image_size: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
@@ -88,7 +87,7 @@ class DataModule:
         self.num_workers = num_workers
         self.in_channels = in_channels or info.channels
         self.num_classes = num_classes or info.num_classes
-        self.image_size = input_side(image_size or info.size, resize)  # what the model sees
+        self.image_size = input_side(name, resize)  # what the model sees
         self.mean = _per_channel(info.mean if mean is None else mean, self.in_channels)
         self.std = _per_channel(info.std if std is None else std, self.in_channels)
 
@@ -169,7 +168,7 @@ class DataModule:
                     f"{self.name}'s {split} labels are damaged: image {index} has label "
                     f"{int(labels[index])}, but {self.name} has {classes} classes (labels 0-"
                     f"{classes - 1}); {len(bad)} label(s) are out of range. The label file under "
-                    f"data.root={self.root!r} is corrupt: delete it and fetch it "
+                    f"data.root={self.root} is corrupt: delete it and fetch it "
                     "again (data.download=true), or point data.root at an intact copy."
                 )
         n = n_total = len(raw.train_labels)
@@ -301,9 +300,6 @@ class DataModule:
                 device=str(self._device),
             )
         return d
-
-    def __repr__(self) -> str:
-        return f"DataModule({', '.join(f'{k}={v!r}' for k, v in self.describe().items())})"
 
     def _ready(self) -> Loader:
         if self._train is None:

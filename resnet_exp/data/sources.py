@@ -30,6 +30,7 @@ import torch
 from resnet_exp.atomic import atomic_path
 from resnet_exp.data.errors import DatasetNotFound, DatasetUnreadable
 from resnet_exp.data.facts import DATASETS, DatasetInfo
+from resnet_exp.errors import os_limit
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +175,17 @@ def _read_split(info: DatasetInfo, root: Path, train: bool) -> tuple[torch.Tenso
         images = images.contiguous()
         labels = torch.as_tensor(ds.targets, dtype=torch.int64).clone()
     except Exception as e:  # torchvision reports bad files as RuntimeError, ValueError, pickle...
+        where = f"The {split} split of dataset '{info.name}' could not be read from {folder}"
+        if isinstance(e, OSError) and e.errno is not None:  # the OS refused: the files may be
+            raise DatasetUnreadable(  # intact, and deleting them would lose good data
+                f"{where}: {os_limit(e)} on {e.filename or folder}. The files may be intact; do "
+                "not delete them: make them readable (permissions, owner, the disk), or point "
+                "data.root at a readable copy."
+            ) from e
         reason = " ".join(str(e).split()) or type(e).__name__
         raise DatasetUnreadable(
-            f"The {split} split of dataset '{info.name}' could not be read from {folder}: "
-            f"{reason}. The files there look truncated or corrupt; delete them and fetch them "
-            "again (data.download=true), or point data.root at a folder with intact files."
+            f"{where}: {reason}. The files there look truncated or corrupt; delete them and fetch "
+            "them again (data.download=true), or point data.root at a folder with intact files."
         ) from e
     shape = (info.channels, info.size, info.size)
     if (

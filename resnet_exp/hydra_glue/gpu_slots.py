@@ -16,6 +16,7 @@ A job asked for a numbered device (``trainer.device=cuda:1``) or a CPU keeps it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from resnet_exp.training.threads import available_cpus
 #: The parent's plan, as JSON, in the environment its joblib workers inherit.
 PLAN_ENV = "RESNET_EXP_JOBLIB_SLOTS"
 SLOT_DIR = ".joblib-slots"  # in the sweep folder: one lock file per slot
+log = logging.getLogger("resnet_exp")
 GIB = 2**30
 #: GPU memory set aside for each job on a GPU: a CUDA context (~0.5 GiB), cuDNN and cuBLAS
 #: workspaces, the dataset held on the device and a CIFAR-size ResNet's activations at batch 128
@@ -137,12 +139,16 @@ def claim(slots: list[Slot], sweep_dir: Path) -> Slot | None:
     are held (more jobs than slots: hydra.launcher.n_jobs set by hand)."""
     _Claim.release()
     folder = sweep_dir / SLOT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    for slot in slots:
-        fd = try_flock(folder / f"{slot.number}.lock", mode=0o600)
-        if fd is not None:
-            _Claim.fd = fd
-            return slot
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for slot in slots:
+            fd = try_flock(folder / f"{slot.number}.lock", mode=0o600)
+            if fd is not None:
+                _Claim.fd = fd
+                return slot
+    except OSError as error:  # an odd slot folder (a file, a link, unwritable): train anyway
+        log.warning("GPU slots in %s cannot be used (%s); this job takes the default device",
+                    folder, error)  # fmt: skip
     return None
 
 

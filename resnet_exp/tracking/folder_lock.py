@@ -8,15 +8,19 @@ nothing behind (the file itself stays, holding the last holder's host and pid fo
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import logging
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 
 from resnet_exp.errors import UserError
 
 LOCK_NAME = ".writer.lock"
+log = logging.getLogger("resnet_exp")
 
 
 def try_flock(
@@ -24,9 +28,13 @@ def try_flock(
 ) -> int | None:
     """An open descriptor of ``path`` holding its ``flock`` (shared or exclusive), or None when
     another process holds it. The kernel drops the lock when the descriptor closes, however the
-    process ends, so a killed holder leaves nothing that counts."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT if create else os.O_RDONLY, mode)
+    process ends, so a killed holder leaves nothing that counts. A lock file that is not a
+    regular file (a link, a FIFO, a directory) is an OSError, never followed or waited on."""
+    flags = (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | os.O_NOFOLLOW | os.O_NONBLOCK
+    fd = os.open(path, flags, mode)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
@@ -51,7 +59,11 @@ class FolderLock:
     def acquire(self) -> FolderLock:
         """Take the lock or raise :class:`FolderBusy` naming the holder (never waits)."""
         path = self.folder / LOCK_NAME
-        fd = try_flock(path)
+        try:
+            fd = try_flock(path)
+        except OSError as error:  # an odd lock file must not stop the run: it trains unguarded
+            log.warning("cannot lock %s (%s); running without the one-writer check", path, error)
+            return self
         if fd is None:
             holder = path.read_bytes()[:300].decode("utf-8", "replace").strip() or "another process"
             raise FolderBusy(

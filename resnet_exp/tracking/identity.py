@@ -29,6 +29,8 @@ MACHINE_KEYS: dict[str, str] = {
     "trainer.progress": "progress bars on the terminal",
     "trainer.debug_checksum": "logs a hash of the final weights; changes none of them",
     "logger": "where and how W&B is told (mode, project, entity, dir, tags, notes, ...)",
+    "data.image_size": "gone: it could only repeat data.resize or the dataset's size; older "
+    "sweeps' configs hold it and keep their identity",
 }
 #: Replicates of one configuration differ only in these.
 SEED_KEYS = ("seed",)

@@ -8,6 +8,7 @@ torn last line, a summary that is not a JSON object). W&B is a mirror of this re
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -311,7 +312,8 @@ class RunRecord(RunFiles):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)  # one write call: the line lands whole or not at all
+            if os.write(fd, line) != len(line):  # one write; a short one: the disk filled up
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.metrics_path))
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.errors import DISK_ERRNOS, UserError
+from resnet_exp.errors import DISK_ERRNOS, UserError, os_limit
 from resnet_exp.tracking.record import CHECKPOINTS, LAST_PT, previous_path
 
 log = logging.getLogger("resnet_exp")
@@ -45,26 +45,26 @@ def save_checkpoint(path: Path, state: dict[str, Any], keep_previous: bool = Fal
     buffer = io.BytesIO()
     torch.save(state, buffer)
 
-    def rotate() -> None:
-        if path.exists():
+    def rotate() -> None:  # never a directory or a FIFO into the spare: those are moved aside
+        if path.is_file():
             os.replace(path, previous_path(path))
+        elif os.path.lexists(path):
+            quarantine(path)
 
     try:
         atomic_write(path, buffer.getvalue(), before_replace=rotate if keep_previous else None)
     except OSError as error:
         if error.errno not in DISK_ERRNOS:
             raise
-        kept = [p for p in (path, previous_path(path)) if p.is_file()]
+        last = path.with_name(LAST_PT)
+        kept = [p for p in (last, previous_path(last)) if p.is_file()]
         raise CheckpointWriteError(
-            f"cannot write the checkpoint {str(path)!r} ({error.strerror or error}; it needs "
-            f"{buffer.getbuffer().nbytes / 1e6:.1f} MB). "
-            + (
-                f"The previous checkpoint {str(kept[0])!r} is intact; free some space (or make "
-                "the folder writable) and run the same command again to resume from it."
-                if kept
-                else "No earlier checkpoint exists; free some space (or make the folder "
-                "writable) and run the same command again."
-            )
+            f"cannot write the checkpoint {str(path)!r}: {os_limit(error)}; it needs "
+            f"{buffer.getbuffer().nbytes / 1e6:.1f} MB. "
+            + (f"The run's checkpoint {str(kept[0])!r} is intact. " if kept else "")
+            + "Lift the limit (free some space, raise the ulimit, make the folder writable) and "
+            "run the same command again: it "
+            + ("resumes from there." if kept else "starts the run again.")
         ) from None
 
 
@@ -86,9 +86,10 @@ def quarantine(path: Path) -> Path:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with ``weights_only=True``, so a crafted pickle cannot execute anything."""
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file():  # stat only: a FIFO or a device is never opened (it could block)
+        what = "a directory, FIFO or link" if os.path.lexists(path) else "nothing"
         raise CorruptCheckpoint(
-            f"trainer.resume={str(path)!r}: no checkpoint file there. Give the path of a "
+            f"checkpoint {str(path)!r}: {what} is there, not a file. Give the path of a "
             f"{CHECKPOINTS}/{LAST_PT} written by resnet_exp, or use trainer.resume=auto|never."
         )
     try:
@@ -117,7 +118,7 @@ def load_latest(
     A damaged ``last.pt`` is logged (which file, why) and skipped; when every existing candidate is
     damaged the error names each file and what is wrong with it.
     """
-    candidates = [p for p in (Path(last), previous_path(last)) if p.is_file()]
+    candidates = [p for p in (Path(last), previous_path(last)) if os.path.lexists(p)]
     problems: list[str] = []
     for path in candidates:
         try:

@@ -3,7 +3,9 @@
 A checkpoint that loads can still hold what no finished step writes: NaN or inf in any element of
 a weight, BatchNorm running statistic or optimizer moment, a running variance below 0 (a resumed
 run "completes" with garbage), or counters that contradict each other (a negative epoch, a step
-count that is not ``epoch * steps_per_epoch + step_in_epoch``). Such a file is refused, named.
+count that is not ``epoch * steps_per_epoch + step_in_epoch``, a BatchNorm batch count or a
+scheduler step other than the run's step, an optimizer that stepped more often than the run).
+Such a file is refused, named.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ def check_contents(
 
     ``same_config``: the checkpoint was written under this run's config key, so its step count
     must be exactly what its epoch and step-in-epoch say (another config has other epochs)."""
-    problems = _non_finite(state) + _impossible_counters(state, steps_per_epoch, same_config)
+    problems = _bad_tensors(state, same_config) + _impossible_counters(
+        state, steps_per_epoch, same_config
+    )
     if problems:
         shown = "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
         spare = previous_path(path.with_name(LAST_PT))
@@ -35,17 +39,33 @@ def check_contents(
         )
 
 
-def _non_finite(state: dict[str, Any]) -> list[str]:
+def _bad_tensors(state: dict[str, Any], same: bool) -> list[str]:
     import torch
 
-    found = []
+    found, step = [], state.get("step")
     for part in ("model", "optimizer"):
         for name, tensor in _tensors(state.get(part), part):
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
                 found.append(f"non-finite values in {name}")
             elif name.endswith("running_var") and bool((tensor < 0).any()):
                 found.append(f"a negative variance in {name}")
+            elif name.endswith(("num_batches_tracked", ".step")):
+                found += _bad_count(name, tensor.double(), step if same else None)
     return found
+
+
+def _bad_count(name: str, counts: Any, step: Any) -> list[str]:
+    """A BatchNorm layer counts one batch per training step, so its count is the run's step; an
+    optimizer counts the steps it took, at most the run's (mixed precision skips overflows)."""
+    if bool((counts < 0).any()) or not bool((counts == counts.round()).all()):
+        return [f"{name} is not a count ({counts.flatten()[:3].tolist()})"]
+    if not isinstance(step, int):
+        return []
+    if name.endswith("num_batches_tracked") and bool((counts != step).any()):
+        return [f"{name}={int(counts.max())} batches where step={step}"]
+    if name.endswith(".step") and bool((counts > step).any()):
+        return [f"{name}={int(counts.max())} optimizer steps where step={step}"]
+    return []
 
 
 def _tensors(tree: Any, prefix: str) -> list[tuple[str, Any]]:
@@ -71,6 +91,9 @@ def _impossible_counters(state: dict[str, Any], steps_per_epoch: int, same: bool
     wall = state.get("wall_time_s", 0.0)
     if not isinstance(wall, (int, float)) or not math.isfinite(wall) or wall < 0:
         problems.append(f"wall_time_s={wall!r}")
+    last = (state.get("scheduler") or {}).get("last_epoch", step)
+    if same and last != step:
+        problems.append(f"the scheduler's last_epoch={last!r} where step={step}")
     if same and steps_per_epoch > 0:
         if within >= steps_per_epoch:
             problems.append(f"step_in_epoch={within} of an epoch of {steps_per_epoch} steps")

@@ -11,6 +11,7 @@ only, no Hydra.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def plan_job(run_dir: Path, key: str, sweep_dir: Path | None = None) -> JobPlan:
         raise ForeignJobFolder(_foreign_message(record.run_dir, stored, key, sweep_dir))
     if status in (COMPLETED, DIVERGED) and same_key(stored, key):
         return JobPlan(SKIP, status, summary)
-    if any(path.is_file() for path in record.resumable_checkpoints()):
+    if any(os.path.lexists(path) for path in record.resumable_checkpoints()):
         done = _epochs_done(record)
         planned = found.epochs_planned if found else None
         of = f" of {planned}" if planned else ""

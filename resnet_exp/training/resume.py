@@ -12,32 +12,20 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from resnet_exp.errors import UserError
 from resnet_exp.tracking.identity import key_difference, same_key
-from resnet_exp.tracking.record import LAST_PT, RunRecord, RunSummary, previous_path
-
-if TYPE_CHECKING:
-    import torch
+from resnet_exp.tracking.record import (
+    BEST_PT,
+    LAST_PT,
+    STOPPED,
+    RunRecord,
+    RunSummary,
+    previous_path,
+)
 
 log = logging.getLogger("resnet_exp")
-
-
-def choose_checkpoint(
-    setting: str, last: Path, device: torch.device | str
-) -> tuple[Path, dict] | None:
-    """The checkpoint ``trainer.resume`` asks for, loaded: auto = last.pt, falling back to
-    last.prev.pt when last.pt is damaged; an explicit path must load as is; never = none."""
-    from resnet_exp.training.checkpoint import load_checkpoint, load_latest  # torch: only here
-
-    setting = str(setting)
-    if setting == "never":
-        return None
-    if setting == "auto":
-        return load_latest(last, map_location=device)
-    path = Path(os.path.expanduser(setting))
-    return path, load_checkpoint(path, map_location=device)
 
 
 @dataclass
@@ -64,6 +52,13 @@ def start_or_resume(
     ``key`` is this run's identity (``tracking/identity.py``); ``setting`` is ``trainer.resume``
     (a checkpoint of another configuration is refused under ``auto``)."""
     previous = record.read_summary() or RunSummary()
+    if path is None and setting == "auto" and previous.status in STOPPED and previous.epochs:
+        raise UserError(
+            f"{record.run_dir} records a run {previous.status} after epoch {previous.epochs}, but "
+            f"its checkpoints ({record.last_checkpoint} and its spare) are gone (deleted or "
+            "moved?); it is not started over silently. Put them back and run the same command "
+            "to resume, or start this run over with trainer.resume=never."
+        )
     if path is None:
         if record.metrics_path.exists():  # an attempt that died before its first checkpoint
             record.truncate_metrics(0)
@@ -80,6 +75,7 @@ def start_or_resume(
     rows = trainer.resume(path, state, earlier_wall_s=previous.wall_time_s or 0.0)
     check_finished_has_rows(path, trainer.epoch, trainer.settings.epochs, rows)
     _quarantine_skipped(trainer, path, str(setting))
+    _repair_best(trainer, path, state)
     resumed_from = {
         "path": str(path),
         "epoch": trainer.epoch,
@@ -97,12 +93,31 @@ def _quarantine_skipped(trainer: Any, path: Path, setting: str) -> None:
     from resnet_exp.training.checkpoint import quarantine
 
     last = path.with_name(LAST_PT)
-    if setting != "auto" or path != previous_path(last) or not last.is_file():
+    if setting != "auto" or path != previous_path(last) or not os.path.lexists(last):
         return
     if trainer.dist is not None and not trainer.dist.is_main:
         return
     moved = quarantine(last)
     log.warning("the damaged %s is kept as %s (never rotated into the spare)", last, moved)
+
+
+def _repair_best(trainer: Any, path: Path, state: dict) -> None:
+    """``best.pt`` refused (a full disk) after ``last.pt`` recorded its epoch as the best: rewritten
+    from ``last.pt``, which holds those weights, so summary.json, best.pt and last.pt agree."""
+    from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint, save_checkpoint
+
+    best, target = state.get("best") or {}, path.with_name(BEST_PT)
+    main = trainer.dist is None or trainer.dist.is_main  # an epoch-end checkpoint of the best
+    if best.get("epoch") != state["epoch"] or state.get("step_in_epoch") or not main:
+        return
+    try:
+        if load_checkpoint(target).get("epoch") == best["epoch"]:
+            return
+    except CorruptCheckpoint:
+        pass  # missing, damaged or another epoch's: rewritten below
+    save_checkpoint(target, state)
+    log.warning("%s did not hold the best epoch %s (a failed write?): rewritten from %s",
+                target, best["epoch"], path)  # fmt: skip
 
 
 def _check_same_config(path: Path, saved: str | None, key: str, setting: str) -> None:
@@ -121,8 +136,13 @@ def _check_same_config(path: Path, saved: str | None, key: str, setting: str) ->
 
 
 def pick(found: dict, setting: str, last: Path, device: Any) -> Path | None:
-    """Rank 0's choice of checkpoint; the loaded state is kept in ``found["state"]`` so the file
-    is read once."""
-    chosen = choose_checkpoint(setting, last, device)
+    """Rank 0's choice of checkpoint (auto: last.pt, falling back to last.prev.pt when last.pt is
+    damaged; an explicit path must load as is; never: none); the loaded state is kept in
+    ``found["state"]`` so the file is read once."""
+    from resnet_exp.training.checkpoint import load_checkpoint, load_latest  # torch: only here
+
+    path = Path(os.path.expanduser(setting))
+    chosen = (None if setting == "never" else load_latest(last, device) if setting == "auto"
+              else (path, load_checkpoint(path, device)))  # fmt: skip
     found["state"] = chosen[1] if chosen else None
     return chosen[0] if chosen else None
