@@ -23,7 +23,7 @@ import pytest
 import yaml
 from hand_counts import cifar_flops, cifar_params
 
-from resnet_exp.report.aggregate import CSV_COLUMNS, collect_runs, read_metrics
+from resnet_exp.report.aggregate import CSV_COLUMNS, collect_runs
 from resnet_exp.report.build import ReportError, build_report, log_report_to_wandb
 from resnet_exp.report.markdown import render_report
 from resnet_exp.report.plots import plot_degradation, plot_gradients
@@ -257,10 +257,10 @@ def test_summary_csv_matches_run_records(tmp_path: Path) -> None:
 
 def test_torn_metrics_line_is_skipped(tmp_path: Path) -> None:
     job = write_job(tmp_path, 0, "plain", 20, 8.1, status="running", summary=True, torn=True)
-    rows, skipped = read_metrics(job / "metrics.jsonl")
-    assert skipped == 1 and len(rows) == EPOCHS and rows[-1]["epoch"] == EPOCHS
     # status 'running' = killed job: reported as incomplete, numbers recomputed from metrics
     (run,) = collect_runs(tmp_path)
+    assert run.job_dir == job and run.skipped_lines == 1
+    assert len(run.metrics) == EPOCHS and run.metrics[-1]["epoch"] == EPOCHS
     assert run.status == "incomplete" and run.epochs == EPOCHS
     assert run.final_train_err == 8.1
 

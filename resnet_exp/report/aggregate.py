@@ -134,9 +134,7 @@ class RunResult:
         )
 
 
-# -------------------------------------------------------------------------------------------------
-# Discovery
-
+# -- Discovery --------------------------------------------------------------------------------------
 
 def is_job_dir(path: Path) -> bool:
     """A job directory holds Hydra's `.hydra/` record or the trainer's `summary.json`."""
@@ -169,9 +167,7 @@ def _natural_key(text: str) -> tuple:
     )
 
 
-# -------------------------------------------------------------------------------------------------
-# Readers
-
+# -- Readers ----------------------------------------------------------------------------------------
 
 def _read_metrics(path: Path) -> MetricsFile:
     """A job's metrics.jsonl; unreadable lines (a torn last line after a kill) are logged."""
@@ -183,13 +179,6 @@ def _read_metrics(path: Path) -> MetricsFile:
     for number in found.torn:
         log.warning("%s:%d is not valid JSON (torn line?); skipped", path, number)
     return found
-
-
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Epoch rows of `metrics.jsonl` by epoch (the later of a repeated one), and how many lines
-    were unreadable (a torn last line)."""
-    found = _read_metrics(path)
-    return found.epochs, len(found.torn)
 
 
 def _read_summary(path: Path) -> tuple[RunSummary | None, str | None]:
@@ -246,9 +235,7 @@ def _override_value(overrides: Iterable[str], *keys: str) -> str | None:
     return None
 
 
-# -------------------------------------------------------------------------------------------------
-# One job
-
+# -- One job ----------------------------------------------------------------------------------------
 
 def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
     """Everything the report needs about one job directory (never raises on a partial one)."""
@@ -366,9 +353,7 @@ def _finite(value: Any) -> bool:
     return number is not None and math.isfinite(number)
 
 
-# -------------------------------------------------------------------------------------------------
-# Sweep
-
+# -- Sweep ------------------------------------------------------------------------------------------
 
 def collect_runs(sweep_dir: Path) -> list[RunResult]:
     """Every job under `sweep_dir` once, sorted plain first then residual, by depth. Where two
