@@ -343,6 +343,19 @@ def test_all_failed_sweep_still_writes_everything(tmp_path: Path) -> None:
     assert "2 failed" in md and "no completed runs" in md and "**Inconclusive**" in md
 
 
+def test_shared_files_show_no_absolute_path(tmp_path: Path) -> None:
+    """report.md and .html name files relative to the sweep, or from ~ (issue 31, class 13)."""
+    sweep = make_sweep(tmp_path, DEGRADING)
+    where = f"cannot open {sweep.resolve()}/9/data.bin (see {Path.home()}/notes)"
+    job = write_job(sweep, 9, "plain", 56, rows=[], status="failed", error=where)
+    (job / "run.log").write_text(f"run dir {job.resolve()}\nboom\n")
+    result = build_report(sweep)
+    md, page = (result.paths[k].read_text() for k in ("report_md", "report_html"))
+    assert "cannot open 9/data.bin (see ~/notes)" in md and "run dir 9" in page
+    for text in (md, page):
+        assert str(tmp_path.resolve()) not in text and str(Path.home()) + "/" not in text
+
+
 # -------------------------------------------------------------------------------------------------
 # Verdict
 

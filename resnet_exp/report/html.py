@@ -15,7 +15,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.report.aggregate import RunResult
+from resnet_exp.report.aggregate import RunResult, shareable
 from resnet_exp.report.markdown import render_report
 from resnet_exp.tracking.record import REPORT_HTML, SUMMARY_CSV
 
@@ -96,7 +96,8 @@ def _text(content: str) -> Token:
 def render_html(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     """The page's text: the report's markdown rendered, images inlined, log tails added."""
     sweep_dir = Path(sweep_dir)
-    text = render_report(runs, sweep_dir) + "\n" + "\n".join(log_tails_markdown(runs))
+    tails = shareable("\n".join(log_tails_markdown(runs)), sweep_dir)
+    text = render_report(runs, sweep_dir) + "\n" + tails
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     tokens = md.parse(text)
     for token in tokens:
