@@ -554,6 +554,40 @@ def test_callback_multirun_end_skips_wandb_when_disabled(
     assert len(calls) == 1 and len(built) == 4
 
 
+def test_a_sweep_ends_with_its_verdict_table_and_report_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 29 item 3: the last lines are the verdict, the table (80 columns) and the path."""
+    from resnet_exp.report.callback import ReportCallback
+
+    sweep = make_sweep(tmp_path, DEGRADING)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the table still fits 80
+    ReportCallback(wandb=False).on_multirun_end(_fake_hydra_config(sweep, sweep))
+    lines = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert lines[-1] == "report: multirun/2026-11-27/23-40-01/report.md (and report.html beside it)"
+    start = lines.index(next(line for line in lines if line.startswith("configuration ")))
+    table = lines[start : start + 5]
+    assert [row.split()[0] for row in table] == [
+        "configuration", "plain-20", "plain-32", "ResNet-20", "ResNet-32"
+    ]  # fmt: skip
+    assert table[1].split()[1:] == ["1/1", "8.10", "10.70", "11.00"]
+    assert all(len(line) <= 80 for line in lines[start:])
+    verdict = " ".join(lines[:start])
+    assert verdict.strip().startswith("Provisional (one seed per configuration")
+    assert "plain-32 ended with higher final training error than plain-20" in verdict
+
+
+def test_cli_prints_what_a_sweep_prints_at_its_end(sweep: Path) -> None:
+    proc = run_cli(str(sweep), "--no-wandb", env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.rstrip("\n").splitlines()
+    assert lines[-1] == f"report: {sweep / 'report.md'} (and report.html beside it)"
+    assert any(line.startswith("Provisional (one seed per configuration") for line in lines)
+    assert any(line.split()[:2] == ["ResNet-32", "1/1"] for line in lines)
+    assert max(map(len, lines[1:-1])) <= 80  # all but the lines naming paths
+
+
 def test_sweep_id_is_stable_and_unique(tmp_path: Path) -> None:
     a = tmp_path / "x" / "2026-11-27" / "23-40-01"
     b = tmp_path / "y" / "2026-11-27" / "23-40-01"

@@ -136,17 +136,6 @@ def markdown_table(runs: Sequence[RunResult]) -> list[str]:
     return lines
 
 
-def text_table(runs: Sequence[RunResult]) -> str:
-    """The same table as aligned plain text, for the terminal."""
-    rows = [list(TABLE_HEADER)] + [[c.replace("**", "") for c in row] for row in table_rows(runs)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEADER) - 1)]
-    out = []
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths)]
-        out.append("  ".join(cells + [row[-1]]).rstrip())
-    return "\n".join(out)
-
-
 def _status_counts(runs: Sequence[RunResult]) -> str:
     counts = Counter(r.status for r in runs)
     order = [COMPLETED, INCOMPLETE, DIVERGED, FAILED]

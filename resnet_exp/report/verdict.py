@@ -218,8 +218,8 @@ _MOST = {
     INCONCLUSIVE: "the interval includes 50%, or has no bound",
 }
 _TITLE = {
-    REPRODUCED: "Degradation reproduced: deeper plain nets train worse, residual nets "
-    f"not beyond the {MARGIN_PP:g} pp margin",
+    REPRODUCED: "Degradation reproduced: deeper plain nets train worse, residual nets stay "
+    f"within the {MARGIN_PP:g} pp margin",
     "below plain": "Degradation reproduced: deeper plain nets train worse, residual nets far less",
     NOT_REPRODUCED: "Degradation in both families",
     INCONCLUSIVE: "Plain degradation reproduced; the residual family is inconclusive",
