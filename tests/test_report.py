@@ -25,6 +25,7 @@ from hand_counts import cifar_flops, cifar_params
 
 from resnet_exp.report.aggregate import CSV_COLUMNS, collect_runs
 from resnet_exp.report.build import ReportError, build_report, log_report_to_wandb
+from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.markdown import render_report
 from resnet_exp.report.plots import plot_degradation, plot_gradients
 from resnet_exp.report.study import SUMMARY_COLUMNS, write_summary_csv
@@ -430,6 +431,29 @@ def test_plots_skip_zero_epoch_runs_and_label_clashes(tmp_path: Path) -> None:
     assert set(data) == {"ResNet-20 (basic)", "ResNet-20 (preact)"}
     assert set(plot_gradients(runs, tmp_path / "g.png")) == set(data)
     assert_png(tmp_path / "d.png")
+
+
+def test_gradients_are_a_mean_with_a_band_over_seeds_in_colours_per_family(tmp_path: Path) -> None:
+    """Issue 29 item 7: one line per configuration, its band the seeds' min to max; plain-20 and
+    ResNet-20 never share a colour."""
+    from resnet_exp.report.plots import kind_colours
+
+    sweep = tmp_path / "sweep"
+    for num, (block, final) in enumerate([("plain", 8.0), ("plain", 9.0), ("basic", 7.0)]):
+        job = write_job(sweep, num, block, 20, final)
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({**config, "seed": num}))
+    runs = collect_runs(sweep)
+    grads = plot_gradients(runs, tmp_path / "g.png")
+    assert set(grads) == {"plain-20", "ResNet-20"}
+    plain = [r for r in runs if not r.residual]
+    stem = [r.metrics[0]["grad_norm/stem"] for r in plain]
+    entry = grads["plain-20"]
+    assert entry["n"] == 2 and entry["first"][0] == pytest.approx(sum(stem) / 2)
+    assert (entry["first_band"][0][0], entry["first_band"][1][0]) == (min(stem), max(stem))
+    colours = kind_colours(runs)
+    assert len(set(colours.values())) == len(colours) == 2
+    assert "bands span their min to max" in FIGURES[0].caption(runs)
 
 
 # -------------------------------------------------------------------------------------------------

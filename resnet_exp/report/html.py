@@ -24,8 +24,8 @@ LOG_TAIL_LINES = 40
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em;
        color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; overflow-wrap: anywhere; }
 th { background: #f3f3f3; }
 img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
