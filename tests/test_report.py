@@ -595,7 +595,7 @@ def test_a_sweep_ends_with_its_verdict_table_and_report_path(
     assert [row.split()[0] for row in table] == [
         "configuration", "plain-20", "plain-32", "ResNet-20", "ResNet-32"
     ]  # fmt: skip
-    assert table[1].split()[1:] == ["1/1", "8.10", "10.70", "11.00"]
+    assert table[1].split()[1:] == ["1/1", "8.10%", "10.70%", "11.00%"]
     assert all(len(line) <= 80 for line in lines[start:])
     verdict = " ".join(lines[:start])
     assert verdict.strip().startswith("Provisional (one seed per configuration")

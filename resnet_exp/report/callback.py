@@ -104,23 +104,14 @@ class ReportCallback(Callback):
         result = refresh_report(config)
         if result is None:
             return
-        if self.wandb:
-            self._log_to_wandb(config, result)
-        try:
-            lines = _report("console").end_lines(result.runs, result.paths["report_md"])
-            print("\n".join(lines), flush=True)
-        except Exception as exc:
-            log.warning("Could not print the sweep's result (%s: %s).", type(exc).__name__, exc)
-
-    @staticmethod
-    def _log_to_wandb(config: DictConfig, result: ReportResult) -> None:
         try:
             build = _report()
-            settings = build.logger_settings(_logger_node(config))
-            if settings is None:
-                return
-            settings["dir"] = _absolute(settings["dir"], config) if settings["dir"] else None
-            build.log_report_to_wandb(sweep_dir_of(config), result.runs, **settings)
+            settings = build.logger_settings(_logger_node(config)) if self.wandb else None
+            if settings is not None:
+                settings["dir"] = _absolute(settings["dir"], config) if settings["dir"] else None
+                build.log_report_to_wandb(sweep_dir_of(config), result.runs, **settings)
+            lines = _report("console").end_lines(result.runs, result.paths["report_md"])
+            print("\n".join(lines), flush=True)
         except Exception as exc:
             log.warning("Could not build the final sweep report (%s: %s).", type(exc).__name__, exc)
 

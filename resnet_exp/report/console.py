@@ -8,9 +8,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from resnet_exp.report.aggregate import RunResult
+from resnet_exp.report.aggregate import RunResult, shareable
+from resnet_exp.report.markdown import mean_std
 from resnet_exp.report.plots import run_labels
-from resnet_exp.report.stats import Spread
 from resnet_exp.report.study import config_groups, setups
 from resnet_exp.report.verdict import headline
 from resnet_exp.tracking.record import REPORT_HTML
@@ -20,18 +20,12 @@ _HEADER = ("configuration", "n", "final train err", "best val err", "test @ best
 _NUMBERS = ("final_train_err", "best_val_err", "test_err_at_best_val")
 
 
-def _cell(found: Spread | None) -> str:
-    if found is None:
-        return "–"
-    return f"{found.mean:.2f}" if found.n < 2 else f"{found.mean:.2f} ± {found.std:.2f}"
-
-
 def config_table(runs: Sequence[RunResult], width: int = TABLE_WIDTH) -> list[str]:
     """One row per configuration: completed/all runs and the mean ± std of its three errors; the
     first column is cut with an ellipsis where the table would pass `width`."""
     groups = config_groups(runs)
     rows = [list(_HEADER)] + [
-        [label, f"{len(g.completed)}/{len(g.runs)}", *(_cell(g.stats.get(k)) for k in _NUMBERS)]
+        [label, f"{len(g.completed)}/{len(g.runs)}", *(mean_std(g.stats.get(k)) for k in _NUMBERS)]
         for label, g in zip(run_labels([g.first for g in groups]), groups)
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
@@ -41,15 +35,7 @@ def config_table(runs: Sequence[RunResult], width: int = TABLE_WIDTH) -> list[st
         cut = row[0] if len(row[0]) <= widths[0] else row[0][: widths[0] - 1] + "…"
         cells = [cut.ljust(widths[0]), row[1].rjust(widths[1])]
         lines.append("  ".join(cells + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]))
-    return [*lines, "(% over completed seeds, mean ± std; n: completed/runs)"]
-
-
-def shown(path: Path) -> str:
-    """A path relative to the working directory when it lies under it, else as it is."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except (ValueError, OSError):
-        return str(path)
+    return [*lines, "(over completed seeds, mean ± std; n: completed/runs)"]
 
 
 def end_lines(runs: Sequence[RunResult], report_md: Path) -> list[str]:
@@ -60,5 +46,9 @@ def end_lines(runs: Sequence[RunResult], report_md: Path) -> list[str]:
         verdict = headline(members).replace("**", "")
         lines += ["", *textwrap.wrap(f"{f'Setup {label}: ' if label else ''}{verdict}", wrap)]
         lines += ["", *config_table(members)]
-    html = Path(report_md).with_name(REPORT_HTML)
-    return [*lines, "", f"report: {shown(report_md)} (and {html.name} beside it)"]
+    return [*lines, "", f"report: {shown(report_md)} (and {REPORT_HTML} beside it)"]
+
+
+def shown(path: Path) -> str:
+    """A path as printed: relative to the working directory where it lies under it."""
+    return shareable(str(path), Path.cwd())

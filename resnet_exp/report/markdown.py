@@ -218,7 +218,7 @@ def figures_section(runs: Sequence[RunResult]) -> list[str]:
     return [*lines, f"Numbers per configuration and per run: [{SUMMARY_CSV}]({SUMMARY_CSV}).", ""]
 
 
-def _ms(found: Spread | None) -> str:
+def mean_std(found: Spread | None) -> str:
     """'20.87 ± 0.94%' (n ≥ 2), '20.87%' (n = 1), '–' (none)."""
     if found is None:
         return "–"
@@ -250,8 +250,8 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
         span = f"{train.min:.2f} – {train.max:.2f}" if train else "–"
         label = _cell(labels[group.config])
         lines.append(
-            f"| {label} | {n} | {_ms(train)} | {span} | {_ci(train)} | {_ms(val)} "
-            f"| {_ci(val)} | {_ms(test)} | {_ci(test)} |"
+            f"| {label} | {n} | {mean_std(train)} | {span} | {_ci(train)} | {mean_std(val)} "
+            f"| {_ci(val)} | {mean_std(test)} | {_ci(test)} |"
         )
     lines += [
         "",

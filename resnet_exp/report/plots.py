@@ -15,7 +15,6 @@ from typing import Any
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from resnet_exp.atomic import atomic_path
@@ -69,12 +68,9 @@ def kind_colours(runs: Iterable[RunResult]) -> dict[tuple[bool, int | None], Any
     return colours
 
 
-def _legend_below(ax: Any, handles: list | None = None, texts: list | None = None) -> None:
+def _legend_below(ax: Any) -> None:
     """The legend under the panel, outside the data it would cover."""
-    if handles is None:
-        handles, texts = ax.get_legend_handles_labels()
-    ax.legend(handles, texts, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8,
-              frameon=False)  # fmt: skip
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
 
 
 def _number(value: Any) -> float:
@@ -215,13 +211,9 @@ def _degradation_panel(
         data[label] = _degradation_lines(
             ax, label, reps, residual, colours[residual, reps[0].depth]
         )
-    handles, texts = ax.get_legend_handles_labels()
-    handles += [
-        Line2D([], [], color="0.3", linestyle="--", linewidth=1.0),
-        Line2D([], [], color="0.3", linestyle="-", linewidth=2.0),
-    ]
-    texts += ["training error", "test error (epoch ends)"]
-    _legend_below(ax, handles, texts)
+    ax.plot([], [], color="0.3", linestyle="--", linewidth=1.0, label="training error")
+    ax.plot([], [], color="0.3", linestyle="-", linewidth=2.0, label="test error (epoch ends)")
+    _legend_below(ax)
     return data
 
 
@@ -266,11 +258,10 @@ def _stage_names(row: dict[str, Any]) -> list[str]:
 
 
 def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str, Any]]:
-    """Gradient norm of each stage (stem, stage1..K, head) on a log scale, plain vs residual, per
-    configuration the mean over seeds with a band from their min to max: the first epoch (where
-    deep plain nets' vanishing gradients show), and a second row with the last epoch when any run
-    has more. Returns {label: {"x", "first", "last" (means), "first_band", "last_band" ((min,
-    max)), "first_epoch", "last_epoch", "depth", "residual", "n", "runs"}}."""
+    """Gradient norm of each stage (stem, stage1..K, head), log scale, plain vs residual: per
+    configuration the mean over seeds, banded by their min to max, at the first epoch (where
+    vanishing gradients show) and, below, the last. Returns {label: {"x", "first", "last",
+    "first_band", "last_band" ((min, max)), "first_epoch", "last_epoch", "depth", ...}}."""
     runs = list(runs)
     title = "per-stage gradient norm (log scale)"
     usable = [r for r in runs if r.metrics and _stage_names(r.metrics[0])]
@@ -296,12 +287,10 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
                 _gradient_line(ax, label, entry, which, position, colours[residual, entry["depth"]])
             if not members:
                 _panel_note(ax, "no runs")
-            if col == 0:
-                ax.set_ylabel("gradient L2 norm")
             ax.set_xticks(range(len(order)), [k.removeprefix(GRAD_NORM) for k in order])
-            if row_index == len(rows) - 1:
-                ax.set_xlabel("stage (input → output)")
-                _legend_below(ax)
+    for ax in axes[-1]:
+        ax.set_xlabel("stage (input → output)")
+        _legend_below(ax)
     fig.suptitle(title)
     _save(fig, path)
     return data
@@ -318,10 +307,9 @@ def _gradient_entry(reps: list[RunResult], order: list[str]) -> dict[str, Any]:
         entry[f"{which}_band"] = ([min(v) for v in values], [max(v) for v in values])
         epochs = sorted({r.metrics[row].get("epoch", row % len(r.metrics) + 1) for r in reps})
         entry[f"{which}_epoch"] = epochs[0] if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
-    first = reps[0]
     status = sorted({r.status for r in reps if not r.ok})
-    return {**entry, "depth": first.depth, "residual": bool(first.residual), "n": len(reps),
-            "status": status, "runs": [r.name for r in reps]}  # fmt: skip
+    first = {"depth": reps[0].depth, "residual": bool(reps[0].residual), "status": status}
+    return {**entry, **first, "n": len(reps), "runs": [r.name for r in reps]}
 
 
 def _gradients_grid(rows: int) -> tuple[Figure, Any]:
@@ -330,6 +318,8 @@ def _gradients_grid(rows: int) -> tuple[Figure, Any]:
     fig = Figure(figsize=(12, height))
     fig.subplots_adjust(0.07, 1.35 / height, 0.985, 1 - 0.75 / height, wspace=0.05, hspace=0.25)
     axes = fig.subplots(rows, 2, sharey=True, sharex=True, squeeze=False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gradient L2 norm")
     for ax in axes.flat:
         ax.set_yscale("log")
         # 1-2-5 labelled ticks: readable over the one or two decades a sweep spans, and cheaper

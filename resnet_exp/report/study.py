@@ -248,41 +248,30 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _num(value: float | int | None) -> str | int:
+def _num(value: Any) -> Any:
+    """A summary.csv cell: floats in full (repr: they round-trip), none or non-finite empty, text
+    a spreadsheet would evaluate (a leading =, +, -, @) behind a ' (a number is not text: a
+    negative one stays a number)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return f"'{value}"
     return repr(value) if isinstance(value, float) else value
 
 
 def csv_row(run: RunResult) -> dict[str, Any]:
-    """One summary.csv row; floats keep full precision (repr) so they round-trip exactly."""
+    """One summary.csv row (`_num` cells; booleans lower-case)."""
     cells = csv_cells(run).items()
     return {k: str(v).lower() if isinstance(v, bool) else _num(v) for k, v in cells}
-
-
-def _safe(row: dict[str, Any]) -> dict[str, Any]:
-    """Text a spreadsheet would evaluate as a formula (a leading =, +, -, @) starts with ' in
-    summary.csv; numbers, negative ones too, stay numbers."""
-    return {k: f"'{v}" if _formula(v) else v for k, v in row.items()}
-
-
-def _formula(value: Any) -> bool:
-    if not isinstance(value, str) or not value.startswith(("=", "+", "-", "@", "\t", "\r")):
-        return False
-    try:
-        float(value)
-    except ValueError:
-        return True
-    return False
 
 
 def config_row(group: ConfigGroup) -> dict[str, Any]:
     """The statistics row of one configuration (shared facts from its first run)."""
     first = csv_row(group.first)
-    row: dict[str, Any] = {"row": "config", "config": group.config, "seed": ""}
+    row: dict[str, Any] = {"row": "config", "config": _num(group.config), "seed": ""}
     for key in ("block", "residual", "depth", "shortcut", "params", "flops", "epochs"):
         row[key] = first[key]
-    row["job"] = group.config
+    row["job"] = row["config"]
     row["n"], row["n_runs"] = len(group.completed), len(group.runs)
     row["still_falling"] = sum(still_falling(r) for r in group.completed)
     statuses = Counter(r.status for r in group.runs)
@@ -300,7 +289,7 @@ def summary_csv_text(runs: Sequence[RunResult]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n", restval="")
     writer.writeheader()
     for group in config_groups(runs):
-        writer.writerow(_safe(config_row(group)))
+        writer.writerow(config_row(group))
     for run in sorted(runs, key=RunResult.sort_key):
         seed = _num(run.seed)
         found = run_convergence(run)
@@ -308,8 +297,9 @@ def summary_csv_text(runs: Sequence[RunResult]) -> str:
             "late_fall_pp": _num(found.fall_pp) if found else "",
             "still_falling": int(found.still_falling) if found else "",
         }
-        row = {"row": "run", "config": run.config, "seed": seed, **csv_row(run), **late}
-        writer.writerow(_safe(row))
+        writer.writerow(
+            {"row": "run", "config": _num(run.config), "seed": seed, **csv_row(run), **late}
+        )
     return buffer.getvalue()
 
 

@@ -153,14 +153,13 @@ def _seed_pairs(runs: Sequence[RunResult], residual: bool) -> str | None:
     51.31% vs 17.90%)': the deepest against the shallowest depth, seed by seed."""
     by_depth: dict[int, dict[int | None, float]] = {}
     for run in runs:
-        error = run.final_train_err
-        ours = run.ok and bool(run.residual) == residual and run.depth is not None
-        if ours and error is not None and math.isfinite(error):
-            by_depth.setdefault(run.depth, {})[run.seed] = error
+        err = run.final_train_err
+        ok = run.ok and run.depth is not None and err is not None and math.isfinite(err)
+        if ok and bool(run.residual) == residual:
+            by_depth.setdefault(run.depth, {})[run.seed] = err
     if len(by_depth) < 2:
         return None
-    low, high = min(by_depth), max(by_depth)
-    shallow, deep = by_depth[low], by_depth[high]
+    (low, shallow), (high, deep) = min(by_depth.items()), max(by_depth.items())
     seeds = [s for s in deep if s is not None and s in shallow]
     worse = sum(deep[s] > shallow[s] for s in seeds)
     pairs = f"in {worse or 'none'} of {len(seeds)} seed pairs " if seeds else ""
@@ -278,17 +277,16 @@ def verdict_section(runs: Sequence[RunResult]) -> list[str]:
     if not epochs:
         return [*lines, "No run completed."]
     basis = (
-        "*How this is decided.* From the final training error of completed runs (after "
-        f"{', '.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}); pp are percentage "
-        "points of it. A family's depth effect is the change from its shallowest to its deepest "
-        "depth along the least-squares line through every depth's mean. Its 95% confidence "
-        "interval (CI, Welch-Satterthwaite, over seeds) is the range of effects the seed-to-seed "
-        "spread leaves possible. Each claim is *reproduced* when its interval shows it, *not "
-        f"reproduced* only when the interval rules it out beyond a margin of {MARGIN_PP:g} pp, and "
-        "*inconclusive* otherwise, with the seeds a power estimate (the seeds that give an 80% "
-        "chance of a decision at the observed spread) says would settle it. The share of the "
-        "plain penalty avoided has Fieller's interval (the one for a ratio of two effects). A run "
-        f"is *still falling* when its training error fell by more than {STILL_FALLING_PP:g} pp "
-        f"(and twice its noise) over its last {LATE_FRACTION:.0%} of steps."
+        f"*How this is decided.* From the final training error of completed runs (after "
+        f"{', '.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}; pp: percentage "
+        "points). A family's depth effect is the change from its shallowest to its deepest depth "
+        "along the least-squares line through the depths' means; its 95% confidence interval "
+        "(CI, Welch-Satterthwaite) is the range of effects the seed-to-seed spread leaves "
+        "possible. A claim is *reproduced* when its interval shows it, *not reproduced* only when "
+        f"the interval rules it out beyond a margin of {MARGIN_PP:g} pp, else *inconclusive*, "
+        "with the seeds a power estimate (an 80% chance of a decision at the observed spread) "
+        "says would settle it. The share of the plain penalty avoided has Fieller's interval (for "
+        f"a ratio). A run is *still falling* when its training error fell by over "
+        f"{STILL_FALLING_PP:g} pp (and twice its noise) over its last {LATE_FRACTION:.0%} of steps."
     )
     return [*lines, basis]
