@@ -121,7 +121,9 @@ def test_each_outcome_of_each_claim() -> None:
     flat = fake_runs(_groups({"plain": [10.2, 10.6, 9.8], "basic": [8.0, 8.4, 7.6]}))
     claim = rises(family_effect(flat, False).parts)
     assert claim.outcome == NOT_REPRODUCED and claim.effect.ci_high < 5
-    assert headline(flat).startswith("**Degradation not reproduced**: the interval rules out")
+    text = headline(flat)
+    assert text.startswith("**Degradation not reproduced**: In 3 of 3 seed pairs plain-56 ended")
+    assert "The interval rules out a plain depth effect larger than +5 pp" in text
 
     # Inconclusive: the interval spans zero and +5 pp; the text gives the seeds to run.
     noisy = fake_runs(_groups({"plain": [4.0, 24.0, 14.0], "basic": [8.0, 8.5, 7.5]}))

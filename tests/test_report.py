@@ -23,8 +23,9 @@ import pytest
 import yaml
 from hand_counts import cifar_flops, cifar_params
 
-from resnet_exp.report.aggregate import CSV_COLUMNS, collect_runs, read_metrics
+from resnet_exp.report.aggregate import CSV_COLUMNS, collect_runs
 from resnet_exp.report.build import ReportError, build_report, log_report_to_wandb
+from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.markdown import render_report
 from resnet_exp.report.plots import plot_degradation, plot_gradients
 from resnet_exp.report.study import SUMMARY_COLUMNS, write_summary_csv
@@ -257,10 +258,10 @@ def test_summary_csv_matches_run_records(tmp_path: Path) -> None:
 
 def test_torn_metrics_line_is_skipped(tmp_path: Path) -> None:
     job = write_job(tmp_path, 0, "plain", 20, 8.1, status="running", summary=True, torn=True)
-    rows, skipped = read_metrics(job / "metrics.jsonl")
-    assert skipped == 1 and len(rows) == EPOCHS and rows[-1]["epoch"] == EPOCHS
     # status 'running' = killed job: reported as incomplete, numbers recomputed from metrics
     (run,) = collect_runs(tmp_path)
+    assert run.job_dir == job and run.skipped_lines == 1
+    assert len(run.metrics) == EPOCHS and run.metrics[-1]["epoch"] == EPOCHS
     assert run.status == "incomplete" and run.epochs == EPOCHS
     assert run.final_train_err == 8.1
 
@@ -343,6 +344,19 @@ def test_all_failed_sweep_still_writes_everything(tmp_path: Path) -> None:
     assert "2 failed" in md and "no completed runs" in md and "**Inconclusive**" in md
 
 
+def test_shared_files_show_no_absolute_path(tmp_path: Path) -> None:
+    """report.md and .html name files relative to the sweep, or from ~ (issue 31, class 13)."""
+    sweep = make_sweep(tmp_path, DEGRADING)
+    where = f"cannot open {sweep.resolve()}/9/data.bin (see {Path.home()}/notes)"
+    job = write_job(sweep, 9, "plain", 56, rows=[], status="failed", error=where)
+    (job / "run.log").write_text(f"run dir {job.resolve()}\nboom\n")
+    result = build_report(sweep)
+    md, page = (result.paths[k].read_text() for k in ("report_md", "report_html"))
+    assert "cannot open 9/data.bin (see ~/notes)" in md and "run dir 9" in page
+    for text in (md, page):
+        assert str(tmp_path.resolve()) not in text and str(Path.home()) + "/" not in text
+
+
 # -------------------------------------------------------------------------------------------------
 # Verdict
 
@@ -417,6 +431,29 @@ def test_plots_skip_zero_epoch_runs_and_label_clashes(tmp_path: Path) -> None:
     assert set(data) == {"ResNet-20 (basic)", "ResNet-20 (preact)"}
     assert set(plot_gradients(runs, tmp_path / "g.png")) == set(data)
     assert_png(tmp_path / "d.png")
+
+
+def test_gradients_are_a_mean_with_a_band_over_seeds_in_colours_per_family(tmp_path: Path) -> None:
+    """Issue 29 item 7: one line per configuration, its band the seeds' min to max; plain-20 and
+    ResNet-20 never share a colour."""
+    from resnet_exp.report.plots import kind_colours
+
+    sweep = tmp_path / "sweep"
+    for num, (block, final) in enumerate([("plain", 8.0), ("plain", 9.0), ("basic", 7.0)]):
+        job = write_job(sweep, num, block, 20, final)
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump({**config, "seed": num}))
+    runs = collect_runs(sweep)
+    grads = plot_gradients(runs, tmp_path / "g.png")
+    assert set(grads) == {"plain-20", "ResNet-20"}
+    plain = [r for r in runs if not r.residual]
+    stem = [r.metrics[0]["grad_norm/stem"] for r in plain]
+    entry = grads["plain-20"]
+    assert entry["n"] == 2 and entry["first"][0] == pytest.approx(sum(stem) / 2)
+    assert (entry["first_band"][0][0], entry["first_band"][1][0]) == (min(stem), max(stem))
+    colours = kind_colours(runs)
+    assert len(set(colours.values())) == len(colours) == 2
+    assert "bands span their min to max" in FIGURES[0].caption(runs)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -539,6 +576,40 @@ def test_callback_multirun_end_skips_wandb_when_disabled(
         _fake_hydra_config(sweep, sweep, logger={"mode": "offline"})
     )
     assert len(calls) == 1 and len(built) == 4
+
+
+def test_a_sweep_ends_with_its_verdict_table_and_report_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 29 item 3: the last lines are the verdict, the table (80 columns) and the path."""
+    from resnet_exp.report.callback import ReportCallback
+
+    sweep = make_sweep(tmp_path, DEGRADING)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the table still fits 80
+    ReportCallback(wandb=False).on_multirun_end(_fake_hydra_config(sweep, sweep))
+    lines = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert lines[-1] == "report: multirun/2026-11-27/23-40-01/report.md (and report.html beside it)"
+    start = lines.index(next(line for line in lines if line.startswith("configuration ")))
+    table = lines[start : start + 5]
+    assert [row.split()[0] for row in table] == [
+        "configuration", "plain-20", "plain-32", "ResNet-20", "ResNet-32"
+    ]  # fmt: skip
+    assert table[1].split()[1:] == ["1/1", "8.10%", "10.70%", "11.00%"]
+    assert all(len(line) <= 80 for line in lines[start:])
+    verdict = " ".join(lines[:start])
+    assert verdict.strip().startswith("Provisional (one seed per configuration")
+    assert "plain-32 ended with higher final training error than plain-20" in verdict
+
+
+def test_cli_prints_what_a_sweep_prints_at_its_end(sweep: Path) -> None:
+    proc = run_cli(str(sweep), "--no-wandb", env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.rstrip("\n").splitlines()
+    assert lines[-1] == f"report: {sweep / 'report.md'} (and report.html beside it)"
+    assert any(line.startswith("Provisional (one seed per configuration") for line in lines)
+    assert any(line.split()[:2] == ["ResNet-32", "1/1"] for line in lines)
+    assert max(map(len, lines[1:-1])) <= 80  # all but the lines naming paths
 
 
 def test_sweep_id_is_stable_and_unique(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_report import DEGRADING, make_sweep
+from test_report import DEGRADING, make_sweep, write_job
 
 from resnet_exp.report.build import build_report
 
@@ -60,3 +60,24 @@ def test_report_html_opens_offline_with_tables_and_figures(tmp_path: Path, brows
     assert "Verdict" in text and "Table 6 view" in text and "Environment" in text
     errors = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
     assert not errors, errors
+
+
+def test_report_html_tables_fit_a_1200_px_page(tmp_path: Path, browser) -> None:
+    """Issue 29 item 6: long job folders and errors wrap inside their cells; nothing overflows."""
+    sweep = tmp_path / "sweep"
+    long = "experiment=degradation_quick,model_block={},model_depth={},seed=0-806fd97c"
+    for block, depth in DEGRADING:
+        write_job(sweep, long.format(block, depth), block, depth, DEGRADING[block, depth])
+    write_job(sweep, "x" * 120, "plain", 56, rows=[], status="failed", error="E" * 300)
+    result = build_report(sweep)
+    browser.set_window_size(1200, 900)
+    browser.get(result.paths["report_html"].as_uri())
+    page = "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    scroll, client = browser.execute_script(page)
+    assert scroll <= client, (scroll, client)
+    right = browser.execute_script("return document.body.getBoundingClientRect().right")
+    for table in browser.find_elements("tag name", "table"):
+        assert (
+            browser.execute_script("return arguments[0].getBoundingClientRect().right", table)
+            <= right
+        )

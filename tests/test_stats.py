@@ -6,7 +6,12 @@ scipy's own two-sample Welch interval for the four-group contrast.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +20,8 @@ from scipy import stats as sps
 from resnet_exp.report.aggregate import RunResult
 from resnet_exp.report.stats import contrast, spread, welch
 from resnet_exp.report.study import config_groups, family_effect, summary_csv_text
-from resnet_exp.report.verdict import family_verdict, headline
+from resnet_exp.report.verdict import family_verdict, headline, verdict_section
+from resnet_exp.tracking.identity import configuration
 
 # The issue's measured seeds 0-2 (final training error %, degradation_quick on main).
 ISSUE_SEEDS = {
@@ -113,9 +119,55 @@ def test_issue_seeds_pooled_give_the_papers_answer() -> None:
     assert resid.effect.side == "spans"
     text = headline(runs)
     assert text.startswith("**Degradation reproduced: deeper plain nets train worse, residual nets")
-    assert "+27.42 pp" in text and "+0.08 pp" in text and "below the +5 pp margin" in text
-    assert "avoid 99.7% (95% CI" in text
-    assert "both families" not in text
+    assert "+27.42 pp" in text and "avoid 99.7% (95% CI" in text
+    assert "no degradation beyond the 5 pp margin: +0.08 pp (95% CI" in text
+    assert "do not degrade" not in text and "both families" not in text
+
+
+def test_the_verdict_starts_with_what_the_seeds_did_then_the_intervals() -> None:
+    text = headline(fake_runs(ISSUE_SEEDS))
+    plain = (
+        "In 3 of 3 seed pairs plain-56 ended with higher final training error than plain-20 (mean "
+        "48.28% vs 20.87%); in 2 of 3 seed pairs ResNet-56 ended with higher final training error "
+        "than ResNet-20 (mean 17.91% vs 17.83%). Deeper plain nets train worse by +27.42 pp (95% CI"
+    )
+    assert text.split("**: ", 1)[1].startswith(plain)
+    section = "\n".join(verdict_section(fake_runs(ISSUE_SEEDS)))
+    assert section.index(plain[:40]) < section.index("Welch") < section.index("Fieller")
+    assert section.count("Welch") == 1 and "power estimate" in section
+
+
+def _setup_runs(table: dict, batch: int, resize: int, first_seed: int) -> list[RunResult]:
+    """fake_runs of one setup, each run with the identity a job of it would have."""
+    runs = fake_runs(table)
+    for run in runs:
+        run.seed += first_seed
+        run.identity = json.dumps({"~identity": 2, "seed": run.seed, "model.depth": run.depth,
+                                   "model.block.path": run.block, "data.batch_size": batch,
+                                   "data.resize": resize}, sort_keys=True)  # fmt: skip
+        run.configuration = configuration(run.identity)
+    return runs
+
+
+def test_a_verdict_never_pools_two_setups() -> None:
+    """A preset at 20x20 and batch 24 extended by 28x28 at batch 128 (issue 31, class 11)."""
+    small = _setup_runs(ISSUE_SEEDS, 24, 20, 0)
+    flat = {k: [v[0] + 0.1 * i for i in range(3)] for k, v in ISSUE_SEEDS.items()}
+    large = _setup_runs(flat, 128, 28, 3)
+    text = headline(small + large)
+    assert text.startswith("**No verdict**: this sweep holds 2 setups")
+    assert "data.batch_size=24, data.resize=20; data.batch_size=128, data.resize=28" in text
+    section = verdict_section(small + large)
+    assert "### Setup: data.batch_size=24, data.resize=20" in section
+    assert "### Setup: data.batch_size=128, data.resize=28" in section
+    assert section[section.index("### Setup: data.batch_size=24, data.resize=20") + 2] == headline(
+        small
+    )
+    assert headline(small).startswith("**Degradation reproduced")
+    assert "n = 3 seeds per depth" in family_verdict(small, False)
+    # two residual configurations at one depth in one setup: no verdict, and why
+    preact = [replace(r, block="preact", configuration="other") for r in small if r.residual]
+    assert "residual depth 20 (basic, preact)" in headline(small + preact)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -186,3 +238,26 @@ def test_statistics_table_names_configurations_by_what_tells_them_apart() -> Non
         "| model/block=plain,model/depth=20",
         "| model/block=basic,model/depth=56",
     ]
+
+
+def test_summary_csv_neutralises_formulas_but_keeps_negative_numbers() -> None:
+    """A cell a spreadsheet would evaluate starts with ' (issue 31, class 13)."""
+    runs = fake_runs(ISSUE_SEEDS)
+    runs[0].job, runs[1].job, runs[2].job = '=HYPERLINK("http://x","y")', "-2+3", "@SUM(A1)"
+    runs[3].config, runs[3].final_train_err = "+cmd|' /C calc'!A0", -1.25
+    rows = list(csv.DictReader(io.StringIO(summary_csv_text(runs))))
+    jobs = {r["job"] for r in rows if r["row"] == "run"}
+    assert {'\'=HYPERLINK("http://x","y")', "'-2+3", "'@SUM(A1)"} <= jobs
+    assert "'+cmd|' /C calc'!A0" in {r["config"] for r in rows}
+    assert "-1.25" in {r["final_train_err"] for r in rows}  # a number stays a number
+    for cell in (v for r in rows for v in r.values() if v[:1] and v[0] in "=+-@"):
+        float(cell)  # only a number may start so
+
+
+def test_identical_replicates_spread_without_a_warning() -> None:
+    """Two seeds with the same error (58 of 64 images twice) printed scipy's 'catastrophic
+    cancellation' warning at a sweep's end."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = spread([90.625, 90.625])
+    assert (found.std, found.ci_low, found.ci_high) == (0.0, 90.625, 90.625)

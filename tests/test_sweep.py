@@ -55,6 +55,13 @@ def test_depth_sweep_report_matches_its_jobs(tmp_path: Path, fmnist_root: Path) 
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = sweep_dir_of(tmp_path)
+    last = result.stdout.rstrip("\n").splitlines()  # the verdict, the table, the report's path
+    assert (
+        last[-1] == f"report: {sweep.relative_to(tmp_path)}/report.md (and report.html beside it)"
+    )
+    assert [line.split()[0] for line in last[-8:-3]] == ["configuration", "plain-8", "plain-14",
+                                                        "ResNet-8", "ResNet-14"]  # fmt: skip
+    assert "Provisional (one seed per configuration" in result.stdout
     for name in ("summary.csv", "report.md", "degradation.png", "gradients.png"):
         assert (sweep / name).is_file(), name
     records = job_records(sweep)

@@ -1,10 +1,9 @@
 """`python -m resnet_exp.report <sweep_dir> [--no-wandb]`: (re)build a sweep's report.
 
 Rewrites summary.csv, the figures (`figures.FIGURES`), report.md and report.html from the run
-records on disk (useful after a sweep whose failed job kept Hydra from calling the end-of-sweep
-callback, or while it still runs), prints the table and the paths, and logs the report to W&B as
-configured for the sweep (its multirun.yaml `logger` node; `--mode`/`--project`/`--group`
-override, `--no-wandb` skips it).
+records on disk (useful while a sweep still runs), prints what a sweep prints at its end
+(`console.end_lines`), and logs the report to W&B as configured for the sweep (its multirun.yaml
+`logger` node; `--mode`/`--project`/`--group` override, `--no-wandb` skips it).
 """
 
 from __future__ import annotations
@@ -20,8 +19,8 @@ import yaml
 from resnet_exp.errors import UserError
 from resnet_exp.report.aggregate import find_job_dirs
 from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
+from resnet_exp.report.console import end_lines, shown
 from resnet_exp.report.figures import FIGURES
-from resnet_exp.report.markdown import text_table
 from resnet_exp.tracking.facts import LOGGER_MODES
 from resnet_exp.tracking.record import HYDRA_CONFIG, MULTIRUN_YAML, RunFiles
 
@@ -71,10 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    print(text_table(result.runs))
-    print()
-    for key in ("summary_csv", "report_md", "report_html", *(f.path_key for f in FIGURES)):
-        print(f"wrote {result.paths[key]}")
+    where = shown(args.sweep_dir)
+    print(f"wrote summary.csv, {len(FIGURES)} figures, report.md and report.html in {where}")
+    print("\n".join(end_lines(result.runs, result.paths["report_md"])))
 
     if args.no_wandb:
         return 0

@@ -59,8 +59,6 @@ _BLOCK_CLASSES = {
 }
 # Directories that never hold (or lie below) a job directory.
 _SKIP_DIRS = frozenset({"wandb", CHECKPOINTS, HYDRA_DIR, "__pycache__"})
-# A summary still 'running' belongs to a killed job or one in flight: its numbers are not final.
-_STATUS_ALIASES = {RUNNING: INCOMPLETE}
 
 # summary.csv's per-run columns, each a RunResult attribute (study.py adds the statistics).
 CSV_COLUMNS = (
@@ -134,8 +132,7 @@ class RunResult:
         )
 
 
-# -------------------------------------------------------------------------------------------------
-# Discovery
+# -- Discovery -------------------------------------------------------------------------------------
 
 
 def is_job_dir(path: Path) -> bool:
@@ -169,8 +166,7 @@ def _natural_key(text: str) -> tuple:
     )
 
 
-# -------------------------------------------------------------------------------------------------
-# Readers
+# -- Readers ---------------------------------------------------------------------------------------
 
 
 def _read_metrics(path: Path) -> MetricsFile:
@@ -183,13 +179,6 @@ def _read_metrics(path: Path) -> MetricsFile:
     for number in found.torn:
         log.warning("%s:%d is not valid JSON (torn line?); skipped", path, number)
     return found
-
-
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Epoch rows of `metrics.jsonl` by epoch (the later of a repeated one), and how many lines
-    were unreadable (a torn last line)."""
-    found = _read_metrics(path)
-    return found.epochs, len(found.torn)
 
 
 def _read_summary(path: Path) -> tuple[RunSummary | None, str | None]:
@@ -246,8 +235,7 @@ def _override_value(overrides: Iterable[str], *keys: str) -> str | None:
     return None
 
 
-# -------------------------------------------------------------------------------------------------
-# One job
+# -- One job ---------------------------------------------------------------------------------------
 
 
 def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
@@ -265,13 +253,13 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
     run = RunResult(
         job_dir=files.run_dir,
         name=name,
-        job=str((summary.job if summary else None) or ",".join(overrides) or name),
-        status=_STATUS_ALIASES.get(raw_status, raw_status),
+        job=shareable(str((summary.job if summary else None) or ",".join(overrides) or name)),
+        status=INCOMPLETE if raw_status == RUNNING else raw_status,  # killed, or in flight
         error=str(error) if error not in (None, "") else None,
         overrides=overrides,
         metrics=metrics.epochs,
         skipped_lines=len(metrics.torn),
-        config=",".join(config_overrides(overrides)) or "default",
+        config=shareable(",".join(config_overrides(overrides)) or "default"),
         identity=job_identity.identity_of_folder(files.run_dir),
         steps=metrics.steps,
         responses=read_responses(files.run_dir),
@@ -366,8 +354,7 @@ def _finite(value: Any) -> bool:
     return number is not None and math.isfinite(number)
 
 
-# -------------------------------------------------------------------------------------------------
-# Sweep
+# -- Sweep -----------------------------------------------------------------------------------------
 
 
 def collect_runs(sweep_dir: Path) -> list[RunResult]:
@@ -388,6 +375,16 @@ def collect_runs(sweep_dir: Path) -> list[RunResult]:
     return sorted(kept, key=RunResult.sort_key)
 
 
+def shareable(text: str, sweep_dir: Path | None = None) -> str:
+    """``text`` with paths as the reader of a shared file sees them: under the sweep relative to
+    it, under the home folder from ``~``; never a developer's absolute path."""
+    places = [(p, "") for p in {sweep_dir.absolute(), sweep_dir.resolve()}] if sweep_dir else []
+    places += [(Path.home(), "~/")] if Path.home() != Path("/") else []
+    for folder, shown in places:
+        text = text.replace(f"{folder}/", shown).replace(str(folder), shown.rstrip("/") or ".")
+    return text
+
+
 def datasets(runs: Iterable[RunResult]) -> list[str]:
     """Distinct dataset names in first-seen order."""
     return list(dict.fromkeys(run.dataset for run in runs if run.dataset))
@@ -396,16 +393,3 @@ def datasets(runs: Iterable[RunResult]) -> list[str]:
 def csv_cells(run: RunResult) -> dict[str, Any]:
     """summary.csv's per-run columns with typed values (W&B's table keeps numbers numbers)."""
     return {column: getattr(run, column) for column in CSV_COLUMNS}
-
-
-def csv_row(run: RunResult) -> dict[str, Any]:
-    """One summary.csv row; floats keep full precision (repr) so they round-trip exactly."""
-    return {key: _csv_text(value) for key, value in csv_cells(run).items()}
-
-
-def _csv_text(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return repr(value) if isinstance(value, float) else value

@@ -6,6 +6,7 @@ or the sweep: every error is a logged warning.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -47,23 +48,23 @@ def sweep_dir_of(config: DictConfig) -> Path:
     )
 
 
-def _build() -> Any:
-    """The report builder, imported once a report is built: it loads matplotlib, which a job
-    that only instantiates this callback does not need."""
-    from resnet_exp.report import build  # heavy (matplotlib): only when a report is built
-
-    return build
+def _report(module: str = "build") -> Any:
+    """A report module, imported once a report is built: it loads matplotlib, which a job that
+    only instantiates this callback does not need."""
+    return importlib.import_module(f"resnet_exp.report.{module}")
 
 
-def refresh_report(config: DictConfig, what: str) -> ReportResult | None:
+def refresh_report(config: DictConfig, what: str = "") -> ReportResult | None:
     """Rebuild the report of ``config``'s sweep (the one entry the Hydra side calls: this
-    callback and the SLURM launcher); a problem is a logged warning, never an error."""
+    callback and the SLURM launcher), logging ``what`` and its path; a problem is a logged
+    warning, never an error."""
     try:
-        result = _build().build_report(sweep_dir_of(config))
+        result = _report().build_report(sweep_dir_of(config))
     except Exception as exc:  # a report problem must never fail a job or the sweep
         log.warning("Could not update the sweep report (%s: %s).", type(exc).__name__, exc)
         return None
-    log.info("%s: %s", what, result.paths["report_md"])
+    if what:
+        log.info("%s: %s", what, result.paths["report_md"])
     return result
 
 
@@ -98,17 +99,19 @@ class ReportCallback(Callback):
         refresh_report(config, "sweep report updated")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Final rebuild, then the W&B report run in the sweep's group (unless W&B is off)."""
-        result = refresh_report(config, "sweep report")
-        if result is None or not self.wandb:
+        """Final rebuild, the W&B report run in the sweep's group (unless W&B is off), then the
+        sweep's last lines: its verdict, its table and the report's path."""
+        result = refresh_report(config)
+        if result is None:
             return
         try:
-            build = _build()
-            settings = build.logger_settings(_logger_node(config))
-            if settings is None:
-                return
-            settings["dir"] = _absolute(settings["dir"], config) if settings["dir"] else None
-            build.log_report_to_wandb(sweep_dir_of(config), result.runs, **settings)
+            build = _report()
+            settings = build.logger_settings(_logger_node(config)) if self.wandb else None
+            if settings is not None:
+                settings["dir"] = _absolute(settings["dir"], config) if settings["dir"] else None
+                build.log_report_to_wandb(sweep_dir_of(config), result.runs, **settings)
+            lines = _report("console").end_lines(result.runs, result.paths["report_md"])
+            print("\n".join(lines), flush=True)
         except Exception as exc:
             log.warning("Could not build the final sweep report (%s: %s).", type(exc).__name__, exc)
 

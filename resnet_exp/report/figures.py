@@ -58,7 +58,9 @@ def gradients_caption(runs: Sequence[RunResult]) -> str:
             plain_ratio = ratio
     if not parts:
         return "Too few depths with gradient norms to compare early-stage gradients."
-    text = "Gradient norm of each stage (stem → head, log scale), mean per epoch. "
+    means = _means(runs)
+    text = "Gradient norm of each stage (stem → head, log scale), mean per epoch"
+    text += f"; {means}. " if means else ". "
     text += "; ".join(parts)
     if plain_ratio is None:
         return text
@@ -98,26 +100,34 @@ def responses_caption(profiles: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def _means(runs: Sequence[RunResult], band: bool = True) -> str:
+    """What a line (and its band) is where a configuration has several seeds, else ""."""
+    reps = max((len(g.runs) for g in config_groups(runs)), default=0)
+    if reps < 2:
+        return ""
+    return f"lines are means over up to {reps} seeds" + (", bands span their min to max" * band)
+
+
 def degradation_caption(runs: Sequence[RunResult]) -> str:
     """Which numbers the Fig. 6 view draws, from the records."""
-    stepped = [r for r in runs if r.steps]
-    reps = max((len(g.runs) for g in config_groups(runs)), default=0)
+    stepped, means = [r for r in runs if r.steps], _means(runs)
     what = (
         f"training error every logged step ({len(stepped[0].steps)} points in "
         f"{stepped[0].name}'s run)"
         if stepped
         else "training error at epoch ends (no per-step rows recorded)"
     )
-    band = f"; lines are means over up to {reps} seeds, bands span their min to max"
     return (
-        f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; one colour per "
-        f"depth{band if reps > 1 else ''}."
+        f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; plain nets in "
+        f"orange, residual nets in blue, darker the deeper{'; ' * bool(means)}{means}."
     )
 
 
 def layer_responses_caption(runs: Sequence[RunResult]) -> str:
     """`responses_caption` of the profiles the layer-responses figure draws."""
-    return responses_caption(response_profiles(runs))
+    means = _means([r for r in runs if r.ok and r.responses], band=False)
+    text = responses_caption(response_profiles(runs))
+    return f"{text} {means[:1].upper()}{means[1:]}." if means else text
 
 
 @dataclass(frozen=True)

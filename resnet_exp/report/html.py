@@ -15,7 +15,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.report.aggregate import RunResult
+from resnet_exp.report.aggregate import RunResult, shareable
 from resnet_exp.report.markdown import render_report
 from resnet_exp.tracking.record import REPORT_HTML, SUMMARY_CSV
 
@@ -24,8 +24,8 @@ LOG_TAIL_LINES = 40
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em;
        color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; overflow-wrap: anywhere; }
 th { background: #f3f3f3; }
 img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
@@ -96,7 +96,8 @@ def _text(content: str) -> Token:
 def render_html(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     """The page's text: the report's markdown rendered, images inlined, log tails added."""
     sweep_dir = Path(sweep_dir)
-    text = render_report(runs, sweep_dir) + "\n" + "\n".join(log_tails_markdown(runs))
+    tails = shareable("\n".join(log_tails_markdown(runs)), sweep_dir)
+    text = render_report(runs, sweep_dir) + "\n" + tails
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
     tokens = md.parse(text)
     for token in tokens:

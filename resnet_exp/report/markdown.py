@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.report.aggregate import RunResult, datasets
+from resnet_exp.report.aggregate import RunResult, datasets, shareable
 from resnet_exp.report.environment import environment_lines
 from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
@@ -136,17 +136,6 @@ def markdown_table(runs: Sequence[RunResult]) -> list[str]:
     return lines
 
 
-def text_table(runs: Sequence[RunResult]) -> str:
-    """The same table as aligned plain text, for the terminal."""
-    rows = [list(TABLE_HEADER)] + [[c.replace("**", "") for c in row] for row in table_rows(runs)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(TABLE_HEADER) - 1)]
-    out = []
-    for row in rows:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths)]
-        out.append("  ".join(cells + [row[-1]]).rstrip())
-    return "\n".join(out)
-
-
 def _status_counts(runs: Sequence[RunResult]) -> str:
     counts = Counter(r.status for r in runs)
     order = [COMPLETED, INCOMPLETE, DIVERGED, FAILED]
@@ -193,7 +182,7 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     """The text of report.md."""
     runs = list(runs)
     sweep_dir = Path(sweep_dir)
-    lines = [*_intro_lines(runs, sweep_dir), "## Verdict", "", *_verdict_lines(runs)]
+    lines = [*_intro_lines(runs, sweep_dir), "## Verdict", "", *verdict_section(runs), ""]
     lines += ["## Statistics per configuration (over seeds)", "", *stats_table(runs), ""]
     lines += ["## Table 6 view", "", *table6_section(runs), ""]
     lines += ["## Runs", "", *markdown_table(runs), "", *_duplicates_line(runs)]
@@ -203,7 +192,7 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     lines += [*figures_section(runs), "## Environment", "", *environment_lines(runs), ""]
     while lines and lines[-1] == "":
         lines.pop()
-    return "\n".join(lines) + "\n"
+    return shareable("\n".join(lines) + "\n", sweep_dir)
 
 
 def _intro_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
@@ -212,7 +201,6 @@ def _intro_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
     return [
         f"# Sweep report: {sweep_id(sweep_dir)}",
         "",
-        f"- Sweep directory: `{sweep_dir.resolve()}`",
         f"- Dataset: {', '.join(names) if names else 'unknown'}",
         f"- Runs: {len(runs)} ({_status_counts(runs)})",
         "",
@@ -220,20 +208,6 @@ def _intro_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
         "(the degradation problem), while residual nets of the same depth do not?",
         "",
     ]
-
-
-def _verdict_lines(runs: Sequence[RunResult]) -> list[str]:
-    """The verdict, one subsection per dataset when the sweep mixes datasets."""
-    names = datasets(runs)
-    if len(names) <= 1:
-        return [*verdict_section(runs), ""]
-    lines: list[str] = []
-    for name in names:
-        lines += [f"### {name}", "", *verdict_section([r for r in runs if r.dataset == name]), ""]
-    others = [r for r in runs if r.dataset not in names]
-    if others:
-        lines += ["### unknown dataset", "", *verdict_section(others), ""]
-    return lines
 
 
 def figures_section(runs: Sequence[RunResult]) -> list[str]:
@@ -244,7 +218,7 @@ def figures_section(runs: Sequence[RunResult]) -> list[str]:
     return [*lines, f"Numbers per configuration and per run: [{SUMMARY_CSV}]({SUMMARY_CSV}).", ""]
 
 
-def _ms(found: Spread | None) -> str:
+def mean_std(found: Spread | None) -> str:
     """'20.87 ± 0.94%' (n ≥ 2), '20.87%' (n = 1), '–' (none)."""
     if found is None:
         return "–"
@@ -276,8 +250,8 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
         span = f"{train.min:.2f} – {train.max:.2f}" if train else "–"
         label = _cell(labels[group.config])
         lines.append(
-            f"| {label} | {n} | {_ms(train)} | {span} | {_ci(train)} | {_ms(val)} "
-            f"| {_ci(val)} | {_ms(test)} | {_ci(test)} |"
+            f"| {label} | {n} | {mean_std(train)} | {span} | {_ci(train)} | {mean_std(val)} "
+            f"| {_ci(val)} | {mean_std(test)} | {_ci(test)} |"
         )
     lines += [
         "",

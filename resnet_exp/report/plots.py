@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from resnet_exp.atomic import atomic_path
@@ -56,16 +55,22 @@ def run_labels(runs: Sequence[RunResult]) -> list[str]:
     return labels
 
 
-def depth_colours(depths: Sequence[int | None]) -> dict[int | None, Any]:
-    """One colour per depth (same depth, same colour, in every panel): tab10 in depth order, or an
-    ordered viridis ramp when there are more than ten depths."""
-    ordered = sorted(set(depths), key=lambda d: math.inf if d is None else d)
-    if len(ordered) <= 10:
-        palette = colormaps["tab10"]
-        return {d: palette(i) for i, d in enumerate(ordered)}
-    cmap = colormaps["viridis"]
-    span = max(len(ordered) - 1, 1)
-    return {d: cmap(0.9 * i / span) for i, d in enumerate(ordered)}
+def kind_colours(runs: Iterable[RunResult]) -> dict[tuple[bool, int | None], Any]:
+    """One colour per family and depth, the same in every figure: plain nets in shades of orange,
+    residual nets in shades of blue, darker the deeper."""
+    found = {(bool(r.residual), r.depth) for r in runs}
+    colours = {}
+    for residual, palette in ((False, "Oranges"), (True, "Blues")):
+        depths = sorted({d for res, d in found if res == residual}, key=lambda d: d or math.inf)
+        span = max(len(depths) - 1, 1)
+        for i, depth in enumerate(depths):
+            colours[(residual, depth)] = colormaps[palette](0.5 + 0.45 * i / span)
+    return colours
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the panel, outside the data it would cover."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
 
 
 def _number(value: Any) -> float:
@@ -174,15 +179,15 @@ def plot_degradation(
         _save(_empty_figure(_nothing_plotted(runs), title), path)
         return data
 
-    colours = depth_colours([r.depth for r in plotted_runs])
-    fig = Figure(figsize=(12, 5))
-    fig.subplots_adjust(left=0.06, right=0.985, bottom=0.11, top=0.86, wspace=0.05)
+    colours = kind_colours(plotted_runs)
+    fig = Figure(figsize=(12, 5.6))
+    fig.subplots_adjust(left=0.06, right=0.985, bottom=0.23, top=0.88, wspace=0.05)
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (kind, residual) in zip(axes, KINDS):
         members = [r for r in plotted_runs if bool(r.residual) == residual]
         had_runs = any(bool(r.residual) == residual for r in runs)
         data.update(_degradation_panel(ax, kind, residual, members, had_runs, colours))
-    axes[0].set_ylabel("error (%)  -  band: min to max over seeds")
+    axes[0].set_ylabel("error (%)")
     axes[0].set_ylim(bottom=0)
     fig.suptitle(title)
     _save(fig, path)
@@ -203,14 +208,12 @@ def _degradation_panel(
         return {}
     data = {}
     for label, reps in _replicate_sets(members):
-        data[label] = _degradation_lines(ax, label, reps, residual, colours[reps[0].depth])
-    handles, texts = ax.get_legend_handles_labels()
-    handles += [
-        Line2D([], [], color="0.3", linestyle="--", linewidth=1.0),
-        Line2D([], [], color="0.3", linestyle="-", linewidth=2.0),
-    ]
-    texts += ["training error", "test error (epoch ends)"]
-    ax.legend(handles, texts, loc="upper right", fontsize=9, framealpha=0.85)
+        data[label] = _degradation_lines(
+            ax, label, reps, residual, colours[residual, reps[0].depth]
+        )
+    ax.plot([], [], color="0.3", linestyle="--", linewidth=1.0, label="training error")
+    ax.plot([], [], color="0.3", linestyle="-", linewidth=2.0, label="test error (epoch ends)")
+    _legend_below(ax)
     return data
 
 
@@ -255,13 +258,12 @@ def _stage_names(row: dict[str, Any]) -> list[str]:
 
 
 def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str, Any]]:
-    """Gradient norm of each stage (stem, stage1..K, head) on a log scale, plain vs residual: each
-    run's first epoch (where deep plain nets' vanishing gradients show), and a second row with the
-    last epoch when any run has more. Returns {label: {"x", "first", "last", "first_epoch",
-    "last_epoch", "depth", "residual", "status"}}."""
+    """Gradient norm of each stage (stem, stage1..K, head), log scale, plain vs residual: per
+    configuration the mean over seeds, banded by their min to max, at the first epoch (where
+    vanishing gradients show) and, below, the last. Returns {label: {"x", "first", "last",
+    "first_band", "last_band" ((min, max)), "first_epoch", "last_epoch", "depth", ...}}."""
     runs = list(runs)
     title = "per-stage gradient norm (log scale)"
-    labels = dict(zip(map(id, runs), run_labels(runs)))
     usable = [r for r in runs if r.metrics and _stage_names(r.metrics[0])]
     if not usable:
         message = _nothing_plotted(runs)
@@ -273,53 +275,51 @@ def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str,
     order = sorted({k for r in usable for k in _stage_names(r.metrics[0])}, key=_stage_rank)
     position = {k: i for i, k in enumerate(order)}
     rows = ["first", "last"] if any(len(r.metrics) > 1 for r in usable) else ["first"]
-    colours = depth_colours([r.depth for r in usable])
+    colours = kind_colours(usable)
     fig, axes = _gradients_grid(len(rows))
-    data = {labels[id(run)]: _gradient_entry(run) for run in usable}
+    data = {label: _gradient_entry(reps, order) for label, reps in _replicate_sets(usable)}
     for row_index, which in enumerate(rows):
         for col, residual in enumerate((False, True)):
             ax = axes[row_index][col]
             ax.set_title(f"{PANEL_TITLES[residual]} - {which} epoch")
-            members = [r for r in usable if bool(r.residual) == residual]
-            for run in members:
-                label = labels[id(run)]
-                _gradient_line(ax, label, data[label], which, position, run, colours[run.depth])
-            if members:
-                ax.legend(fontsize=8, loc="best", framealpha=0.85)
-            else:
+            members = {k: e for k, e in data.items() if e["residual"] == residual}
+            for label, entry in members.items():
+                _gradient_line(ax, label, entry, which, position, colours[residual, entry["depth"]])
+            if not members:
                 _panel_note(ax, "no runs")
-            if col == 0:
-                ax.set_ylabel("gradient L2 norm")
             ax.set_xticks(range(len(order)), [k.removeprefix(GRAD_NORM) for k in order])
-            if row_index == len(rows) - 1:
-                ax.set_xlabel("stage (input → output)")
+    for ax in axes[-1]:
+        ax.set_xlabel("stage (input → output)")
+        _legend_below(ax)
     fig.suptitle(title)
     _save(fig, path)
     return data
 
 
-def _gradient_entry(run: RunResult) -> dict[str, Any]:
-    """The numbers plot_gradients draws for one run (first and last epoch)."""
-    names = _stage_names(run.metrics[0])
-    first, last = run.metrics[0], run.metrics[-1]
-    return {
-        "x": [k.removeprefix(GRAD_NORM) for k in names],
-        "first": [_number(first.get(k)) for k in names],
-        "last": [_number(last.get(k)) for k in names],
-        "first_epoch": first.get("epoch", 1),
-        "last_epoch": last.get("epoch", len(run.metrics)),
-        "depth": run.depth,
-        "residual": bool(run.residual),
-        "status": run.status,
-    }
+def _gradient_entry(reps: list[RunResult], order: list[str]) -> dict[str, Any]:
+    """The numbers plot_gradients draws for one configuration: per stage (in network order) the
+    mean, min and max over its runs at their first and last epoch."""
+    names = [k for k in order if all(k in r.metrics[0] for r in reps)]
+    entry: dict[str, Any] = {"x": [k.removeprefix(GRAD_NORM) for k in names]}
+    for which, row in (("first", 0), ("last", -1)):
+        values = [[_number(r.metrics[row].get(k)) for r in reps] for k in names]
+        entry[which] = [sum(v) / len(v) for v in values]
+        entry[f"{which}_band"] = ([min(v) for v in values], [max(v) for v in values])
+        epochs = sorted({r.metrics[row].get("epoch", row % len(r.metrics) + 1) for r in reps})
+        entry[f"{which}_epoch"] = epochs[0] if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}"
+    status = sorted({r.status for r in reps if not r.ok})
+    first = {"depth": reps[0].depth, "residual": bool(reps[0].residual), "status": status}
+    return {**entry, **first, "n": len(reps), "runs": [r.name for r in reps]}
 
 
 def _gradients_grid(rows: int) -> tuple[Figure, Any]:
     """A figure of `rows` x 2 log-scale panels (plain left, residual right)."""
-    height = 4.2 * rows + 0.8
+    height = 4.2 * rows + 1.6  # and the legends below
     fig = Figure(figsize=(12, height))
-    fig.subplots_adjust(0.07, 0.55 / height, 0.985, 1 - 0.75 / height, wspace=0.05, hspace=0.25)
+    fig.subplots_adjust(0.07, 1.35 / height, 0.985, 1 - 0.75 / height, wspace=0.05, hspace=0.25)
     axes = fig.subplots(rows, 2, sharey=True, sharex=True, squeeze=False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("gradient L2 norm")
     for ax in axes.flat:
         ax.set_yscale("log")
         # 1-2-5 labelled ticks: readable over the one or two decades a sweep spans, and cheaper
@@ -332,14 +332,17 @@ def _gradients_grid(rows: int) -> tuple[Figure, Any]:
 
 
 def _gradient_line(
-    ax: Any, label: str, entry: dict, which: str, position: dict, run: RunResult, colour: Any
+    ax: Any, label: str, entry: dict, which: str, position: dict, colour: Any
 ) -> None:
-    """One run's stage norms at its first (`which="first"`) or last epoch, at their x positions."""
-    xs = [position[GRAD_NORM + n] for n in entry["x"]]
+    """One configuration's stage norms at its first or last epoch: the mean, a band over seeds."""
+    xs = [position[GRAD_NORM + name] for name in entry["x"]]
     ys = [v if v > 0 else math.nan for v in entry[which]]  # log axis: no zeros
-    status = "" if run.ok else f" [{run.status}]"
-    label = f"{label} (epoch {entry[which + '_epoch']}){status}"
+    seeds = f", mean of {entry['n']}" if entry["n"] > 1 else ""
+    status = f" [{', '.join(entry['status'])}]" if entry["status"] else ""
+    label = f"{label}{seeds} (epoch {entry[which + '_epoch']}){status}"
     ax.plot(xs, ys, marker="o", linewidth=1.8, color=colour, label=label)
+    if entry["n"] > 1:
+        ax.fill_between(xs, *entry[f"{which}_band"], color=colour, alpha=0.2)
 
 
 # -- Fig. 7: layer responses -----------------------------------------------------------------------
@@ -367,9 +370,9 @@ def plot_layer_responses(runs: Sequence[RunResult], path: Path) -> dict[str, dic
     if not data:
         _save(_empty_figure("no completed run recorded layer responses", title), path)
         return data
-    colours = depth_colours([entry["depth"] for entry in data.values()])
+    colours = kind_colours(r for r in runs if r.ok and r.responses)
     fig = Figure(figsize=(12, 8))
-    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.07, top=0.92, hspace=0.3)
+    fig.subplots_adjust(left=0.07, right=0.8, bottom=0.07, top=0.92, hspace=0.3)
     axes = fig.subplots(2, 1)
     for ax, key, xlabel in (
         (axes[0], "std", "layer index (original network order)"),
@@ -377,14 +380,14 @@ def plot_layer_responses(runs: Sequence[RunResult], path: Path) -> dict[str, dic
     ):
         for label, entry in data.items():
             ax.plot(
-                entry["layer"], entry[key], color=colours[entry["depth"]],
+                entry["layer"], entry[key], color=colours[entry["residual"], entry["depth"]],
                 linestyle="-" if entry["residual"] else "--", linewidth=1.6,
                 label=label + (f", mean of {entry['n']}" if entry["n"] > 1 else ""),
             )  # fmt: skip
         ax.set_xlabel(xlabel)
         ax.set_ylabel("std")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right", framealpha=0.85, ncol=2)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.suptitle(title + "; plain dashed, residual solid")
     _save(fig, path)
     return data

@@ -48,7 +48,7 @@ def spread(values: Iterable[float | None]) -> Spread | None:
     mean = float(np.mean(xs))
     if xs.size == 1:
         return Spread(1, mean, math.nan, mean, mean, math.nan, math.nan)
-    std = float(stats.tstd(xs))
+    std = float(np.std(xs, ddof=1))  # scipy.stats.tstd warns on identical values
     if std == 0.0:  # identical replicates: the t-interval degenerates to the point
         low = high = mean
     else:

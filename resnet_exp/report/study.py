@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_exp.atomic import atomic_write
-from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_row
+from resnet_exp.report.aggregate import CSV_COLUMNS, RunResult, csv_cells
 from resnet_exp.report.claims import Claim, most_avoided, rises, share_avoided, stays_below
 from resnet_exp.report.convergence import Convergence, convergence
 from resnet_exp.report.stats import (
@@ -84,6 +85,62 @@ def train_errors_by_depth(runs: Sequence[RunResult], residual: bool) -> dict[int
         if usable and bool(run.residual) == residual:
             by_depth.setdefault(run.depth, []).append(float(run.final_train_err))
     return dict(sorted(by_depth.items()))
+
+
+# What a study varies within one setup: a setup is the rest of what a job computes.
+_STUDIED = ("seed", "model.depth", "model.block.")
+
+
+def _setup_of(run: RunResult) -> dict[str, Any]:
+    """The run's identity without the study's variables; by dataset where it has none."""
+    try:
+        flat = json.loads(run.identity) if run.identity else None
+    except ValueError:
+        flat = None
+    if not isinstance(flat, dict):
+        return {"data.name": run.dataset, "identity": "unknown"}
+    return {k: v for k, v in flat.items() if not k.startswith(_STUDIED)}
+
+
+def setups(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult]]]:
+    """The runs split by setup (a preset at batch 24 and its extension at batch 128 are two), each
+    labelled by the values that tell it apart ("" when there is one): a verdict never pools them."""
+    found: dict[str, list[RunResult]] = {}
+    for run in runs:
+        found.setdefault(json.dumps(_setup_of(run), sort_keys=True), []).append(run)
+    if len(found) < 2:
+        return [("", list(runs))]
+    flat = {key: json.loads(key) for key in found}
+    differ = sorted(
+        {k for f in flat.values() for k in f if len({repr(g.get(k)) for g in flat.values()}) > 1}
+    )
+    labels = [[f"{k}={f[k]}" for k in differ if f.get(k) is not None] for f in flat.values()]
+    return [(", ".join(parts[:4]) + (", …" if len(parts) > 4 else ""), members)
+            for parts, members in zip(labels, found.values())]  # fmt: skip
+
+
+def unpooled(runs: Sequence[RunResult]) -> str | None:
+    """Why one verdict cannot be drawn from `runs` (several setups, or a family and depth with
+    completed runs of several configurations), else None."""
+    found = setups(runs)
+    if len(found) > 1:
+        return (
+            f"this sweep holds {len(found)} setups ({'; '.join(label for label, _ in found)}), and "
+            "runs of different setups are never pooled: each has its own verdict."
+        )
+    configs: dict[tuple[bool, int], dict[str, str]] = {}
+    for run in runs:
+        if run.ok and run.depth is not None:
+            key = (bool(run.residual), run.depth)
+            configs.setdefault(key, {})[run.configuration or run.config] = run.block or "?"
+    mixed = [f"{kind(res)} depth {depth} ({', '.join(sorted(set(c.values())))})"
+             for (res, depth), c in sorted(configs.items()) if len(c) > 1]  # fmt: skip
+    if not mixed:
+        return None
+    return (
+        f"completed runs of several configurations share a family and depth ({'; '.join(mixed)}); "
+        "a verdict compares one configuration per family and depth, so none is drawn here."
+    )
 
 
 @dataclass
@@ -191,19 +248,30 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _num(value: float | int | None) -> str | int:
+def _num(value: Any) -> Any:
+    """A summary.csv cell: floats in full (repr: they round-trip), none or non-finite empty, text
+    a spreadsheet would evaluate (a leading =, +, -, @) behind a ' (a number is not text: a
+    negative one stays a number)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return f"'{value}"
     return repr(value) if isinstance(value, float) else value
+
+
+def csv_row(run: RunResult) -> dict[str, Any]:
+    """One summary.csv row (`_num` cells; booleans lower-case)."""
+    cells = csv_cells(run).items()
+    return {k: str(v).lower() if isinstance(v, bool) else _num(v) for k, v in cells}
 
 
 def config_row(group: ConfigGroup) -> dict[str, Any]:
     """The statistics row of one configuration (shared facts from its first run)."""
     first = csv_row(group.first)
-    row: dict[str, Any] = {"row": "config", "config": group.config, "seed": ""}
+    row: dict[str, Any] = {"row": "config", "config": _num(group.config), "seed": ""}
     for key in ("block", "residual", "depth", "shortcut", "params", "flops", "epochs"):
         row[key] = first[key]
-    row["job"] = group.config
+    row["job"] = row["config"]
     row["n"], row["n_runs"] = len(group.completed), len(group.runs)
     row["still_falling"] = sum(still_falling(r) for r in group.completed)
     statuses = Counter(r.status for r in group.runs)
@@ -229,7 +297,9 @@ def summary_csv_text(runs: Sequence[RunResult]) -> str:
             "late_fall_pp": _num(found.fall_pp) if found else "",
             "still_falling": int(found.still_falling) if found else "",
         }
-        writer.writerow({"row": "run", "config": run.config, "seed": seed, **csv_row(run), **late})
+        writer.writerow(
+            {"row": "run", "config": _num(run.config), "seed": seed, **csv_row(run), **late}
+        )
     return buffer.getvalue()
 
 

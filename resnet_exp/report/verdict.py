@@ -25,7 +25,14 @@ from resnet_exp.report.claims import (
 from resnet_exp.report.convergence import LATE_FRACTION, STILL_FALLING_PP
 from resnet_exp.report.plots import run_labels
 from resnet_exp.report.stats import Effect
-from resnet_exp.report.study import decide, family_effect, still_falling, train_errors_by_depth
+from resnet_exp.report.study import (
+    decide,
+    family_effect,
+    setups,
+    still_falling,
+    train_errors_by_depth,
+    unpooled,
+)
 from resnet_exp.tracking.record import KINDS, kind
 
 
@@ -141,16 +148,45 @@ def _still_falling_note(runs: Sequence[RunResult]) -> str:
     )
 
 
-def _plain_not_shown(plain: Claim) -> str:
+def _seed_pairs(runs: Sequence[RunResult], residual: bool) -> str | None:
+    """'in 5 of 5 seed pairs plain-56 ended with higher final training error than plain-20 (mean
+    51.31% vs 17.90%)': the deepest against the shallowest depth, seed by seed."""
+    by_depth: dict[int, dict[int | None, float]] = {}
+    for run in runs:
+        err = run.final_train_err
+        ok = run.ok and run.depth is not None and err is not None and math.isfinite(err)
+        if ok and bool(run.residual) == residual:
+            by_depth.setdefault(run.depth, {})[run.seed] = err
+    if len(by_depth) < 2:
+        return None
+    (low, shallow), (high, deep) = min(by_depth.items()), max(by_depth.items())
+    seeds = [s for s in deep if s is not None and s in shallow]
+    worse = sum(deep[s] > shallow[s] for s in seeds)
+    pairs = f"in {worse or 'none'} of {len(seeds)} seed pairs " if seeds else ""
+    name, mean = ("ResNet" if residual else "plain"), (lambda d: fmt_pct(sum(d.values()) / len(d)))
+    return (
+        f"{pairs}{name}-{high} ended with higher final training error than {name}-{low} (mean "
+        f"{mean(deep)} vs {mean(shallow)})"
+    )
+
+
+def plain_words(runs: Sequence[RunResult]) -> str:
+    """The verdict's first sentence, counted from the runs without any statistics."""
+    found = [p for p in (_seed_pairs(runs, residual) for _, residual in KINDS) if p]
+    text = "; ".join(found)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def _plain_not_shown(plain: Claim) -> tuple[str, str]:
     if plain.outcome == NOT_REPRODUCED:
-        return (
-            "**Degradation not reproduced**: the interval rules out a plain depth effect larger "
-            f"than +{MARGIN_PP:g} pp: deeper plain nets changed final training error by "
+        return "Degradation not reproduced", (
+            "The interval rules out a plain depth effect larger than "
+            f"+{MARGIN_PP:g} pp: deeper plain nets changed final training error by "
             f"{fmt_effect(plain.effect)} (too few steps, too shallow, or too easy a dataset can "
             "hide it)."
         )
-    return (
-        "**Inconclusive**: deeper plain nets changed final training error by "
+    return "Inconclusive", (
+        "Deeper plain nets changed final training error by "
         f"{fmt_effect(plain.effect)}, an interval that neither shows degradation nor rules out "
         f"one larger than +{MARGIN_PP:g} pp; {_settle(plain)}."
     )
@@ -160,8 +196,7 @@ def _residual_clause(resid: Claim, gap: Claim) -> str:
     effect = fmt_effect(resid.effect)
     if resid.basis == "flat":
         return (
-            f"deeper residual nets do not degrade: {effect}, an interval below the "
-            f"+{MARGIN_PP:g} pp margin"
+            f"deeper residual nets show no degradation beyond the {MARGIN_PP:g} pp margin: {effect}"
         )
     if resid.basis == "below plain":
         return (
@@ -182,58 +217,76 @@ _MOST = {
     INCONCLUSIVE: "the interval includes 50%, or has no bound",
 }
 _TITLE = {
-    REPRODUCED: "Degradation reproduced: deeper plain nets train worse, residual nets do not",
+    REPRODUCED: "Degradation reproduced: deeper plain nets train worse, residual nets stay "
+    f"within the {MARGIN_PP:g} pp margin",
+    "below plain": "Degradation reproduced: deeper plain nets train worse, residual nets far less",
     NOT_REPRODUCED: "Degradation in both families",
     INCONCLUSIVE: "Plain degradation reproduced; the residual family is inconclusive",
 }
 
 
-def headline(runs: Sequence[RunResult]) -> str:
-    """The one-line answer, each of its three claims decided by its interval."""
+def _decision(runs: Sequence[RunResult]) -> tuple[str, str]:
+    """The title and the sentences with the intervals, each claim decided by its interval."""
     found = decide(runs)
     plain, resid = found.plain, found.residual
     if plain is None:
-        return "**Inconclusive**: fewer than two depths of plain nets completed."
+        return "Inconclusive", "Fewer than two depths of plain nets completed."
     if found.plain_claim is None:
         r = f"; deeper residual nets by {fmt_effect(resid.effect)}" if resid else ""
-        return (
-            "**Provisional (one seed per configuration, so the seed noise is unknown)**: deeper "
-            f"plain nets changed final training error by {fmt_effect(plain.effect)}{r}. Run "
-            "several seeds (e.g. seed=0,1,2) for a verdict."
+        return "Provisional (one seed per configuration, so the seed noise is unknown)", (
+            f"Deeper plain nets changed final training error by {fmt_effect(plain.effect)}{r}. "
+            "Run several seeds (e.g. seed=0,1,2) for a verdict."
         )
     falling = _still_falling_note(runs)
     if found.plain_claim.outcome != REPRODUCED:
-        return _plain_not_shown(found.plain_claim) + falling
+        title, body = _plain_not_shown(found.plain_claim)
+        return title, body + falling
     if found.residual_claim is None or found.avoided is None or found.share is None:
-        return (
-            f"**Degradation reproduced for plain nets** ({fmt_effect(plain.effect)}); fewer than "
-            "two residual depths completed, so the residual fix is not yet shown." + falling
+        return "Degradation reproduced for plain nets", (
+            f"Deeper plain nets train worse by {fmt_effect(plain.effect)}; fewer than two "
+            "residual depths completed, so the residual fix is not yet shown." + falling
         )
-    title = _TITLE[found.residual_claim.outcome]
+    claim = found.residual_claim
+    title = _TITLE.get(claim.basis if claim.basis == "below plain" else claim.outcome)
     share = f"{fmt_share(found.share)} of the plain penalty ({_MOST[found.most]})"
-    return (
-        f"**{title}**: deeper plain nets train worse by {fmt_effect(plain.effect)}; "
-        f"{_residual_clause(found.residual_claim, found.avoided)}. The shortcuts avoid {share}."
-        f"{falling}"
+    return str(title), (
+        f"Deeper plain nets train worse by {fmt_effect(plain.effect)}; "
+        f"{_residual_clause(claim, found.avoided)}. The shortcuts avoid {share}.{falling}"
     )
+
+
+def headline(runs: Sequence[RunResult]) -> str:
+    """The answer: a title, the plain-language sentence, then the intervals; "No verdict" with
+    the reason where the runs belong to several setups or configurations (study.unpooled)."""
+    why = unpooled(runs)
+    if why:
+        return f"**No verdict**: {why}"
+    title, body = _decision(runs)
+    return f"**{title}**: " + " ".join(s for s in (plain_words(runs), body) if s)
 
 
 def verdict_section(runs: Sequence[RunResult]) -> list[str]:
-    """Headline, how it is decided, and one line per family, for runs of one dataset."""
+    """Per setup: the headline and one line per family; then, once, how it is decided."""
+    lines: list[str] = []
+    for label, members in setups(runs):
+        lines += [f"### Setup: {label}", ""] if label else []
+        lines += [headline(members), ""]
+        if not unpooled(members):
+            lines += [*(f"- {family_verdict(members, res)}" for _, res in KINDS), ""]
     epochs = sorted({r.epochs for r in runs if r.ok})
+    if not epochs:
+        return [*lines, "No run completed."]
     basis = (
-        f"Based on the final training error of completed runs (after {', '.join(map(str, epochs))} "
-        f"epoch{'s' if epochs != [1] else ''}). A family's depth effect is the change from its "
-        "shallowest to its deepest depth along the least-squares line through every depth's mean, "
-        "with a Welch-Satterthwaite 95% confidence interval over seeds. Each claim is "
-        "*reproduced* when its interval shows it, *not reproduced* only when the interval rules "
-        f"it out beyond a margin of {MARGIN_PP:g} pp, and *inconclusive* otherwise, with the "
-        "seeds a power estimate (80%) says would settle it. The share of the plain penalty "
-        "avoided has Fieller's interval. A run is *still falling* when its training error fell "
-        f"by more than {STILL_FALLING_PP:g} pp (and twice its noise) over its last "
-        f"{LATE_FRACTION:.0%} of steps."
-        if epochs
-        else "No run completed."
+        f"*How this is decided.* From the final training error of completed runs (after "
+        f"{', '.join(map(str, epochs))} epoch{'s' if epochs != [1] else ''}; pp: percentage "
+        "points). A family's depth effect is the change from its shallowest to its deepest depth "
+        "along the least-squares line through the depths' means; its 95% confidence interval "
+        "(CI, Welch-Satterthwaite) is the range of effects the seed-to-seed spread leaves "
+        "possible. A claim is *reproduced* when its interval shows it, *not reproduced* only when "
+        f"the interval rules it out beyond a margin of {MARGIN_PP:g} pp, else *inconclusive*, "
+        "with the seeds a power estimate (an 80% chance of a decision at the observed spread) "
+        "says would settle it. The share of the plain penalty avoided has Fieller's interval (for "
+        f"a ratio). A run is *still falling* when its training error fell by over "
+        f"{STILL_FALLING_PP:g} pp (and twice its noise) over its last {LATE_FRACTION:.0%} of steps."
     )
-    kinds = [f"- {family_verdict(runs, residual)}" for _, residual in KINDS]
-    return [headline(runs), "", basis, "", *kinds]
+    return [*lines, basis]
