@@ -127,7 +127,9 @@ def depth_weights(depths: Sequence[int]) -> list[float]:
 
 
 def _satterthwaite(terms: Sequence[float], sizes: Sequence[int]) -> float:
-    return sum(terms) ** 2 / sum(t * t / (n - 1) for t, n in zip(terms, sizes))
+    """Welch-Satterthwaite degrees of freedom; infinite where the squared terms underflow."""
+    denominator = sum(t * t / (n - 1) for t, n in zip(terms, sizes))
+    return sum(terms) ** 2 / denominator if denominator > 0 else math.inf
 
 
 def t_quantile(df: float, q: float) -> float:
