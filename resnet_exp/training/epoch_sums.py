@@ -154,6 +154,11 @@ class EpochSums:
         self.seen += images
         self.steps += 1
 
+    def running(self) -> tuple[float, float]:
+        """This rank's mean loss and error % of the epoch so far (one host sync: for progress)."""
+        loss, wrong = torch.stack([self.loss, self.wrong]).tolist()
+        return loss / max(self.seen, 1), 100.0 * wrong / max(self.seen, 1)
+
     def start_clock(self) -> None:
         self._clock = time.perf_counter()
 

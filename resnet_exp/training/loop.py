@@ -27,8 +27,6 @@ from resnet_exp.tracking.record import (
     BEST_PT,
     COMPLETED,
     DIVERGED,
-    EPOCH_S,
-    IMG_S,
     LAST_PT,
     LR,
     SPLIT_KEYS,
@@ -41,6 +39,7 @@ from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint, s
 from resnet_exp.training.epoch_sums import EpochSums, StepWindow
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 from resnet_exp.training.policy import StepPolicy
+from resnet_exp.training.progress import Progress
 
 log = logging.getLogger("resnet_exp")
 
@@ -71,6 +70,8 @@ class LoopSettings:
     # Append a training row (loss and error over the last this-many steps) to metrics.jsonl and
     # W&B; 0 = epoch rows only. A window closes at this step count or at the epoch's end.
     log_every_steps: int = 0
+    # Outside a terminal, a progress line every this many steps (and every ~30 s); 0: ~30 s.
+    progress_every_steps: int = 0
 
 
 @dataclass
@@ -110,6 +111,9 @@ class Trainer:
         self.dist = dist
         self.policy = StepPolicy(settings.checkpoint_every_steps, settings.finite_check_steps,
                                  device, dist, stop)  # fmt: skip
+        self.progress = Progress(settings.progress and (dist is None or dist.is_main),
+                                 settings.epochs, data.steps_per_epoch,
+                                 settings.progress_every_steps)  # fmt: skip
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=settings.precision_dtype is torch.float16
         )
@@ -231,27 +235,24 @@ class Trainer:
         sums, skip = self.sums, self.step_in_epoch
         # Resumed mid-epoch: the data module replays the same epoch order from that step.
         batches = self.data.train_batches(epoch, start_step=skip)
-        bar = _progress(
-            self.settings.progress, self.data.steps_per_epoch, epoch, self.settings.epochs
-        )
+        self.progress.start_epoch(epoch)
         sums.start_clock()  # time since the last checkpoint (sums.elapsed before)
-        bar.update(skip)
         self.stop.polled = True  # a signal now stops at the next step boundary, with a checkpoint
         for index, (x, y) in enumerate(batches, start=skip):
-            self._train_step(x, y, sums)
+            lr = self._train_step(x, y, sums)
             self.step_in_epoch = index + 1
-            bar.update(1)
+            self.progress.step(self.step, lr, y.numel(), sums.running)
             if not self._end_of_step(sums):
                 break  # never checkpoint NaN weights; fit() records the divergence
         self.stop.polled = False
-        bar.close()
         if self.settings.log_every_steps:
             self._log_window(sums.window)
         self.sums = None
         return sums.metrics(self.dist)
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, sums: EpochSums) -> None:
-        """One optimizer step; its loss, errors and gradient norms join ``sums`` on the device."""
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, sums: EpochSums) -> float:
+        """One optimizer step; its loss, errors and gradient norms join ``sums`` on the device.
+        Returns the lr it ran at."""
         with self._autocast():
             logits = self.forward(self._prepare(x))
             loss = F.cross_entropy(logits.float(), y)
@@ -264,6 +265,7 @@ class Trainer:
                 sums.grads[name] += torch.nn.utils.get_total_norm(grads)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         batch_loss = loss.detach() * y.numel()
         batch_wrong = (logits.detach().argmax(1) != y).sum()
@@ -274,6 +276,7 @@ class Trainer:
             sums.window.add(batch_loss, batch_wrong, y.numel())
             if self.step % every == 0:
                 self._log_window(sums.window)
+        return lr
 
     def _end_of_step(self, sums: EpochSums) -> bool:
         """After each optimizer step: the finite check and the step checkpoint, when due.
@@ -325,8 +328,8 @@ class Trainer:
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         wrong = torch.zeros((), device=self.device)
-        seen = 0
-        for x, y in self.data.eval_batches(split):
+        seen, total = 0, getattr(self.data, f"num_{split}", None)  # a fake Data may not know
+        for x, y in self.progress.evaluating(split, total, self.data.eval_batches(split)):
             with self._autocast():
                 logits = self.forward(self._prepare(x))
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
@@ -340,7 +343,10 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, rows: list[dict] | None = None) -> FitResult:
         """Train the remaining epochs; each epoch's row goes to metrics.jsonl, the log and W&B."""
-        rows = list(rows or [])
+        with self.progress.showing(self.step):
+            return self._fit(list(rows or []))
+
+    def _fit(self, rows: list[dict]) -> FitResult:
         while self.epoch < self.settings.epochs:
             epoch = self.epoch + 1
             train = self.train_one_epoch(epoch)
@@ -364,7 +370,7 @@ class Trainer:
             rows.append(row)
             self._checkpoint_epoch(improved)
             self.logger.log(row, step=self.step)
-            log.info(_epoch_line(row, self.settings.epochs))
+            log.info(self.progress.epoch_line(row))
         return FitResult(COMPLETED, rows, self.best, self.step)
 
     def _record_divergence(self, row: dict[str, Any], rows: list[dict]) -> None:
@@ -388,20 +394,3 @@ class Trainer:
             self.best = dict(row)
             return True
         return False
-
-
-def _progress(enabled: bool, total: int, epoch: int, epochs: int):
-    from tqdm.auto import tqdm  # here: tqdm.auto looks for a notebook, which costs start-up time
-
-    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
-                disable=None if enabled else True,  # None: on only when stderr is a terminal
-                mininterval=1.0, dynamic_ncols=True)  # fmt: skip
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}",
-             f"train loss {row[TRAIN_LOSS]:.4f} err {row[TRAIN_ERR]:.2f}%"]  # fmt: skip
-    parts += [f"{split} err {row[err]:.2f}%" for split, (_, err) in SPLIT_KEYS.items()
-              if err in row]  # fmt: skip
-    parts += [f"lr {row[LR]:.4g}", f"{row[EPOCH_S]:.1f}s", f"{row[IMG_S]:.0f} img/s"]
-    return " | ".join(parts)
