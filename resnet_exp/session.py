@@ -95,12 +95,10 @@ def build_trainer(
     optimizer = instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
     scheduler = instantiate_node(cfg.scheduler, "scheduler")(optimizer, total_steps=total_steps)
     logger = instantiate_node(cfg.logger, "logger") if dist.is_main else NullLogger()
-    every = trainer_cfg.log_every_steps  # null: about 100 per-step rows per run (progress: ~30 s)
     settings = LoopSettings(epochs=trainer_cfg.epochs, precision_dtype=speed.dtype,
                             channels_last=speed.channels_last, progress=trainer_cfg.progress,
                             checkpoint_every_steps=trainer_cfg.checkpoint_every_steps,
-                            log_every_steps=max(1, total_steps // 100) if every is None else every,
-                            progress_every_steps=every or 0)  # fmt: skip
+                            log_every_steps=trainer_cfg.log_every_steps)  # fmt: skip
     trainer = Trainer(
         model, data, optimizer, scheduler, device, distributed.record_for(dist, job.run_dir),
         logger, settings, forward=torch.compile(trained) if speed.compile else trained,

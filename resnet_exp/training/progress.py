@@ -1,18 +1,13 @@
-"""What a person watching a fit sees, and the epoch's line in the log.
-
-On a terminal: one bar over the whole run's training steps, kept across epochs (its ETA is the
-run's, evaluation included: ``smoothing=0`` averages over all the wall time so far), with the
-running loss and error; and one bar per evaluation. Elsewhere (nohup, SLURM, CI, a pipe): a plain
-log line every ``every_steps`` steps (``trainer.log_every_steps`` when set) and at least every
-``LINE_EVERY_S`` seconds, timm's ``log_interval`` habit. The running loss costs a host sync, so it
-is read only when a line or the bar's postfix is due.
+"""What a person watching a fit sees: on a terminal one bar over the whole run's steps (its ETA
+the run's, evaluation included: ``smoothing=0``) and one per evaluation; elsewhere (nohup, SLURM,
+CI, a pipe) a plain line every ``every_steps`` or ``LINE_EVERY_S``, timm's ``log_interval`` habit.
+The running loss is a host sync: read only when shown. Also the epoch's and the run's last lines.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +31,6 @@ from resnet_exp.tracking.record import (
 log = logging.getLogger("resnet_exp")
 
 LINE_EVERY_S = 30.0  # outside a terminal: at most this long between two progress lines
-POSTFIX_EVERY_S = 1.0  # on a terminal: the bar's loss and error read at most this often
 
 
 class Progress:
@@ -49,70 +43,54 @@ class Progress:
         terminal = sys.stderr.isatty() if terminal is None else terminal
         self.bars, self.lines = enabled and terminal, enabled and not terminal
         self.epochs, self.total, self.every = epochs, epochs * steps_per_epoch, every_steps
-        self.clock, self.bar = clock, None
+        self.clock, self.bar = clock, tqdm(disable=True)  # the run's bar, while it shows
         self.epoch, self.last_lr, self.images, self.eval_s = 0, None, {}, 0.0
-        self.start = self.shown = clock()
-        self.start_step, self.shown_images = 0, 0
+        self.start, self.start_step, self.shown, self.shown_images = clock(), 0, clock(), 0
 
     @contextlib.contextmanager
     def showing(self, step: int) -> Iterator[None]:
         """Around a fit resumed at ``step``: on a terminal, the run's bar, and log records
         written above it (tqdm.write) instead of through it."""
-        self.start = self.shown = self.clock()
-        self.start_step = step
-        if not self.bars:
-            yield
-            return
-        bar = tqdm(total=self.total, initial=step, desc="train", unit="step", smoothing=0,
-                   dynamic_ncols=True)  # fmt: skip
-        with logging_redirect_tqdm(), bar:
-            self.bar = bar
+        self.start, self.start_step, self.shown = self.clock(), step, self.clock()
+        self.bar = tqdm(total=self.total, initial=step, desc="train", unit="step", smoothing=0,
+                        dynamic_ncols=True, disable=not self.bars)  # fmt: skip
+        with logging_redirect_tqdm() if self.bars else contextlib.nullcontext(), self.bar:
             yield
 
-    def start_epoch(self, epoch: int) -> None:
+    def start_epoch(self, epoch: int) -> None:  # what the epoch line counts starts afresh
         self.epoch, self.last_lr, self.images, self.eval_s = epoch, None, {}, 0.0
-        if self.bar is not None:
-            self.bar.set_description(f"train, epoch {epoch}/{self.epochs}")
+        self.bar.set_description(f"train, epoch {epoch}/{self.epochs}")
 
     def step(self, step: int, lr: float, images: int, running: Callable[[], tuple]) -> None:
         """After optimizer step ``step``, run at ``lr`` on ``images`` images; ``running()``:
         the epoch's mean loss and error % so far (a host sync, only when shown)."""
-        self.last_lr, self.shown_images = lr, self.shown_images + images
-        now = self.clock()
-        if self.bar is not None:
-            self.bar.update(1)
-            if now - self.shown >= POSTFIX_EVERY_S:
-                self.shown = now
-                loss, err = running()
-                self.bar.set_postfix_str(f"loss {loss:.4f} err {err:.2f}% lr {lr:.4g}")
-        elif self.lines and (
-            (self.every and step % self.every == 0) or now - self.shown >= LINE_EVERY_S
-        ):
-            loss, err = running()
+        self.last_lr, self.shown_images, now = lr, self.shown_images + images, self.clock()
+        self.bar.update(1)  # nothing when off
+        due = now - self.shown >= (1.0 if self.bars else LINE_EVERY_S)  # the bar's postfix: 1/s
+        if not (self.bars and due or self.lines and (due or self.every and step % self.every == 0)):
+            return
+        loss, err = running()
+        if self.bars:
+            self.bar.set_postfix_str(f"loss {loss:.4f} err {err:.2f}% lr {lr:.4g}")
+        else:
             rate = self.shown_images / max(now - self.shown, 1e-9)
             eta = (now - self.start) / max(step - self.start_step, 1) * (self.total - step)
             log.info("step %d/%d (epoch %d/%d) | loss %.4f err %.2f%% | lr %.4g | %.0f img/s | "
                      "ETA %s", step, self.total, self.epoch, self.epochs, loss, err, lr, rate,
                      tqdm.format_interval(eta))  # fmt: skip
-            self.shown, self.shown_images = now, 0
+        self.shown, self.shown_images = now, 0
 
     def evaluating(self, split: str, total: int | None, batches: Iterable) -> Iterator:
         """``batches`` of an evaluation of ``split`` (``total`` images, if known), each counted
         for the epoch line once evaluated; under a bar on a terminal."""
-        start, bar = self.clock(), None
-        if self.bars:
-            bar = tqdm(total=total, desc=split, unit="img", leave=False, dynamic_ncols=True)
-        self.images[split] = 0
-        try:
+        start, self.images[split] = self.clock(), 0
+        with tqdm(total=total, desc=split, unit="img", leave=False, dynamic_ncols=True,
+                  disable=not self.bars) as bar:  # fmt: skip
             for batch in batches:
                 yield batch
                 self.images[split] += len(batch[1])
-                if bar is not None:
-                    bar.update(len(batch[1]))
-        finally:
-            if bar is not None:
-                bar.close()
-            self.eval_s += self.clock() - start
+                bar.update(len(batch[1]))
+        self.eval_s += self.clock() - start
 
     def epoch_line(self, row: dict) -> str:
         """The epoch's one line: its metrics and images per split, the lr range it ran, its time."""
@@ -131,15 +109,11 @@ class Progress:
 
 def log_result(summary: RunSummary, run_dir: Path) -> None:
     """A run's last lines: its result and where its record is (timm ends on "*** Best metric")."""
-    best, final, parts = summary.best or {}, summary.final or {}, []
+    best, final = summary.best or {}, summary.final or {}
     by, key = ("val", VAL_ERR) if VAL_ERR in best else ("train", TRAIN_ERR)  # as the loop picks
-    if best:
-        parts.append(f"best {by} err {best[key]:.2f}% (epoch {best['epoch']})")
-    if TEST_ERR in best:
-        parts.append(f"test err at best {by} {best[TEST_ERR]:.2f}%")
-    if TRAIN_ERR in final:
-        parts.append(f"final train err {final[TRAIN_ERR]:.2f}%")
+    parts = [f"best {by} err {best[key]:.2f}% (epoch {best['epoch']})"] if best else []
+    parts += [f"test err at best {by} {best[TEST_ERR]:.2f}%"] if TEST_ERR in best else []
+    parts += [f"final train err {final[TRAIN_ERR]:.2f}%"] if TRAIN_ERR in final else []
     parts.append(f"wall time {tqdm.format_interval(summary.wall_time_s or 0)}")
     log.info("result (%s): %s", summary.status, " | ".join(parts))
-    shown = os.path.relpath(run_dir)
-    log.info("record: %s", run_dir if shown.startswith("..") else shown)
+    log.info("record: %s", run_dir)
