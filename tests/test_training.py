@@ -136,6 +136,6 @@ def test_a_run_ends_on_its_result_and_shows_progress_lines_when_piped(tmp_path: 
         f"test err at best val {best['test/err']:.2f}% | final train err "
         f"{final['train/err']:.2f}% | wall time 00:{int(summary['wall_time_s']):02d}"  # < 1 min
     )
-    assert out[-1] == f"record: {only_run_dir(tmp_path).relative_to(tmp_path)}"
+    assert out[-1] == f"record: {only_run_dir(tmp_path)}"
     steps = [line.split(" | ")[0] for line in out if line.startswith("step ")]
     assert steps == ["step 2/6 (epoch 1/2)", "step 4/6 (epoch 2/2)", "step 6/6 (epoch 2/2)"]
