@@ -238,11 +238,12 @@ class TrainerConfig:
     checkpoint_every_steps: int = ruled(0, ge=0, hint="0: only at epoch ends")
     # A training loss/error row (running mean over the window) every N steps in metrics.jsonl and
     # W&B (x-axis: step; Fig. 6 by iteration); null: about 100 rows per run, 0: epoch rows only.
+    # Outside a terminal also a progress line every N steps (and at least every ~30 s).
     log_every_steps: int | None = ruled(None, ge=0, null="about 100 rows per run")
     # At the end, std of every 3x3 layer's response (paper Fig. 7) on this many fixed validation
     # images -> layer_responses.csv; 0: off.
     response_images: int = ruled(256, ge=0, hint="0: no layer responses")
-    progress: bool = True  # tqdm bar while an epoch runs
+    progress: bool = True  # bars on a terminal, plain lines elsewhere (training/progress.py)
     sync_bn: bool = False  # DDP (torchrun) on GPUs: BatchNorm statistics over the global batch
     debug_checksum: bool = False  # DDP: log a SHA-256 of each rank's final weights (tests compare)
 

@@ -32,6 +32,7 @@ from resnet_exp.training import distributed, resume, threads
 from resnet_exp.training.device import resolve_device
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 from resnet_exp.training.loop import LoopSettings, Trainer
+from resnet_exp.training.progress import log_result
 from resnet_exp.training.responses import measure_and_write as measure_responses
 from resnet_exp.training.speed import choose as choose_speed
 
@@ -98,12 +99,10 @@ def build_trainer(
     optimizer = instantiate_node(cfg.optimizer, "optimizer")(model.parameters())
     scheduler = instantiate_node(cfg.scheduler, "scheduler")(optimizer, total_steps=total_steps)
     logger = instantiate_node(cfg.logger, "logger") if dist.is_main else NullLogger()
-    every = trainer_cfg.log_every_steps  # null: about 100 per-step rows per run
-    every = max(1, total_steps // 100) if every is None else every
     settings = LoopSettings(epochs=trainer_cfg.epochs, precision_dtype=speed.dtype,
                             channels_last=speed.channels_last, progress=trainer_cfg.progress,
                             checkpoint_every_steps=trainer_cfg.checkpoint_every_steps,
-                            log_every_steps=every)  # fmt: skip
+                            log_every_steps=trainer_cfg.log_every_steps)  # fmt: skip
     trainer = Trainer(
         model, data, optimizer, scheduler, device, distributed.record_for(dist, job.run_dir),
         logger, settings, forward=torch.compile(trained) if speed.compile else trained,
@@ -192,6 +191,8 @@ def fit_and_record(run: Run) -> RunSummary:
         raise
     finally:
         _record_end(run, status)
+    if trainer.dist is None or trainer.dist.is_main:  # the last lines: after W&B's sync hint
+        log_result(summary, trainer.record.run_dir)
     return summary
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli import SPEC_EPOCH_KEYS, run_cli
+from tiny_run import BASE, fake_fashionmnist
 
 TIMING = {"time/epoch_s", "throughput/img_s"}
 
@@ -117,3 +118,24 @@ def test_resnet20_learns_real_fashion_mnist(tmp_path: Path, fmnist_root: Path) -
     assert [r["step"] for r in rows] == [36, 72]
     assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.01], rel=1e-12)
     assert rows[1]["train/loss"] < 0.75 * rows[0]["train/loss"], rows
+
+
+@pytest.mark.slow  # a CLI run (tiny: 6 steps on fake images)
+def test_a_run_ends_on_its_result_and_shows_progress_lines_when_piped(tmp_path: Path) -> None:
+    """Its last lines: best val err (epoch), test err at best val, final train err, wall time and
+    the record's folder; stdout is a pipe, so progress is a plain line every log_every_steps."""
+    root = fake_fashionmnist(tmp_path / "data")
+    overrides = [o for o in BASE if o != "trainer.progress=false"]
+    result = run_cli(f"data.root={root}", *overrides, "trainer.log_every_steps=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = [line.split("] - ", 1)[-1] for line in result.stdout.splitlines()]
+    summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
+    best, final = summary["best"], summary["final"]
+    assert out[-2] == (
+        f"result (completed): best val err {best['val/err']:.2f}% (epoch {best['epoch']}) | "
+        f"test err at best val {best['test/err']:.2f}% | final train err "
+        f"{final['train/err']:.2f}% | wall time 00:{int(summary['wall_time_s']):02d}"  # < 1 min
+    )
+    assert out[-1] == f"record: {only_run_dir(tmp_path)}"
+    steps = [line.split(" | ")[0] for line in out if line.startswith("step ")]
+    assert steps == ["step 2/6 (epoch 1/2)", "step 4/6 (epoch 2/2)", "step 6/6 (epoch 2/2)"]

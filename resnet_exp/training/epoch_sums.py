@@ -36,6 +36,18 @@ class Reducer(Protocol):
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor: ...
 
 
+def _over_ranks(
+    dist: Reducer | None, loss: torch.Tensor, wrong: torch.Tensor, seen: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Loss sum, wrong count and images summed over the DDP ranks (a collective: every rank
+    calls it); as they are without ``dist``."""
+    if dist is None:
+        return loss, wrong, seen
+    seen_t = torch.tensor(float(seen), device=loss.device)
+    totals = dist.all_reduce_sum(torch.stack([loss, wrong, seen_t]).detach().clone())
+    return totals[0], totals[1], int(round(totals[2].item()))
+
+
 @dataclass
 class StepWindow:
     """Loss sum and wrong count (device tensors) and images since the last per-step row."""
@@ -69,12 +81,8 @@ class StepWindow:
         None when the window is empty."""
         if not self.images:
             return None
-        loss_sum, wrong = torch.stack([self.loss, self.wrong]).tolist()
-        if dist is not None:
-            totals = torch.tensor([loss_sum, wrong, float(self.images)], device=self.loss.device)
-            loss_sum, wrong, seen = dist.all_reduce_sum(totals).tolist()
-        else:
-            seen = float(self.images)
+        loss, wrong, seen = _over_ranks(dist, self.loss, self.wrong, self.images)
+        loss_sum, wrong = torch.stack([loss, wrong]).tolist()
         self.loss.zero_()
         self.wrong.zero_()
         self.images = 0
@@ -123,11 +131,7 @@ class EpochSums:
     def to_state(self, dist: Reducer | None = None) -> dict[str, Any]:
         """The checkpoint's dict. With ``dist``, loss, errors and images are summed over all ranks
         (a collective: call it on every rank), since rank 0 writes the checkpoint for all."""
-        loss, wrong, seen = self.loss, self.wrong, self.seen
-        if dist is not None:
-            seen_t = torch.tensor(float(seen), device=loss.device)
-            totals = dist.all_reduce_sum(torch.stack([loss, wrong, seen_t]).detach().clone())
-            loss, wrong, seen = totals[0], totals[1], int(round(totals[2].item()))
+        loss, wrong, seen = _over_ranks(dist, self.loss, self.wrong, self.seen)
         return {
             "loss_sum": loss,
             "wrong": wrong,
@@ -154,6 +158,11 @@ class EpochSums:
         self.seen += images
         self.steps += 1
 
+    def running(self) -> tuple[float, float]:
+        """This rank's mean loss and error % of the epoch so far (one host sync: for progress)."""
+        loss, wrong = torch.stack([self.loss, self.wrong]).tolist()
+        return loss / max(self.seen, 1), 100.0 * wrong / max(self.seen, 1)
+
     def start_clock(self) -> None:
         self._clock = time.perf_counter()
 
@@ -167,17 +176,10 @@ class EpochSums:
         """The epoch's training metrics (one host sync; loss and errors over all ranks, gradient
         norms are equal on every rank already) and the epoch's ``lr``."""
         elapsed = self.elapsed + time.perf_counter() - self._clock
-        totals = torch.stack([self.loss, self.wrong, *self.grads.values()])
-        seen = self.seen
-        if dist is not None:
-            seen_t = torch.tensor(float(seen), device=totals.device)
-            summed = dist.all_reduce_sum(torch.stack([totals[0], totals[1], seen_t]))
-            totals = torch.cat([summed[:2], totals[2:]])
-            seen = int(round(summed[2].item()))
-        values = totals.tolist()
+        loss, wrong, seen = _over_ranks(dist, self.loss, self.wrong, self.seen)
+        values = torch.stack([loss, wrong, *self.grads.values()]).tolist()
         seen = max(seen, 1)
-        out = {TRAIN_LOSS: values[0] / seen, TRAIN_ERR: 100.0 * values[1] / seen}
-        out[LR] = self.lr
+        out = {TRAIN_LOSS: values[0] / seen, TRAIN_ERR: 100.0 * values[1] / seen, LR: self.lr}
         for name, total in zip(self.grads, values[2:]):
             out[GRAD_NORM + name] = total / max(self.steps, 1)
         out[EPOCH_S] = elapsed

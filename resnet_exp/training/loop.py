@@ -27,8 +27,6 @@ from resnet_exp.tracking.record import (
     BEST_PT,
     COMPLETED,
     DIVERGED,
-    EPOCH_S,
-    IMG_S,
     LAST_PT,
     LR,
     SPLIT_KEYS,
@@ -41,8 +39,10 @@ from resnet_exp.training.checkpoint import CorruptCheckpoint, load_checkpoint, s
 from resnet_exp.training.epoch_sums import EpochSums, StepWindow
 from resnet_exp.training.interrupt import Interrupted, StopFlag
 from resnet_exp.training.policy import StepPolicy
+from resnet_exp.training.progress import Progress
 
 log = logging.getLogger("resnet_exp")
+STATEFUL = ("model", "optimizer", "scheduler", "scaler")  # each in a checkpoint as its state_dict
 
 
 class Data(Protocol):
@@ -69,8 +69,9 @@ class LoopSettings:
     # early instead of at the end of the epoch; also checked before every mid-epoch checkpoint.
     finite_check_steps: int = 50
     # Append a training row (loss and error over the last this-many steps) to metrics.jsonl and
-    # W&B; 0 = epoch rows only. A window closes at this step count or at the epoch's end.
-    log_every_steps: int = 0
+    # W&B; 0 = epoch rows only, None = about 100 rows per run. A window closes at this step count
+    # or at the epoch's end. Set (not None), also a progress line outside a terminal (~30 s else).
+    log_every_steps: int | None = 0
 
 
 @dataclass
@@ -78,29 +79,20 @@ class FitResult:
     status: str  # completed | diverged
     rows: list[dict]
     best: dict | None
-    steps: int
 
 
 class Trainer:
     """Trains ``model`` for ``settings.epochs`` epochs, writing metrics and checkpoints."""
 
     def __init__(
-        self,
-        model: nn.Module,
-        data: Data,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        device: torch.device,
-        record: RunRecord,
-        logger: Logger,
-        settings: LoopSettings,
+        self, model: nn.Module, data: Data, optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler, device: torch.device, record: RunRecord,
+        logger: Logger, settings: LoopSettings,
         forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        parts: dict[str, nn.Module] | None = None,
-        dist: Any = None,
-        wall_start: float | None = None,
-        meta: dict[str, Any] | None = None,
+        parts: dict[str, nn.Module] | None = None, dist: Any = None,
+        wall_start: float | None = None, meta: dict[str, Any] | None = None,
         stop: StopFlag | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.model, self.data, self.device = model, data, device
         self.optimizer, self.scheduler = optimizer, scheduler
         self.record, self.logger, self.settings = record, logger, settings
@@ -110,6 +102,10 @@ class Trainer:
         self.dist = dist
         self.policy = StepPolicy(settings.checkpoint_every_steps, settings.finite_check_steps,
                                  device, dist, stop)  # fmt: skip
+        every, steps = settings.log_every_steps, settings.epochs * data.steps_per_epoch
+        self.every = max(1, steps // 100) if every is None else every
+        self.progress = Progress(settings.progress and (dist is None or dist.is_main),
+                                 settings.epochs, data.steps_per_epoch, every or 0)  # fmt: skip
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=settings.precision_dtype is torch.float16
         )
@@ -135,30 +131,19 @@ class Trainer:
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         partial = self.sums if self.step_in_epoch else None
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "step_in_epoch": self.step_in_epoch,
-            "best": self.best,
-            # global sums under DDP: a collective, so every rank builds the state
-            "partial": partial.to_state(self.dist) if partial is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            "wall_time_s": self.wall_time_s(),
-            "meta": self.meta,
-        }
+        state = {name: getattr(self, name).state_dict() for name in STATEFUL}
+        state |= {"epoch": self.epoch, "step": self.step, "step_in_epoch": self.step_in_epoch,
+                  "best": self.best, "torch_rng": torch.get_rng_state(),
+                  "wall_time_s": self.wall_time_s(), "meta": self.meta,
+                  # global sums under DDP: a collective, so every rank builds the state
+                  "partial": partial and partial.to_state(self.dist)}  # fmt: skip
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        for name in STATEFUL:
+            getattr(self, name).load_state_dict(state[name])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.step_in_epoch = int(state.get("step_in_epoch", 0))
         self.best = state.get("best")
@@ -231,27 +216,24 @@ class Trainer:
         sums, skip = self.sums, self.step_in_epoch
         # Resumed mid-epoch: the data module replays the same epoch order from that step.
         batches = self.data.train_batches(epoch, start_step=skip)
-        bar = _progress(
-            self.settings.progress, self.data.steps_per_epoch, epoch, self.settings.epochs
-        )
+        self.progress.start_epoch(epoch)
         sums.start_clock()  # time since the last checkpoint (sums.elapsed before)
-        bar.update(skip)
         self.stop.polled = True  # a signal now stops at the next step boundary, with a checkpoint
         for index, (x, y) in enumerate(batches, start=skip):
-            self._train_step(x, y, sums)
+            lr = self._train_step(x, y, sums)
             self.step_in_epoch = index + 1
-            bar.update(1)
+            self.progress.step(self.step, lr, y.numel(), sums.running)
             if not self._end_of_step(sums):
                 break  # never checkpoint NaN weights; fit() records the divergence
         self.stop.polled = False
-        bar.close()
-        if self.settings.log_every_steps:
+        if self.every:
             self._log_window(sums.window)
         self.sums = None
         return sums.metrics(self.dist)
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, sums: EpochSums) -> None:
-        """One optimizer step; its loss, errors and gradient norms join ``sums`` on the device."""
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, sums: EpochSums) -> float:
+        """One optimizer step; its loss, errors and gradient norms join ``sums`` on the device.
+        Returns the lr it ran at."""
         with self._autocast():
             logits = self.forward(self._prepare(x))
             loss = F.cross_entropy(logits.float(), y)
@@ -264,16 +246,18 @@ class Trainer:
                 sums.grads[name] += torch.nn.utils.get_total_norm(grads)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         batch_loss = loss.detach() * y.numel()
         batch_wrong = (logits.detach().argmax(1) != y).sum()
         sums.add(batch_loss, batch_wrong, y.numel())
         self.step += 1
-        every = self.settings.log_every_steps
+        every = self.every
         if every:
             sums.window.add(batch_loss, batch_wrong, y.numel())
             if self.step % every == 0:
                 self._log_window(sums.window)
+        return lr
 
     def _end_of_step(self, sums: EpochSums) -> bool:
         """After each optimizer step: the finite check and the step checkpoint, when due.
@@ -311,27 +295,24 @@ class Trainer:
             self.record.append_metrics(row)
             self.logger.log(row, step=self.step)
 
+    @torch.inference_mode()
     def evaluate(self, split: str) -> dict[str, float]:
         """Loss and error (%) on ``split`` in eval mode; the model is handed back in the mode it
         was in (tests/test_evaluate_pure.py)."""
         was_training = self.model.training
-        try:
-            return self._evaluate(split)
-        finally:
-            self.model.train(was_training)
-
-    @torch.inference_mode()
-    def _evaluate(self, split: str) -> dict[str, float]:
         self.model.eval()
         loss_sum = torch.zeros((), device=self.device)
         wrong = torch.zeros((), device=self.device)
-        seen = 0
-        for x, y in self.data.eval_batches(split):
-            with self._autocast():
-                logits = self.forward(self._prepare(x))
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-            wrong += (logits.argmax(1) != y).sum()
-            seen += y.numel()
+        total = getattr(self.data, f"num_{split}", None)  # a fake Data may not know it
+        try:
+            for x, y in self.progress.evaluating(split, total, self.data.eval_batches(split)):
+                with self._autocast():
+                    logits = self.forward(self._prepare(x))
+                loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+                wrong += (logits.argmax(1) != y).sum()
+        finally:
+            self.model.train(was_training)
+        seen = self.progress.images[split]  # the images it counted
         if seen == 0:
             return {}
         loss, err = torch.stack([loss_sum, wrong]).tolist()
@@ -340,7 +321,10 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, rows: list[dict] | None = None) -> FitResult:
         """Train the remaining epochs; each epoch's row goes to metrics.jsonl, the log and W&B."""
-        rows = list(rows or [])
+        with self.progress.showing(self.step):
+            return self._fit(list(rows or []))
+
+    def _fit(self, rows: list[dict]) -> FitResult:
         while self.epoch < self.settings.epochs:
             epoch = self.epoch + 1
             train = self.train_one_epoch(epoch)
@@ -356,23 +340,17 @@ class Trainer:
                 row.update(self.evaluate("test"))
             row[LR] = lr
             self.epoch, self.step_in_epoch = epoch, 0
-            if diverged:
-                self._record_divergence(row, rows)
-                return FitResult(DIVERGED, rows, self.best, self.step)
-            improved = self._update_best(row)
-            self.record.append_metrics(row)
+            improved = not diverged and self._update_best(row)
+            self.record.append_metrics(row)  # a diverged epoch's: its training metrics only
             rows.append(row)
+            if diverged:
+                log.error("epoch %d, step %d: training loss %s or weights are not finite; "
+                          "stopping (diverged)", epoch, self.step, row[TRAIN_LOSS])  # fmt: skip
+                return FitResult(DIVERGED, rows, self.best)
             self._checkpoint_epoch(improved)
             self.logger.log(row, step=self.step)
-            log.info(_epoch_line(row, self.settings.epochs))
-        return FitResult(COMPLETED, rows, self.best, self.step)
-
-    def _record_divergence(self, row: dict[str, Any], rows: list[dict]) -> None:
-        """The diverged epoch's row (training metrics only), and why the fit stops."""
-        self.record.append_metrics(row)
-        rows.append(row)
-        log.error("epoch %d, step %d: training loss %s or weights are not finite; stopping "
-                  "(diverged)", row["epoch"], self.step, row[TRAIN_LOSS])  # fmt: skip
+            log.info(self.progress.epoch_line(row))
+        return FitResult(COMPLETED, rows, self.best)
 
     def _checkpoint_epoch(self, improved: bool) -> None:
         """The end-of-epoch checkpoint (after its metrics row): last.pt, and best.pt if improved."""
@@ -388,20 +366,3 @@ class Trainer:
             self.best = dict(row)
             return True
         return False
-
-
-def _progress(enabled: bool, total: int, epoch: int, epochs: int):
-    from tqdm.auto import tqdm  # here: tqdm.auto looks for a notebook, which costs start-up time
-
-    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
-                disable=None if enabled else True,  # None: on only when stderr is a terminal
-                mininterval=1.0, dynamic_ncols=True)  # fmt: skip
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}",
-             f"train loss {row[TRAIN_LOSS]:.4f} err {row[TRAIN_ERR]:.2f}%"]  # fmt: skip
-    parts += [f"{split} err {row[err]:.2f}%" for split, (_, err) in SPLIT_KEYS.items()
-              if err in row]  # fmt: skip
-    parts += [f"lr {row[LR]:.4g}", f"{row[EPOCH_S]:.1f}s", f"{row[IMG_S]:.0f} img/s"]
-    return " | ".join(parts)

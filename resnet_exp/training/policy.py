@@ -23,13 +23,9 @@ class StepPolicy:
     """The checkpoint and stop decisions of one run; ``diverged`` says why a fit stopped early."""
 
     def __init__(
-        self,
-        checkpoint_every_steps: int,
-        finite_check_steps: int,
-        device: torch.device,
-        dist: Reducer | None = None,
-        stop: StopFlag | None = None,
-    ) -> None:
+        self, checkpoint_every_steps: int, finite_check_steps: int, device: torch.device,
+        dist: Reducer | None = None, stop: StopFlag | None = None,
+    ) -> None:  # fmt: skip
         self.checkpoint_every = checkpoint_every_steps
         self.check_every = finite_check_steps
         self.device, self.dist = device, dist
