@@ -69,8 +69,11 @@ def kind_colours(runs: Iterable[RunResult]) -> dict[tuple[bool, int | None], Any
 
 
 def _legend_below(ax: Any) -> None:
-    """The legend under the panel, outside the data it would cover."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
+    """The legend under the panel, outside the data it would cover (none for an empty panel)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False
+        )
 
 
 def _number(value: Any) -> float:
