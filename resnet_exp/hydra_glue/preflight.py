@@ -36,7 +36,7 @@ from resnet_exp.hydra_glue.launchers import (
 )
 from resnet_exp.tracking.identity import identity_key
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
-from resnet_exp.validation import validate
+from resnet_exp.validation import check_interpolations, unresolvable, validate
 
 CHOICES = ("job", "hydra", "all")  # what --cfg prints
 
@@ -66,6 +66,12 @@ def check_command(command: Command, dry: bool = False) -> None:
             '"resnet_exp[scale]" (from a checkout: pip install ".[scale]"), or use '
             "hydra/launcher=joblib to run the sweep's jobs side by side on this machine."
         )
+    if command.cfg in ("job", "all") and command.hydra is not None and not command.multirun:
+        _check_hydra_interpolations(command)  # --cfg prints what would run: values that resolve
+        try:
+            check_interpolations(compose(command.overrides))
+        except UserError as error:
+            raise CommandError(str(error)) from None
     if not (command.plain or dry):
         return
     if command.parse_error is not None:
@@ -80,6 +86,7 @@ def check_command(command: Command, dry: bool = False) -> None:
             )
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
+    _check_hydra_interpolations(command)
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)
@@ -92,6 +99,19 @@ def check_command(command: Command, dry: bool = False) -> None:
     problem = _launcher_problem(command.hydra)
     if problem is not None:
         raise CommandError(problem)
+
+
+def _check_hydra_interpolations(command: Command) -> None:
+    """The ``hydra.*`` values the command sets resolve (Hydra would raise with a traceback);
+    ``${hydra:...}`` reads Hydra's runtime values, set only once it runs."""
+    for override in command.parsed:
+        key = override.get_key_element().lstrip("+~")
+        runtime = "${hydra:" in str(override.value())
+        if key.startswith("hydra.") and not (override.is_sweep_override() or runtime):
+            try:
+                OmegaConf.select(command.hydra, key[6:], throw_on_resolution_failure=True)
+            except OmegaConfBaseException as error:
+                raise CommandError(unresolvable(key, str(override.value()), error)) from None
 
 
 def _check_jobs(command: Command) -> None:
