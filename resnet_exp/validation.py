@@ -35,7 +35,7 @@ class InvalidConfig(UserError, ValueError):
 
 def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     """Raise :class:`InvalidConfig` for the first bad value (imports no torch: fast)."""
-    check_interpolations(cfg)
+    check_resolves(cfg)
     _check_finite(cfg)
     _check_keys_and_rules(cfg)
     _check_data_fits_dataset(cfg.data)
@@ -47,14 +47,32 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
         _check_writable(Path(run_dir))
 
 
-def check_interpolations(cfg: DictConfig) -> None:
-    """Every ``${...}`` resolves: an interpolation is user input (a missing key or environment
-    variable, a resolver given bad arguments), named by its key before any value is read."""
+def check_resolves(cfg: DictConfig) -> None:
+    """Every key has a value (``~model`` removes one a run needs) and every ``${...}`` resolves:
+    an interpolation is user input (a missing key or environment variable, a resolver given bad
+    arguments), named by its key before any value is read."""
+    absent = [f.name for f in dataclasses.fields(Config) if f.name not in cfg]
+    for key in absent + list(_missing(OmegaConf.to_container(cfg, resolve=False))):
+        raise InvalidConfig(
+            f"{key} has no value (removed with ~, or never set) and every run needs one: set it "
+            "(a config group to one of its options, which --help lists), or drop the override "
+            "that removed it."
+        )
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as error:
         node = getattr(error, "child_node", None)
         raise InvalidConfig(unresolvable(str(error.full_key), str(node), error)) from None
+
+
+def _missing(node: Any, path: str = "") -> Iterator[str]:
+    """The dotted key of each ``???`` in a plain container."""
+    for name, value in node.items() if isinstance(node, dict) else enumerate(node):
+        key = f"{path}.{name}" if path else str(name)
+        if value == "???":
+            yield key
+        elif isinstance(value, (dict, list)):
+            yield from _missing(value, key)
 
 
 def unresolvable(key: str, raw: str, error: BaseException) -> str:
