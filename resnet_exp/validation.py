@@ -55,8 +55,7 @@ def check_resolves(cfg: DictConfig) -> None:
     for key in absent + list(_missing(OmegaConf.to_container(cfg, resolve=False))):
         raise InvalidConfig(
             f"{key} has no value (removed with ~, or never set) and every run needs one: set it "
-            "(a config group to one of its options, which --help lists), or drop the override "
-            "that removed it."
+            "(a config group to one of its options, which --help lists), or drop the ~ override."
         )
     try:
         OmegaConf.to_container(cfg, resolve=True)
@@ -81,10 +80,9 @@ def unresolvable(key: str, raw: str, error: BaseException) -> str:
     reason = re.sub(r"^\w+ raised while resolving interpolation: ", "", reason).strip('"')
     reason = re.sub(r"^\S+\(\) ", "", reason).rstrip(".")  # "<lambda>() takes 0 arguments"
     return (
-        f"{key}={raw!r} cannot be resolved: {reason}. An interpolation names an existing key "
-        "(${data.name}), a set environment variable (${oc.env:NAME}, or ${oc.env:NAME,default}) "
-        "or a resolver with its arguments (${resnet_exp.dataset:<data.name>,<fact>}); fix it, "
-        "or leave the key out."
+        f"{key}={raw!r} cannot be resolved: {reason}. An interpolation names a key "
+        "(${data.name}), a set environment variable (${oc.env:NAME[,default]}) or a resolver "
+        "with its arguments (${resnet_exp.dataset:<data.name>,<fact>}); fix it, or leave it out."
     )
 
 
@@ -118,7 +116,8 @@ def _check_keys_and_rules(cfg: DictConfig) -> None:
             rule: Rule | None = f.metadata.get("rule")
             if rule is not None:
                 key = f"{path}.{name}" if path else name
-                _check_rule(key, _value(node, name), rule)
+                value = node[name]
+                _check_rule(key, list(value) if isinstance(value, ListConfig) else value, rule)
 
 
 def _check_finite(cfg: DictConfig) -> None:
@@ -152,11 +151,6 @@ def _numbers(node: DictConfig, path: str, schema: type) -> Iterator[tuple[str, A
         for item in items:
             if isinstance(item, float):
                 yield key, shown, item, rule_of(schema, str(name))
-
-
-def _value(node: DictConfig, name: str) -> Any:
-    value = node[name]
-    return list(value) if isinstance(value, ListConfig) else value
 
 
 def _check_rule(key: str, value: Any, rule: Rule) -> None:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
@@ -81,9 +82,10 @@ def check_command(command: Command, dry: bool = False) -> None:
                 f"folder to write the run into, e.g. {key}=outputs/my_run, or leave {key} out "
                 "for a new dated folder under outputs/."
             )
+        if command.compose_error is None and key.startswith("hydra."):
+            _check_resolves(command, override, key)
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
-    _check_hydra_interpolations(command)
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)
@@ -100,17 +102,14 @@ def check_command(command: Command, dry: bool = False) -> None:
         raise CommandError(problem)
 
 
-def _check_hydra_interpolations(command: Command) -> None:
-    """The ``hydra.*`` values the command sets resolve (Hydra would raise with a traceback);
+def _check_resolves(command: Command, override: Any, key: str) -> None:
+    """A ``hydra.*`` value the command sets resolves (Hydra would raise with a traceback);
     ``${hydra:...}`` reads Hydra's runtime values, set only once it runs."""
-    for override in command.parsed:
-        key = override.get_key_element().lstrip("+~")
-        runtime = "${hydra:" in str(override.value())
-        if key.startswith("hydra.") and not (override.is_sweep_override() or runtime):
-            try:
-                OmegaConf.select(command.hydra, key[6:], throw_on_resolution_failure=True)
-            except OmegaConfBaseException as error:
-                raise CommandError(unresolvable(key, str(override.value()), error)) from None
+    if not (override.is_sweep_override() or "${hydra:" in str(override.value())):
+        try:
+            OmegaConf.select(command.hydra, key[6:], throw_on_resolution_failure=True)
+        except OmegaConfBaseException as error:
+            raise CommandError(unresolvable(key, str(override.value()), error)) from None
 
 
 def _check_jobs(command: Command) -> None:
@@ -120,15 +119,14 @@ def _check_jobs(command: Command) -> None:
     for override in command.parsed:
         if override.value_type == ValueType.INTERVAL_SWEEP and sweeper in ("resnet_exp", "basic"):
             raise CommandError(
-                f"{override.input_line}: interval() draws values from a range, which only a "
-                f"sampling sweeper (such as Optuna's) does; hydra/sweeper={sweeper} runs "
-                "lists of values: give them as a,b,c, range(), choice() or glob()."
+                f"{override.input_line}: interval() needs a sampling sweeper (such as Optuna's); "
+                f"hydra/sweeper={sweeper} runs lists: a,b,c, range(), choice() or glob()."
             )
     jobs, swept = command.jobs(), command.swept_keys
     if not jobs:
         raise CommandError(
-            f"the sweep has no job: {' '.join(sweeps)} expands to no value (a glob() that "
-            "matches no option, an empty range()); --help lists each group's options."
+            f"the sweep has no job: {' '.join(sweeps)} expands to no value (a glob() matching no "
+            "option, an empty range()); --help lists each group's options."
         )
     composed: set[tuple[str, ...]] = set()
     for number, job in enumerate(jobs):
