@@ -81,10 +81,16 @@ def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
         if stored is not None:
             return failures.sweeper_result(stored)
     try:
-        with job_folder_lock(job.run_dir, job.multirun):  # one writer per job folder
-            return _run(cfg, job)
+        if job.parallel_jobs > 1:  # a joblib worker: the job in a child the OOM killer may kill
+            return sweep_failures.in_own_process(lambda: _locked_run(cfg, job), job)
+        return _locked_run(cfg, job)
     finally:
         exit_if_orphaned()  # a worker whose sweep process died ends with its job
+
+
+def _locked_run(cfg: DictConfig, job: JobFacts) -> float | None:
+    with job_folder_lock(job.run_dir, job.multirun):  # one writer per job folder
+        return _run(cfg, job)
 
 
 def _run(cfg: DictConfig, job: JobFacts) -> float | None:

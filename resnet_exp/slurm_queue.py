@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resnet_exp.atomic import atomic_write
+from resnet_exp.tracking.record import LOST, PENDING, RUNNING
 
 JOBS_FILE = Path(".submitit") / "slurm_jobs.json"
 #: SLURM states of a job that is still queued or running (it will write its record).
@@ -24,6 +25,9 @@ ACTIVE = frozenset(
     {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
      "REQUEUE_FED", "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
 )  # fmt: skip
+
+#: squeue's reasons of a pending job that no wait clears: it asks more than its partition allows
+NEVER_STARTS = frozenset({"PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit"})
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,26 @@ class QueueState:
 
     @property
     def active(self) -> bool:
-        return self.state in ACTIVE
+        return self.state in ACTIVE and self.reason not in NEVER_STARTS
+
+
+def never_fits(partition: str | None, cpus: int, mem_gb: float) -> str | None:
+    """Why a job asking ``cpus`` CPUs and ``mem_gb`` GB of one node can never start in
+    ``partition`` (no node sinfo lists there has that), or None (one has, or sinfo says nothing)."""
+    where = ["-p", str(partition)] if partition else []
+    rows = [r.split() for r in _ask(["sinfo", "-h", "-N", *where, "-o", "%c %m"]).splitlines()]
+    nodes = [(int(r[0]), int(r[1].rstrip("+")) / 1024) for r in rows
+             if len(r) == 2 and r[0].isdigit() and r[1].rstrip("+").isdigit()]  # fmt: skip
+    if not nodes or any(c >= cpus and gb >= mem_gb for c, gb in nodes):
+        return None
+    most_cpus, most_gb = max(c for c, _ in nodes), max(gb for _, gb in nodes)
+    return (
+        f"hydra.launcher.cpus_per_task x tasks_per_node={cpus} and mem_gb={mem_gb:g} ask more than "
+        f"any node of partition {partition or '(the default)'} has (at most {most_cpus} CPUs, "
+        f"{most_gb:.3g} GB): SLURM would keep every job pending forever (reason PartitionConfig). "
+        f"Ask for less (e.g. hydra.launcher.cpus_per_task={min(cpus, most_cpus)} "
+        f"hydra.launcher.mem_gb={int(most_gb)}) or choose another hydra.launcher.partition."
+    )
 
 
 def record_submitted(sweep_dir: Path, jobs: Iterable[tuple[str, list[str]]]) -> None:
@@ -107,12 +130,17 @@ def explain(job_id: str, state: QueueState | None) -> tuple[str, str] | None:
     SLURM does not know the job or says it is running (the record tells more then)."""
     if state is None or state.state == "RUNNING":
         return None
+    if state.state == "PENDING" and not state.active:
+        return LOST, (
+            f"SLURM job {job_id} can never start (reason: {state.reason}: it asks more than its "
+            f"partition allows); scancel {job_id} and re-run the sweep asking for less"
+        )
     if state.state == "PENDING":
         why = f", reason: {state.reason}" if state.reason else ""
-        return "pending", f"queued as SLURM job {job_id}{why}"
+        return PENDING, f"queued as SLURM job {job_id}{why}"
     if state.active:
-        return "pending", f"SLURM job {job_id} is {state.state}"
-    return "lost", (
+        return PENDING, f"SLURM job {job_id} is {state.state}"
+    return LOST, (
         f"SLURM job {job_id} ended in state {state.state} without a record; re-run the sweep "
         "command to run it again"
     )
@@ -123,15 +151,15 @@ def annotate(sweep_dir: Path, rows: list) -> None:
     ids = latest_ids(sweep_dir)
     if not ids:  # not a SLURM sweep: nothing to ask
         return
-    open_rows = [r for r in rows if r.state in ("pending", "running", "lost")]
+    open_rows = [r for r in rows if r.state in (PENDING, RUNNING, LOST)]
     wanted = {id(r): ids.get(frozenset(r.overrides)) for r in open_rows}
     states = queue_states(i for i in wanted.values() if i)
     for row in open_rows:
         job_id = wanted[id(row)]
         state = states.get(job_id) if job_id else None
         new = explain(job_id, state) if job_id else None
-        if state is not None and state.state == "RUNNING" and row.state == "pending":
-            new = "pending", f"running as SLURM job {job_id}, no record yet"
+        if state is not None and state.state == "RUNNING" and row.state == PENDING:
+            new = PENDING, f"running as SLURM job {job_id}, no record yet"
         if new is not None:
             row.state, row.detail = new
             row.queued = state is not None and state.active

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ class InvalidConfig(UserError, ValueError):
 
 def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     """Raise :class:`InvalidConfig` for the first bad value (imports no torch: fast)."""
+    check_resolves(cfg)
     _check_finite(cfg)
     _check_keys_and_rules(cfg)
     _check_data_fits_dataset(cfg.data)
@@ -43,6 +45,45 @@ def validate(cfg: DictConfig, run_dir: Path | None = None) -> None:
     _check_resume(str(cfg.trainer.resume))
     if run_dir is not None:
         _check_writable(Path(run_dir))
+
+
+def check_resolves(cfg: DictConfig) -> None:
+    """Every key has a value (``~model`` removes one a run needs) and every ``${...}`` resolves:
+    an interpolation is user input (a missing key or environment variable, a resolver given bad
+    arguments), named by its key before any value is read."""
+    absent = [f.name for f in dataclasses.fields(Config) if f.name not in cfg]
+    for key in absent + list(_missing(OmegaConf.to_container(cfg, resolve=False))):
+        raise InvalidConfig(
+            f"{key} has no value (removed with ~, or never set) and every run needs one: set it "
+            "(a config group to one of its options, which --help lists), or drop the ~ override."
+        )
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        node = getattr(error, "child_node", None)
+        raise InvalidConfig(unresolvable(str(error.full_key), str(node), error)) from None
+
+
+def _missing(node: Any, path: str = "") -> Iterator[str]:
+    """The dotted key of each ``???`` in a plain container."""
+    for name, value in node.items() if isinstance(node, dict) else enumerate(node):
+        key = f"{path}.{name}" if path else str(name)
+        if value == "???":
+            yield key
+        elif isinstance(value, (dict, list)):
+            yield from _missing(value, key)
+
+
+def unresolvable(key: str, raw: str, error: BaseException) -> str:
+    """One paragraph for ``key=raw`` whose interpolation failed with ``error``."""
+    reason = (str(error).strip().splitlines() or [""])[0]
+    reason = re.sub(r"^\w+ raised while resolving interpolation: ", "", reason).strip('"')
+    reason = re.sub(r"^\S+\(\) ", "", reason).rstrip(".")  # "<lambda>() takes 0 arguments"
+    return (
+        f"{key}={raw!r} cannot be resolved: {reason}. An interpolation names a key "
+        "(${data.name}), a set environment variable (${oc.env:NAME[,default]}) or a resolver "
+        "with its arguments (${resnet_exp.dataset:<data.name>,<fact>}); fix it, or leave it out."
+    )
 
 
 # -- every key against its schema: known, and within its declared rule -----------------------------
@@ -75,7 +116,8 @@ def _check_keys_and_rules(cfg: DictConfig) -> None:
             rule: Rule | None = f.metadata.get("rule")
             if rule is not None:
                 key = f"{path}.{name}" if path else name
-                _check_rule(key, _value(node, name, key), rule)
+                value = node[name]
+                _check_rule(key, list(value) if isinstance(value, ListConfig) else value, rule)
 
 
 def _check_finite(cfg: DictConfig) -> None:
@@ -100,10 +142,7 @@ def _numbers(node: DictConfig, path: str, schema: type) -> Iterator[tuple[str, A
         if path == "" and name == "hydra":
             continue
         key = f"{path}.{name}" if path else str(name)
-        try:
-            value = node[name]
-        except OmegaConfBaseException:
-            continue  # an interpolation that cannot resolve: the rules check names it
+        value = node[name]
         if isinstance(value, DictConfig):
             yield from _numbers(value, key, OmegaConf.get_type(value) or dict)
             continue
@@ -112,14 +151,6 @@ def _numbers(node: DictConfig, path: str, schema: type) -> Iterator[tuple[str, A
         for item in items:
             if isinstance(item, float):
                 yield key, shown, item, rule_of(schema, str(name))
-
-
-def _value(node: DictConfig, name: str, key: str) -> Any:
-    try:
-        value = node[name]
-    except OmegaConfBaseException as error:  # an interpolation that cannot resolve
-        raise InvalidConfig(f"{key}: {' '.join(str(error).split())}") from None
-    return list(value) if isinstance(value, ListConfig) else value
 
 
 def _check_rule(key: str, value: Any, rule: Rule) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+from cli import run_cli
+
 from resnet_exp.hydra_glue.command import parse_command
 from resnet_exp.tracking.names import config_label, run_name, shared_by_configurations
 
@@ -70,3 +75,40 @@ def test_a_configurations_label_is_what_sets_it_apart_from_the_sweeps_other_conf
     replicates = [job for job in jobs if "model/depth=14" in job]
     alone = shared_by_configurations(replicates)  # one configuration: nothing to tell apart
     assert config_label(replicates[0], alone) == "model/depth=14,data.train_subset=1500"
+
+
+# -- issue 31, class 14: Hydra's whole override grammar ------------------------------------------
+
+#: (arguments, what the output holds: each job's header or the refusal's words); exit 0 or 2
+GRAMMAR = [
+    (["-m", "model/block=glob(pl*)"], ["model/block=plain", "model/block=plain_bottleneck"], 0),
+    (["-m", "model/block=glob(*,exclude=[pl*,pre*])"], ["block=basic", "block=bottleneck"], 0),
+    (["-m", "seed=range(0,4,step=2)"], ["# job 1: seed=2"], 0),
+    (["-m", "seed=choice(3,4)"], ["# job 0: seed=3", "# job 1: seed=4"], 0),
+    (["-m", "seed=shuffle(range(0,2))", "optimizer.lr=0.05"], ["# job 1: seed="], 0),
+    (["++trainer.epochs=2"], ["epochs: 2"], 0),
+    (["-m", "model/block=glob(nothing*)"], ["has no job", "glob(nothing*)"], 2),
+    (["-m", "seed=range(3,3)"], ["has no job", "range(3,3)"], 2),
+    (["-m", "optimizer.lr=interval(0.1,0.2)"], ["interval(0.1,0.2)", "sampling sweeper"], 2),
+    (["~model"], ["model has no value"], 2),
+    (["~model/block"], ["model.block has no value"], 2),
+    (["~seed"], ["seed has no value"], 2),
+    (["~trainer.epochs"], ["~trainer.epochs", "does not support deletion"], 2),
+    (["+trainer.epochs=2"], ["trainer.epochs", "++trainer.epochs=2"], 2),
+    (["trainer.epochs=null"], ["trainer.epochs", "not Optional"], 2),
+    (["data=null"], ["cannot be set to null"], 2),
+    (["seed=0,1"], ["seed=0,1", "--multirun"], 2),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "shown", "code"), GRAMMAR)
+def test_every_override_form_works_as_hydra_documents_it_or_is_one_paragraph(
+    tmp_path: Path, args: list[str], shown: list[str], code: int
+) -> None:
+    done = run_cli(*args, "--cfg", "job", cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == code and all(s in out for s in shown), out
+    assert "Traceback" not in out and not (tmp_path / "outputs").exists()
+    if code:
+        assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr

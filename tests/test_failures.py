@@ -194,7 +194,9 @@ def test_a_full_disk_while_checkpointing_is_one_paragraph_and_the_previous_check
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    """Every regular file's bytes (not a link's: one to /proc/kmsg blocks a reader)."""
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()]
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
 
 
 def small(root: Path, *extra: str) -> list[str]:
@@ -523,3 +525,39 @@ def test_any_failure_before_the_run_restarts_leaves_the_folder_byte_identical(
     done = run_cli(*small(fmnist_root, *bad_betas), cwd=tmp_path)
     assert done.returncode == 2 and "optimizer.betas=[0.9, 0.99, 0.5] has 3" in done.stderr
     assert snapshot(run) == before
+
+
+@pytest.mark.slow
+def test_a_failed_start_restores_only_its_own_files_and_never_reads_a_link_or_special_file(
+    tmp_path: Path, finished: Path, fmnist_root: Path
+) -> None:
+    """Issue 31, classes 4 and 7: a run pointed at a non-empty folder (a finished run's files, a
+    link to /proc/kmsg, a FIFO, another run's sub-folder) stops during start-up while a run
+    starts in that sub-folder; the snapshot ends (reads no link or FIFO) and the clean-up leaves
+    the neighbour's files alone."""
+    run = tmp_path / "outputs"
+    shutil.copytree(finished, run)
+    (run / "k").symlink_to("/proc/kmsg")
+    os.mkfifo(run / "fifo")
+    os.mkfifo(tmp_path / "outside")
+    (run / "out").symlink_to(tmp_path / "outside")
+    before = snapshot(run)
+    process = start_cli(*small(fmnist_root, f"hydra.run.dir={run}"), cwd=tmp_path,
+                        env=fault_env(sleep_at="job"))  # fmt: skip
+    assert process.stderr is not None
+    for line in process.stderr:  # until Hydra has written this run's files and it sleeps
+        if line.startswith("fault injection: sleeping"):
+            break
+    neighbour = {
+        "A/.hydra/config.yaml": b"a: 1\n",
+        "A/resnet_exp.log": b"A\n",
+        "A/.writer.lock": b"",
+    }
+    for name, data in neighbour.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(data)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert snapshot(run) == before | neighbour
+    assert (run / "k").is_symlink() and (run / "fifo").is_fifo()

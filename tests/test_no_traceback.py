@@ -59,3 +59,48 @@ def test_no_tool_prints_a_traceback_on_bad_input(tmp_path: Path) -> None:
         if module == "resnet_exp" or "null" in " ".join(args):
             assert done.returncode == 2 and "cannot be set to null" in done.stderr, done.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+# -- issue 31, class 3: interpolations are user input ---------------------------------------------
+
+BAD_INTERPOLATIONS = [
+    ("data.root=${oc.env:RESNET_EXP_NO_SUCH}", "data.root", "RESNET_EXP_NO_SUCH"),
+    ("data.root=${nope}", "data.root", "'nope' not found"),
+    ("model.depth=${resnet_exp.dataset:nosuch}", "model.depth", "missing 1 required"),
+    ("data.in_channels=${resnet_exp.dataset:nosuch,channels}", "in_channels", "not a known"),
+    ("seed=${resnet_exp.machine_keys:3}", "seed", "takes 0 positional"),
+    ("data.mean=[${nope}]", "data.mean[0]", "'nope' not found"),
+    ("hydra.run.dir=out/${oc.env:RESNET_EXP_NO_SUCH}", "hydra.run.dir", "RESNET_EXP_NO_SUCH"),
+    ("hydra.job.name=${nope}", "hydra.job.name", "'nope' not found"),
+]
+
+
+FLAGS = [[], ["--multirun", "seed=0,1"], ["--cfg", "job"], ["-m", "seed=0,1", "--cfg", "job"]]
+CASES = [(*case, flags) for case in BAD_INTERPOLATIONS[:3] for flags in FLAGS[1:]]
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "reason", "flags"), [(*c, []) for c in BAD_INTERPOLATIONS] + CASES
+)
+def test_an_interpolation_that_cannot_resolve_is_one_paragraph_naming_its_key(
+    override: str, key: str, reason: str, flags: list[str]
+) -> None:
+    command = parse_command([*flags, override])
+    with pytest.raises(CommandError) as info:
+        check_command(command, dry=command.multirun and "--cfg" in flags)
+    message = str(info.value)
+    assert f"{key}=" in message and reason in message and "cannot be resolved" in message
+    assert "\n" not in message
+
+
+@pytest.mark.slow
+def test_a_bad_interpolation_through_the_cli_writes_nothing(tmp_path: Path) -> None:
+    for args in (
+        ["data.root=${oc.env:RESNET_EXP_NO_SUCH}"],
+        ["-m", "seed=0,1", "data.root=${nope}"],
+        ["--cfg", "job", "model.depth=${resnet_exp.dataset:nosuch}"],
+    ):
+        done = run_cli(*args, cwd=tmp_path)
+        assert done.returncode == 2 and "cannot be resolved" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "outputs").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,51 @@ def test_a_job_still_queued_is_not_submitted_again_and_status_shows_slurms_word(
                  "command to run it again"),
         ("pending", "not started"),  # never submitted
     ]  # fmt: skip
+
+
+# -- issue 31, class 12: a SLURM job that can never start ---------------------------------------
+
+
+def test_a_job_pending_for_partitionconfig_is_lost_and_no_watch_waits_on_it() -> None:
+    state = QueueState("PENDING", "PartitionConfig")
+    assert not state.active  # status --watch waits only on active jobs (row.queued)
+    status, detail = explain("12_0", state)
+    assert status == "lost" and "can never start" in detail and "scancel 12_0" in detail
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        ([], True),  # the launcher's defaults: 4 CPUs, 16 GB
+        (["hydra.launcher.cpus_per_task=2", "hydra.launcher.mem_gb=3"], False),
+        (["hydra.launcher.cpus_per_task=2", "hydra.launcher.mem_gb=5"], True),
+        (
+            [
+                "hydra.launcher.cpus_per_task=1",
+                "hydra.launcher.tasks_per_node=3",
+                "hydra.launcher.mem_gb=1",
+            ],
+            True,
+        ),  # fmt: skip
+    ],
+)
+def test_a_slurm_job_no_node_of_its_partition_can_hold_is_refused_before_submitting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], refused: bool
+) -> None:
+    from resnet_exp.hydra_glue.command import parse_command
+    from resnet_exp.hydra_glue.preflight import CommandError, check_command
+
+    pytest.importorskip("submitit")
+    sinfo = tmp_path / "sinfo"  # two 2-CPU nodes with 4000 MB each (sinfo -N -o '%c %m')
+    sinfo.write_text("#!/bin/sh\necho '2 4000'\necho '2 4000+'\n")
+    sinfo.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    command = parse_command(["-m", "hydra/launcher=slurm", "seed=0,1", *args])
+    if not refused:
+        check_command(command)
+        return
+    with pytest.raises(CommandError) as info:
+        check_command(command)
+    message = str(info.value)
+    assert "pending forever (reason PartitionConfig)" in message and "at most 2 CPUs" in message
+    assert "\n" not in message

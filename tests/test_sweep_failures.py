@@ -100,3 +100,24 @@ def test_a_failing_joblib_job_is_one_line_and_the_sweep_ends_with_its_table(
     assert _states(tmp_path / "outputs/multirun/jl") == {
         "0": "failed", "1": "completed", "2": "completed"
     }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_joblib_job_killed_by_sigkill_is_a_failed_job_and_the_others_finish(
+    tmp_path: Path, fmnist_root: Path
+) -> None:
+    """Issue 31, class 5: the job's process SIGKILLed as the OOM killer would (it kills itself as
+    it starts training: tests/faults); joblib's pool must not break and lose the other jobs."""
+    result = run_cli("--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     "seed=0,1,2", f"data.root={fmnist_root}", *TINY,
+                     "hydra.sweep.dir=outputs/multirun/jl", cwd=tmp_path,
+                     env=fault_env(kill_job="seed=1"))  # fmt: skip
+    sweep = tmp_path / "outputs/multirun/jl"
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    killed = "JobKilled: killed by signal 9, likely out of memory"
+    lines = [x for x in result.stderr.splitlines() if x.startswith("job failed: seed=1")]
+    assert len(lines) == 1 and killed in lines[0], result.stderr[-3000:]
+    assert "1 of 3 jobs failed:" in result.stderr
+    assert _states(sweep) == {"0": "completed", "1": "failed", "2": "completed"}
+    assert (sweep / "report.md").is_file()

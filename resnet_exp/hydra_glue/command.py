@@ -19,7 +19,7 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from resnet_exp.hydra_glue.compose import compose, composition_error
+from resnet_exp.hydra_glue.compose import compose, composition_error, config_loader
 from resnet_exp.hydra_glue.internals import split_sweep
 from resnet_exp.tracking.record import MULTIRUN_YAML
 
@@ -189,7 +189,8 @@ def sweep_jobs(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list
     ``hydra.sweeper.params`` first, the command line winning for a key it also names."""
     named = {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
     merged = [f"{k}={v}" for k, v in params.items() if k not in named] + [str(o) for o in overrides]
-    return split_sweep(merged)
+    with config_loader() as loader:  # glob() lists a config group's options
+        return split_sweep(merged, loader)
 
 
 def quoted(path: str) -> str:

@@ -4,12 +4,14 @@ Hydra's "Error in call to target" or a bare traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -21,11 +23,18 @@ from resnet_exp.hydra_glue.register import register
 _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 
+@contextlib.contextmanager
+def config_loader() -> Iterator[Any]:
+    """Hydra's loader of our config tree, for the block (``glob()`` lists a group's options)."""
+    register()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        yield GlobalHydra.instance().config_loader()
+
+
 def compose(overrides: Sequence[str] = (), return_hydra_config: bool = False) -> DictConfig:
     """The config ``python -m resnet_exp <overrides>`` would run with."""
-    register()
     _refuse_null_groups(overrides)
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    with config_loader():
         return hydra_compose(
             config_name="config", overrides=list(overrides), return_hydra_config=return_hydra_config
         )

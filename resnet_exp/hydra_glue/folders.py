@@ -6,7 +6,8 @@ overwrite the first's ``.hydra/`` files and resume from its checkpoints, so :fun
 (``${resnet_exp.fresh_dir:...}``) claims the folder with an atomic ``mkdir``, or ``<path>-2``, ...
 A folder is locked by its writer (:mod:`resnet_exp.tracking.folder_lock`) and a run is never
 written into a sweep's folder or the reverse. Hydra rewrites ``.hydra/*.yaml`` and the log before
-our code runs; :class:`RunFolderGuard` undoes that when the start fails (never a ``*.pt``)."""
+our code runs; :class:`RunFolderGuard` undoes that when the start fails (the run's own files
+only: never a ``*.pt``, a link, a special file or a sub-folder's file)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from resnet_exp.errors import exit_user_error
 from resnet_exp.hydra_glue.sweep_failures import distinguishing
 from resnet_exp.tracking import identity
 from resnet_exp.tracking.folder_lock import FolderBusy, FolderLock
-from resnet_exp.tracking.record import HYDRA_DIR, MULTIRUN_YAML, SUMMARY_JSON
+from resnet_exp.tracking.record import CHECKPOINTS, HYDRA_DIR, MULTIRUN_YAML, SUMMARY_JSON
 from resnet_exp.training.facts import is_rank_zero
 from resnet_exp.training.job_plan import finished_in
 
@@ -33,9 +34,9 @@ log = logging.getLogger("resnet_exp")
 # Hydra may resolve hydra.run.dir more than once in a process; it must get one answer.
 _claimed: dict[str, str] = {}
 _HELD: list[FolderLock] = []  # held until the process ends
-#: Files up to this size are kept whole; a longer one (a huge log) is only cut back to its length.
+#: What a snapshot keeps whole in all; a file past it (a huge log) is only cut back to its length.
 KEEP_BYTES = 16 * 2**20
-SKIPPED_DIRS = ("wandb",)  # W&B's own files: written only once the run has started
+SUBDIRS = (HYDRA_DIR, CHECKPOINTS)  # the sub-folders a failed start may have created
 
 
 # -- claimed: a folder of its own ------------------------------------------------------------------
@@ -155,23 +156,22 @@ def job_folder_lock(run_dir: Path, multirun: bool) -> Iterator[None]:
 # -- put back: an existing run folder as it was before a failed (re)start --------------------------
 
 
-def _owned(path: Path, root: Path) -> bool:
-    """Files the snapshot answers for: not checkpoints, not W&B's folder."""
-    return path.suffix != ".pt" and path.relative_to(root).parts[0] not in SKIPPED_DIRS
-
-
-def _walk(root: Path) -> list[Path]:
+def _own_files(root: Path) -> list[Path]:
+    """The files a run writes in its folder, by size: regular files at its top and in ``.hydra/``
+    (never a link, a special file, a checkpoint, nor anything in another sub-folder, which may be
+    another run's)."""
     found = []
-    for folder, dirs, files in os.walk(root):
-        base = Path(folder)
-        dirs[:] = [d for d in dirs if not (base == root and d in SKIPPED_DIRS)]
-        found += [base / d for d in dirs] + [base / f for f in files]
-    return found
+    for folder in (root, root / HYDRA_DIR):
+        if folder == root or (folder.is_dir() and not folder.is_symlink()):
+            found += [e for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+    found.sort(key=lambda e: e.stat(follow_symlinks=False).st_size)
+    return [Path(e.path) for e in found if not e.name.endswith(".pt")]
 
 
 @dataclass
 class FolderSnapshot:
-    """What each file held (``bytes``) or how long it was (``int``), and the folders there were."""
+    """What each of the run's own files held (``bytes``, the smallest first, up to
+    :data:`KEEP_BYTES` in all) or how long it was (``int``), and its sub-folders that were there."""
 
     root: Path
     files: dict[Path, bytes | int] = field(default_factory=dict)
@@ -179,17 +179,15 @@ class FolderSnapshot:
 
     @classmethod
     def take(cls, root: Path) -> FolderSnapshot:
-        snap = cls(root)
-        for path in _walk(root):
-            if path.is_dir():
-                snap.dirs.add(path)
-            elif path.is_file() and _owned(path, root):
-                size = path.stat().st_size
-                snap.files[path] = path.read_bytes() if size <= KEEP_BYTES else size
+        snap, kept = cls(root, dirs={root / d for d in SUBDIRS if (root / d).is_dir()}), 0
+        for path in _own_files(root):
+            size = path.stat().st_size
+            kept += size
+            snap.files[path] = path.read_bytes() if kept <= KEEP_BYTES else size
         return snap
 
     def restore(self) -> None:
-        """Put every file back, remove the files and folders that were not there (never a .pt)."""
+        """Put every file back, remove the run's files and sub-folders that were not there."""
         for path, kept in self.files.items():
             if isinstance(kept, int):
                 if path.is_file() and path.stat().st_size > kept:
@@ -197,13 +195,12 @@ class FolderSnapshot:
                         handle.truncate(kept)
             elif not path.is_file() or path.read_bytes() != kept:
                 atomic_write(path, kept)
-        new = [p for p in _walk(self.root) if p not in self.files and p not in self.dirs]
-        for path in sorted(new, key=lambda p: len(p.parts), reverse=True):  # files before folders
-            if path.is_dir():
-                if not any(path.iterdir()):
-                    path.rmdir()
-            elif _owned(path, self.root):
+        for path in _own_files(self.root):
+            if path not in self.files:
                 path.unlink(missing_ok=True)
+        for folder in {self.root / d for d in SUBDIRS} - self.dirs:
+            with contextlib.suppress(OSError):  # not there, not empty, or not a folder
+                folder.rmdir()
 
 
 class RunFolderGuard:

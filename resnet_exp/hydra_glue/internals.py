@@ -73,9 +73,9 @@ def sweep_batches(
     return [[list(job) for job in b] for b in BasicSweeper.split_arguments(parsed, max_batch_size)]
 
 
-def split_sweep(overrides: list[str]) -> list[list[str]]:
+def split_sweep(overrides: list[str], config_loader: Any = None) -> list[list[str]]:
     """Every job of the sweep, in launch order."""
-    return [job for batch in sweep_batches(overrides) for job in batch]
+    return [job for batch in sweep_batches(overrides, None, config_loader) for job in batch]
 
 
 def pin_now(stamp: datetime) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.hydra_glue import gpu_slots
+from resnet_exp.slurm_queue import never_fits
 from resnet_exp.training.threads import available_cpus
 
 LOCAL_JOBS = "resnet_exp.local_jobs"  # the resolver behind conf/hydra/launcher/joblib.yaml's n_jobs
@@ -52,8 +53,17 @@ def _joblib_problem(launcher: DictConfig) -> str | None:
     return None
 
 
+def _slurm_problem(launcher: DictConfig) -> str | None:
+    """A job no node of its partition can hold pends forever: refused before it is submitted."""
+    cpus = int(launcher.get("cpus_per_task") or 1) * int(launcher.get("tasks_per_node") or 1)
+    return never_fits(launcher.get("partition"), cpus, float(launcher.get("mem_gb") or 0))
+
+
 #: launcher class (``hydra.launcher._target_``) -> what it can do; any other: LauncherTraits()
 TRAITS = {
+    "hydra_plugins.resnet_exp_launcher._slurm.SlurmLauncher": LauncherTraits(
+        check_options=_slurm_problem
+    ),
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": LauncherTraits(
         local_parallel=True, gpu_slots=True, check_options=_joblib_problem
     ),

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resnet_exp.config import Config, rule_of
 from resnet_exp.errors import EXIT_USER_ERROR, UserError, exit_user_error
-from resnet_exp.hydra_glue.command import Command, parse_overrides
+from resnet_exp.hydra_glue.command import CFG_FLAGS, Command, parse_overrides
 from resnet_exp.hydra_glue.compose import compose, composition_error
 from resnet_exp.hydra_glue.folders import (
     RunFolderGuard,
@@ -36,7 +38,7 @@ from resnet_exp.hydra_glue.launchers import (
 )
 from resnet_exp.tracking.identity import identity_key
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
-from resnet_exp.validation import validate
+from resnet_exp.validation import check_resolves, unresolvable, validate
 
 CHOICES = ("job", "hydra", "all")  # what --cfg prints
 
@@ -66,7 +68,9 @@ def check_command(command: Command, dry: bool = False) -> None:
             '"resnet_exp[scale]" (from a checkout: pip install ".[scale]"), or use '
             "hydra/launcher=joblib to run the sweep's jobs side by side on this machine."
         )
-    if not (command.plain or dry):
+    # --cfg job prints what would run: it composes and every value resolves
+    shown = command.cfg in ("job", "all") and command.flags <= CFG_FLAGS | {"--resolve"}
+    if not (command.plain or dry or shown):
         return
     if command.parse_error is not None:
         raise CommandError(command.parse_error)
@@ -78,11 +82,15 @@ def check_command(command: Command, dry: bool = False) -> None:
                 f"folder to write the run into, e.g. {key}=outputs/my_run, or leave {key} out "
                 "for a new dated folder under outputs/."
             )
+        if command.compose_error is None and key.startswith("hydra."):
+            _check_resolves(command, override, key)
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)
+    if shown:
+        return _validate(command.overrides, None, check_resolves)
     if not command.multirun:
         _validate(command.overrides, None)
         _check_folder(command.run_dir, "hydra.run.dir")
@@ -94,9 +102,32 @@ def check_command(command: Command, dry: bool = False) -> None:
         raise CommandError(problem)
 
 
+def _check_resolves(command: Command, override: Any, key: str) -> None:
+    """A ``hydra.*`` value the command sets resolves (Hydra would raise with a traceback);
+    ``${hydra:...}`` reads Hydra's runtime values, set only once it runs."""
+    if not (override.is_sweep_override() or "${hydra:" in str(override.value())):
+        try:
+            OmegaConf.select(command.hydra, key[6:], throw_on_resolution_failure=True)
+        except OmegaConfBaseException as error:
+            raise CommandError(unresolvable(key, str(override.value()), error)) from None
+
+
 def _check_jobs(command: Command) -> None:
-    """Every job of the sweep composes and validates."""
+    """The sweep expands into jobs, each of which composes and validates."""
+    sweeps = [o.input_line for o in command.parsed if o.is_sweep_override()]
+    sweeper = command.hydra.runtime.choices.get("hydra/sweeper")
+    for override in command.parsed:
+        if override.value_type == ValueType.INTERVAL_SWEEP and sweeper in ("resnet_exp", "basic"):
+            raise CommandError(
+                f"{override.input_line}: interval() needs a sampling sweeper (such as Optuna's); "
+                f"hydra/sweeper={sweeper} runs lists: a,b,c, range(), choice() or glob()."
+            )
     jobs, swept = command.jobs(), command.swept_keys
+    if not jobs:
+        raise CommandError(
+            f"the sweep has no job: {' '.join(sweeps)} expands to no value (a glob() matching no "
+            "option, an empty range()); --help lists each group's options."
+        )
     composed: set[tuple[str, ...]] = set()
     for number, job in enumerate(jobs):
         values = [o for o in job if o.split("=", 1)[0] in swept]
@@ -111,15 +142,15 @@ def _check_jobs(command: Command) -> None:
         _validate(job, what)
 
 
-def _validate(overrides: Sequence[str], what: str | None) -> None:
-    """The job's config composes and validates; else CommandError (prefixed by ``what``)."""
+def _validate(overrides: Sequence[str], what: str | None, check: Callable = validate) -> None:
+    """The job's config composes and passes ``check``; else CommandError (prefixed by ``what``)."""
     try:
         cfg = compose(overrides)
     except (HydraException, OmegaConfBaseException) as error:
         prefix = f"{what}: " if what else ""
         raise CommandError(f"{prefix}{composition_error(error)}") from None
     try:
-        validate(cfg)
+        check(cfg)
     except UserError as error:
         if what is None:
             raise CommandError(str(error)) from None

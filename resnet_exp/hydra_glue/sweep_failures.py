@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
@@ -115,6 +117,51 @@ def job_failed(job: SweepJob, error: BaseException) -> None:
             (job.sweep_dir / STOP_MARKER).write_text(job.name + "\n", encoding="utf-8")
         except OSError as exc:  # the sweep goes on; the job's own failure is what matters
             log.warning("could not write the fail-fast marker (%s)", exc)
+
+
+class JobKilled(RuntimeError):
+    """A sweep job's process ended by a signal (SIGKILL: most likely the out-of-memory killer)."""
+
+
+def in_own_process(run: Callable[[], Any], job: SweepJob) -> Any:
+    """``run()`` in a forked child of this launcher worker, its result or exception handed back:
+    a job killed by a signal is a failed job of a worker that lives on, not a dead worker that
+    breaks joblib's pool and loses the sweep's other jobs."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the job: it watches its worker and the sweep itself (threads are not forked)
+        global _started
+        os.close(read)
+        _started = False
+        try:
+            watch_parent()
+            outcome = (True, run())
+        except BaseException as error:  # SystemExit too: the worker raises it as it was
+            outcome = (False, error)
+        with os.fdopen(write, "wb") as stream:
+            try:
+                pickle.dump(outcome, stream)
+            except Exception:  # an exception that does not pickle: its line
+                pickle.dump((False, RuntimeError(one_line(outcome[1]))), stream)
+        logging.shutdown()
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        data = stream.read()
+    status = os.waitpid(pid, 0)[1]
+    if data:
+        ok, value = pickle.loads(data)
+        if ok:
+            return value
+        raise value
+    signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    oom = ", likely out of memory" if signum == signal.SIGKILL else ""
+    error = JobKilled(
+        f"killed by signal {signum}{oom}" if signum else f"ended with exit status {status >> 8}"
+    )
+    RunRecord(job.run_dir).mark_failed(f"{type(error).__name__}: {error}", job.name)
+    job_failed(job, error)
+    raise error
 
 
 def _to_log_files(line: str) -> None:
