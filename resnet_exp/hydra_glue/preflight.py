@@ -68,8 +68,12 @@ def check_command(command: Command, dry: bool = False) -> None:
             '"resnet_exp[scale]" (from a checkout: pip install ".[scale]"), or use '
             "hydra/launcher=joblib to run the sweep's jobs side by side on this machine."
         )
-    # --cfg job prints what would run: it composes and every value resolves
-    shown = command.cfg in ("job", "all") and command.flags <= CFG_FLAGS | {"--resolve"}
+    # --cfg job prints what would run: it composes and every value resolves (a sweep: each job)
+    shown = (
+        command.cfg in ("job", "all")
+        and command.flags <= CFG_FLAGS | {"--resolve"}
+        and not command.multirun
+    )
     if not (command.plain or dry or shown):
         return
     if command.parse_error is not None:

@@ -11,12 +11,11 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
-from hydra.utils import get_class
+from hydra.utils import get_class, get_method
 from omegaconf import OmegaConf
 
 from resnet_exp import config
 from resnet_exp.data.facts import dataset_fact
-from resnet_exp.hydra_glue.folders import fresh_dir, job_dirname
 from resnet_exp.hydra_glue.internals import allow_numeric_group_options
 from resnet_exp.hydra_glue.launchers import LOCAL_JOBS, local_jobs, scale_extra_installed
 from resnet_exp.tracking.identity import MACHINE_KEYS
@@ -34,11 +33,16 @@ SCHEMAS = {
     "schema_trainer": config.TrainerConfig,
     "schema_logger": config.LoggerConfig,
 }
+#: the folder resolvers, named by path like the plugins below: folders.py reads a sweep's jobs
+#: through command -> compose, which registers through this module
+_FOLDERS = "resnet_exp.hydra_glue.folders."
 #: each ``${resnet_exp.<name>:...}`` of ``conf/`` and the function behind it
 RESOLVERS: dict[str, Callable[..., Any]] = {
     "resnet_exp.dataset": dataset_fact,  # data.* facts from data.name (config.py)
-    "resnet_exp.fresh_dir": fresh_dir,  # conf/config.yaml's hydra.run.dir
-    "resnet_exp.job_dirname": lambda task, _root_: job_dirname(task, _root_),  # sweep.subdir
+    "resnet_exp.fresh_dir": lambda path: get_method(_FOLDERS + "fresh_dir")(path),  # run.dir
+    "resnet_exp.job_dirname": (  # conf/config.yaml's hydra.sweep.subdir
+        lambda task, _root_: get_method(_FOLDERS + "job_dirname")(task, _root_)
+    ),
     "resnet_exp.machine_keys": lambda: list(MACHINE_KEYS),  # override_dirname's exclude_keys
     LOCAL_JOBS: local_jobs,  # conf/hydra/launcher/joblib.yaml's n_jobs
 }
