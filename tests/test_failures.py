@@ -413,10 +413,15 @@ def test_a_sweep_with_one_bad_job_starts_none_in_process(
     ],
 )
 def test_the_summary_tool_rejects_what_training_rejects(
-    tmp_path: Path, override: str, named: str
+    override: str, named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_cli(override, module="resnet_exp.summary", cwd=tmp_path, timeout=120)
-    assert_user_error(result, named)
+    """In this process (its command line, one process: test_profile.py's bad-override test)."""
+    from resnet_exp import summary
+
+    code = summary.main([override])
+    out = capsys.readouterr()
+    assert_user_error(subprocess.CompletedProcess([override], code, out.out, out.err), named)
+    assert out.err.startswith("error: ") and out.err.count("\n") == 1 and out.out == ""
 
 
 def test_a_report_on_an_unparseable_summary_does_not_call_the_job_crashed(
