@@ -7,6 +7,13 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from resnet_exp.training.threads import wait_passively
+
+# Before anything imports torch: the tests' idle OpenMP threads sleep, as every resnet_exp
+# process's do (app.entry). Spinning, one 2-thread forward and backward of resnet152 took 10 s of
+# CPU on the loaded 2-core CI machine, sleeping 0.5 s; the numbers are the same either way.
+wait_passively()
+
 # Property tests: the same examples on every run (a failure reproduces), no example database
 # written into the tree, no per-example deadline (the machine is shared and its speed varies).
 settings.register_profile("resnet_exp", derandomize=True, database=None, deadline=None)

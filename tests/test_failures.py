@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli import fault_env, run_cli, start_cli
+from cli import fault_env, refused_in_process, run_cli, start_cli
 
 from resnet_exp.tracking.record import previous_path
 from resnet_exp.tracking.wandb_reader import read_offline_run
@@ -265,7 +265,24 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("extra", "named"), BAD_VALUES, ids=[" ".join(e) for e, _ in BAD_VALUES])
+#: Refused only once the job runs (after the data, the model or the checkpoint is read); the other
+#: BAD_VALUES are refused before Hydra starts.
+REFUSED_IN_THE_JOB = {"scheduler.warmup_steps=8", "data.test_subset=10001", "data.batch_size=257",
+                      "trainer.resume=other-model", "trainer.resume=wrong-shape"}  # fmt: skip
+BEFORE_HYDRA = [(e, n) for e, n in BAD_VALUES if e[0] not in REFUSED_IN_THE_JOB]
+
+
+def _slow_unless_in_the_job(cases: list[tuple[list[str], str]]) -> list:
+    """Each case as a parameter; those refused before Hydra starts are slow through the CLI (the
+    same case runs in this process in ..._is_refused_before_hydra_starts)."""
+    return [
+        pytest.param(e, n, id=" ".join(e),
+                     marks=() if e[0] in REFUSED_IN_THE_JOB else pytest.mark.slow)
+        for e, n in cases
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "named"), _slow_unless_in_the_job(BAD_VALUES))
 def test_a_bad_value_for_an_existing_run_folder_changes_nothing_there(
     tmp_path: Path, fmnist_root: Path, finished: Path, extra: list[str], named: str
 ) -> None:
@@ -282,16 +299,45 @@ def test_a_bad_value_for_an_existing_run_folder_changes_nothing_there(
     assert snapshot(finished) == before
 
 
+@pytest.mark.parametrize(
+    ("extra", "named"), BEFORE_HYDRA, ids=[" ".join(e) for e, _ in BEFORE_HYDRA]
+)
+def test_a_bad_value_for_an_existing_run_folder_is_refused_before_hydra_starts(
+    tmp_path: Path, fmnist_root: Path, finished: Path, extra: list[str], named: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The CLI's cases above, in this process (the entry point up to where Hydra would start)."""
+    before = snapshot(finished)
+    result = refused_in_process(*small(fmnist_root, f"hydra.run.dir={finished}", *extra),
+                                cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)  # fmt: skip
+    assert_user_error(result, named)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert snapshot(finished) == before
+
+
+EMPTY_OR_QUOTED = [
+    (["hydra.run.dir="], "hydra.run.dir is empty"),
+    (['hydra.run.dir="my runs/a"', "trainer.epochs=abc"], "trainer.epochs=abc"),
+    (["trainer.epochs=abc"], "trainer.epochs=abc"),  # the default dated folder
+    (["--multirun", "hydra.sweep.dir=", "seed=1,2"], "hydra.sweep.dir is empty"),
+]
+
+
+@pytest.mark.slow  # in this process: ..._leave_no_folder_behind_in_process
 def test_an_empty_or_quoted_run_dir_and_composition_errors_leave_no_folder_behind(
     tmp_path: Path,
 ) -> None:
-    for args, named in [
-        (["hydra.run.dir="], "hydra.run.dir is empty"),
-        (['hydra.run.dir="my runs/a"', "trainer.epochs=abc"], "trainer.epochs=abc"),
-        (["trainer.epochs=abc"], "trainer.epochs=abc"),  # the default dated folder
-        (["--multirun", "hydra.sweep.dir=", "seed=1,2"], "hydra.sweep.dir is empty"),
-    ]:
+    for args, named in EMPTY_OR_QUOTED:
         result = run_cli(*args, cwd=tmp_path)
+        assert_user_error(result, named)
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+
+
+def test_an_empty_or_quoted_run_dir_and_composition_errors_leave_no_folder_behind_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for args, named in EMPTY_OR_QUOTED:
+        result = refused_in_process(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
         assert_user_error(result, named)
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
 
@@ -326,6 +372,7 @@ SWEEPS = [
 ]
 
 
+@pytest.mark.slow  # in this process: test_a_sweep_with_one_bad_job_starts_none_in_process
 @pytest.mark.parametrize("dry", [False, True], ids=["run", "--cfg job"])
 @pytest.mark.parametrize(("extra", "named"), SWEEPS, ids=[" ".join(e) for e, _ in SWEEPS])
 def test_a_sweep_with_one_bad_job_starts_none(
@@ -337,6 +384,22 @@ def test_a_sweep_with_one_bad_job_starts_none(
     assert_user_error(result, named)
     assert not sweep_dir.exists()
     assert result.stdout == "" or dry is False
+
+
+@pytest.mark.parametrize("dry", [False, True], ids=["run", "--cfg job"])
+@pytest.mark.parametrize(("extra", "named"), SWEEPS, ids=[" ".join(e) for e, _ in SWEEPS])
+def test_a_sweep_with_one_bad_job_starts_none_in_process(
+    tmp_path: Path, fmnist_root: Path, extra: list[str], named: str, dry: bool,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    sweep_dir = tmp_path / "sweep"
+    args = ["--multirun", *small(fmnist_root, f"hydra.sweep.dir={sweep_dir}", *extra)]
+    result = refused_in_process(*args, *(["--cfg", "job"] if dry else []), cwd=tmp_path,
+                                monkeypatch=monkeypatch, capsys=capsys)  # fmt: skip
+    assert_user_error(result, named)
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert not sweep_dir.exists()
+    assert result.stdout == ""
 
 
 # -- tools --
@@ -352,10 +415,15 @@ def test_a_sweep_with_one_bad_job_starts_none(
     ],
 )
 def test_the_summary_tool_rejects_what_training_rejects(
-    tmp_path: Path, override: str, named: str
+    override: str, named: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_cli(override, module="resnet_exp.summary", cwd=tmp_path, timeout=120)
-    assert_user_error(result, named)
+    """In this process (its command line, one process: test_profile.py's bad-override test)."""
+    from resnet_exp import summary
+
+    code = summary.main([override])
+    out = capsys.readouterr()
+    assert_user_error(subprocess.CompletedProcess([override], code, out.out, out.err), named)
+    assert out.err.startswith("error: ") and out.err.count("\n") == 1 and out.out == ""
 
 
 def test_a_report_on_an_unparseable_summary_does_not_call_the_job_crashed(

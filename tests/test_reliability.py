@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli import fault_env, run_cli
+from cli import fault_env, refused_in_process, run_cli
 
 from resnet_exp.tracking.record import previous_path
 from resnet_exp.training.checkpoint import (
@@ -234,9 +234,21 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "evil": evil, "marker": folder / "marker.txt"}  # fmt: skip
 
 
+#: Refused only once the job runs (the data, the device, the model or the checkpoint is read);
+#: the other BAD_INPUTS are refused before Hydra starts.
+REFUSED_IN_THE_JOB = {"data=cifar10", "trainer.device=cuda", "model.depth=7",
+                      "trainer.resume={corrupt}", "trainer.resume={evil}"}  # fmt: skip
+BEFORE_HYDRA = [(o, n) for o, n in BAD_INPUTS if o[0] not in REFUSED_IN_THE_JOB]
+
+
 @pytest.mark.parametrize(
-    ("overrides", "needle"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS]
-)
+    ("overrides", "needle"),
+    [
+        pytest.param(o, n, id=" ".join(o),  # before Hydra: ..._refused_before_hydra_starts too
+                     marks=() if o[0] in REFUSED_IN_THE_JOB else pytest.mark.slow)
+        for o, n in BAD_INPUTS
+    ],
+)  # fmt: skip
 def test_bad_input_is_one_clear_error_and_earlier_runs_stay_untouched(
     overrides: list[str],
     needle: str,
@@ -263,6 +275,25 @@ def test_bad_input_is_one_clear_error_and_earlier_runs_stay_untouched(
         assert not (run_dir / "checkpoints").exists()
         if (run_dir / "summary.json").exists():
             assert summary_of(run_dir)["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"), BEFORE_HYDRA, ids=[" ".join(o) for o, _ in BEFORE_HYDRA]
+)
+def test_bad_input_is_refused_before_hydra_starts_and_earlier_runs_stay_untouched(
+    overrides: list[str], needle: str, reference: Path, bad_files: dict[str, Path],
+    fmnist_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The CLI's cases above, in this process (the entry point up to where Hydra would start)."""
+    names = {k: str(v) for k, v in bad_files.items()} | {"root": str(fmnist_root)}
+    cwd = reference.parents[2]
+    before, folders = snapshot(reference), sorted(cwd.rglob("*"))
+    result = refused_in_process(*[o.format(**names) for o in overrides], cwd=cwd,
+                                monkeypatch=monkeypatch, capsys=capsys)  # fmt: skip
+    assert result.returncode == 2
+    assert needle.format(**names) in result.stderr, result.stderr[-3000:]
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert snapshot(reference) == before and sorted(cwd.rglob("*")) == folders  # no new folder
 
 
 # -- divergence --

@@ -16,6 +16,7 @@ import yaml
 from cli import cli_env, run_cli
 from test_report import DEGRADING, make_sweep, write_job
 
+from resnet_exp import status
 from resnet_exp.report.build import build_report
 from resnet_exp.tracking.folder_lock import FolderLock
 
@@ -123,9 +124,8 @@ def _watch(folder: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def test_watch_ends_when_nothing_runs_any_more(tmp_path: Path) -> None:
-    """Interrupted, lost and pending (a folder with no record yet) jobs: the watch waits only
-    while the sweep's process holds its folder (then a job with no record is lost)."""
+def _stopped_sweep(tmp_path: Path) -> Path:
+    """A sweep of completed jobs, one terminated, one lost and one pending."""
     sweep = make_sweep(tmp_path, {("plain", 20): 10.0})
     write_job(sweep, 1, "plain", 32, 12.0, status="terminated")
     lost = write_job(sweep, 2, "plain", 44, 14.0, status="running")
@@ -135,7 +135,29 @@ def test_watch_ends_when_nothing_runs_any_more(tmp_path: Path) -> None:
     summary |= {"pid": dead.pid, "host": os.uname().nodename}
     (lost / "summary.json").write_text(json.dumps(summary))
     write_job(sweep, 3, "plain", 56, summary=False)  # pending: Hydra's folder, no record yet
+    return sweep
 
+
+def test_the_watch_waits_only_while_the_sweeps_process_holds_its_folder(tmp_path: Path) -> None:
+    """Interrupted, lost and pending (a folder with no record yet) jobs: the watch's rule; the
+    job with no record is pending while the sweep's process holds its folder, then lost."""
+    sweep = _stopped_sweep(tmp_path)
+    lock = FolderLock(sweep, "the sweep folder").acquire()  # the sweep's process, alive
+    try:
+        rows = status.sweep_status(sweep)
+        assert {r.state for r in rows} == {"completed", "lost", "pending", "terminated"}
+        assert status._still_running(sweep, rows)  # pending jobs may still start
+    finally:
+        lock.release()  # the sweep's process ends
+    rows = status.sweep_status(sweep)
+    assert sorted(r.state for r in rows) == ["completed", "lost", "lost", "terminated"]
+    assert not status._still_running(sweep, rows) and status.exit_code(rows) == 1
+
+
+@pytest.mark.slow  # its rule in this process: ..._waits_only_while_the_sweeps_process_holds_...
+def test_watch_ends_when_nothing_runs_any_more(tmp_path: Path) -> None:
+    """The watch of the rule above, through the command line."""
+    sweep = _stopped_sweep(tmp_path)
     lock = FolderLock(sweep, "the sweep folder").acquire()  # the sweep's process, alive
     watch = _watch(sweep)
     try:
