@@ -259,14 +259,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    console = Console()
-    if not args.watch:
-        rows = sweep_status(folder)
-        console.print(render(folder, rows, problem))
-        return exit_code(rows)
     rows = sweep_status(folder)
+    if not args.watch:
+        Console().print(render(folder, rows, problem))
+        return exit_code(rows)
     try:
-        with Live(render(folder, rows, problem), console=console, auto_refresh=False) as live:
+        with Live(render(folder, rows, problem), console=Console(), auto_refresh=False) as live:
             while _still_running(folder, rows):
                 time.sleep(max(args.interval, 0.05))
                 rows = sweep_status(folder)

@@ -132,9 +132,6 @@ class RunResult:
         )
 
 
-# -- Discovery -------------------------------------------------------------------------------------
-
-
 def is_job_dir(path: Path) -> bool:
     """A job directory holds Hydra's `.hydra/` record or the trainer's `summary.json`."""
     files = RunFiles(path)
@@ -164,9 +161,6 @@ def _natural_key(text: str) -> tuple:
     return tuple(
         (0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t
     )
-
-
-# -- Readers ---------------------------------------------------------------------------------------
 
 
 def _read_metrics(path: Path) -> MetricsFile:
@@ -233,9 +227,6 @@ def _override_value(overrides: Iterable[str], *keys: str) -> str | None:
         if sep and key in keys:
             return value
     return None
-
-
-# -- One job ---------------------------------------------------------------------------------------
 
 
 def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
@@ -352,9 +343,6 @@ def _fill_results(run: RunResult, summary: RunSummary | None) -> None:
 def _finite(value: Any) -> bool:
     number = _as(float, value)
     return number is not None and math.isfinite(number)
-
-
-# -- Sweep -----------------------------------------------------------------------------------------
 
 
 def collect_runs(sweep_dir: Path) -> list[RunResult]:

@@ -91,9 +91,6 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
     return ReportResult(paths=paths, runs=runs, plotted=plotted)
 
 
-# -- Weights & Biases ------------------------------------------------------------------------------
-
-
 def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """`log_report_to_wandb`'s keyword arguments from a `logger` config node, or None when W&B is
     off (`logger=none`: its node keeps the schema's `mode` but targets the NullLogger;

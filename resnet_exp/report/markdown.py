@@ -60,10 +60,6 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def _fmt_epochs(run: RunResult) -> str:
-    return f"{run.epochs}/{run.epochs_planned}" if run.epochs_planned else str(run.epochs)
-
-
 def _cell(text: str) -> str:
     """Make text safe inside one markdown table cell."""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -80,10 +76,6 @@ def status_cell(run: RunResult, limit: int = _MAX_CELL_ERROR) -> str:
             message = message[: limit - 1] + "…"
         text += f": {message}"
     return _cell(text)
-
-
-# -------------------------------------------------------------------------------------------------
-# Tables and the document
 
 
 # The runs table's columns, each with its markdown alignment.
@@ -121,7 +113,7 @@ def table_rows(runs: Sequence[RunResult]) -> list[list[str]]:
             fmt_late_fall(run),
             fmt_pct(run.best_val_err),
             fmt_pct(run.test_err_at_best_val),
-            _fmt_epochs(run),
+            f"{run.epochs}/{run.epochs_planned}" if run.epochs_planned else str(run.epochs),
             fmt_duration(run.wall_time_s),
             status_cell(run),
         ]

@@ -36,30 +36,21 @@ class NullLogger:
     """`logger=none`: the tracker interface doing nothing (metrics.jsonl is still written). It
     takes and ignores `WandbLogger`'s settings (one logger schema: `logger.tags` works here too)."""
 
-    def __init__(self, **settings: Any) -> None:
-        """Accept the logger keys of the config (mode, project, tags, ...) and ignore them."""
+    def __init__(self, **settings: Any) -> None: ...
 
-    def start(self, *args: Any, **kwargs: Any) -> None:
-        """Takes `WandbLogger.start`'s arguments; does nothing."""
+    def start(self, *args: Any, **kwargs: Any) -> None: ...
 
-    def log(self, metrics: dict, step: int) -> None:
-        """Do nothing."""
+    def log(self, metrics: dict, step: int) -> None: ...
 
-    def catch_up(self, rows: list[dict]) -> None:
-        """Do nothing."""
+    def catch_up(self, rows: list[dict]) -> None: ...
 
-    def set_summary(self, values: dict) -> None:
-        """Do nothing."""
+    def set_summary(self, values: dict) -> None: ...
 
-    def finish(self, status: str) -> None:
-        """Do nothing."""
+    def finish(self, status: str) -> None: ...
 
     def info(self) -> dict[str, Any]:
         """Same shape as `WandbLogger.info()`, saying W&B was disabled."""
         return disabled_info()
-
-
-# -- helpers -------------------------------------------------------------------------------------
 
 
 def _clean_tags(tags: Iterable[Any]) -> list[str]:
@@ -132,8 +123,6 @@ class WandbLogger:
         self._failed = False
         self._next_step = 0  # first step the W&B run does not hold yet (a resumed run has some)
 
-    # -- interface ------------------------------------------------------------------------------
-
     def start(
         self,
         run_dir: Path,
@@ -203,8 +192,6 @@ class WandbLogger:
     def info(self) -> dict[str, Any]:
         """Mode actually used, run id, wandb run directory, `wandb sync` command (or None)."""
         return dict(self._info)
-
-    # -- internals ------------------------------------------------------------------------------
 
     def _start(self, run_dir: Path, run: dict[str, Any], run_id: str | None) -> None:
         self._next_step = 0
