@@ -18,7 +18,7 @@ from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
 from resnet_exp.report.plots import run_labels
 from resnet_exp.report.stats import Spread, spread
-from resnet_exp.report.study import config_groups, run_convergence
+from resnet_exp.report.study import METRICS, config_groups, run_convergence
 from resnet_exp.report.verdict import fmt_pct, verdict_section
 from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides
 from resnet_exp.tracking.record import (
@@ -235,9 +235,7 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
     groups = config_groups(runs)
     labels = _distinguishing_labels(groups)
     for group in groups:
-        train = group.stats.get("final_train_err")
-        val = group.stats.get("best_val_err")
-        test = group.stats.get("test_err_at_best_val")
+        train, val, test = (group.stats.get(name) for name, _ in METRICS)
         n = f"{len(group.completed)}/{len(group.runs)}"
         span = f"{train.min:.2f} – {train.max:.2f}" if train else "–"
         label = _cell(labels[group.config])

@@ -167,15 +167,8 @@ def family_effect(runs: Sequence[RunResult], residual: bool) -> FamilyEffect | N
         return None
     depths, groups = list(by_depth), list(by_depth.values())
     parts = contrast_parts(groups, depth_weights(depths))
-    return FamilyEffect(
-        family=kind(residual),
-        depths=depths,
-        means=[sum(v) / len(v) for v in groups],
-        counts=[len(v) for v in groups],
-        groups=groups,
-        parts=parts,
-        effect=interval(parts),
-    )
+    means, counts = [sum(v) / len(v) for v in groups], [len(v) for v in groups]
+    return FamilyEffect(kind(residual), depths, means, counts, groups, parts, interval(parts))
 
 
 def penalty_avoided_parts(plain: FamilyEffect, residual: FamilyEffect) -> ContrastParts:
@@ -206,15 +199,8 @@ def decide(runs: Sequence[RunResult]) -> Verdict:
     if resid is None:
         return Verdict(plain, resid, rises(plain.parts))
     gap, share = penalty_avoided_parts(plain, resid), share_avoided(plain.parts, resid.parts)
-    return Verdict(
-        plain,
-        resid,
-        plain_claim=rises(plain.parts),
-        residual_claim=stays_below(resid.parts, gap),
-        avoided=rises(gap),
-        share=share,
-        most=most_avoided(share),
-    )
+    claims = rises(plain.parts), stays_below(resid.parts, gap), rises(gap)
+    return Verdict(plain, resid, *claims, share=share, most=most_avoided(share))
 
 
 def run_convergence(run: RunResult) -> Convergence | None:

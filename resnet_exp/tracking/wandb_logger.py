@@ -77,13 +77,6 @@ def _run_bounded(fn: Any, timeout: float) -> bool:
     return not thread.is_alive()
 
 
-def _emit(message: str) -> None:
-    """Log at INFO; also print when nothing is listening, so the sync command is never lost."""
-    log.info(message)
-    if not log.hasHandlers() or not log.isEnabledFor(logging.INFO):
-        print(message, file=sys.stderr)
-
-
 class WandbLogger:
     """Log one training run to W&B (see the module docstring for the guarantees).
 
@@ -187,7 +180,10 @@ class WandbLogger:
             return
         self._wait_for_run_file()
         if self._info["sync"]:
-            _emit(f"W&B run saved offline; upload it with: {self._info['sync']}")
+            message = f"W&B run saved offline; upload it with: {self._info['sync']}"
+            log.info(message)
+            if not log.hasHandlers() or not log.isEnabledFor(logging.INFO):  # never lost
+                print(message, file=sys.stderr)
 
     def info(self) -> dict[str, Any]:
         """Mode actually used, run id, wandb run directory, `wandb sync` command (or None)."""
