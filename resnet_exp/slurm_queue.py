@@ -72,9 +72,8 @@ def read_entries(sweep_dir: Path) -> list[dict]:
         data = json.loads((sweep_dir / JOBS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    return (
-        [e for e in data if isinstance(e, dict) and "job_id" in e] if isinstance(data, list) else []
-    )
+    entries = data if isinstance(data, list) else []
+    return [e for e in entries if isinstance(e, dict) and "job_id" in e]
 
 
 def latest_ids(sweep_dir: Path) -> dict[frozenset[str], str]:

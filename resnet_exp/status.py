@@ -174,10 +174,6 @@ def _short(name: str) -> str:
     return match.group(1) if match else name
 
 
-def _err(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
 def render(folder: Path, rows: list[JobStatus], problem: str | None = None) -> RenderableType:
     """The table, one line per job at any width (a column too narrow ends in an ellipsis, never a
     word broken across lines): job, state, epoch, errors, time, configuration (the overrides
@@ -205,7 +201,8 @@ def render(folder: Path, rows: list[JobStatus], problem: str | None = None) -> R
         numbers = ["", "", "", ""]
         if run is not None and row.state != PENDING:
             errors = (run.final_train_err, run.best_val_err, run.test_err_at_best_val)
-            numbers = [*map(_err, errors), _duration(run.wall_time_s) if run.wall_time_s else ""]
+            numbers = ["" if e is None else f"{e:.2f}" for e in errors]
+            numbers.append(_duration(run.wall_time_s) if run.wall_time_s else "")
         epoch = epoch if run is not None else ""
         state = Text(row.state, _STYLE.get(row.state, ""))
         table.add_row(_line(_short(row.name)), state, epoch, *numbers, _line(scrub(config)))
@@ -259,14 +256,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
-    console = Console()
-    if not args.watch:
-        rows = sweep_status(folder)
-        console.print(render(folder, rows, problem))
-        return exit_code(rows)
     rows = sweep_status(folder)
+    if not args.watch:
+        Console().print(render(folder, rows, problem))
+        return exit_code(rows)
     try:
-        with Live(render(folder, rows, problem), console=console, auto_refresh=False) as live:
+        with Live(render(folder, rows, problem), console=Console(), auto_refresh=False) as live:
             while _still_running(folder, rows):
                 time.sleep(max(args.interval, 0.05))
                 rows = sweep_status(folder)

@@ -124,15 +124,8 @@ class RunResult:
 
     def sort_key(self) -> tuple:
         """Plain before residual, then by depth, then block name and job directory."""
-        return (
-            1 if self.residual else 0,
-            self.depth if self.depth is not None else math.inf,
-            self.block or "",
-            _natural_key(self.name),
-        )
-
-
-# -- Discovery -------------------------------------------------------------------------------------
+        depth = self.depth if self.depth is not None else math.inf
+        return (1 if self.residual else 0, depth, self.block or "", _natural_key(self.name))
 
 
 def is_job_dir(path: Path) -> bool:
@@ -166,9 +159,6 @@ def _natural_key(text: str) -> tuple:
     )
 
 
-# -- Readers ---------------------------------------------------------------------------------------
-
-
 def _read_metrics(path: Path) -> MetricsFile:
     """A job's metrics.jsonl; unreadable lines (a torn last line after a kill) are logged."""
     try:
@@ -179,15 +169,6 @@ def _read_metrics(path: Path) -> MetricsFile:
     for number in found.torn:
         log.warning("%s:%d is not valid JSON (torn line?); skipped", path, number)
     return found
-
-
-def _read_summary(path: Path) -> tuple[RunSummary | None, str | None]:
-    """The job's summary (None when absent or damaged) and, when damaged, why."""
-    try:
-        return read_summary_file(path), None
-    except DamagedSummary as exc:
-        log.warning("cannot read %s (%s)", path, exc)
-        return None, str(exc)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -235,20 +216,24 @@ def _override_value(overrides: Iterable[str], *keys: str) -> str | None:
     return None
 
 
-# -- One job ---------------------------------------------------------------------------------------
-
-
 def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
     """Everything the report needs about one job directory (never raises on a partial one)."""
     files = RunFiles(job_dir)
     metrics = _read_metrics(files.metrics_path)
-    summary, problem = _read_summary(files.summary_path)
+    try:
+        summary, problem = read_summary_file(files.summary_path), None
+    except DamagedSummary as exc:  # absent: None; damaged: None, and why
+        log.warning("cannot read %s (%s)", files.summary_path, exc)
+        summary, problem = None, str(exc)
     config = _read_yaml(files.hydra_dir / HYDRA_CONFIG)
     listed = _read_yaml(files.hydra_dir / HYDRA_OVERRIDES)
     hydra_overrides = [str(o) for o in listed] if isinstance(listed, list) else []
     overrides = [str(o) for o in summary.overrides] if summary else []
     overrides = overrides or hydra_overrides
-    name = _job_name(files.run_dir, sweep_dir)
+    try:  # the job folder relative to the sweep folder ("." for a single run)
+        name = files.run_dir.relative_to(sweep_dir).as_posix() if sweep_dir else files.run_dir.name
+    except ValueError:
+        name = files.run_dir.name
     raw_status, error = _outcome(files.run_dir, summary, problem, config, len(metrics.epochs))
     run = RunResult(
         job_dir=files.run_dir,
@@ -268,14 +253,6 @@ def read_run(job_dir: Path, sweep_dir: Path | None = None) -> RunResult:
     _describe(run, summary or RunSummary(), config, hydra_overrides)
     _fill_results(run, summary if raw_status in FINISHED else None)
     return run
-
-
-def _job_name(job_dir: Path, sweep_dir: Path | None) -> str:
-    """The job folder relative to the sweep folder ("." for a single run)."""
-    try:
-        return job_dir.relative_to(sweep_dir).as_posix() if sweep_dir else job_dir.name
-    except ValueError:
-        return job_dir.name
 
 
 def _outcome(
@@ -352,9 +329,6 @@ def _fill_results(run: RunResult, summary: RunSummary | None) -> None:
 def _finite(value: Any) -> bool:
     number = _as(float, value)
     return number is not None and math.isfinite(number)
-
-
-# -- Sweep -----------------------------------------------------------------------------------------
 
 
 def collect_runs(sweep_dir: Path) -> list[RunResult]:

@@ -91,9 +91,6 @@ def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
     return ReportResult(paths=paths, runs=runs, plotted=plotted)
 
 
-# -- Weights & Biases ------------------------------------------------------------------------------
-
-
 def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """`log_report_to_wandb`'s keyword arguments from a `logger` config node, or None when W&B is
     off (`logger=none`: its node keeps the schema's `mode` but targets the NullLogger;
@@ -111,11 +108,6 @@ def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "dir": logger.get("dir") or None,
         "init_timeout": logger.get("init_timeout") or WANDB_INIT_TIMEOUT_S,
     }
-
-
-def table_data(runs: Sequence[RunResult]) -> list[list[Any]]:
-    """summary.csv's rows with typed cells (numbers stay numbers, so W&B can plot the table)."""
-    return [list(csv_cells(run).values()) for run in sorted(runs, key=RunResult.sort_key)]
 
 
 def log_report_to_wandb(
@@ -150,7 +142,10 @@ def log_report_to_wandb(
                         opened.online_error)  # fmt: skip
         try:
             opened.run.log(_report_payload(wandb, sweep_dir, runs))
-            _write_report_summary(opened.run.summary, runs)
+            summary = opened.run.summary  # the headline verdict and the run counts by status
+            summary["verdict"], summary["runs"] = headline(runs).replace("**", ""), len(runs)
+            for status in (COMPLETED, FAILED, DIVERGED, INCOMPLETE):
+                summary[f"runs_{status}"] = sum(r.status == status for r in runs)
             info = wandb_client.run_info(opened.run, opened.mode)
         finally:
             opened.run.finish()
@@ -200,8 +195,10 @@ def _report_run_kwargs(
 def _report_payload(wandb: Any, sweep_dir: Path, runs: list[RunResult]) -> dict[str, Any]:
     """The report run's one history row: both tables and every figure on disk."""
     statistics = [[config_row(g).get(c, "") for c in SUMMARY_COLUMNS] for g in config_groups(runs)]
+    # typed cells: numbers stay numbers, so W&B can plot the table
+    table = [list(csv_cells(run).values()) for run in sorted(runs, key=RunResult.sort_key)]
     payload: dict[str, Any] = {
-        "summary_table": wandb.Table(columns=list(CSV_COLUMNS), data=table_data(runs)),
+        "summary_table": wandb.Table(columns=list(CSV_COLUMNS), data=table),
         "statistics_table": wandb.Table(columns=list(SUMMARY_COLUMNS), data=statistics),
     }
     for figure in FIGURES:
@@ -209,11 +206,3 @@ def _report_payload(wandb: Any, sweep_dir: Path, runs: list[RunResult]) -> dict[
         if image.is_file():
             payload[figure.wandb_key] = wandb.Image(str(image))
     return payload
-
-
-def _write_report_summary(summary: Any, runs: list[RunResult]) -> None:
-    """The headline verdict and the run counts by status."""
-    summary["verdict"] = headline(runs).replace("**", "")
-    summary["runs"] = len(runs)
-    for status in (COMPLETED, FAILED, DIVERGED, INCOMPLETE):
-        summary[f"runs_{status}"] = sum(r.status == status for r in runs)

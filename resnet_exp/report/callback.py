@@ -43,9 +43,8 @@ def _absolute(path: str, config: DictConfig) -> Path:
 
 def sweep_dir_of(config: DictConfig) -> Path:
     """The sweep directory (`hydra.sweep.dir`) as an absolute path."""
-    return _absolute(
-        str(OmegaConf.select(config, "hydra.sweep.dir", throw_on_missing=True)), config
-    )
+    path = OmegaConf.select(config, "hydra.sweep.dir", throw_on_missing=True)
+    return _absolute(str(path), config)
 
 
 def _report(module: str = "build") -> Any:

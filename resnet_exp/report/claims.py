@@ -11,16 +11,9 @@ not beyond it, and reads inconclusive.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from resnet_exp.report.stats import (
-    ContrastParts,
-    Effect,
-    interval,
-    ratio_interval,
-    seeds_needed,
-)
+from resnet_exp.report.stats import ContrastParts, Effect, interval, ratio_interval, seeds_needed
 
 MARGIN_PP = 5.0  # a depth effect within ±5 pp of training error counts as "no effect"
 
@@ -108,7 +101,6 @@ def most_avoided(share: Effect) -> str:
 
 def seed_list(seeds: int) -> str:
     """The override that runs `seeds` replicates: seed=0,1,...,N-1."""
-    shown: Sequence[int] = range(seeds)
     if seeds > 6:
         return f"seed=0,1,...,{seeds - 1}"
-    return "seed=" + ",".join(map(str, shown))
+    return "seed=" + ",".join(map(str, range(seeds)))

@@ -88,9 +88,7 @@ def as_text_unless_inlined(children: list[Token]) -> list[Token]:
 
 
 def _text(content: str) -> Token:
-    token = Token("text", "", 0)
-    token.content = content
-    return token
+    return Token("text", "", 0, content=content)
 
 
 def render_html(runs: Sequence[RunResult], sweep_dir: Path) -> str:

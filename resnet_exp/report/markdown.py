@@ -18,7 +18,7 @@ from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
 from resnet_exp.report.plots import run_labels
 from resnet_exp.report.stats import Spread, spread
-from resnet_exp.report.study import config_groups, run_convergence
+from resnet_exp.report.study import METRICS, config_groups, run_convergence
 from resnet_exp.report.verdict import fmt_pct, verdict_section
 from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides
 from resnet_exp.tracking.record import (
@@ -60,10 +60,6 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def _fmt_epochs(run: RunResult) -> str:
-    return f"{run.epochs}/{run.epochs_planned}" if run.epochs_planned else str(run.epochs)
-
-
 def _cell(text: str) -> str:
     """Make text safe inside one markdown table cell."""
     return " ".join(str(text).split()).replace("|", "\\|")
@@ -80,10 +76,6 @@ def status_cell(run: RunResult, limit: int = _MAX_CELL_ERROR) -> str:
             message = message[: limit - 1] + "…"
         text += f": {message}"
     return _cell(text)
-
-
-# -------------------------------------------------------------------------------------------------
-# Tables and the document
 
 
 # The runs table's columns, each with its markdown alignment.
@@ -121,7 +113,7 @@ def table_rows(runs: Sequence[RunResult]) -> list[list[str]]:
             fmt_late_fall(run),
             fmt_pct(run.best_val_err),
             fmt_pct(run.test_err_at_best_val),
-            _fmt_epochs(run),
+            f"{run.epochs}/{run.epochs_planned}" if run.epochs_planned else str(run.epochs),
             fmt_duration(run.wall_time_s),
             status_cell(run),
         ]
@@ -243,9 +235,7 @@ def stats_table(runs: Sequence[RunResult]) -> list[str]:
     groups = config_groups(runs)
     labels = _distinguishing_labels(groups)
     for group in groups:
-        train = group.stats.get("final_train_err")
-        val = group.stats.get("best_val_err")
-        test = group.stats.get("test_err_at_best_val")
+        train, val, test = (group.stats.get(name) for name, _ in METRICS)
         n = f"{len(group.completed)}/{len(group.runs)}"
         span = f"{train.min:.2f} – {train.max:.2f}" if train else "–"
         label = _cell(labels[group.config])

@@ -26,14 +26,10 @@ PANEL_TITLES = {False: "plain networks", True: "residual networks (ResNet)"}  # 
 DPI = 120
 
 
-def _base_label(run: RunResult) -> str:
-    return model_label(bool(run.residual), run.depth)
-
-
 def run_labels(runs: Sequence[RunResult]) -> list[str]:
     """Legend labels ("plain-20", "ResNet-56"), qualified only where two runs would share one: by
     the first of block, shortcut option, seed and job directory that tells them apart."""
-    labels = [_base_label(r) for r in runs]
+    labels = [model_label(bool(r.residual), r.depth) for r in runs]
     qualifiers: list[Callable[[RunResult], str]] = [
         lambda r: str(r.block),
         lambda r: f"option {r.shortcut}",
@@ -85,10 +81,6 @@ def _number(value: Any) -> float:
     return number if math.isfinite(number) else math.nan
 
 
-def _dataset_name(runs: Sequence[RunResult], dataset: str | None) -> str:
-    return dataset or ", ".join(datasets(runs)) or "unknown dataset"
-
-
 def _save(fig: Figure, path: Path) -> Path:
     """Render to a temp file beside `path`, then rename: readers never see a half-written PNG."""
     path = Path(path)
@@ -123,9 +115,6 @@ def _panel_note(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, color="0.4", **_CENTRED)
 
 
-# -- Fig. 6: error against iterations, mean and band over replicate seeds --------------------------
-
-
 def _replicate_sets(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult]]]:
     """(label, replicates) per configuration, labelled as run_labels would label one of them."""
     by_config: dict[str, list[RunResult]] = {}
@@ -134,7 +123,7 @@ def _replicate_sets(runs: Sequence[RunResult]) -> list[tuple[str, list[RunResult
     firsts = [members[0] for members in by_config.values()]
     labels = run_labels(firsts) if len({r.config for r in firsts}) == len(firsts) else []
     if len(set(labels)) != len(labels) or any("seed" in label for label in labels):
-        labels = [f"{_base_label(r)} ({r.config})" for r in firsts]
+        labels = [f"{model_label(bool(r.residual), r.depth)} ({r.config})" for r in firsts]
     return list(zip(labels, by_config.values()))
 
 
@@ -175,7 +164,8 @@ def plot_degradation(
     over seeds, the band their min to max. Returns {label: {"train": curve, "test": curve, "depth",
     "residual", "runs"}}, a curve being {"x", "mean", "min", "max", "n"}: the plotted numbers."""
     runs = list(runs)
-    title = f"{_dataset_name(runs, dataset)}: training error (dashed) and test error (solid)"
+    name = dataset or ", ".join(datasets(runs)) or "unknown dataset"
+    title = f"{name}: training error (dashed) and test error (solid)"
     plotted_runs = [r for r in runs if r.metrics or r.steps]
     data: dict[str, dict[str, Any]] = {}
     if not plotted_runs:
@@ -225,11 +215,8 @@ def _degradation_lines(
 ) -> dict[str, Any]:
     """Draw one configuration's training and test curves (mean, band over seeds)."""
     train, test = _curve(reps, _train_points), _curve(reps, _test_points)
-    note = (
-        ""
-        if all(r.ok for r in reps)
-        else " [" + ", ".join(sorted({r.status for r in reps if not r.ok})) + "]"
-    )
+    failed = sorted({r.status for r in reps if not r.ok})
+    note = f" [{', '.join(failed)}]" if failed else ""
     seeds = f", mean of {train['n']}" if train["n"] > 1 else ""
     ax.plot(train["x"], train["mean"], linestyle="--", linewidth=1.0, color=colour)
     ax.plot(
@@ -241,9 +228,6 @@ def _degradation_lines(
         ax.fill_between(test["x"], test["min"], test["max"], color=colour, alpha=0.25)
     out = {"train": train, "test": test, "depth": reps[0].depth, "residual": residual}
     return {**out, "runs": [r.name for r in reps]}
-
-
-# -- Gradient norms per stage ----------------------------------------------------------------------
 
 
 def _stage_rank(key: str) -> tuple[int, int] | None:
@@ -346,9 +330,6 @@ def _gradient_line(
     ax.plot(xs, ys, marker="o", linewidth=1.8, color=colour, label=label)
     if entry["n"] > 1:
         ax.fill_between(xs, *entry[f"{which}_band"], color=colour, alpha=0.2)
-
-
-# -- Fig. 7: layer responses -----------------------------------------------------------------------
 
 
 def response_profiles(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:

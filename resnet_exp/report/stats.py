@@ -102,8 +102,6 @@ def contrast(groups: Sequence[Sequence[float]], weights: Sequence[float]) -> Eff
     return interval(contrast_parts(groups, weights))
 
 
-# -- Bounded intervals, depth slopes, ratios and the seeds a claim needs ---------------------------
-
 PERCENT = (0.0, 100.0)  # an error rate's possible range
 
 

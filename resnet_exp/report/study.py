@@ -32,6 +32,7 @@ from resnet_exp.report.stats import (
     interval,
     spread,
 )
+from resnet_exp.tracking.identity import parse_key
 from resnet_exp.tracking.record import kind
 
 METRICS = (
@@ -93,11 +94,8 @@ _STUDIED = ("seed", "model.depth", "model.block.")
 
 def _setup_of(run: RunResult) -> dict[str, Any]:
     """The run's identity without the study's variables; by dataset where it has none."""
-    try:
-        flat = json.loads(run.identity) if run.identity else None
-    except ValueError:
-        flat = None
-    if not isinstance(flat, dict):
+    flat = parse_key(run.identity)
+    if flat is None:
         return {"data.name": run.dataset, "identity": "unknown"}
     return {k: v for k, v in flat.items() if not k.startswith(_STUDIED)}
 
@@ -167,18 +165,10 @@ def family_effect(runs: Sequence[RunResult], residual: bool) -> FamilyEffect | N
     by_depth = train_errors_by_depth(runs, residual)
     if len(by_depth) < 2:
         return None
-    depths = list(by_depth)
-    groups = list(by_depth.values())
+    depths, groups = list(by_depth), list(by_depth.values())
     parts = contrast_parts(groups, depth_weights(depths))
-    return FamilyEffect(
-        family=kind(residual),
-        depths=depths,
-        means=[sum(v) / len(v) for v in groups],
-        counts=[len(v) for v in groups],
-        groups=groups,
-        parts=parts,
-        effect=interval(parts),
-    )
+    means, counts = [sum(v) / len(v) for v in groups], [len(v) for v in groups]
+    return FamilyEffect(kind(residual), depths, means, counts, groups, parts, interval(parts))
 
 
 def penalty_avoided_parts(plain: FamilyEffect, residual: FamilyEffect) -> ContrastParts:
@@ -209,15 +199,8 @@ def decide(runs: Sequence[RunResult]) -> Verdict:
     if resid is None:
         return Verdict(plain, resid, rises(plain.parts))
     gap, share = penalty_avoided_parts(plain, resid), share_avoided(plain.parts, resid.parts)
-    return Verdict(
-        plain,
-        resid,
-        plain_claim=rises(plain.parts),
-        residual_claim=stays_below(resid.parts, gap),
-        avoided=rises(gap),
-        share=share,
-        most=most_avoided(share),
-    )
+    claims = rises(plain.parts), stays_below(resid.parts, gap), rises(gap)
+    return Verdict(plain, resid, *claims, share=share, most=most_avoided(share))
 
 
 def run_convergence(run: RunResult) -> Convergence | None:
@@ -231,7 +214,6 @@ def still_falling(run: RunResult) -> bool:
     return found is not None and found.still_falling
 
 
-# -------------------------------------------------------------------------------------------------
 # summary.csv: one row per configuration, then one per run
 
 STAT_FIELDS = ("mean", "std", "min", "max", "ci_low", "ci_high")
@@ -291,15 +273,13 @@ def summary_csv_text(runs: Sequence[RunResult]) -> str:
     for group in config_groups(runs):
         writer.writerow(config_row(group))
     for run in sorted(runs, key=RunResult.sort_key):
-        seed = _num(run.seed)
         found = run_convergence(run)
         late = {
             "late_fall_pp": _num(found.fall_pp) if found else "",
             "still_falling": int(found.still_falling) if found else "",
         }
-        writer.writerow(
-            {"row": "run", "config": _num(run.config), "seed": seed, **csv_row(run), **late}
-        )
+        row = {"row": "run", "config": _num(run.config), "seed": _num(run.seed)}
+        writer.writerow({**row, **csv_row(run), **late})
     return buffer.getvalue()
 
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from resnet_exp.tracking.record import COMPLETED, HYDRA_CONFIG, HYDRA_DIR, RunRecord
+
 #: Keys that cannot change what a job computes, and why; a key in none of these is identity.
 MACHINE_KEYS: dict[str, str] = {
     "data.root": "where the files lie; the same files give the same numbers",
@@ -82,7 +84,8 @@ def short_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
 
 
-def _loads(key: str | None) -> dict[str, Any] | None:
+def parse_key(key: str | None) -> dict[str, Any] | None:
+    """An identity's keys and values; None for no key or one that is not a JSON object."""
     try:
         found = json.loads(key) if key else None
     except ValueError:
@@ -92,13 +95,13 @@ def _loads(key: str | None) -> dict[str, Any] | None:
 
 def is_current(key: str | None) -> bool:
     """Whether ``key`` was made by this rule (not by the code before it)."""
-    found = _loads(key)
+    found = parse_key(key)
     return found is not None and found.get(_RULE[0]) == _RULE[1]
 
 
 def configuration(key: str) -> str:
     """The configuration of an identity: its hash without the seed (replicates share it)."""
-    flat = {k: v for k, v in (_loads(key) or {}).items() if k not in SEED_KEYS}
+    flat = {k: v for k, v in (parse_key(key) or {}).items() if k not in SEED_KEYS}
     return short_hash(json.dumps(flat, sort_keys=True))
 
 
@@ -108,13 +111,13 @@ def same_key(saved: str | None, key: str) -> bool:
     resolved values say the same (keys it did not have were free then)."""
     if saved is None or saved == key or is_current(saved):
         return saved == key
-    old, new = _loads(saved), _loads(key) or {}
+    old, new = parse_key(saved), parse_key(key) or {}
     return old is not None and all(k in new and new[k] == v for k, v in old.items())
 
 
 def key_difference(saved: str, key: str) -> str:
     """What differs between two keys: "<key>=<value> there, <value> now; ..."."""
-    old, new = _loads(saved), _loads(key)
+    old, new = parse_key(saved), parse_key(key)
     if old is None or new is None:
         return ""
     if not is_current(saved):  # an older key: only its own keys were compared
@@ -124,9 +127,6 @@ def key_difference(saved: str, key: str) -> str:
         for k in sorted(set(old) | set(new))
         if old.get(k) != new.get(k) and k != _RULE[0]
     )
-
-
-# -- the identity of a job folder on disk ---------------------------------------------------------
 
 
 def identity_of_node(node: Any) -> str | None:
@@ -165,12 +165,10 @@ _CACHE: dict[tuple[str, float, float], str | None] = {}
 def identity_of_folder(job_dir: Path) -> str | None:
     """A job folder's identity: ``summary.json``'s key where this rule wrote it, else computed
     from Hydra's ``.hydra/config.yaml`` (a folder of an older sweep); None if neither tells."""
-    from resnet_exp.tracking.record import HYDRA_DIR, RunRecord
-
     stored = RunRecord(job_dir).read_summary()
     if stored is not None and is_current(stored.config_key):
         return stored.config_key
-    config = job_dir / HYDRA_DIR / "config.yaml"
+    config = job_dir / HYDRA_DIR / HYDRA_CONFIG
     try:
         stat = config.stat()
     except OSError:
@@ -188,8 +186,6 @@ def identity_of_folder(job_dir: Path) -> str | None:
 
 def job_folders(sweep_dir: Path) -> list[Path]:
     """The sweep's job folders (one level down, as Hydra makes them), oldest first."""
-    from resnet_exp.tracking.record import HYDRA_DIR
-
     try:
         found = [p for p in sweep_dir.iterdir() if (p / HYDRA_DIR).is_dir()]
     except OSError:
@@ -199,7 +195,7 @@ def job_folders(sweep_dir: Path) -> list[Path]:
 
 def _mtime(path: Path) -> float:
     try:
-        return (path / ".hydra").stat().st_mtime
+        return (path / HYDRA_DIR).stat().st_mtime
     except OSError:
         return 0.0
 
@@ -216,14 +212,10 @@ def index(sweep_dir: Path) -> dict[str, Path]:
 
 def pick(folders: list[Path]) -> Path | None:
     """Of folders holding one identity: the completed one, else the latest written."""
-    from resnet_exp.tracking.record import COMPLETED, RunRecord
-
     folders = sorted(folders, key=_mtime)
     done = [d for d in folders if getattr(RunRecord(d).read_summary(), "status", "") == COMPLETED]
     return (done or folders or [None])[-1]
 
-
-# -- a job folder's name --------------------------------------------------------------------------
 
 MODEL_KEYS = ("model", "model/block", "model/depth", "model.block", "model.depth")
 

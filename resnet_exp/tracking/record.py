@@ -117,9 +117,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(_json_safe(data), indent=2) + "\n").encode("utf-8"))
 
 
-# -- summary.json ----------------------------------------------------------------------------------
-
-
 @dataclass
 class RunSummary:
     """``summary.json``: what one run was and how it ended; written by the entry point, read by the
@@ -216,9 +213,6 @@ def read_summary_file(path: Path) -> RunSummary | None:
     return RunSummary.from_json(data)
 
 
-# -- metrics.jsonl ---------------------------------------------------------------------------------
-
-
 def is_epoch_row(row: dict[str, Any]) -> bool:
     """An end-of-epoch row has "epoch"; a per-step row (``trainer.log_every_steps``) does not."""
     return "epoch" in row
@@ -284,9 +278,6 @@ def read_metrics_file(path: Path) -> MetricsFile:
     return found
 
 
-# -- the run's writer ------------------------------------------------------------------------------
-
-
 class RunRecord(RunFiles):
     """Appends one JSON line per epoch and rewrites the summary atomically."""
 
@@ -303,9 +294,8 @@ class RunRecord(RunFiles):
             last_step = max((int(r.get("step") or 0) for r in epochs), default=0)
         kept = [r for r in rows if is_epoch_row(r) or int(r.get("step") or 0) <= last_step]
         kept = [r for r in kept if not is_epoch_row(r) or r["epoch"] <= last_epoch]
-        payload = "".join(json.dumps(r) + "\n" for r in kept).encode()
-        atomic_write(self.metrics_path, payload)
-        return [r for r in kept if is_epoch_row(r)]
+        atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        return epochs
 
     def append_metrics(self, row: dict) -> None:
         line = (json.dumps(_json_safe(row)) + "\n").encode()
@@ -341,9 +331,6 @@ class RunRecord(RunFiles):
         self.write_summary(summary)
 
 
-# -- job_error.json --------------------------------------------------------------------------------
-
-
 def write_job_error(run_dir: Path, kind: str | None, message: str) -> None:
     """Why a sweep job failed before it wrote summary.json (the report shows it)."""
     _write_json(RunFiles(run_dir).job_error_path, {"type": kind, "message": message})
@@ -360,8 +347,6 @@ def read_job_error(run_dir: Path) -> str | None:
     kind, message = data.get("type"), data["message"]
     return f"{kind}: {message}" if kind else str(message)
 
-
-# -- layer_responses.csv ---------------------------------------------------------------------------
 
 RESPONSE_COLUMNS = ("layer", "name", "std")
 
@@ -386,9 +371,6 @@ def read_responses(run_dir: Path) -> list[dict[str, Any]]:
             ]
     except (OSError, KeyError, ValueError, TypeError):
         return []
-
-
-# -- the sweep -------------------------------------------------------------------------------------
 
 
 def sweep_id(sweep_dir: str | os.PathLike[str]) -> str:

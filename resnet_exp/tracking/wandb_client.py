@@ -220,9 +220,7 @@ def _probe_server(base_url: str, timeout: float) -> str | None:
     thread = threading.Thread(target=request, name="resnet_exp-wandb-probe", daemon=True)
     thread.start()
     thread.join(timeout + 1.0)
-    if not result:
-        return f"no answer within {timeout:.0f} s"
-    return result[0]
+    return result[0] if result else f"no answer within {timeout:.0f} s"
 
 
 def _disable_wandb_analytics() -> None:

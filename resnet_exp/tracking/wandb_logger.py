@@ -36,30 +36,21 @@ class NullLogger:
     """`logger=none`: the tracker interface doing nothing (metrics.jsonl is still written). It
     takes and ignores `WandbLogger`'s settings (one logger schema: `logger.tags` works here too)."""
 
-    def __init__(self, **settings: Any) -> None:
-        """Accept the logger keys of the config (mode, project, tags, ...) and ignore them."""
+    def __init__(self, **settings: Any) -> None: ...
 
-    def start(self, *args: Any, **kwargs: Any) -> None:
-        """Takes `WandbLogger.start`'s arguments; does nothing."""
+    def start(self, *args: Any, **kwargs: Any) -> None: ...
 
-    def log(self, metrics: dict, step: int) -> None:
-        """Do nothing."""
+    def log(self, metrics: dict, step: int) -> None: ...
 
-    def catch_up(self, rows: list[dict]) -> None:
-        """Do nothing."""
+    def catch_up(self, rows: list[dict]) -> None: ...
 
-    def set_summary(self, values: dict) -> None:
-        """Do nothing."""
+    def set_summary(self, values: dict) -> None: ...
 
-    def finish(self, status: str) -> None:
-        """Do nothing."""
+    def finish(self, status: str) -> None: ...
 
     def info(self) -> dict[str, Any]:
         """Same shape as `WandbLogger.info()`, saying W&B was disabled."""
         return disabled_info()
-
-
-# -- helpers -------------------------------------------------------------------------------------
 
 
 def _clean_tags(tags: Iterable[Any]) -> list[str]:
@@ -84,13 +75,6 @@ def _run_bounded(fn: Any, timeout: float) -> bool:
     thread.start()
     thread.join(timeout)
     return not thread.is_alive()
-
-
-def _emit(message: str) -> None:
-    """Log at INFO; also print when nothing is listening, so the sync command is never lost."""
-    log.info(message)
-    if not log.hasHandlers() or not log.isEnabledFor(logging.INFO):
-        print(message, file=sys.stderr)
 
 
 class WandbLogger:
@@ -131,8 +115,6 @@ class WandbLogger:
         self._info = disabled_info()
         self._failed = False
         self._next_step = 0  # first step the W&B run does not hold yet (a resumed run has some)
-
-    # -- interface ------------------------------------------------------------------------------
 
     def start(
         self,
@@ -198,13 +180,14 @@ class WandbLogger:
             return
         self._wait_for_run_file()
         if self._info["sync"]:
-            _emit(f"W&B run saved offline; upload it with: {self._info['sync']}")
+            message = f"W&B run saved offline; upload it with: {self._info['sync']}"
+            log.info(message)
+            if not log.hasHandlers() or not log.isEnabledFor(logging.INFO):  # never lost
+                print(message, file=sys.stderr)
 
     def info(self) -> dict[str, Any]:
         """Mode actually used, run id, wandb run directory, `wandb sync` command (or None)."""
         return dict(self._info)
-
-    # -- internals ------------------------------------------------------------------------------
 
     def _start(self, run_dir: Path, run: dict[str, Any], run_id: str | None) -> None:
         self._next_step = 0
