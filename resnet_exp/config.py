@@ -1,14 +1,9 @@
 """Structured-config schemas: each key's type, default and valid choices or range.
 
-The YAML files under ``conf/`` pull these schemas in through their defaults lists and state only
-what differs from these defaults, so a wrong type (``data.batch_size=abc``) or an unknown key
-(``trainer.epoch=3``) fails while the config is composed. What a type cannot say (lr > 0, precision
-in 32|bf16|16|auto, ...) is a :class:`Rule` stored in the field's metadata, next to its default;
-:func:`resnet_exp.validation.validate` walks these rules before torch is imported. The choices
-come from each domain's torch-free facts module (``data/facts.py``, ``models/facts.py``,
-``training/facts.py``, ``tracking/facts.py``), whose tables the domain code raises with too.
-Nothing here imports torch or Hydra: ``hydra_glue/register.py`` puts the schemas in Hydra's
-ConfigStore.
+``conf/`` YAML pulls these in and states only what differs, so a wrong type or unknown key fails
+at composition; what a type cannot say is a :class:`Rule` in the field's metadata, walked by
+:func:`resnet_exp.validation.validate` before torch is imported. Choices come from each domain's
+torch-free facts module. No torch or Hydra here (``hydra_glue/register.py`` stores the schemas).
 """
 
 from __future__ import annotations
@@ -33,12 +28,8 @@ from resnet_exp.training.facts import DEVICES, PRECISION_CHOICES, SWITCH_CHOICES
 
 @dataclass(frozen=True)
 class Rule:
-    """What one config key accepts beyond its type. A list value is checked item by item.
-
-    ``choices``: the valid values (``pattern``: a regex also accepted); ``ge/gt/le/lt``: bounds;
-    ``null``: what null means where null is allowed; ``increasing``: list items strictly increase;
-    ``hint``: an example or advice appended to the error.
-    """
+    """What one config key accepts beyond its type (a list is checked item by item); ``null``:
+    what null means where allowed, ``hint``: advice appended to the error."""
 
     choices: tuple[Any, ...] = ()
     pattern: str = ""
@@ -219,20 +210,12 @@ class TrainerConfig:
     epochs: int = ruled(4, ge=1)
     # auto picks cuda, then mps, then cpu
     device: str = ruled("auto", choices=DEVICES, pattern=r"cuda:\d+", hint="cuda:N picks a GPU")
-    # Speed switches. `auto` picks what was measured faster on the device at hand and logs its
-    # choice (rules and numbers: resnet_exp/training/speed.py, docs/performance.md).
-    # Autocast; 16 adds a GradScaler. auto: bf16 on CUDA GPUs with bf16, 16 on older tensor-core
-    # GPUs, bf16 on CPUs with native bf16 (AVX512-BF16/AMX), else 32 (emulated bf16 is slower).
+    # Speed switches (autocast precision, NHWC, torch.compile): `auto` picks what was measured
+    # faster on the device at hand (rules: training/speed.py). A bool or "auto", so typed Any.
     precision: str = ruled("auto", choices=PRECISION_CHOICES, ignore_case=True)
-    # a bool or the string "auto", so typed Any; the rule keeps it to those three.
-    # auto: true on CUDA and CPU (measured faster), false on MPS
     channels_last: Any = ruled("auto", choices=SWITCH_CHOICES)
-    # torch.compile. auto: true only on CUDA for runs of >= 40k steps; the 30-40 s cold compile
-    # never pays off in a short run or on CPU
     compile: Any = ruled("auto", choices=SWITCH_CHOICES)
-    # torch intra-op threads; null: this run's fair share of the cores among the resnet_exp runs
-    # of this user on this machine (a lease each, re-read every 2 s: a lone run takes all, two
-    # take half each), or SLURM's cpus / torchrun's part
+    # torch intra-op threads; null: decided from the run's own launch (training/threads.py)
     num_threads: int | None = ruled(None, ge=1, null="torch's default")
     resume: str = "auto"  # auto | never | <checkpoint path>: checked against the filesystem
     checkpoint_every_steps: int = ruled(0, ge=0, hint="0: only at epoch ends")

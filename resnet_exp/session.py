@@ -1,8 +1,5 @@
-"""The steps of one training run, in the order :func:`resnet_exp.app.train` calls them: set up the
-process, build the trainer from the config, resume it, start its logger, fit and record how it
-ended (completed, diverged, failed, interrupted) in ``summary.json`` and W&B, whatever happens.
-
-Imports torch and the training stack: the entry point imports this module only once a run trains.
+"""The steps of one training run, in the order :func:`resnet_exp.app.train` calls them, recording
+how it ended in ``summary.json`` and W&B whatever happens. Imports torch: loaded once a run trains.
 """
 
 from __future__ import annotations

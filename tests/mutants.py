@@ -150,8 +150,9 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/training/loop.py",
-                '        self.optimizer.load_state_dict(state["optimizer"])\n',
-                "",
+                "            getattr(self, name).load_state_dict(state[name])\n",
+                '            if name != "optimizer":\n'
+                "                getattr(self, name).load_state_dict(state[name])\n",
             ),
         ),
         ("tests/test_best_and_resume.py::test_resume_restores_optimizer_and_schedule_bit_for_bit",),
@@ -492,8 +493,8 @@ MUTANTS: tuple[Mutant, ...] = (
         (
             Patch(
                 "resnet_exp/data/module.py",
-                "                antialias=True,\n",
-                "                antialias=False,\n",
+                "BILINEAR, antialias=True\n",
+                "BILINEAR, antialias=False\n",
             ),
         ),
         (

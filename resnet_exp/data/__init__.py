@@ -1,8 +1,4 @@
-"""Datasets as device-ready batches: ``DataModule`` is the one entry point the app instantiates.
-
-``DataModule`` (and torch with it) is imported on first use, so the torch-free dataset facts
-(:mod:`resnet_exp.data.facts`) can be read by the config layer before torch is imported.
-"""
+"""Datasets as device-ready batches; ``DataModule`` (and torch) is imported on first use."""
 
 from typing import Any
 

@@ -1,10 +1,6 @@
 """What each dataset is (channels, image size, classes, mean, std) and the rules every data
-option follows: the side the model sees, the crop padding, how small a split may be.
-
-Torch-free, so the config layer reads it before torch is imported: ``conf/`` takes the dataset
-values through the ``${resnet_exp.dataset:<name>,<fact>}`` resolver, the validation layer checks
-``data.*`` against them, :mod:`resnet_exp.data.sources` finds the files with them, and the
-:class:`~resnet_exp.data.DataModule` raises with the same rules once it knows the real sizes.
+option follows: the side the model sees, the crop padding, how small a split may be. Torch-free:
+the config layer reads it before torch is imported; the data code raises with the same rules.
 """
 
 from __future__ import annotations

@@ -29,24 +29,14 @@ Loader = TensorLoader | TorchvisionLoader
 class DataModule:
     """Train / validation / test batches of one dataset, deterministic in (seed, epoch).
 
-    Arguments mirror ``conf/data/*.yaml``; their types and ranges are checked once, by the config
-    layer (:mod:`resnet_exp.validation`), so here only what needs the data itself is checked
-    (labels against ``num_classes``, ``train_subset``/``val_size`` against the dataset's real
-    size, with the rules of :mod:`resnet_exp.data.facts`), when it is read. ``in_channels``,
-    ``num_classes``, ``mean`` and ``std`` default to the dataset's own values
-    (:mod:`resnet_exp.data.facts`) when omitted (plain Python use); ``in_channels=3`` on a gray
-    dataset repeats its channel. The model sees ``resize`` if given, else the dataset's size.
+    Arguments mirror ``conf/data/*.yaml`` (checked by :mod:`resnet_exp.validation`); here only
+    what needs the data itself is checked, when it is read. Omitted ``in_channels``,
+    ``num_classes``, ``mean`` and ``std`` are the dataset's own (:mod:`resnet_exp.data.facts`).
 
-    Conventions:
-
-    - The validation split is ``val_size`` images of the (``train_subset``-trimmed) training
-      set (null: :func:`~resnet_exp.data.facts.val_size_for`'s tenth, at most 5000), chosen by a
-      permutation seeded from the run seed alone. ``val_size=0`` is allowed:
-      ``num_val`` is 0 and ``eval_batches("val")`` yields nothing, so the caller has no
-      validation metrics to report.
-    - Training keeps the last partial batch (paper-style), except that a final batch of a single
-      image is dropped: BatchNorm cannot normalise one sample in train mode.
-      ``steps_per_epoch`` counts accordingly.
+    - Validation: ``val_size`` images of the (trimmed) training set, chosen by a permutation
+      seeded from the run seed alone; ``val_size=0`` gives no validation batches.
+    - Training keeps the last partial batch (paper-style) unless it holds a single image:
+      BatchNorm cannot normalise one sample in train mode.
     - Evaluation keeps every image, in stored order, without augmentation.
     """
 
@@ -138,13 +128,8 @@ class DataModule:
             self._train = TensorLoader(*placed["train"], norm, augment=self.augment)
             self._eval = {k: TensorLoader(*placed[k], norm) for k in SPLITS}
         elif self.loader == "torchvision":
-            kw = dict(
-                resize=self.resize,
-                size=self.image_size,
-                repeat=repeat,
-                mean=self.mean,
-                std=self.std,
-            )
+            kw = dict(resize=self.resize, size=self.image_size, repeat=repeat)
+            kw.update(mean=self.mean, std=self.std)
             aug, plain = build_transform(augment=self.augment, **kw), build_transform(**kw)
             workers = self.num_workers
             self._train = TorchvisionLoader(
@@ -217,11 +202,9 @@ class DataModule:
             (len(images), images.shape[1], s, s), dtype=torch.uint8, device=images.device
         )
         for i in range(0, len(images), RESIZE_CHUNK):
+            chunk = images[i : i + RESIZE_CHUNK]
             out[i : i + RESIZE_CHUNK] = TF.resize(
-                images[i : i + RESIZE_CHUNK],
-                [s, s],
-                interpolation=InterpolationMode.BILINEAR,
-                antialias=True,
+                chunk, [s, s], interpolation=InterpolationMode.BILINEAR, antialias=True
             )
         return out
 
@@ -231,13 +214,10 @@ class DataModule:
 
         ``start_step`` skips that many batches (resuming mid-epoch sees the same remaining ones).
         """
+        world = self._world_size
+        where = dict(start_step=int(start_step), rank=self._rank, world_size=world)
         return self._ready().train_batches(
-            self.batch_size // self._world_size,
-            self._seed,
-            int(epoch),
-            start_step=int(start_step),
-            rank=self._rank,
-            world_size=self._world_size,
+            self.batch_size // world, self._seed, int(epoch), **where
         )
 
     def eval_batches(self, split: str) -> Iterator[Batch]:
@@ -291,14 +271,8 @@ class DataModule:
             "test_subset": self.test_subset,
         }
         if self._train is not None:
-            d.update(
-                num_train=self.num_train,
-                num_val=self.num_val,
-                num_test=self.num_test,
-                steps_per_epoch=self.steps_per_epoch,
-                source=self.source,
-                device=str(self._device),
-            )
+            counts = ("num_train", "num_val", "num_test", "steps_per_epoch", "source")
+            d.update({key: getattr(self, key) for key in counts}, device=str(self._device))
         return d
 
     def _ready(self) -> Loader:

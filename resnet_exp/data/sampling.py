@@ -1,10 +1,6 @@
-"""Seeded randomness for splits, epoch order and augmentation.
-
-Every random draw in the data layer comes from its own CPU ``torch.Generator`` whose seed is
-derived from ``(run seed, stream, epoch, ...)``. So the validation split does not change when the
-training order does, epoch ``k`` looks the same whether or not epochs ``0..k-1`` ran before it
-(resume), and CPU and GPU runs draw identical numbers (the draws happen on the CPU and are moved
-to the device once per epoch).
+"""Seeded randomness for splits, epoch order and augmentation: each draw comes from its own CPU
+generator seeded from ``(run seed, stream, epoch, ...)``, so the split ignores the training order,
+epoch ``k`` is the same with or without a resume, and CPU and GPU runs draw identical numbers.
 """
 
 from __future__ import annotations

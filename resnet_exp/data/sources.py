@@ -1,15 +1,9 @@
 """Where the images come from: torchvision's dataset classes, its download, or Debian's package.
 
-Each split is read once into a uint8 tensor ``[N, C, H, W]`` plus int64 labels, straight from the
-arrays the torchvision classes hold (``.data`` / ``.targets``), so no image is decoded through
-PIL. Nothing but the dataset's own files is ever written to disk.
-
-When files are missing under ``root`` the attempts are: torchvision's download (only with
-``download=True``; first its server must answer within :data:`REACH_TIMEOUT_S`, since name lookups
-ignore socket timeouts, then every network operation runs under a socket timeout, so an offline
-machine gives up in seconds, never hangs); then, for Fashion-MNIST, the real copy that Debian's
-``dataset-fashion-mnist`` package installs (a local copy, so it is used whatever ``download``
-says); then a :class:`DatasetNotFound` saying exactly which files go where.
+Each split is read once into uint8 ``[N, C, H, W]`` and int64 labels from the torchvision class's
+arrays (no PIL decode). Missing files: torchvision's download (``download=True``; under timeouts,
+so an offline machine gives up in seconds), then Debian's ``dataset-fashion-mnist`` copy, then a
+:class:`DatasetNotFound` saying which files go where.
 """
 
 from __future__ import annotations

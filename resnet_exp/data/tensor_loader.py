@@ -1,9 +1,6 @@
-"""Device-resident batches: the default loader.
-
-Small image datasets fit on an accelerator many times over, so each split lives there as uint8 and
-a batch is one indexed gather, with augmentation (padded random crop + horizontal flip, each sample
-its own draw) folded into that same gather. No worker processes, no per-image Python and no
-host-to-device copy per batch: on a GPU the model, not the input pipeline, sets the pace.
+"""Device-resident batches, the default loader: each split lives on the device as uint8 and a
+batch is one indexed gather with the augmentation (padded crop + flip) folded in, so no worker,
+per-image Python or per-batch copy sets the pace.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""The conventional pipeline (``data.loader=torchvision``): a DataLoader over transforms.v2.
-
-Kept for comparison with the tensor loader and for data or transforms that do not fit on the
-device. It uses the same split, the same epoch order and the same batch boundaries as the tensor
-loader; only the augmentation draws differ. Each sample's random transform is seeded from
-(seed, epoch, index) inside a forked CPU RNG, so results do not depend on ``num_workers`` and the
-global RNG is left untouched.
+"""The conventional pipeline (``data.loader=torchvision``): a DataLoader over transforms.v2, with
+the tensor loader's split, epoch order and batches; each sample's transform is seeded from
+(seed, epoch, index) in a forked CPU RNG, so results do not depend on ``num_workers``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""ResNets and plain nets of He et al. 2015 / 2016, built from a block class and a depth.
-
-The network classes (and torch with them) are imported on first use, so the torch-free family and
-shortcut tables (:mod:`resnet_exp.models.facts`) can be read by the config layer before torch is.
-"""
+"""ResNets and plain nets of He et al. 2015 / 2016; the network classes (and torch) are imported
+on first use, so the config layer reads :mod:`resnet_exp.models.facts` without torch."""
 
 from importlib import import_module
 from typing import Any

@@ -1,9 +1,5 @@
-"""What each model family and shortcut option is: the one home of these tables.
-
-Torch-free, so the config layer reads it before torch is imported: the schema
-(:mod:`resnet_exp.config`) takes its ``model.family``/``model.shortcut`` choices and defaults from
-here, and :class:`resnet_exp.models.ResNet` builds from the same table and raises with it.
-"""
+"""What each model family and shortcut option is: the one home of these tables (torch-free, so
+the config layer reads them before torch is imported)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
 """Checkpoints: everything a bit-identical continuation needs, written atomically, loaded safely.
 
-``last.pt`` is rotated: before a new one replaces it, the old one becomes ``last.prev.pt``. Writes
-are atomic, so a kill never tears either file; the spare covers damage from outside (a full disk
-that lied about fsync, a copy cut short, a user's editor). ``trainer.resume=auto`` falls back to it
-and says so, moving the damaged file aside (``last.damaged-<time>.pt``) so that the next save cannot
-rotate it into the spare; an explicitly named checkpoint never falls back (see docs/internals.md,
-Reliability). A disk that refuses a checkpoint is one paragraph; the previous file stays as it was.
+``last.pt`` is rotated to ``last.prev.pt`` before a new one replaces it: the spare covers damage
+from outside (a full disk, a copy cut short); docs/internals.md, Reliability, has the fallback.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
-"""A checkpoint's contents are checked before they are trusted.
-
-A checkpoint that loads can still hold what no finished step writes: NaN or inf in any element of
-a weight, BatchNorm running statistic or optimizer moment, a running variance below 0 (a resumed
-run "completes" with garbage), or counters that contradict each other (a negative epoch, a step
-count that is not ``epoch * steps_per_epoch + step_in_epoch``, a BatchNorm batch count or a
-scheduler step other than the run's step, an optimizer that stepped more often than the run).
-Such a file is refused, named.
+"""A checkpoint's contents are checked before they are trusted: a file that loads can still hold
+what no finished step writes (NaN/inf in a weight, BatchNorm statistic or optimizer moment, a
+negative running variance, counters that contradict each other). Such a file is refused, named.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Device and precision, resolved against the machine at hand before the first step.
-
-The valid names live in :mod:`resnet_exp.training.facts` (the config layer checks them from there
-before torch is imported); here each is mapped to torch and what needs this machine is checked: is
-the GPU there, does it do bf16. ``auto`` for the speed switches is resolved in
-:mod:`resnet_exp.training.speed`, which uses :func:`autocast_dtype`.
+"""Device and precision, resolved against the machine at hand before the first step: each valid
+name (:mod:`resnet_exp.training.facts`) mapped to torch, and checked here (is the GPU there, does
+it do bf16).
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Data-parallel training across processes (``torchrun``).
 
-``torchrun --nproc_per_node=N -m resnet_exp <overrides>`` starts N copies of the command line. Each
-copy finds its place from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
-``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``/``MASTER_PORT``) and joins one process group before any
-config is composed (:func:`init_from_env`, which also hands every rank rank 0's start time, so all
-ranks can name one run folder; :mod:`resnet_exp.hydra_glue.job` does that for Hydra).
-:func:`agree_on_run_dir` checks the folder afterwards and falls back to rank 0's if they differ.
-Only rank 0 writes the run record, checkpoints and the W&B run.
-
-The process group is ``gloo`` on CPU-only machines and ``cpu:gloo,cuda:nccl`` where CUDA is
-there, so that model gradients on GPUs go through NCCL while small CPU-side messages (the start
-time, the resume decision) go through gloo.
-
-Nothing here knows about Hydra: the entry point calls it with plain values.
+Each of torchrun's copies joins one process group before any config is composed
+(:func:`init_from_env`, which hands every rank rank 0's start time so all name one run folder);
+only rank 0 writes the run record, checkpoints and the W&B run. Nothing here knows about Hydra.
 """
 
 from __future__ import annotations
@@ -107,11 +97,8 @@ def backend() -> str:
 
 
 def init_from_env() -> tuple[Dist, datetime]:
-    """Join torchrun's process group (if torchrun launched this process).
-
-    Returns this process's Dist and rank 0's start time (every rank gets the same one, so all can
-    name the run folder after one clock). Must run before any config is composed.
-    """
+    """Join torchrun's process group (if torchrun launched this process); this process's Dist
+    and rank 0's start time (the same on every rank). Must run before any config is composed."""
     global _CURRENT
     dist = from_env()
     if not dist.enabled:
@@ -141,12 +128,8 @@ def agree_on_run_dir(dist: Dist, run_dir: Path) -> Path:
         return run_dir
     main_dir = Path(dist.broadcast(str(Path(run_dir).resolve())))
     if main_dir != Path(run_dir).resolve():
-        log.warning(
-            "rank %d resolved run dir %s but rank 0 uses %s; following rank 0",
-            dist.rank,
-            run_dir,
-            main_dir,
-        )
+        msg = "rank %d resolved run dir %s but rank 0 uses %s; following rank 0"
+        log.warning(msg, dist.rank, run_dir, main_dir)
         with contextlib.suppress(OSError):  # the empty directory Hydra made for this rank
             Path(run_dir).rmdir()
     return main_dir
@@ -165,11 +148,8 @@ def device_for(dist: Dist, device: torch.device) -> torch.device:
 def wrap_model(
     model: torch.nn.Module, dist: Dist, device: torch.device, sync_bn: bool
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(model, trained module): the model (SyncBatchNorm'ed if asked) and its DDP wrapper.
-
-    The first is what checkpoints store (no ``module.`` prefix, so a DDP checkpoint resumes in one
-    process and back); the second is what the loop calls forward on.
-    """
+    """(model, trained module): the model (SyncBatchNorm'ed if asked), which checkpoints store
+    (no ``module.`` prefix: a DDP checkpoint resumes in one process), and its DDP wrapper."""
     if not dist.enabled:
         if sync_bn:
             log.info("trainer.sync_bn has no effect in one process (BN already sees the batch)")

@@ -1,8 +1,5 @@
-"""The training layer's names that the config layer checks before torch is imported.
-
-Torch-free: the schema (:mod:`resnet_exp.config`) takes its choices from these tables, and the
-training code (:mod:`resnet_exp.training.device`, :mod:`resnet_exp.training.speed`,
-:mod:`resnet_exp.training.distributed`) maps and raises with the same ones.
+"""The training layer's names that the config layer checks before torch is imported (torch-free);
+the training code maps and raises with the same tables.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """What a sweep job does with its folder when the sweep command runs again: skip, resume or start.
 
-A re-run of a sweep finds each job's earlier attempt by its identity (``tracking/identity.py``:
-what it computes, not how its overrides were written). The check is cheap (two small files, no
-torch, no data): a completed job returns its stored result, a diverged one stays diverged (the
-same configuration diverges again), a partial or failed one resumes from its last checkpoint, and
-a folder written under another configuration is refused rather than overwritten. Plain arguments
-only, no Hydra.
+The earlier attempt is found by the job's identity (``tracking/identity.py``) from two small files
+(no torch, no data): completed returns its result, diverged stays diverged, partial or failed
+resumes, and a folder of another configuration is refused. Plain arguments only, no Hydra.
 """
 
 from __future__ import annotations

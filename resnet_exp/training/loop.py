@@ -1,10 +1,6 @@
 """The training loop, in timm's shape: :meth:`Trainer.fit` runs :meth:`Trainer.train_one_epoch`
-and :meth:`Trainer.evaluate` per epoch and records each epoch's row, best and checkpoints.
-
-No host sync inside an epoch: loss, error counts and per-part gradient norms are added up on the
-device (:class:`~resnet_exp.training.epoch_sums.EpochSums`) and read once per epoch, so the GPU (or
-the CPU's worker threads) never wait on Python between steps. When to look for divergence, when to
-checkpoint and whether a signal asks to stop is :class:`~resnet_exp.training.policy.StepPolicy`'s.
+and :meth:`Trainer.evaluate` per epoch and records each epoch's row, best and checkpoints. No host
+sync inside an epoch: sums stay on the device (:class:`~resnet_exp.training.epoch_sums.EpochSums`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """When a training step looks for divergence, when it checkpoints, and whether it must stop.
 
-:class:`StepPolicy` holds these decisions so the loop only asks them: every
-``checkpoint_every_steps`` a mid-epoch checkpoint (after a finite check of the loss and the
-weights: NaN weights are never saved); every ``finite_check_steps`` a look at the running loss
-(one host sync), so a blown-up run stops early; and after every step whether SIGINT/SIGTERM asked
-to stop. Under DDP every answer is agreed over the ranks, so all of them save the same step (saving
-is a collective) or stop together.
+:class:`StepPolicy` holds these decisions so the loop only asks them; under DDP every answer is
+agreed over the ranks, so all of them save the same step (saving is a collective) or stop together.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """Layer responses (He et al. 2015, Fig. 7): the std of every 3x3 layer's output on fixed images.
 
-The paper's response is a 3x3 conv's output after its BatchNorm and before the addition and ReLU.
-Forward hooks find it without knowing the block types: a BatchNorm whose input is the very tensor a
-3x3 conv just produced closes that conv's response; a conv not followed by a BatchNorm (the second
-conv of a pre-activation block) responds with its own output. Measured in eval mode, fp32, on the
-first `images` validation images (test images where there is no validation split), so every run of
-a sweep sees the same inputs. Written per run as `layer_responses.csv` (its format: the run record,
-`resnet_exp.tracking.record`); torch is imported lazily.
+The response is a 3x3 conv's output after its BatchNorm, before the addition and ReLU; forward
+hooks find it without knowing block types (a BatchNorm fed the tensor a 3x3 conv just produced; a
+conv with no BatchNorm after it responds itself). Eval mode, fp32, the first `images` validation
+images (else test), so every run of a sweep sees the same inputs; written as `layer_responses.csv`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Per-step learning-rate schedules, expressed as fractions of training so they scale with epochs.
 
-The paper steps the lr at iteration counts (32k and 48k of 64k); with milestones as fractions the
-same config works for a 2-epoch smoke test and a 180-epoch run. Each factory takes the optimizer and
-the total number of optimizer steps and returns a ``LambdaLR`` stepped once per batch. The ranges
-of the settings (milestones in (0, 1), gamma in (0, 1], ...) are rules of the config schema
-(:mod:`resnet_exp.config`), checked before torch is imported; only what needs the run's step count
-(a warm-up shorter than the whole run) is checked here.
+Each factory takes the optimizer and the total number of optimizer steps and returns a ``LambdaLR``
+stepped once per batch. Setting ranges are the config schema's rules; only what needs the run's
+step count (a warm-up shorter than the whole run) is checked here.
 """
 
 from __future__ import annotations

@@ -1,21 +1,8 @@
 """The speed switches ``trainer.precision``, ``trainer.channels_last`` and ``trainer.compile``.
 
-Each takes an explicit value or ``auto``. ``auto`` resolves, once per run, to what was measured
-faster on the kind of device at hand (numbers and commands: ``docs/performance.md``):
-
-- ``precision=auto``: ``bf16`` on a CUDA GPU with bf16 support (Ampere and newer); ``16`` (fp16 with
-  a GradScaler) on older tensor-core GPUs (compute capability 7.x); ``bf16`` on a CPU with native
-  bf16 instructions (AVX512-BF16 or AMX); otherwise ``32``. Without native bf16 a CPU emulates it
-  and bf16 autocast is several times *slower* than fp32.
-- ``channels_last=auto``: true on CUDA (cuDNN's NHWC kernels feed the tensor cores) and on CPU
-  (oneDNN's NHWC convolutions measured 1.0-1.2x faster for ResNet-20/56/18 in fp32); false on MPS
-  (not measured).
-- ``compile=auto``: true only on CUDA, with Triton installed, for runs of at least
-  ``COMPILE_AUTO_MIN_STEPS`` optimizer steps: a cold ``torch.compile`` costs 30-40 s, which a short
-  run never earns back. Always false on CPU and MPS.
-
-The decision is a pure function of :class:`Capabilities` (probed from torch by :func:`probe`), so it
-can be tested for any machine without that machine.
+Each takes an explicit value or ``auto``, which resolves once per run to what was measured faster
+on the kind of device at hand (the reasons below; numbers: ``docs/performance.md``). The decision
+is a pure function of :class:`Capabilities` (probed by :func:`probe`), testable on any machine.
 """
 
 from __future__ import annotations
@@ -114,11 +101,7 @@ def probe(device: torch.device) -> Capabilities:
 
 
 def parse_switch(key: str, value: Any) -> bool | None:
-    """``true``/``false`` -> bool; ``auto`` (or null) -> None.
-
-    The config layer has already kept the value to those (``SWITCH_CHOICES`` of
-    :mod:`resnet_exp.training.facts`); from plain Python anything else is a ValueError.
-    """
+    """``true``/``false`` -> bool; ``auto`` (or null) -> None; else (plain Python) a ValueError."""
     if isinstance(value, bool):
         return value
     if value is None or str(value).strip().lower() == AUTO:

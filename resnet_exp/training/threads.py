@@ -1,15 +1,10 @@
 """How many torch threads a run trains with: decided once per run, never from its neighbours.
 
-A CPU run's numbers depend on its thread count (with 1 and 2 threads the same seed's losses part at
-step 4 on this project's CI machine: the threads split each reduction differently). So the count is
-taken from what the run's own launch fixes, in this order, and from nothing else on the machine:
-``trainer.num_threads`` (capped at the cores this process may use); the count recorded by an
-earlier attempt of this run (``summary.json``'s ``speed.threads``: a resume continues with it, so
-it continues bit-identically on any node); the cores of its joblib GPU slot; the CPUs SLURM gave the
-job; the cores split among the processes its launch starts here (joblib's parallel jobs, torchrun's
-local processes); else torch's own default. Runs started side by side each keep their count: they
-may run slower together, never differently; and their idle threads sleep instead of spinning
-(:func:`wait_passively`), so on a busy machine they slow each other far less.
+A CPU run's numbers depend on its thread count (threads split each reduction differently), so
+the count comes only from the run's own launch, in this order: ``trainer.num_threads`` (capped at
+the cores this process may use); an earlier attempt's recorded count (a resume continues
+bit-identically); its joblib GPU slot's cores; SLURM's CPUs; the cores split among the processes
+its launch starts here; else torch's default. Idle threads sleep (:func:`wait_passively`).
 
 :func:`decide` is pure; :func:`apply` sets it in this process, once, before the model is built.
 """
