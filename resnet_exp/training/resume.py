@@ -71,6 +71,10 @@ def start_or_resume(
     _check_same_config(path, saved, key, str(setting))
     from resnet_exp.training.checkpoint_check import check_contents, check_finished_has_rows
 
+    own, theirs = trainer.model.state_dict(), state.get("model") or {}
+    fits = set(own) == set(theirs) and all(own[k].shape == theirs[k].shape for k in own)
+    if not fits:  # another network's weights: say that, before any count of it is judged
+        trainer.resume(path, state)  # raises CorruptCheckpoint naming the misfit
     check_contents(path, state, trainer.data.steps_per_epoch, same_config=same_key(saved, key))
     rows = trainer.resume(path, state, earlier_wall_s=previous.wall_time_s or 0.0)
     check_finished_has_rows(path, trainer.epoch, trainer.settings.epochs, rows)
