@@ -25,8 +25,12 @@ _HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
 @contextlib.contextmanager
 def config_loader() -> Iterator[Any]:
-    """Hydra's loader of our config tree, for the block (``glob()`` lists a group's options)."""
+    """Hydra's loader of our config tree, for the block (``glob()`` lists a group's options);
+    inside a running job (a launcher's worker naming its folder) the job's own loader."""
     register()
+    if GlobalHydra.instance().is_initialized():
+        yield GlobalHydra.instance().config_loader()
+        return
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         yield GlobalHydra.instance().config_loader()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -29,6 +30,9 @@ from resnet_exp.tracking.record import (
 )
 
 log = logging.getLogger("resnet_exp")
+# a thread lock, not tqdm's default multiprocessing one: a joblib sweep's job runs in a forked
+# child that ends with os._exit, and each such semaphore was reported leaked at the sweep's end
+tqdm.set_lock(threading.RLock())
 
 LINE_EVERY_S = 30.0  # outside a terminal: at most this long between two progress lines
 
