@@ -27,6 +27,7 @@ from rich.text import Text
 from resnet_exp.errors import EXIT_USER_ERROR
 from resnet_exp.hydra_glue.command import read_sweep_jobs, recorded_sweep_jobs
 from resnet_exp.hydra_glue.compose import compose
+from resnet_exp.hydra_glue.sweep_failures import STOP_MARKER
 from resnet_exp.report.aggregate import RunResult, find_job_dirs, read_run
 from resnet_exp.slurm_queue import annotate
 from resnet_exp.tracking import identity
@@ -108,6 +109,8 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
             f"process {summary.pid} on {summary.host} is gone after epoch "
             f"{row.epoch}{of}; re-run the sweep command to resume it"
         )
+    elif raw is None and (sweep_dir / STOP_MARKER).exists() and not in_use(sweep_dir):
+        row.state, row.detail = PENDING, "not started: fail-fast stopped the sweep"
     elif raw is None and not (in_use(job_dir) or in_use(sweep_dir)):
         row.state = LOST
         row.detail = "its process ended before it recorded anything; re-run the command to start it"
