@@ -201,7 +201,7 @@ def test_download_without_network_gives_up_in_seconds(tmp_path, monkeypatch):
     import socket
     import time
 
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30) or [])
     monkeypatch.setattr(sources, "REACH_TIMEOUT_S", 0.5)
     debian = tmp_path / "debian"
     write_idx(debian, N_TRAIN, N_TEST, gz=True)
