@@ -45,6 +45,7 @@ from resnet_exp.tracking.record import (
     RUNNING,
     STOPPED,
     TERMINATED,
+    TUNED_JSON,
     UNKNOWN,
     RunRecord,
     RunSummary,
@@ -159,7 +160,9 @@ def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
     sweep command asked for whose identity no folder holds yet (pending)."""
     rows = [job_status(d, folder, now) for d in find_job_dirs(folder)]
     started, held = {frozenset(r.overrides) for r in rows}, set(identity.index(folder))
-    for job in recorded_sweep_jobs(folder):  # the jobs the sweep command asked for
+    # the jobs the sweep command asked for (an Optuna search's are asked as it goes: none listed)
+    planned = [] if (folder / TUNED_JSON).is_file() else recorded_sweep_jobs(folder)
+    for job in planned:
         if frozenset(job) not in started and _planned_identity(tuple(job)) not in held:
             rows.append(JobStatus("-", list(job), PENDING, "not started"))
     annotate(folder, rows)  # a SLURM sweep: queued jobs' reasons, jobs SLURM ended unrecorded

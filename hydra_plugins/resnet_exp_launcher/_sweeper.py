@@ -7,7 +7,7 @@ and the entry point ends with a table and exit 1."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,27 @@ class SweeperConf:
     _target_: str = "hydra_plugins.resnet_exp_launcher._sweeper.ResnetExpSweeper"
     max_batch_size: int | None = None
     params: dict[str, str] | None = None
+    fail_fast: bool = False
+
+
+@dataclass
+class OptunaConf:
+    """``hydra/sweeper=optuna``'s options (conf/hydra/sweeper/optuna.yaml says what each does);
+    here so that a wrong type fails at composition, and without importing Optuna."""
+
+    _target_: str = "hydra_plugins.resnet_exp_launcher._optuna.OptunaSweeper"
+    params: dict[str, str] | None = None
+    each: list[str] = field(default_factory=list)
+    replicates: list[str] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None
+    n_trials: int = 20
+    n_jobs: int | None = None
+    direction: str = "minimize"
+    objective: str | None = None
+    sampler: str = "tpe"
+    seed: int | None = None
+    storage: str | None = None
+    study_name: str = "resnet_exp"
     fail_fast: bool = False
 
 
@@ -76,13 +97,13 @@ class ResnetExpSweeper(Sweeper):
                 kept = unfinished(batch, loader, self.config, every_job)  # finished: not touched
                 results = list(self.launcher.launch(kept, initial_job_idx)) if kept else []
                 for job, result in zip(kept, results):
-                    _note(outcome, sf.distinguishing(job, every_job), result, sweep_dir)
+                    note_result(outcome, sf.distinguishing(job, every_job), result, sweep_dir)
                 returns.append(results)
             initial_job_idx += len(batch)
         return returns
 
 
-def _note(outcome: sf.SweepOutcome, name: str, result: JobReturn, sweep_dir: Path) -> None:
+def note_result(outcome: sf.SweepOutcome, name: str, result: JobReturn, sweep_dir: Path) -> None:
     if result.status == JobStatus.FAILED:
         error = job_error(result)
         text = sf.one_line(error) if isinstance(error, BaseException) else str(error)
@@ -91,11 +112,15 @@ def _note(outcome: sf.SweepOutcome, name: str, result: JobReturn, sweep_dir: Pat
         outcome.not_started.append(name)
 
 
+def job_dir(result: JobReturn) -> str | None:
+    """The job's folder, from the Hydra config it ran with (None for a SLURM job that died
+    without a result)."""
+    if result.hydra_cfg is None:
+        return None
+    return OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir", default=None) or None
+
+
 def _job_log(result: JobReturn, sweep_dir: Path) -> Path | str:
-    """The failed job's log file, from the Hydra config it ran with (else its folder)."""
-    output_dir = None
-    if result.hydra_cfg is not None:  # None for a SLURM job that died without a result
-        output_dir = OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir", default=None)
-    if output_dir:
-        return Path(output_dir) / JOB_LOG
-    return result.working_dir or sweep_dir
+    """The failed job's log file (else its working folder, else the sweep's)."""
+    folder = job_dir(result)
+    return Path(folder) / JOB_LOG if folder else result.working_dir or sweep_dir

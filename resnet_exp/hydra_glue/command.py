@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -190,7 +191,18 @@ def sweep_jobs(params: Mapping[str, Any], overrides: Sequence[str]) -> list[list
     named = {str(o).split("=", 1)[0].lstrip("+~") for o in overrides}
     merged = [f"{k}={v}" for k, v in params.items() if k not in named] + [str(o) for o in overrides]
     with config_loader() as loader:  # glob() lists a config group's options
-        return split_sweep(merged, loader)
+        return split_sweep([interval_ends(o) for o in merged], loader)
+
+
+def interval_ends(override: str) -> str:
+    """``lr=tag(log,interval(0.001,1))`` -> ``lr=0.001,1.0``: an Optuna search range as the jobs
+    at its two ends, which the preflight checks and job folders are named among."""
+    (parsed,) = parse_overrides([override])
+    if parsed.value_type != ValueType.INTERVAL_SWEEP:
+        return override
+    value = parsed.value()
+    cast = int if "int" in value.tags else float
+    return f"{parsed.get_key_element()}={cast(value.start)},{cast(value.end)}"
 
 
 def quoted(path: str) -> str:

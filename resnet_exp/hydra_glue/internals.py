@@ -31,7 +31,10 @@ PRIVATE_API = {
     "hydra.core.hydra_config.HydraConfig.instance().cfg": "hydra_config_of",
     "submitit.core.core.Job.results": "submitit_hooks",
     "submitit.AutoExecutor.map_array": "submitit_hooks",
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher": "BASIC_LAUNCHER",
 }
+#: Hydra's default launcher, by the ``_target_`` its config names (launchers.TRAITS)
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 _PATCHED = "_resnet_exp_numeric_options"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from resnet_exp.hydra_glue import gpu_slots
+from resnet_exp.hydra_glue.internals import BASIC_LAUNCHER
 from resnet_exp.slurm_queue import never_fits
 from resnet_exp.training.threads import available_cpus
 
@@ -30,6 +31,7 @@ class LauncherTraits:
     local_parallel: bool = False  # jobs run side by side in worker processes of this machine
     gpu_slots: bool = False  # each job takes a slot of this machine's GPUs (n_jobs left to us)
     parallel_jobs: int = 1  # jobs training side by side here: each takes that share of the cores
+    in_process: bool = False  # each job runs in the sweep's own process, one at a time
     #: the problem, in words, with options the launcher would only refuse mid-sweep; else None
     check_options: Callable[[DictConfig], str | None] | None = None
 
@@ -64,6 +66,7 @@ TRAITS = {
     "hydra_plugins.resnet_exp_launcher._slurm.SlurmLauncher": LauncherTraits(
         check_options=_slurm_problem
     ),
+    BASIC_LAUNCHER: LauncherTraits(in_process=True),
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher": LauncherTraits(
         local_parallel=True, gpu_slots=True, check_options=_joblib_problem
     ),
@@ -117,3 +120,21 @@ def scale_extra_installed() -> bool:
         return all(find_spec(m) for m in ("submitit", "hydra_plugins.hydra_submitit_launcher"))
     except ImportError:
         return False
+
+
+def tune_extra_installed() -> bool:
+    """Whether Optuna (the ``tune`` extra, for ``hydra/sweeper=optuna``) is installed."""
+    return find_spec("optuna") is not None
+
+
+def missing_sweeper(sweeper: DictConfig | None) -> str | None:
+    """The one-paragraph error for ``hydra/sweeper=optuna`` (command line or preset) without
+    Optuna; None when the sweeper can run."""
+    target = str(OmegaConf.select(sweeper, "_target_", default="") if sweeper else "")
+    if not target.endswith("OptunaSweeper") or tune_extra_installed():
+        return None
+    return (
+        "hydra/sweeper=optuna needs Optuna 5, which is not installed. Install it with the tune "
+        'extra: pip install "resnet_exp[tune]" (from a checkout: pip install ".[tune]"), or '
+        "leave hydra/sweeper out to sweep listed values (a,b,c) with the default sweeper."
+    )

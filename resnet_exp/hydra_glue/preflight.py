@@ -33,6 +33,7 @@ from resnet_exp.hydra_glue.gpu_slots import predicted
 from resnet_exp.hydra_glue.launchers import (
     SCALE_LAUNCHERS,
     launcher_traits,
+    missing_sweeper,
     planned_slots,
     scale_extra_installed,
 )
@@ -90,6 +91,9 @@ def check_command(command: Command, dry: bool = False) -> None:
             _check_resolves(command, override, key)
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
+    missing = missing_sweeper(command.hydra.get("sweeper")) if command.hydra is not None else None
+    if missing is not None:
+        raise CommandError(missing)
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)

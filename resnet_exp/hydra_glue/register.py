@@ -17,7 +17,12 @@ from omegaconf import OmegaConf
 from resnet_exp import config
 from resnet_exp.data.facts import dataset_fact
 from resnet_exp.hydra_glue.internals import allow_numeric_group_options
-from resnet_exp.hydra_glue.launchers import LOCAL_JOBS, local_jobs, scale_extra_installed
+from resnet_exp.hydra_glue.launchers import (
+    LOCAL_JOBS,
+    local_jobs,
+    scale_extra_installed,
+    tune_extra_installed,
+)
 from resnet_exp.tracking.identity import MACHINE_KEYS
 
 #: root-level ConfigStore name -> schema (conf/ pulls each in through its defaults lists)
@@ -49,10 +54,12 @@ RESOLVERS: dict[str, Callable[..., Any]] = {
 _PLUGINS = "hydra_plugins.resnet_exp_launcher."
 #: our plugins: (ConfigStore group, name, its config dataclass - whose ``_target_`` is the plugin -
 #: named by path as Hydra names plugins, so that no plugin imported here imports the glue back;
-#: whether it needs the scale extra)
+#: the extra it needs). Without the scale extra hydra/launcher=slurm is refused up front
+#: (preflight.py); without the tune extra the optuna schema composes and the same check refuses it.
 PLUGINS = [
-    ("hydra/sweeper", "resnet_exp_sweeper", _PLUGINS + "_sweeper.SweeperConf", False),
-    ("hydra/launcher", "resnet_exp_slurm", _PLUGINS + "_slurm.SlurmConf", True),
+    ("hydra/sweeper", "resnet_exp_sweeper", _PLUGINS + "_sweeper.SweeperConf", None),
+    ("hydra/sweeper", "resnet_exp_optuna", _PLUGINS + "_sweeper.OptunaConf", "tune"),
+    ("hydra/launcher", "resnet_exp_slurm", _PLUGINS + "_slurm.SlurmConf", "scale"),
 ]
 _registered: list[bool] = []
 
@@ -76,12 +83,13 @@ def register() -> None:
     for name, schema in SCHEMAS.items():
         store.store(name=name, node=schema)
     plugins = Plugins.instance()
-    for group, name, conf_path, scale in PLUGINS:
-        if scale and not scale_extra_installed():
-            continue  # hydra/launcher=slurm is refused up front (preflight.py)
+    for group, name, conf_path, extra in PLUGINS:
+        if extra == "scale" and not scale_extra_installed():
+            continue
         conf = get_class(conf_path)
         store.store(group=group, name=name, node=conf)
-        plugins.register(get_class(conf._target_))
+        if extra != "tune" or tune_extra_installed():
+            plugins.register(get_class(conf._target_))
 
 
 class RegisteredTask:

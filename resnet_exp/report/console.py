@@ -12,6 +12,7 @@ from resnet_exp.report.aggregate import RunResult, shareable
 from resnet_exp.report.markdown import mean_std
 from resnet_exp.report.plots import run_labels
 from resnet_exp.report.study import config_groups, setups
+from resnet_exp.report.tuned import tuned_lines
 from resnet_exp.report.verdict import headline
 from resnet_exp.tracking.record import REPORT_HTML
 
@@ -42,6 +43,15 @@ def end_lines(runs: Sequence[RunResult], report_md: Path) -> list[str]:
     """The verdict and the table of each setup, then the report's path."""
     wrap = min(shutil.get_terminal_size((TABLE_WIDTH, 24)).columns, 100)
     lines: list[str] = []
+    tuned = [
+        t.replace("**", "")
+        for t in tuned_lines(runs, report_md.parent)
+        if t[:2] not in ("![", "|-")
+    ]
+    if tuned:  # an Optuna search: its best parameters and verdicts, not a verdict per trial
+        for line in ["Tuned by Optuna:", *tuned]:
+            lines += textwrap.wrap(line, wrap, subsequent_indent="  ") or [""]
+        return [*lines, f"report: {shown(report_md)} (and {REPORT_HTML} beside it)"]
     for label, members in setups(runs):
         verdict = headline(members).replace("**", "")
         lines += ["", *textwrap.wrap(f"{f'Setup {label}: ' if label else ''}{verdict}", wrap)]

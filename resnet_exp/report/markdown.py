@@ -19,6 +19,7 @@ from resnet_exp.report.paper import TABLE6_CIFAR10_RESNET
 from resnet_exp.report.plots import run_labels
 from resnet_exp.report.stats import Spread, spread
 from resnet_exp.report.study import METRICS, config_groups, run_convergence
+from resnet_exp.report.tuned import tuned_section
 from resnet_exp.report.verdict import fmt_pct, verdict_section
 from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides
 from resnet_exp.tracking.record import (
@@ -174,7 +175,8 @@ def render_report(runs: Sequence[RunResult], sweep_dir: Path) -> str:
     """The text of report.md."""
     runs = list(runs)
     sweep_dir = Path(sweep_dir)
-    lines = [*_intro_lines(runs, sweep_dir), "## Verdict", "", *verdict_section(runs), ""]
+    lines = [*_intro_lines(runs, sweep_dir), *tuned_section(runs, sweep_dir)]
+    lines += ["## Verdict", "", *verdict_section(runs), ""]
     lines += ["## Statistics per configuration (over seeds)", "", *stats_table(runs), ""]
     lines += ["## Table 6 view", "", *table6_section(runs), ""]
     lines += ["## Runs", "", *markdown_table(runs), "", *_duplicates_line(runs)]

@@ -255,10 +255,11 @@ def _decision(runs: Sequence[RunResult]) -> tuple[str, str]:
     )
 
 
-def headline(runs: Sequence[RunResult]) -> str:
+def headline(runs: Sequence[RunResult], pooled: bool = False) -> str:
     """The answer: a title, the plain-language sentence, then the intervals; "No verdict" with
-    the reason where the runs belong to several setups or configurations (study.unpooled)."""
-    why = unpooled(runs)
+    the reason where the runs belong to several setups or configurations (study.unpooled),
+    unless they are ``pooled`` by design (a tuned study: each configuration at its own lr)."""
+    why = None if pooled else unpooled(runs)
     if why:
         return f"**No verdict**: {why}"
     title, body = _decision(runs)

@@ -38,6 +38,8 @@ MULTIRUN_YAML = "multirun.yaml"  # Hydra's record of the sweep command
 SUMMARY_CSV = "summary.csv"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
+OPTUNA_JOURNAL = "optuna.journal"  # hydra/sweeper=optuna's default study storage
+TUNED_JSON = "tuned.json"  # each study's trials, best params, follow-up folders; slot timeline
 
 # -- status vocabulary ----------------------------------------------------------------------------
 RUNNING = "running"

@@ -1,0 +1,122 @@
+"""The tuned study's section of report.md (a sweep with ``tuned.json``: hydra/sweeper=optuna).
+
+Each configuration's best lr and its search curve (validation error against lr, a panel per
+family, a line per depth, ``tuned_search.png``); the verdict at the tuned lrs beside the verdict at
+the shared (baseline) lr, each decided by the report's own rules over runs that differ in lr by
+design; and a sentence, computed from the two, on whether the degradation survives tuning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from resnet_exp.report.aggregate import RunResult
+from resnet_exp.report.claims import NOT_REPRODUCED, REPRODUCED
+from resnet_exp.report.plots import _save
+from resnet_exp.report.study import decide
+from resnet_exp.report.verdict import fmt_effect, headline
+from resnet_exp.tracking.record import TUNED_JSON
+
+TUNED_PNG = "tuned_search.png"
+LR = "optimizer.lr"
+
+
+def read_tuned(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The studies the Optuna sweeper recorded in ``tuned.json`` ([] for any other sweep)."""
+    try:
+        return json.loads((Path(sweep_dir) / TUNED_JSON).read_text(encoding="utf-8"))["studies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _runs(study: dict[str, Any], key: str, by_dir: dict[str, RunResult]) -> list[RunResult]:
+    return [by_dir[Path(j).name] for j in study.get(key) or [] if Path(j).name in by_dir]
+
+
+def survival(tuned: Sequence[RunResult], shared: Sequence[RunResult]) -> str:
+    """Whether deeper plain nets still train worse at each configuration's own best lr."""
+    at_tuned, at_shared = decide(tuned), decide(shared)
+    tuned_fx, shared_fx = (
+        fmt_effect(v.plain.effect) if v.plain else "not measured" for v in (at_tuned, at_shared)
+    )
+    found = at_tuned.plain_claim.outcome if at_tuned.plain_claim else None
+    numbers = f"deeper plain nets: {tuned_fx} at the tuned lrs, {shared_fx} at the shared lr"
+    if found == REPRODUCED:
+        return f"**The degradation survives tuning** ({numbers})."
+    if found == NOT_REPRODUCED:
+        return f"**The degradation does not survive tuning** ({numbers})."
+    return f"**Whether the degradation survives tuning is not settled** ({numbers})."
+
+
+def plot_search(rows: list[tuple[bool | None, Any, dict]], path: Path) -> Path:
+    """Validation error against lr: a panel per family, a line per depth."""
+    fig = Figure(figsize=(9, 3.6))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, residual in zip(axes, (False, True)):
+        ax.set_title("residual" if residual else "plain")
+        for res, depth, study in rows:
+            points = sorted(
+                (t["params"][LR], t["value"])
+                for t in study["trials"]
+                if t["value"] is not None and LR in t["params"]
+            )
+            if res is residual and points:
+                ax.plot(*zip(*points), marker="o", label=f"depth {depth}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes[0].set_ylabel("objective (default: best val err, %)")
+    return _save(fig, path)
+
+
+def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
+    """The best lr of each study, then both verdicts and whether the degradation survives ([]
+    for a sweep that is no Optuna search); writes ``tuned_search.png``."""
+    studies = read_tuned(sweep_dir)
+    if not studies:
+        return []
+    by_dir = {Path(r.name).name: r for r in runs}
+    tuned, shared, rows = [], [], []
+    lines = ["| study | best parameters | its objective | trials |", "|---|---|---|---|"]
+    for study in studies:
+        mine, base = _runs(study, "tuned_jobs", by_dir), _runs(study, "baseline_jobs", by_dir)
+        tuned, shared = tuned + mine, shared + base
+        run = (mine or base or [None])[0]
+        label = f"{run.block}-{run.depth}" if run else study["study"]
+        rows.append((run.residual if run else None, run.depth if run else None, study))
+        done = [t for t in study["trials"] if t["value"] is not None]
+        best = min(done, key=lambda t: t["value"]) if done else {"params": {}, "value": None}
+        value = "-" if best["value"] is None else f"{best['value']:.4g}"
+        params = " ".join(f"{k}={v}" for k, v in best["params"].items()) or "-"
+        lines.append(f"| {label} | {params} | {value} | {len(done)} |")
+    lines.append("")
+    if any(LR in t["params"] for study in studies for t in study["trials"]):
+        plot_search(rows, Path(sweep_dir) / TUNED_PNG)
+        lines += [f"![validation error against lr]({TUNED_PNG})", ""]
+    if not tuned:  # the search alone (or its replicates still to come): no verdicts yet
+        return lines
+    return [
+        *lines,
+        f"- At the tuned lrs ({len(tuned)} runs): {headline(tuned, pooled=True)}",
+        f"- At the shared lr ({len(shared)} runs): {headline(shared, pooled=True)}",
+        "",
+        survival(tuned, shared),
+        "",
+    ]
+
+
+def tuned_section(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
+    lines = tuned_lines(runs, sweep_dir)
+    if not lines:
+        return []
+    note = (
+        "The Verdict below takes each lr of the search as a setup of its own; the two verdicts "
+        "above are the study's."
+    )
+    return ["## Tuned by Optuna", "", *lines, note, ""]
