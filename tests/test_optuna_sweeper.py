@@ -239,9 +239,11 @@ def _cli_sweep(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_cli_sweep_killed_and_resumed_runs_every_trial_once(tmp_path: Path) -> None:
-    """SIGKILL the sweep once a trial finished; the same command completes the study: 4 trials,
-    each in its own folder, none finished before the kill trained again."""
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_cli_sweep_killed_and_resumed_runs_every_trial_once(tmp_path: Path, signum) -> None:
+    """Kill or stop the sweep once a trial finished (SIGTERM: it ends, exit 143, its jobs in
+    flight stopping at a step); the same command completes the study: 4 trials, each in its own
+    folder, none finished before the kill trained again."""
     from resnet_exp.tracking.record import RunRecord
     from tests.cli import run_cli, start_cli
 
@@ -250,8 +252,9 @@ def test_cli_sweep_killed_and_resumed_runs_every_trial_once(tmp_path: Path) -> N
     deadline = time.time() + 300
     while time.time() < deadline and not _timeline(sweep):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    proc.send_signal(signum)
+    proc.communicate(timeout=120)
+    assert proc.returncode == (-9 if signum == signal.SIGKILL else 143)
     finished = {r["job"][-1] for r in _timeline(sweep)}
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -263,6 +266,9 @@ def test_cli_sweep_killed_and_resumed_runs_every_trial_once(tmp_path: Path) -> N
     assert not {r["job"][-1] for r in rows} & finished  # none of the finished ones again
     folders = [p for p in sweep.iterdir() if (p / "summary.json").is_file()]
     assert len(folders) == 4
+    status = run_cli(str(sweep), cwd=tmp_path, module="resnet_exp.status")
+    assert status.returncode == 0 and "4 jobs: 4 completed" in status.stdout, status.stdout
+    assert "pending" not in status.stdout  # a search lists no planned job (the range's ends)
     assert all(RunRecord(p).read_summary().status == "completed" for p in folders)
 
 
