@@ -1,8 +1,5 @@
-"""Build every sweep-report file in one call, and optionally log the report to W&B.
-
-`build_report` (run by the CLI and the Hydra callback) reads the run records and writes summary.csv,
-each figure of `figures.FIGURES`, report.md and report.html, each atomically, so jobs rebuilding at
-once never leave a torn file. The W&B report run goes through the training runs' client.
+"""Build every sweep-report file in one call (each atomically, so jobs rebuilding at once never
+leave a torn file), and optionally log the report to W&B through the training runs' client.
 """
 
 from __future__ import annotations

@@ -77,11 +77,7 @@ def _logger_node(config: DictConfig) -> dict[str, Any] | None:
 
 class ReportCallback(Callback):
     """Rebuild the sweep report after each job and at the end of the sweep (then also log it to
-    W&B).
-
-    Args:
-        wandb: set False to never log the report to W&B (the files are still written).
-    """
+    W&B, unless ``wandb`` is False: the files are written either way)."""
 
     def __init__(self, wandb: bool = True) -> None:
         self.wandb = wandb

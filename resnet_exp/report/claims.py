@@ -1,12 +1,7 @@
-"""The study's three claims, each decided by its interval into one of three outcomes.
-
-The paper's answer is three claims: deeper plain nets train worse, deeper residual nets do not,
-and the shortcuts avoid the plain penalty. For each the report says *reproduced* when the 95%
-interval shows it, *not reproduced* only when the interval rules it out beyond an equivalence
-margin (`MARGIN_PP`, stated in the report), and otherwise *inconclusive*, with the number of seeds
-a power estimate from the observed spread says would settle it. "Could not tell" never reads "no".
-An interval lies above or below a boundary (0, the margin, one half) only strictly: touching it is
-not beyond it, and reads inconclusive.
+"""The paper's three claims (deeper plain nets train worse, deeper residual nets do not, the
+shortcuts avoid the plain penalty), each decided by its 95% interval: "could not tell" (an
+*inconclusive* outcome, with the seeds that would settle it) never reads "no". An interval lies
+above or below a boundary (0, the margin, one half) only strictly: touching it reads inconclusive.
 """
 
 from __future__ import annotations
