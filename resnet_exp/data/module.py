@@ -207,10 +207,8 @@ class DataModule:
 
     # ---------------------------------------------------------------- batches
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
-        """Epoch ``epoch``'s ``(x float[N,C,H,W], y int64[N])`` batches in (seed, epoch) order.
-
-        ``start_step`` skips that many batches (resuming mid-epoch sees the same remaining ones).
-        """
+        """Epoch ``epoch``'s ``(x float[N,C,H,W], y int64[N])`` batches in (seed, epoch) order,
+        from ``start_step`` on (resuming mid-epoch sees the same remaining ones)."""
         world = self._world_size
         where = dict(start_step=int(start_step), rank=self._rank, world_size=world)
         return self._ready().train_batches(

@@ -54,11 +54,8 @@ class ReportResult:
 
 
 def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
-    """(Re)build summary.csv, the figures, report.md and report.html in `sweep_dir`.
-
-    Works on a sweep in any state: failed, diverged and still-running jobs are reported as such.
-    Raises `ReportError` when `sweep_dir` is not a directory or holds no job directories.
-    """
+    """(Re)build every report file in `sweep_dir`, whatever state its jobs are in; `ReportError`
+    when it is not a directory or holds no job directories."""
     sweep_dir = Path(sweep_dir).expanduser()
     if not sweep_dir.is_dir():
         what = "does not exist" if not sweep_dir.exists() else "is not a directory"

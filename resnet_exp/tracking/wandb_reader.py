@@ -93,11 +93,8 @@ def read_run_file(path: str | Path, include_internal: bool = False) -> dict[str,
 
 
 def is_complete(path: str | Path) -> bool:
-    """Whether a `.wandb` file ends with the run's exit record (wandb-core has flushed it all).
-
-    wandb 0.31 buffers the transaction log and writes it when the stream closes, which happens
-    *after* `run.finish()` returns; until then the file may hold only its header.
-    """
+    """Whether a `.wandb` file ends with the run's exit record: wandb 0.31 writes the buffered
+    log when the stream closes, *after* `run.finish()` returns (until then maybe just a header)."""
     try:
         payloads = list(iter_payloads(Path(path).read_bytes()))
     except (OSError, ValueError):

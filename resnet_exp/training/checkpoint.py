@@ -109,11 +109,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def load_latest(
     last: Path, map_location: str | torch.device = "cpu"
 ) -> tuple[Path, dict[str, Any]] | None:
-    """``trainer.resume=auto``: ``last.pt``, else the spare ``last.prev.pt``; None if neither.
-
-    A damaged ``last.pt`` is logged (which file, why) and skipped; when every existing candidate is
-    damaged the error names each file and what is wrong with it.
-    """
+    """``trainer.resume=auto``: ``last.pt``, else the spare ``last.prev.pt``; None if neither. A
+    damaged one is logged and skipped; when every one is damaged the error names each and why."""
     candidates = [p for p in (Path(last), previous_path(last)) if os.path.lexists(p)]
     problems: list[str] = []
     for path in candidates:

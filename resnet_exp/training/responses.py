@@ -47,10 +47,8 @@ class _Moments:
 
 
 def layer_responses(model: nn.Module, batches: Iterable[torch.Tensor]) -> list[dict[str, Any]]:
-    """Std (over all elements of all given images) of each 3x3 layer's response, network order.
-
-    Returns [{"layer": 1-based index, "name": the conv's module name, "std": float}, ...].
-    """
+    """Std (over all elements of all given images) of each 3x3 layer's response, network order:
+    [{"layer": 1-based index, "name": the conv's module name, "std": float}, ...]."""
     import torch
     from torch import nn
 

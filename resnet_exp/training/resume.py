@@ -47,10 +47,8 @@ def start_or_resume(
     key: str,
     setting: str,
 ) -> Start:
-    """Load the chosen checkpoint into ``trainer`` (or start fresh).
-
-    ``key`` is this run's identity (``tracking/identity.py``); ``setting`` is ``trainer.resume``
-    (a checkpoint of another configuration is refused under ``auto``)."""
+    """Load the checkpoint ``trainer.resume`` (``setting``) chooses into ``trainer``, or start
+    fresh; ``key`` is this run's identity."""
     previous = record.read_summary() or RunSummary()
     if path is None and setting == "auto" and previous.status in STOPPED and previous.epochs:
         raise UserError(
