@@ -1,9 +1,7 @@
 """Every use of Hydra's and submitit's private or undocumented API, in one module.
 
-Each function says why it needs what it touches; :data:`PRIVATE_API` lists every such name, checked
-against :data:`CHECKED_WITH`. ``tests/test_hydra_glue.py`` resolves each name in the installed
-versions and pins each behaviour, so an upgrade that drops or changes one fails a test naming it
-instead of a user's run.
+Each function says why it needs what it touches; ``tests/test_hydra_glue.py`` resolves every name
+of :data:`PRIVATE_API`, so an upgrade that drops or changes one fails a test, not a user's run.
 """
 
 from __future__ import annotations

@@ -49,11 +49,8 @@ def rises(parts: ContrastParts, margin: float = MARGIN_PP) -> Claim:
 
 def stays_below(residual: ContrastParts, gap: ContrastParts, margin: float = MARGIN_PP) -> Claim:
     """'Deeper residual nets do not degrade as plain nets do' (``gap`` = plain effect - residual
-    effect): reproduced when the residual interval lies below +margin (no rise beyond the margin)
-    or the gap's interval lies above +margin (they rise less than the plain nets by more than the
-    margin); not reproduced when the gap's interval lies below +margin (both families degrade
-    alike); inconclusive otherwise. The claim's effect is the residual depth effect; ``basis``
-    says which interval decided it ('flat', 'below plain' or '')."""
+    effect), decided by the residual interval (basis 'flat') or the gap's ('below plain'); the
+    claim's effect is the residual depth effect."""
     effect, between = interval(residual), interval(gap)
     if not (effect.known and between.known):
         return Claim(NO_INTERVAL, effect)
