@@ -117,10 +117,9 @@ def log_report_to_wandb(
 ) -> dict[str, Any] | None:
     """Log the report to the sweep's one W&B report run (named "report", job_type "report", its
     id derived from the sweep: every build updates it) in group `group`, else the sweep's id
-    (also its tag and `sweep` key, as the training runs'): summary.csv and the statistics as
-    tables, each figure as an image, the headline in its summary; its files go to `dir`, else
-    $WANDB_DIR, else the sweep directory. Returns mode/run_id/dir/sync; never raises (a W&B
-    problem is a warning and None: the report files on disk are what matters)."""
+    (also its tag and `sweep` key, as the training runs'): the tables, figures and headline; its
+    files go to `dir`, else $WANDB_DIR, else the sweep directory. Returns mode/run_id/dir/sync;
+    never raises (a W&B problem is a warning and None: the report files are what matters)."""
     sweep_dir, runs = Path(sweep_dir), list(runs)
     try:
         mode, init_timeout = wandb_client.checked_settings(mode or "auto", init_timeout)

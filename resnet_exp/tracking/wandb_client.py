@@ -2,9 +2,8 @@
 
 `resolve_mode` decides the mode before `wandb.init`, so nothing can prompt or hang (`auto`:
 WANDB_MODE, else online only with credentials and a server that answers a short probe, else
-offline with the reason logged); `open_run` starts the run with the command line scrubbed,
-retrying a failed online init offline; `run_info` gives mode, id, folder and the `wandb sync`
-command. `wandb` is imported only once a run starts, so importing this module stays cheap.
+offline with the reason logged); `open_run` retries a failed online init offline. `wandb` is
+imported only once a run starts, so importing this module stays cheap.
 """
 
 from __future__ import annotations

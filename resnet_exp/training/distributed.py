@@ -1,8 +1,6 @@
-"""Data-parallel training across processes (``torchrun``).
-
-Each of torchrun's copies joins one process group before any config is composed
-(:func:`init_from_env`, which hands every rank rank 0's start time so all name one run folder);
-only rank 0 writes the run record, checkpoints and the W&B run. Nothing here knows about Hydra.
+"""Data-parallel training across processes (``torchrun``): every copy joins one process group
+before any config is composed (:func:`init_from_env`); only rank 0 writes the run record,
+checkpoints and the W&B run.
 """
 
 from __future__ import annotations
