@@ -26,9 +26,8 @@ PLAN_ENV = "RESNET_EXP_JOBLIB_SLOTS"
 SLOT_DIR = ".joblib-slots"  # in the sweep folder: one lock file per slot
 log = logging.getLogger("resnet_exp")
 GIB = 2**30
-#: GPU memory set aside for each job on a GPU: a CUDA context (~0.5 GiB), cuDNN and cuBLAS
-#: workspaces, the dataset held on the device and a CIFAR-size ResNet's activations at batch 128
-#: stay well under it. Bigger nets (ImageNet family, large batches): set hydra.launcher.n_jobs.
+#: GPU memory set aside for each job on a GPU: a CIFAR-size ResNet at batch 128, its data and a
+#: CUDA context stay well under it. Bigger nets (ImageNet family): set hydra.launcher.n_jobs.
 GPU_GIB_PER_JOB = 4
 #: Cores per job on a GPU: one drives the GPU (Python and kernel launches), one for everything else.
 CPUS_PER_GPU_JOB = 2

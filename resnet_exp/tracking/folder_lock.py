@@ -1,9 +1,9 @@
 """One writer per run or sweep folder; and the one ``flock`` helper (GPU slots use it too).
 
 Two processes writing one folder append every metrics row twice and resume from each other's
-checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock`` for as long as it writes;
-the kernel drops the lock when the holder's file closes, so a crashed or SIGKILLed holder leaves
-nothing behind (the file itself stays, holding the last holder's host and pid for the message).
+checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock``; the kernel drops it when
+the holder's file closes, so a killed holder leaves nothing behind (the file keeps its host and
+pid for the message).
 """
 
 from __future__ import annotations

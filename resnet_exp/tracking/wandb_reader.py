@@ -1,9 +1,7 @@
-"""Read back what a W&B run wrote locally, without a server: the logger waits for a complete run
-file and finds where a resumed offline run's history ends; tests read runs back.
-
-An offline run is only its transaction log `run-<id>.wandb` (wandb 0.31 ships no reader for it):
-LevelDB's log format (32 KiB blocks of CRC-checked chunks after a 7-byte ":W&B" header), each
-record a serialized `wandb.proto.wandb_internal_pb2.Record`.
+"""Read back what a W&B run wrote locally, without a server. An offline run is only its
+transaction log `run-<id>.wandb` (wandb 0.31 ships no reader for it): LevelDB's log format (32 KiB
+blocks of CRC-checked chunks after a 7-byte ":W&B" header), each record a serialized
+`wandb.proto.wandb_internal_pb2.Record`.
 """
 
 from __future__ import annotations

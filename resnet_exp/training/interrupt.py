@@ -1,9 +1,8 @@
 """Ctrl-C, SIGTERM and SIGHUP end a run cleanly: at the next step boundary, with a checkpoint.
 
-A handler only sets a flag; the training loop looks at it between steps (one attribute read per
-step), saves ``last.pt`` at that step boundary and raises :class:`Interrupted`. Outside the step
-loop (setup, evaluation, saving) and on a second signal, the handler raises at once: the last
-checkpoint on disk was written atomically, so it is intact either way.
+A handler only sets a flag the loop reads between steps. Outside the step loop (setup,
+evaluation, saving) and on a second signal it raises at once: the last checkpoint on disk was
+written atomically, so it is intact either way.
 """
 
 from __future__ import annotations
