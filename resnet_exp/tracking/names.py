@@ -1,8 +1,5 @@
-"""A person's names for a job: its record's and W&B's names, its configuration's label.
-
-Which job it *is* (its folder, skip/resume, the report's grouping) is its identity
-(``tracking/identity.py``), never this text; these names leave out the machine-only keys of that
-module and the overrides every job of the sweep shares. Plain strings in, plain strings out.
+"""A person's names for a job: its record's and W&B's names, its configuration's label. Which job
+it *is* is its identity (``tracking/identity.py``), never this text.
 """
 
 from __future__ import annotations

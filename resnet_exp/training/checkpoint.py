@@ -1,7 +1,5 @@
-"""Checkpoints: everything a bit-identical continuation needs, written atomically, loaded safely.
-
-``last.pt`` is rotated to ``last.prev.pt`` before a new one replaces it: the spare covers damage
-from outside (a full disk, a copy cut short); docs/internals.md, Reliability, has the fallback.
+"""Checkpoints: everything a bit-identical continuation needs, written atomically, loaded safely;
+the spare ``last.prev.pt`` covers damage from outside (a full disk, a copy cut short).
 """
 
 from __future__ import annotations
