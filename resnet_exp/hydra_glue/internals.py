@@ -79,10 +79,8 @@ def split_sweep(overrides: list[str], config_loader: Any = None) -> list[list[st
 def pin_now(stamp: datetime) -> None:
     """Make Hydra's ``${now:...}`` resolver read ``stamp`` instead of the clock.
 
-    Hydra re-registers ``now`` itself (``hydra.core.utils.setup_globals``, called by every launcher)
-    as ``lambda p: datetime.now().strftime(p)`` with ``datetime`` looked up in ``hydra.core.utils``;
-    swapping that module's ``datetime`` name for a subclass with a fixed ``now()`` survives the
-    re-registration.
+    Every launcher re-registers ``now`` (``hydra.core.utils.setup_globals``) with ``datetime``
+    looked up in ``hydra.core.utils``; swapping that name for a subclass survives it.
     """
 
     class _PinnedDatetime(datetime):

@@ -1,9 +1,6 @@
-"""Residual blocks and their plain (shortcut-free) twins.
-
-Each block class carries the facts the network needs to lay out a stage without branching on block
-type: ``expansion`` (output channels per unit of width), ``layers`` (weighted convs on the main
-path, which is how depth is counted), ``residual`` (whether a shortcut is added) and ``preact``
-(BN-ReLU-conv order).
+"""Residual blocks and their plain (shortcut-free) twins; each class carries the facts
+(``expansion``, ``layers``, ``residual``, ``preact``) the network lays out a stage by, so nothing
+branches on block type.
 """
 
 from __future__ import annotations

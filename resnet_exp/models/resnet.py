@@ -1,8 +1,6 @@
 """One configurable ResNet covering both of the paper's families, every block and shortcut option.
-
-Depth is the number of weighted layers on the main path (stem conv + block convs + fc, projection
-shortcuts not counted), so a depth and a block determine the stage layout; nothing here dispatches
-on a model name.
+Depth counts the weighted layers on the main path (stem conv + block convs + fc), so a depth and a
+block determine the stage layout.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Replicate statistics: a 95% interval for each configuration's mean and for the depth effects.
 
-Seeds are replicates, so every number the verdict uses is a mean over seeds with an interval that
-says how far seed noise alone could move it: Student's t (scipy) for one mean, and for a linear
-contrast of group means (a depth effect, or the difference of two) the Welch-Satterthwaite interval,
-which equals scipy's two-sample Welch interval when given two groups (tests/test_stats.py checks).
+Seeds are replicates: Student's t (scipy) for one mean, and for a linear contrast of group means
+(a depth effect, or the difference of two) the Welch-Satterthwaite interval.
 """
 
 from __future__ import annotations
