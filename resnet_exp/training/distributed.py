@@ -64,10 +64,10 @@ class Dist:
             torch.distributed.barrier()
 
 
-def from_env(environ: dict[str, str] | None = None) -> Dist:
+def from_env() -> Dist:
     """This process's place, from torchrun's environment variables (a plain run: rank 0 of 1)."""
-    env = os.environ if environ is None else environ
-    if not launched_by_torchrun(env):
+    env = os.environ
+    if not launched_by_torchrun():
         return Dist()
     world = int(env["WORLD_SIZE"])
     return Dist(
