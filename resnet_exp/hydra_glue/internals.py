@@ -36,10 +36,8 @@ _PATCHED = "_resnet_exp_numeric_options"
 def allow_numeric_group_options() -> None:
     """Let numeric option names (``model/depth=56``) select config-group options (idempotent).
 
-    Hydra's override grammar reads ``56`` as an int and its defaults list then refuses any group
-    choice that is not a string ("Config group override must be a string or a list. Got int"). The
-    depth group is named by numbers on purpose, so before Hydra builds a defaults list we hand it
-    the option's text as typed (a patch of ``defaults_list.Overrides.__init__``).
+    Hydra's override grammar reads ``56`` as an int and its defaults list then refuses it ("Config
+    group override must be a string or a list. Got int"), so we hand it the option's text as typed.
     """
     original = defaults_list.Overrides.__init__
     if getattr(original, _PATCHED, False):

@@ -1,6 +1,5 @@
-"""Device and precision, resolved against the machine at hand before the first step: each valid
-name (:mod:`resnet_exp.training.facts`) mapped to torch, and checked here (is the GPU there, does
-it do bf16).
+"""Device and precision, resolved against the machine at hand before the first step (is the GPU
+there, does it do bf16).
 """
 
 from __future__ import annotations
