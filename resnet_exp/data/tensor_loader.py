@@ -1,6 +1,5 @@
 """Device-resident batches, the default loader: each split lives on the device as uint8 and a
-batch is one indexed gather with the augmentation (padded crop + flip) folded in, so no worker,
-per-image Python or per-batch copy sets the pace.
+batch is one indexed gather with the augmentation (padded crop + flip) folded in.
 """
 
 from __future__ import annotations

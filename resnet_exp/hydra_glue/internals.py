@@ -1,7 +1,6 @@
-"""Every use of Hydra's and submitit's private or undocumented API, in one module.
-
-Each function says why it needs what it touches; ``tests/test_hydra_glue.py`` resolves every name
-of :data:`PRIVATE_API`, so an upgrade that drops or changes one fails a test, not a user's run.
+"""Every use of Hydra's and submitit's private or undocumented API, each function saying why;
+``tests/test_hydra_glue.py`` resolves every name of :data:`PRIVATE_API`, so an upgrade that drops
+or changes one fails a test, not a user's run.
 """
 
 from __future__ import annotations
@@ -112,10 +111,9 @@ def submitit_hooks(
     submitted: Callable[[list], None], results: Callable[[Any, Callable[[Any], list]], list]
 ) -> Iterator[None]:
     """While hydra_submitit_launcher's ``launch`` runs (it offers no hook of its own): call
-    ``submitted(jobs)`` as soon as the job array is submitted (the ids are kept even if the wait is
-    cut short), and collect each job with ``results(job, Job.results)`` instead of ``Job.results``
-    (a dead job becomes a failed job, not an exception that loses every other job's result).
-    Patched on submitit's classes for the length of the block."""
+    ``submitted(jobs)`` once the array is submitted (the ids are kept even if the wait is cut
+    short), and collect each job with ``results(job, Job.results)`` (a dead job becomes a failed
+    job, not an exception that loses every other job's result)."""
     import submitit  # optional: the scale extra
     from submitit.core.core import Job
 

@@ -1,7 +1,5 @@
-"""Replicate statistics: a 95% interval for each configuration's mean and for the depth effects.
-
-Seeds are replicates: Student's t (scipy) for one mean, and for a linear contrast of group means
-(a depth effect, or the difference of two) the Welch-Satterthwaite interval.
+"""Replicate statistics (seeds are replicates): Student's t 95% interval (scipy) for one mean, and
+the Welch-Satterthwaite one for a linear contrast of group means (a depth effect, or two's gap).
 """
 
 from __future__ import annotations

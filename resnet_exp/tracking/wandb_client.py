@@ -223,10 +223,9 @@ def _probe_server(base_url: str, timeout: float) -> str | None:
 
 
 def _disable_wandb_analytics() -> None:
-    """Stop wandb's own telemetry (OpenTelemetry) when we log offline: wandb 0.31 builds it from
-    the global settings, which miss `mode="offline"`, and at exit it POSTs to the server with a
-    10 s timeout (10-20 s per run against a mute server). wandb skips it for WANDB_MODE=offline;
-    this does the same for an offline mode chosen here."""
+    """Stop wandb's own telemetry when we log offline: wandb 0.31 builds it from the global
+    settings, which miss `mode="offline"`, and at exit POSTs to the server (10-20 s per run
+    against a mute server), as it would not under WANDB_MODE=offline."""
     try:
         from wandb.analytics.opentelemetry import opentelemetry_proxy  # optional: wandb's own
 
