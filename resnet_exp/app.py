@@ -1,10 +1,7 @@
-"""The entry point: compose -> instantiate -> train -> record.
+"""The entry point: compose -> instantiate -> train (:mod:`resnet_exp.session`'s steps) -> record.
 
-:func:`train` reads as a run goes: set up the process, build the trainer, resume it, start its
-logger, fit and record (the steps are :mod:`resnet_exp.session`'s); :func:`main` (Hydra's task
-function) decides what a failure means for the process (a single run: an exit code; a multirun
-job: raise, so the sweep goes on and its report marks the job). Everything Hydra-specific besides
-``@hydra.main`` lives in :mod:`resnet_exp.hydra_glue`.
+:func:`main` (Hydra's task function) decides what a failure means for the process: a single run
+exits with a code; a multirun job raises, so the sweep goes on and its report marks the job.
 """
 
 from __future__ import annotations

@@ -17,10 +17,7 @@ from pathlib import Path
 def atomic_path(path: Path, before_replace: Callable[[], None] | None = None) -> Iterator[Path]:
     """A fresh temp path beside ``path``; what the block writes there replaces ``path`` when the
     block ends without an exception (else the temp file is removed and ``path`` is untouched).
-
-    ``before_replace`` runs once the new bytes are safely on disk, just before the rename (the
-    checkpoint code uses it to keep the previous file as ``last.prev.pt``).
-    """
+    ``before_replace`` runs once the new bytes are safely on disk, just before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -1,9 +1,8 @@
 """Structured-config schemas: each key's type, default and valid choices or range.
 
-``conf/`` YAML pulls these in and states only what differs, so a wrong type or unknown key fails
-at composition; what a type cannot say is a :class:`Rule` in the field's metadata, walked by
-:func:`resnet_exp.validation.validate` before torch is imported. Choices come from each domain's
-torch-free facts module. No torch or Hydra here (``hydra_glue/register.py`` stores the schemas).
+``conf/`` YAML states only what differs, so a wrong type or unknown key fails at composition; what
+a type cannot say is a :class:`Rule` in the field's metadata, walked by
+:func:`resnet_exp.validation.validate` before torch is imported. No torch or Hydra here.
 """
 
 from __future__ import annotations

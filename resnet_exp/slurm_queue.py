@@ -3,9 +3,8 @@
 The SLURM launcher (``hydra_plugins/resnet_exp_launcher/_slurm.py``) appends every job it submits
 to ``<sweep>/.submitit/slurm_jobs.json`` (job id, the sweep job's overrides). From that,
 ``python -m resnet_exp.status`` shows a job with no record yet as ``pending`` with SLURM's queue
-reason, and a job SLURM has ended without a record as ``lost`` with SLURM's state; and the launcher
-never submits again a sweep job whose SLURM job is still queued or running (re-running the
-command of a detached sweep). Only ``squeue`` and ``sacct`` are asked; no torch, no Hydra.
+reason, and a job SLURM has ended without a record as ``lost``; and the launcher never submits a
+sweep job again while its SLURM job is queued or running. Only ``squeue`` and ``sacct`` are asked.
 """
 
 from __future__ import annotations

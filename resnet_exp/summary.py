@@ -1,7 +1,5 @@
-"""``python -m resnet_exp.summary <overrides>``: per-layer output shapes, parameters and FLOPs.
-
-Takes the same overrides as ``python -m resnet_exp`` and builds the same network, without training
-or writing anything.
+"""``python -m resnet_exp.summary <overrides>``: per-layer output shapes, parameters and FLOPs of
+the network ``python -m resnet_exp`` would build with the same overrides, without training.
 """
 
 from __future__ import annotations

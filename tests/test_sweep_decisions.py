@@ -260,7 +260,7 @@ def test_memory_bounds_each_gpu_and_the_rest_go_round_the_others() -> None:
     assert [s.number for s in slots] == [0, 1, 2]
     cores = [c for s in slots for c in s.cores]
     assert cores == list(range(16))  # contiguous blocks, none shared, none left out
-    assert plan([8 * GIB], [5, 7, 9, 11], cores_per_job=1)[1].cores == (9, 11)  # its own cores
+    assert plan([8 * GIB], [5, 7, 9, 11])[1].cores == (9, 11)  # its own cores
 
 
 def test_the_last_job_of_the_first_round_has_its_own_slot_and_the_next_waits() -> None:

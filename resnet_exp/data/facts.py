@@ -1,6 +1,5 @@
 """What each dataset is (channels, image size, classes, mean, std) and the rules every data
-option follows: the side the model sees, the crop padding, how small a split may be. Torch-free:
-the config layer reads it before torch is imported; the data code raises with the same rules.
+option follows; torch-free, so the config layer checks them before torch is imported.
 """
 
 from __future__ import annotations

@@ -33,11 +33,9 @@ class DataModule:
     what needs the data itself is checked, when it is read. Omitted ``in_channels``,
     ``num_classes``, ``mean`` and ``std`` are the dataset's own (:mod:`resnet_exp.data.facts`).
 
-    - Validation: ``val_size`` images of the (trimmed) training set, chosen by a permutation
-      seeded from the run seed alone; ``val_size=0`` gives no validation batches.
-    - Training keeps the last partial batch (paper-style) unless it holds a single image:
-      BatchNorm cannot normalise one sample in train mode.
-    - Evaluation keeps every image, in stored order, without augmentation.
+    Validation is ``val_size`` images of the (trimmed) training set, chosen by a permutation
+    seeded from the run seed alone (``val_size=0``: none); evaluation keeps every image, in stored
+    order, without augmentation; training's epoch length is :func:`sampling.train_length`'s.
     """
 
     def __init__(
@@ -70,7 +68,6 @@ class DataModule:
         self.eval_batch_size = 2 * self.batch_size if eval_batch_size is None else eval_batch_size
         self.val_size = None if val_size is None else int(val_size)
         self.train_subset = train_subset
-        # Quick runs only: the paper's numbers are on the whole test set (null).
         self.test_subset = test_subset
         self.resize = resize
         self.loader = loader
@@ -210,10 +207,8 @@ class DataModule:
 
     # ---------------------------------------------------------------- batches
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
-        """Epoch ``epoch``'s ``(x float[N,C,H,W], y int64[N])`` batches in (seed, epoch) order.
-
-        ``start_step`` skips that many batches (resuming mid-epoch sees the same remaining ones).
-        """
+        """Epoch ``epoch``'s ``(x float[N,C,H,W], y int64[N])`` batches in (seed, epoch) order,
+        from ``start_step`` on (resuming mid-epoch sees the same remaining ones)."""
         world = self._world_size
         where = dict(start_step=int(start_step), rank=self._rank, world_size=world)
         return self._ready().train_batches(
@@ -245,7 +240,7 @@ class DataModule:
 
     @property
     def steps_per_epoch(self) -> int:
-        """Optimizer steps per epoch on this rank (see the conventions in the class docstring)."""
+        """Optimizer steps per epoch on this rank."""
         per_rank = len(self._ready()) // self._world_size
         bs = self.batch_size // self._world_size
         return math.ceil(sampling.train_length(per_rank, bs) / bs)

@@ -36,11 +36,8 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
 
 
 def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    """This rank's share of epoch ``epoch``'s shuffled order (a function of seed and epoch only).
-
-    With several ranks every rank draws the same permutation and takes every ``world_size``-th
-    entry, trimmed to one length so all ranks run the same number of steps.
-    """
+    """This rank's share of epoch ``epoch``'s shuffled order (a function of seed and epoch only):
+    every ``world_size``-th entry, trimmed so all ranks run the same number of steps."""
     perm = torch.randperm(n, generator=generator(seed, ORDER, epoch))
     if world_size > 1:
         perm = perm[rank::world_size][: n // world_size]

@@ -1,9 +1,8 @@
 """Where the images come from: torchvision's dataset classes, its download, or Debian's package.
 
 Each split is read once into uint8 ``[N, C, H, W]`` and int64 labels from the torchvision class's
-arrays (no PIL decode). Missing files: torchvision's download (``download=True``; under timeouts,
-so an offline machine gives up in seconds), then Debian's ``dataset-fashion-mnist`` copy, then a
-:class:`DatasetNotFound` saying which files go where.
+arrays (no PIL decode). Missing files: torchvision's download (under timeouts, so an offline
+machine gives up in seconds), then Debian's copy, then a :class:`DatasetNotFound`.
 """
 
 from __future__ import annotations

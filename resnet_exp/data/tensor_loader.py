@@ -1,6 +1,5 @@
 """Device-resident batches, the default loader: each split lives on the device as uint8 and a
-batch is one indexed gather with the augmentation (padded crop + flip) folded in, so no worker,
-per-image Python or per-batch copy sets the pace.
+batch is one indexed gather with the augmentation (padded crop + flip) folded in.
 """
 
 from __future__ import annotations
@@ -28,12 +27,9 @@ def crop_flip(
     flips: torch.Tensor,
     size: int,
 ) -> torch.Tensor:
-    """Crop ``size x size`` windows of images ``index`` of ``padded``, mirrored where ``flips``.
-
-    ``offsets[b] = (top, left)`` is sample b's window corner in padded coordinates
-    (``0 .. 2*pad``); a flip mirrors the window left-right. ``unfold`` views every window of every
-    image without copying, so one indexing op gathers the whole batch's crops.
-    """
+    """Crop ``size x size`` windows of images ``index`` of ``padded``, mirrored where ``flips``;
+    ``offsets[b] = (top, left)`` is sample b's window corner in padded coordinates. ``unfold``
+    views every window without copying, so one indexing op gathers the whole batch's crops."""
     windows = padded.unfold(2, size, 1).unfold(3, size, 1)  # [N, C, rows, cols, size, size]
     crops = windows[index, :, offsets[:, 0], offsets[:, 1]]  # [B, C, size, size]
     return torch.where(flips[:, None, None, None], crops.flip(-1), crops)

@@ -1,6 +1,6 @@
 """The conventional pipeline (``data.loader=torchvision``): a DataLoader over transforms.v2, with
-the tensor loader's split, epoch order and batches; each sample's transform is seeded from
-(seed, epoch, index) in a forked CPU RNG, so results do not depend on ``num_workers``.
+the tensor loader's batches; each sample's transform is seeded from (seed, epoch, index), so
+results do not depend on ``num_workers``.
 """
 
 from __future__ import annotations

@@ -79,10 +79,8 @@ def composition_error(error: BaseException) -> str:
 
 def instantiate_node(node: DictConfig, key: str) -> Any:
     """``hydra.utils.instantiate(node)``, with a bad key or a failing constructor reported as a
-    :class:`UserError` naming ``key``, the offending option and the options the target takes.
-
-    A ``_partial_`` node returns a callable that reports a failing call the same way (the optimizer
-    only meets the model's parameters at run time)."""
+    :class:`UserError` naming ``key``, the offending option and the options the target takes; a
+    ``_partial_`` node's callable reports a failing call the same way."""
     target_name = str(node.get("_target_"))
     try:
         target = get_object(target_name)

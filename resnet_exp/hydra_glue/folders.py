@@ -4,10 +4,8 @@ folder put back as it was when a (re)start fails.
 Runs started in the same second share Hydra's default ``outputs/<date>/<time>``; the second would
 overwrite the first's ``.hydra/`` files and resume from its checkpoints, so :func:`fresh_dir`
 (``${resnet_exp.fresh_dir:...}``) claims the folder with an atomic ``mkdir``, or ``<path>-2``, ...
-A folder is locked by its writer (:mod:`resnet_exp.tracking.folder_lock`) and a run is never
-written into a sweep's folder or the reverse. Hydra rewrites ``.hydra/*.yaml`` and the log before
-our code runs; :class:`RunFolderGuard` undoes that when the start fails (the run's own files
-only: never a ``*.pt``, a link, a special file or a sub-folder's file)."""
+Hydra rewrites ``.hydra/*.yaml`` and the log before our code runs; :class:`RunFolderGuard` undoes
+that when the start fails."""
 
 from __future__ import annotations
 
@@ -204,12 +202,8 @@ class FolderSnapshot:
 
 
 class RunFolderGuard:
-    """Undo what Hydra and a failed start wrote into an existing run folder.
-
-    Taken before Hydra starts: a :class:`FolderSnapshot` of the folder. :meth:`restore` puts it
-    back when the run fails or stops before it starts (whatever the exception); :meth:`started` is
-    called once the run really starts or resumes there (then nothing is undone).
-    """
+    """Undo what Hydra and a failed start wrote into an existing run folder: a snapshot taken
+    before Hydra starts, put back unless :meth:`started` says the run really started there."""
 
     active: FolderSnapshot | None = None
 

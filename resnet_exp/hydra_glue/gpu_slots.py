@@ -2,14 +2,10 @@
 
 Hydra's joblib launcher knows nothing of GPUs: every job trains on ``cuda`` (the first GPU) while
 the others idle (Hydra issues #2757, #3002). Here the sweep's parent, when it sizes the default
-``n_jobs`` (``${resnet_exp.local_jobs:}``), also plans *slots* (:func:`plan`, a pure function of
-the GPUs' free memory and the cores): each visible GPU takes ``free memory // 4 GiB`` jobs, at most
-``cores // 2`` jobs in all, spread over the GPUs in turn, and each slot gets its own contiguous
-block of cores. The plan travels to the joblib workers in the environment (:data:`PLAN_ENV`), and
-each job claims the first free slot by ``flock``-ing its file in the sweep folder
-(:func:`claim`): it trains on that slot's ``cuda:i`` with its threads pinned to that slot's cores
-(:mod:`resnet_exp.training.threads` decides them), and the lock ends with the job (or its
-process, however it ends), so the next job reuses the slot.
+``n_jobs`` (``${resnet_exp.local_jobs:}``), also plans *slots* (:func:`plan`); the plan travels to
+the joblib workers in the environment (:data:`PLAN_ENV`), and each job ``flock``s the first free
+slot in the sweep folder (:func:`claim`), trains on its ``cuda:i`` with its threads pinned to its
+cores, and frees it when the job (or its process, however it ends) ends.
 A job asked for a numbered device (``trainer.device=cuda:1``) or a CPU keeps it.
 """
 
@@ -30,9 +26,8 @@ PLAN_ENV = "RESNET_EXP_JOBLIB_SLOTS"
 SLOT_DIR = ".joblib-slots"  # in the sweep folder: one lock file per slot
 log = logging.getLogger("resnet_exp")
 GIB = 2**30
-#: GPU memory set aside for each job on a GPU: a CUDA context (~0.5 GiB), cuDNN and cuBLAS
-#: workspaces, the dataset held on the device and a CIFAR-size ResNet's activations at batch 128
-#: stay well under it. Bigger nets (ImageNet family, large batches): set hydra.launcher.n_jobs.
+#: GPU memory set aside for each job on a GPU: a CIFAR-size ResNet at batch 128, its data and a
+#: CUDA context stay well under it. Bigger nets (ImageNet family): set hydra.launcher.n_jobs.
 GPU_GIB_PER_JOB = 4
 #: Cores per job on a GPU: one drives the GPU (Python and kernel launches), one for everything else.
 CPUS_PER_GPU_JOB = 2
@@ -51,23 +46,19 @@ class Slot:
         return f"{self.device} (joblib slot {self.number}{of}, {span})"
 
 
-def plan(
-    free_bytes: Sequence[int],
-    cores: Sequence[int],
-    gib_per_job: int = GPU_GIB_PER_JOB,
-    cores_per_job: int = CPUS_PER_GPU_JOB,
-) -> list[Slot]:
+def plan(free_bytes: Sequence[int], cores: Sequence[int]) -> list[Slot]:
     """The slots for GPUs with ``free_bytes`` free each and these ``cores``: per GPU
-    ``free // gib_per_job GiB`` jobs, at most ``len(cores) // cores_per_job`` (at least 1) in all,
-    dealt to the GPUs in turn (slot 0 on cuda:0, slot 1 on cuda:1, ...); [] without a GPU.
+    ``free // GPU_GIB_PER_JOB GiB`` jobs, at most ``len(cores) // CPUS_PER_GPU_JOB`` (at least 1)
+    in all, dealt to the GPUs in turn (slot 0 on cuda:0, slot 1 on cuda:1, ...), each with its own
+    contiguous block of cores; [] without a GPU.
 
     One small ResNet at batch 128 keeps a big GPU mostly idle (its step is bound by Python and
     kernel launches), so jobs in their own processes fill each other's gaps, up to what the GPU's
     memory and the cores that drive it allow."""
     if not free_bytes:
         return []
-    room = [int(free) // (gib_per_job * GIB) for free in free_bytes]
-    cap = max(1, len(cores) // cores_per_job)
+    room = [int(free) // (GPU_GIB_PER_JOB * GIB) for free in free_bytes]
+    cap = max(1, len(cores) // CPUS_PER_GPU_JOB)
     devices: list[int] = []
     while len(devices) < cap and len(devices) < sum(room):
         for gpu in range(len(room)):

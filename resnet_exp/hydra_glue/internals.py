@@ -1,9 +1,6 @@
-"""Every use of Hydra's and submitit's private or undocumented API, in one module.
-
-Each function says why it needs what it touches; :data:`PRIVATE_API` lists every such name, checked
-against :data:`CHECKED_WITH`. ``tests/test_hydra_glue.py`` resolves each name in the installed
-versions and pins each behaviour, so an upgrade that drops or changes one fails a test naming it
-instead of a user's run.
+"""Every use of Hydra's and submitit's private or undocumented API, each function saying why;
+``tests/test_hydra_glue.py`` resolves every name of :data:`PRIVATE_API`, so an upgrade that drops
+or changes one fails a test, not a user's run.
 """
 
 from __future__ import annotations
@@ -41,10 +38,8 @@ _PATCHED = "_resnet_exp_numeric_options"
 def allow_numeric_group_options() -> None:
     """Let numeric option names (``model/depth=56``) select config-group options (idempotent).
 
-    Hydra's override grammar reads ``56`` as an int and its defaults list then refuses any group
-    choice that is not a string ("Config group override must be a string or a list. Got int"). The
-    depth group is named by numbers on purpose, so before Hydra builds a defaults list we hand it
-    the option's text as typed (a patch of ``defaults_list.Overrides.__init__``).
+    Hydra's override grammar reads ``56`` as an int and its defaults list then refuses it ("Config
+    group override must be a string or a list. Got int"), so we hand it the option's text as typed.
     """
     original = defaults_list.Overrides.__init__
     if getattr(original, _PATCHED, False):
@@ -84,10 +79,8 @@ def split_sweep(overrides: list[str], config_loader: Any = None) -> list[list[st
 def pin_now(stamp: datetime) -> None:
     """Make Hydra's ``${now:...}`` resolver read ``stamp`` instead of the clock.
 
-    Hydra re-registers ``now`` itself (``hydra.core.utils.setup_globals``, called by every launcher)
-    as ``lambda p: datetime.now().strftime(p)`` with ``datetime`` looked up in ``hydra.core.utils``;
-    swapping that module's ``datetime`` name for a subclass with a fixed ``now()`` survives the
-    re-registration.
+    Every launcher re-registers ``now`` (``hydra.core.utils.setup_globals``) with ``datetime``
+    looked up in ``hydra.core.utils``; swapping that name for a subclass survives it.
     """
 
     class _PinnedDatetime(datetime):
@@ -121,10 +114,9 @@ def submitit_hooks(
     submitted: Callable[[list], None], results: Callable[[Any, Callable[[Any], list]], list]
 ) -> Iterator[None]:
     """While hydra_submitit_launcher's ``launch`` runs (it offers no hook of its own): call
-    ``submitted(jobs)`` as soon as the job array is submitted (the ids are kept even if the wait is
-    cut short), and collect each job with ``results(job, Job.results)`` instead of ``Job.results``
-    (a dead job becomes a failed job, not an exception that loses every other job's result).
-    Patched on submitit's classes for the length of the block."""
+    ``submitted(jobs)`` once the array is submitted (the ids are kept even if the wait is cut
+    short), and collect each job with ``results(job, Job.results)`` (a dead job becomes a failed
+    job, not an exception that loses every other job's result)."""
     import submitit  # optional: the scale extra
     from submitit.core.core import Job
 

@@ -1,10 +1,9 @@
 """A command line checked before Hydra acts on it, so that a mistake creates and changes nothing.
 
 Hydra writes the run folder's ``.hydra/`` files before our task runs, and a sweep would train its
-valid jobs before reaching a bad one; so every override parses, every job composes and validates,
-the folders and the launcher's options are checked, and only then are the folders claimed
-(:func:`claim_folders`) and the command handed to Hydra. :func:`dry_sweep` is ``--multirun ...
---cfg job``, which Hydra refuses: each job's config and what running it would do."""
+valid jobs before reaching a bad one; so every job composes and validates, the folders and the
+launcher's options are checked, and only then are the folders claimed and the command handed to
+Hydra. :func:`dry_sweep` is ``--multirun ... --cfg job``, which Hydra refuses."""
 
 from __future__ import annotations
 

@@ -1,13 +1,10 @@
 """A sweep's jobs when things go wrong. Hydra's basic sweeper re-raises the first failed job's
 exception after every job has ended, as a traceback (Hydra issues #2284, #2824); here a failing
-job prints one line when it fails (:func:`job_failed`, in its own process, so in every launcher),
-our sweeper collects the failed jobs, and the entry point ends with their table and exit 1
-(:func:`finish`). Under ``hydra.sweeper.fail_fast=true`` the first failure leaves a marker in the
-sweep folder; a job that starts after it returns :class:`NotStarted` (no record: ``pending``, and
-the same command without fail_fast runs it). joblib's loky workers outlive a killed sweep process
-and would train beside its re-run: a worker watches the process that launched it
-(``RESNET_EXP_SWEEP_PID``) and, once it is gone, stops as a SIGTERM would (the job checkpoints
-and records ``terminated``), or exits after a grace period."""
+job prints one line when it fails (in its own process, so in every launcher), and the entry point
+ends with the failed jobs' table and exit 1. Under fail-fast the first failure leaves a marker in
+the sweep folder that keeps later jobs from starting. joblib's loky workers outlive a killed sweep
+process and would train beside its re-run, so a worker that sees its sweep process gone stops as
+a SIGTERM would (the job checkpoints and records ``terminated``), or exits after a grace period."""
 
 from __future__ import annotations
 

@@ -1,20 +1,14 @@
-"""Residual blocks and their plain (shortcut-free) twins.
-
-Each block class carries the facts the network needs to lay out a stage without branching on block
-type: ``expansion`` (output channels per unit of width), ``layers`` (weighted convs on the main
-path, which is how depth is counted), ``residual`` (whether a shortcut is added) and ``preact``
-(BN-ReLU-conv order).
+"""Residual blocks and their plain (shortcut-free) twins; each class carries the facts
+(``expansion``, ``layers``, ``residual``, ``preact``) the network lays out a stage by, so nothing
+branches on block type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
-
-NormLayer = Callable[[int], nn.Module]
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -58,13 +52,12 @@ class BasicBlock(Block):
         width: int,
         stride: int = 1,
         shortcut: nn.Module | None = None,
-        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(shortcut)
         self.conv1 = conv3x3(in_channels, width, stride)
-        self.bn1 = norm_layer(width)
+        self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width)
-        self.bn2 = norm_layer(width)
+        self.bn2 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,15 +84,14 @@ class Bottleneck(Block):
         width: int,
         stride: int = 1,
         shortcut: nn.Module | None = None,
-        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(shortcut)
         self.conv1 = conv1x1(in_channels, width)
-        self.bn1 = norm_layer(width)
+        self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width, stride)
-        self.bn2 = norm_layer(width)
+        self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, width * self.expansion)
-        self.bn3 = norm_layer(width * self.expansion)
+        self.bn3 = nn.BatchNorm2d(width * self.expansion)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -130,12 +122,11 @@ class PreActBlock(Block):
         width: int,
         stride: int = 1,
         shortcut: nn.Module | None = None,
-        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__(shortcut)
-        self.bn1 = norm_layer(in_channels)
+        self.bn1 = nn.BatchNorm2d(in_channels)
         self.conv1 = conv3x3(in_channels, width, stride)
-        self.bn2 = norm_layer(width)
+        self.bn2 = nn.BatchNorm2d(width)
         self.conv2 = conv3x3(width, width)
         self.relu = nn.ReLU(inplace=False)
 
@@ -187,8 +178,8 @@ class ZeroPadShortcut(nn.Module):
 
 
 def projection_shortcut(
-    in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer, with_norm: bool = True
+    in_channels: int, out_channels: int, stride: int, with_norm: bool = True
 ) -> nn.Module:
     """Options B and C: a strided 1x1 conv (with BN, except before a pre-activated block's sum)."""
     conv = conv1x1(in_channels, out_channels, stride)
-    return nn.Sequential(conv, norm_layer(out_channels)) if with_norm else nn.Sequential(conv)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels)) if with_norm else nn.Sequential(conv)

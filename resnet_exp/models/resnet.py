@@ -1,8 +1,6 @@
 """One configurable ResNet covering both of the paper's families, every block and shortcut option.
-
-Depth is the number of weighted layers on the main path (stem conv + block convs + fc, projection
-shortcuts not counted), so a depth and a block determine the stage layout; nothing here dispatches
-on a model name.
+Depth counts the weighted layers on the main path (stem conv + block convs + fc), so a depth and a
+block determine the stage layout.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from collections import OrderedDict
 from torch import Tensor, nn
 
 from resnet_exp.errors import UserError
-from resnet_exp.models.blocks import Block, NormLayer, ZeroPadShortcut, projection_shortcut
+from resnet_exp.models.blocks import Block, ZeroPadShortcut, projection_shortcut
 from resnet_exp.models.facts import DEFAULT_FAMILY, FAMILIES, Family, family_of, shortcut_for
 
 
@@ -60,7 +58,6 @@ class ResNet(nn.Module):
         num_classes: int = 10,
         shortcut: str | None = None,
         zero_init_residual: bool = False,
-        norm_layer: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         if not (isinstance(block, type) and issubclass(block, Block)):
@@ -69,7 +66,6 @@ class ResNet(nn.Module):
         spec = FAMILIES[family]
         shortcut = shortcut_for(family, shortcut)  # the config layer reports a bad one for users
         self.block, self.depth, self.family, self.shortcut = block, depth, family, shortcut
-        self._norm_layer = norm_layer
 
         self.stem = self._make_stem(block, spec, in_channels)
         channels = spec.widths[0]
@@ -91,7 +87,7 @@ class ResNet(nn.Module):
         stem: list[tuple[str, nn.Module]] = [("conv", conv)]
         # A pre-activated CIFAR net starts its first block with BN-ReLU, so the stem is a bare conv.
         if not (block.preact and not spec.stem_pool):
-            stem += [("bn", self._norm_layer(width)), ("relu", nn.ReLU(inplace=True))]
+            stem += [("bn", nn.BatchNorm2d(width)), ("relu", nn.ReLU(inplace=True))]
         if spec.stem_pool:
             stem.append(("pool", nn.MaxPool2d(3, stride=2, padding=1)))
         return nn.Sequential(OrderedDict(stem))
@@ -99,7 +95,7 @@ class ResNet(nn.Module):
     def _make_head(self, block: type[Block], channels: int, num_classes: int) -> nn.Sequential:
         head: list[tuple[str, nn.Module]] = []
         if block.preact:  # the last pre-activated block leaves its sum un-normalised
-            head += [("bn", self._norm_layer(channels)), ("relu", nn.ReLU(inplace=True))]
+            head += [("bn", nn.BatchNorm2d(channels)), ("relu", nn.ReLU(inplace=True))]
         head += [
             ("pool", nn.AdaptiveAvgPool2d(1)),
             ("flatten", nn.Flatten()),
@@ -115,7 +111,7 @@ class ResNet(nn.Module):
         for i in range(blocks):
             block_stride = stride if i == 0 else 1
             shortcut = self._make_shortcut(block, in_channels, out_channels, block_stride)
-            layers.append(block(in_channels, width, block_stride, shortcut, self._norm_layer))
+            layers.append(block(in_channels, width, block_stride, shortcut))
             in_channels = out_channels
         return nn.Sequential(*layers), out_channels
 
@@ -128,7 +124,7 @@ class ResNet(nn.Module):
         reshapes = stride != 1 or in_channels != out_channels
         if self.shortcut == "C" or (self.shortcut == "B" and reshapes):
             return projection_shortcut(
-                in_channels, out_channels, stride, self._norm_layer, with_norm=not block.preact
+                in_channels, out_channels, stride, with_norm=not block.preact
             )
         if reshapes:
             return ZeroPadShortcut(out_channels, stride)

@@ -1,7 +1,5 @@
-"""Sweep reports: summary.csv, report.md, report.html and the figures (`figures.FIGURES`).
-
-Names load their submodule on first use (importing the Hydra callback pulls in no matplotlib);
-the Hydra side (the SLURM launcher) calls `refresh_report` only.
+"""Sweep reports: summary.csv, report.md, report.html and the figures (`figures.FIGURES`); names
+load their submodule on first use (importing the Hydra callback pulls in no matplotlib).
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """`python -m resnet_exp.report <sweep_dir> [--no-wandb]`: (re)build a sweep's report.
 
-Rewrites summary.csv, the figures (`figures.FIGURES`), report.md and report.html from the run
-records on disk (useful while a sweep still runs), prints what a sweep prints at its end
-(`console.end_lines`), and logs the report to W&B as configured for the sweep (its multirun.yaml
-`logger` node; `--mode`/`--project`/`--group` override, `--no-wandb` skips it).
+Rewrites every report file from the run records on disk (useful while a sweep still runs), prints
+what a sweep prints at its end, and logs the report to W&B as configured for the sweep (its
+multirun.yaml `logger` node; `--mode`/`--project`/`--group` override, `--no-wandb` skips it).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Read a sweep's run records (docs/internals.md, "Run record") into one `RunResult` per job.
-
-The report is built from whatever is on disk at any moment of a sweep (jobs that crashed before
-writing `summary.json`, were killed mid-epoch, or still run), so nothing here raises on a partial
-file.
+"""Read a sweep's run records into one `RunResult` per job; the report is built from whatever is
+on disk at any moment of a sweep, so nothing here raises on a partial file.
 """
 
 from __future__ import annotations

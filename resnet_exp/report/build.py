@@ -1,8 +1,5 @@
-"""Build every sweep-report file in one call, and optionally log the report to W&B.
-
-`build_report` (run by the CLI and the Hydra callback) reads the run records and writes summary.csv,
-each figure of `figures.FIGURES`, report.md and report.html, each atomically, so jobs rebuilding at
-once never leave a torn file. The W&B report run goes through the training runs' client.
+"""Build every sweep-report file in one call (each atomically, so jobs rebuilding at once never
+leave a torn file), and optionally log the report to W&B through the training runs' client.
 """
 
 from __future__ import annotations
@@ -57,11 +54,8 @@ class ReportResult:
 
 
 def build_report(sweep_dir: str | os.PathLike[str]) -> ReportResult:
-    """(Re)build summary.csv, the figures, report.md and report.html in `sweep_dir`.
-
-    Works on a sweep in any state: failed, diverged and still-running jobs are reported as such.
-    Raises `ReportError` when `sweep_dir` is not a directory or holds no job directories.
-    """
+    """(Re)build every report file in `sweep_dir`, whatever state its jobs are in; `ReportError`
+    when it is not a directory or holds no job directories."""
     sweep_dir = Path(sweep_dir).expanduser()
     if not sweep_dir.is_dir():
         what = "does not exist" if not sweep_dir.exists() else "is not a directory"
@@ -123,10 +117,9 @@ def log_report_to_wandb(
 ) -> dict[str, Any] | None:
     """Log the report to the sweep's one W&B report run (named "report", job_type "report", its
     id derived from the sweep: every build updates it) in group `group`, else the sweep's id
-    (also its tag and `sweep` key, as the training runs'): summary.csv and the statistics as
-    tables, each figure as an image, the headline in its summary; its files go to `dir`, else
-    $WANDB_DIR, else the sweep directory. Returns mode/run_id/dir/sync; never raises (a W&B
-    problem is a warning and None: the report files on disk are what matters)."""
+    (also its tag and `sweep` key, as the training runs'): the tables, figures and headline; its
+    files go to `dir`, else $WANDB_DIR, else the sweep directory. Returns mode/run_id/dir/sync;
+    never raises (a W&B problem is a warning and None: the report files are what matters)."""
     sweep_dir, runs = Path(sweep_dir), list(runs)
     try:
         mode, init_timeout = wandb_client.checked_settings(mode or "auto", init_timeout)

@@ -1,7 +1,6 @@
 """Hydra callback (``hydra.callbacks.report`` in conf/config.yaml) that keeps a sweep's report
 current: Hydra skips ``on_multirun_end`` when a job raised, so the report is rebuilt after *every*
-job, and ``on_multirun_end`` rebuilds it once more and logs it to W&B. Nothing here may fail a job
-or the sweep: every error is a logged warning.
+job, and once more (logged to W&B) at the end. Nothing here may fail a job or the sweep.
 """
 
 from __future__ import annotations
@@ -77,11 +76,7 @@ def _logger_node(config: DictConfig) -> dict[str, Any] | None:
 
 class ReportCallback(Callback):
     """Rebuild the sweep report after each job and at the end of the sweep (then also log it to
-    W&B).
-
-    Args:
-        wandb: set False to never log the report to W&B (the files are still written).
-    """
+    W&B, unless ``wandb`` is False: the files are written either way)."""
 
     def __init__(self, wandb: bool = True) -> None:
         self.wandb = wandb

@@ -1,12 +1,7 @@
-"""The study's three claims, each decided by its interval into one of three outcomes.
-
-The paper's answer is three claims: deeper plain nets train worse, deeper residual nets do not,
-and the shortcuts avoid the plain penalty. For each the report says *reproduced* when the 95%
-interval shows it, *not reproduced* only when the interval rules it out beyond an equivalence
-margin (`MARGIN_PP`, stated in the report), and otherwise *inconclusive*, with the number of seeds
-a power estimate from the observed spread says would settle it. "Could not tell" never reads "no".
-An interval lies above or below a boundary (0, the margin, one half) only strictly: touching it is
-not beyond it, and reads inconclusive.
+"""The paper's three claims (deeper plain nets train worse, deeper residual nets do not, the
+shortcuts avoid the plain penalty), each decided by its 95% interval: "could not tell" (an
+*inconclusive* outcome, with the seeds that would settle it) never reads "no". An interval lies
+above or below a boundary (0, the margin, one half) only strictly: touching it reads inconclusive.
 """
 
 from __future__ import annotations
@@ -54,11 +49,8 @@ def rises(parts: ContrastParts, margin: float = MARGIN_PP) -> Claim:
 
 def stays_below(residual: ContrastParts, gap: ContrastParts, margin: float = MARGIN_PP) -> Claim:
     """'Deeper residual nets do not degrade as plain nets do' (``gap`` = plain effect - residual
-    effect): reproduced when the residual interval lies below +margin (no rise beyond the margin)
-    or the gap's interval lies above +margin (they rise less than the plain nets by more than the
-    margin); not reproduced when the gap's interval lies below +margin (both families degrade
-    alike); inconclusive otherwise. The claim's effect is the residual depth effect; ``basis``
-    says which interval decided it ('flat', 'below plain' or '')."""
+    effect), decided by the residual interval (basis 'flat') or the gap's ('below plain'); the
+    claim's effect is the residual depth effect."""
     effect, between = interval(residual), interval(gap)
     if not (effect.known and between.known):
         return Claim(NO_INTERVAL, effect)

@@ -1,8 +1,6 @@
 """Has a run's training error levelled off? Measured from its per-step rows: the mean training
 error over the last `LATE_FRACTION` of its steps against the same number of steps just before. A
-run is *still falling* when that fall exceeds `STILL_FALLING_PP` and twice its standard error (a
-verdict on runs stopped on the steep part of their curve says when a net got going, not where it
-ends).
+run is *still falling* when that fall exceeds `STILL_FALLING_PP` and twice its standard error.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The report's figures in one table (file, plot function, caption), and the captions.
 
-`FIGURES` is read by everything that handles a figure (`build_report`, report.md and .html, the W&B
-report run, the CLI); a new figure is a plot function in `plots.py` and a row here. Captions state
-what the data show, with the numbers: deepest against shallowest depth of a kind (gradients), or a
-residual net against its plain twin of the same depth (responses).
+Everything that handles a figure reads `FIGURES`; a new figure is a plot function in `plots.py`
+and a row here. Captions state what the data show, with the numbers: deepest against shallowest
+depth of a kind (gradients), or a residual net against its plain twin of the same depth (responses).
 """
 
 from __future__ import annotations

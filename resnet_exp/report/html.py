@@ -1,6 +1,5 @@
-"""`report.html`: report.md as one self-contained page, rendered by markdown-it-py, its figures
-inlined as base64 data URIs (it opens offline, mailed or copied alone), the log tails of the runs
-that did not complete appended.
+"""`report.html`: report.md as one self-contained page (figures inlined, so it opens offline,
+mailed or copied alone), the log tails of the runs that did not complete appended.
 """
 
 from __future__ import annotations

@@ -245,10 +245,9 @@ def _stage_names(row: dict[str, Any]) -> list[str]:
 
 
 def plot_gradients(runs: Sequence[RunResult], path: Path) -> dict[str, dict[str, Any]]:
-    """Gradient norm of each stage (stem, stage1..K, head), log scale, plain vs residual: per
-    configuration the mean over seeds, banded by their min to max, at the first epoch (where
-    vanishing gradients show) and, below, the last. Returns {label: {"x", "first", "last",
-    "first_band", "last_band" ((min, max)), "first_epoch", "last_epoch", "depth", ...}}."""
+    """Gradient norm of each stage, log scale, plain vs residual: per configuration the mean over
+    seeds, banded by their min to max, at the first epoch (where vanishing gradients show) and,
+    below, the last. Returns `_gradient_entry`'s numbers by label."""
     runs = list(runs)
     title = "per-stage gradient norm (log scale)"
     usable = [r for r in runs if r.metrics and _stage_names(r.metrics[0])]

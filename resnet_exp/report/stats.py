@@ -1,10 +1,5 @@
-"""Replicate statistics: a 95% interval for each configuration's mean and for the depth effects.
-
-Seeds are replicates, so every number the verdict uses is a mean over seeds with an interval that
-says how far seed noise alone could move it. scipy does the statistics (Student's t for one mean,
-Welch's t for a difference of two means); the difference of two depth effects (four group means) is
-the same Welch-Satterthwaite construction with a linear contrast, and equals scipy's two-sample
-Welch interval when given two groups (tests/test_stats.py checks that).
+"""Replicate statistics (seeds are replicates): Student's t 95% interval (scipy) for one mean, and
+the Welch-Satterthwaite one for a linear contrast of group means (a depth effect, or two's gap).
 """
 
 from __future__ import annotations
@@ -82,18 +77,6 @@ class Effect:
         if self.ci_high < 0:
             return "below"
         return "spans"
-
-
-def welch(a: Sequence[float], b: Sequence[float]) -> Effect:
-    """mean(a) − mean(b) with Welch's t interval (unequal variances), from scipy."""
-    xa, xb = _finite(a), _finite(b)
-    estimate = float(np.mean(xa) - np.mean(xb))
-    if xa.size < 2 or xb.size < 2:
-        return Effect(estimate, math.nan, math.nan)
-    if np.var(xa) == 0 and np.var(xb) == 0:
-        return Effect(estimate, estimate, estimate)
-    low, high = stats.ttest_ind(xa, xb, equal_var=False).confidence_interval(CONFIDENCE)
-    return Effect(estimate, float(low), float(high))
 
 
 def contrast(groups: Sequence[Sequence[float]], weights: Sequence[float]) -> Effect:

@@ -1,8 +1,5 @@
-"""The study's numbers: replicate groups per configuration and the depth effects of each kind.
-
-A configuration is a job's overrides without the seed (its seeds are replicates). The verdict
-compares the depth effect on final training error of the plain and the residual kind (Welch 95%
-intervals), and how much of the plain depth penalty the residual kind avoids.
+"""The study's numbers: replicate groups per configuration (its seeds are replicates), each kind's
+depth effect on final training error, and how much of the plain penalty the residual kind avoids.
 """
 
 from __future__ import annotations

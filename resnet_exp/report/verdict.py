@@ -1,9 +1,7 @@
-"""The verdict in words: the headline and one sentence per kind, each claim stated with its
-interval and outcome (claims.py decides them, study.py computes the numbers).
-
-Generated from the final training errors, never canned: per kind, does training error rise with
-depth, and does the residual kind avoid the plain kind's rise. It hedges when fewer than two depths
-of a kind completed, or a configuration has one seed.
+"""The verdict in words, generated from the final training errors, never canned: the headline and
+one sentence per kind, each claim with its interval and outcome (claims.py decides them, study.py
+computes the numbers). It hedges when fewer than two depths of a kind completed, or a
+configuration has one seed.
 """
 
 from __future__ import annotations

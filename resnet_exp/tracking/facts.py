@@ -1,8 +1,4 @@
-"""The experiment tracker's choices and defaults: the one home of the W&B modes and defaults.
-
-Torch- and wandb-free: the schema (:mod:`resnet_exp.config`), the logger
-(:mod:`resnet_exp.tracking.wandb_logger`) and ``python -m resnet_exp.report`` read them here.
-"""
+"""The one home of the W&B modes and defaults; torch- and wandb-free, so the schema reads it."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """One writer per run or sweep folder; and the one ``flock`` helper (GPU slots use it too).
 
 Two processes writing one folder append every metrics row twice and resume from each other's
-checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock`` for as long as it writes;
-the kernel drops the lock when the holder's file closes, so a crashed or SIGKILLed holder leaves
-nothing behind (the file itself stays, holding the last holder's host and pid for the message).
+checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock``; the kernel drops it when
+the holder's file closes, so a killed holder leaves nothing behind (the file keeps its host and
+pid for the message).
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ def try_flock(
     path: Path, *, shared: bool = False, create: bool = True, mode: int = 0o644
 ) -> int | None:
     """An open descriptor of ``path`` holding its ``flock`` (shared or exclusive), or None when
-    another process holds it. The kernel drops the lock when the descriptor closes, however the
-    process ends, so a killed holder leaves nothing that counts. A lock file that is not a
-    regular file (a link, a FIFO, a directory) is an OSError, never followed or waited on."""
+    another process holds it. A lock file that is not a regular file (a link, a FIFO, a
+    directory) is an OSError, never followed or waited on."""
     flags = (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | os.O_NOFOLLOW | os.O_NONBLOCK
     fd = os.open(path, flags, mode)
     try:

@@ -1,12 +1,8 @@
 """A job is known by what it computes (SPEC §8): the one rule for "the same run".
 
-A job's **identity** (:func:`identity_key`) is its composed, resolved config without the
-machine-only keys (:data:`MACHINE_KEYS`), flattened to dotted keys and written as sorted JSON, so
-how a value was written (an explicit default, a preset or a group option, key order, ``1e-1`` or
-``0.1``) never changes it. Its **configuration** (:func:`configuration`) is the same without the
-seed: replicates share it. The key is stored in ``summary.json`` (``config_key``) and in each
-checkpoint; job folders end in its hash; the sweep, ``--cfg job``, ``status``, the report,
-``summary.csv`` and W&B all ask this module. Plain values and OmegaConf only: no torch, no Hydra.
+A job's **identity** (:func:`identity_key`) is its resolved config without the machine-only keys
+(:data:`MACHINE_KEYS`), as sorted JSON, so how a value was written never changes it. Its
+**configuration** (:func:`configuration`) is the same without the seed: replicates share it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""A person's names for a job: its record's and W&B's names, its configuration's label.
-
-Which job it *is* (its folder, skip/resume, the report's grouping) is its identity
-(``tracking/identity.py``), never this text; these names leave out the machine-only keys of that
-module and the overrides every job of the sweep shares. Plain strings in, plain strings out.
+"""A person's names for a job: its record's and W&B's names, its configuration's label. Which job
+it *is* is its identity (``tracking/identity.py``), never this text.
 """
 
 from __future__ import annotations
@@ -49,9 +46,8 @@ def wandb_names(model: dict, seed: int, overrides: Iterable[str], shared: Iterab
                 key: str, sweep: str) -> tuple[str, str, str]:  # fmt: skip
     """How W&B shows a run (SPEC §7): (name, job_type, group) = ('plain-56 (seed 3)', its
     configuration 'plain-56 1a2b3c4d', that configuration within its sweep, where its seeds
-    aggregate). Named by the model and what else sets the configuration apart in the sweep
-    (``shared``: :func:`shared_by_configurations`); the configuration's id (its identity without
-    the seed) makes ``model=resnet20`` and ``model/depth=20`` one."""
+    aggregate), named by the model and what else sets the configuration apart in the sweep; the
+    configuration's id makes ``model=resnet20`` and ``model/depth=20`` one."""
     common = set(shared)
     extra = [o for o in config_overrides(overrides)
              if o not in common and override_key(o) not in MODEL_KEYS]  # fmt: skip

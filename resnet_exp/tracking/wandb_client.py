@@ -2,9 +2,8 @@
 
 `resolve_mode` decides the mode before `wandb.init`, so nothing can prompt or hang (`auto`:
 WANDB_MODE, else online only with credentials and a server that answers a short probe, else
-offline with the reason logged); `open_run` starts the run with the command line scrubbed,
-retrying a failed online init offline; `run_info` gives mode, id, folder and the `wandb sync`
-command. `wandb` is imported only once a run starts, so importing this module stays cheap.
+offline with the reason logged); `open_run` retries a failed online init offline. `wandb` is
+imported only once a run starts, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -224,10 +223,9 @@ def _probe_server(base_url: str, timeout: float) -> str | None:
 
 
 def _disable_wandb_analytics() -> None:
-    """Stop wandb's own telemetry (OpenTelemetry) when we log offline: wandb 0.31 builds it from
-    the global settings, which miss `mode="offline"`, and at exit it POSTs to the server with a
-    10 s timeout (10-20 s per run against a mute server). wandb skips it for WANDB_MODE=offline;
-    this does the same for an offline mode chosen here."""
+    """Stop wandb's own telemetry when we log offline: wandb 0.31 builds it from the global
+    settings, which miss `mode="offline"`, and at exit POSTs to the server (10-20 s per run
+    against a mute server), as it would not under WANDB_MODE=offline."""
     try:
         from wandb.analytics.opentelemetry import opentelemetry_proxy  # optional: wandb's own
 

@@ -1,9 +1,8 @@
 """Weights & Biases logging that can never stop or stall training (SPEC §7).
 
-`WandbLogger` never prompts or hangs (`wandb_client` resolves the mode and opens the run, falling
-back to offline with the `wandb sync` command logged), never leaks a secret (`wandb_secrets`) and
-never raises (a wandb exception is one warning, then the logger is a no-op). `wandb` is imported
-in `start()` only, so `logger=none` stays cheap; `NullLogger` is the same interface doing nothing.
+`WandbLogger` never prompts or hangs (`wandb_client`), never leaks a secret (`wandb_secrets`) and
+never raises (a wandb exception is one warning, then the logger is a no-op); `NullLogger` is the
+same interface doing nothing.
 """
 
 from __future__ import annotations

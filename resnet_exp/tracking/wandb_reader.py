@@ -1,9 +1,7 @@
-"""Read back what a W&B run wrote locally, without a server: the logger waits for a complete run
-file and finds where a resumed offline run's history ends; tests read runs back.
-
-An offline run is only its transaction log `run-<id>.wandb` (wandb 0.31 ships no reader for it):
-LevelDB's log format (32 KiB blocks of CRC-checked chunks after a 7-byte ":W&B" header), each
-record a serialized `wandb.proto.wandb_internal_pb2.Record`.
+"""Read back what a W&B run wrote locally, without a server. An offline run is only its
+transaction log `run-<id>.wandb` (wandb 0.31 ships no reader for it): LevelDB's log format (32 KiB
+blocks of CRC-checked chunks after a 7-byte ":W&B" header), each record a serialized
+`wandb.proto.wandb_internal_pb2.Record`.
 """
 
 from __future__ import annotations
@@ -93,11 +91,8 @@ def read_run_file(path: str | Path, include_internal: bool = False) -> dict[str,
 
 
 def is_complete(path: str | Path) -> bool:
-    """Whether a `.wandb` file ends with the run's exit record (wandb-core has flushed it all).
-
-    wandb 0.31 buffers the transaction log and writes it when the stream closes, which happens
-    *after* `run.finish()` returns; until then the file may hold only its header.
-    """
+    """Whether a `.wandb` file ends with the run's exit record: wandb 0.31 writes the buffered
+    log when the stream closes, *after* `run.finish()` returns (until then maybe just a header)."""
     try:
         payloads = list(iter_payloads(Path(path).read_bytes()))
     except (OSError, ValueError):

@@ -2,9 +2,7 @@
 
 A value is hidden when its key looks like a secret (api_key, token, password, secret, any case) or
 when it is a configured W&B API key (WANDB_API_KEY, or the netrc entry `wandb login` wrote), also
-inside a longer string such as a URL, a command line or an interpolated `logger.notes`. Applied by
-every W&B run (`wandb_client.open_run`, `WandbLogger.set_summary`), every JSON record
-(`record._write_json`), Hydra's copies of the command line and the tables `status` prints.
+inside a longer string such as a URL, a command line or an interpolated `logger.notes`.
 """
 
 from __future__ import annotations

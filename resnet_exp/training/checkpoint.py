@@ -1,7 +1,5 @@
-"""Checkpoints: everything a bit-identical continuation needs, written atomically, loaded safely.
-
-``last.pt`` is rotated to ``last.prev.pt`` before a new one replaces it: the spare covers damage
-from outside (a full disk, a copy cut short); docs/internals.md, Reliability, has the fallback.
+"""Checkpoints: everything a bit-identical continuation needs, written atomically, loaded safely;
+the spare ``last.prev.pt`` covers damage from outside (a full disk, a copy cut short).
 """
 
 from __future__ import annotations
@@ -109,11 +107,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 def load_latest(
     last: Path, map_location: str | torch.device = "cpu"
 ) -> tuple[Path, dict[str, Any]] | None:
-    """``trainer.resume=auto``: ``last.pt``, else the spare ``last.prev.pt``; None if neither.
-
-    A damaged ``last.pt`` is logged (which file, why) and skipped; when every existing candidate is
-    damaged the error names each file and what is wrong with it.
-    """
+    """``trainer.resume=auto``: ``last.pt``, else the spare ``last.prev.pt``; None if neither. A
+    damaged one is logged and skipped; when every one is damaged the error names each and why."""
     candidates = [p for p in (Path(last), previous_path(last)) if os.path.lexists(p)]
     problems: list[str] = []
     for path in candidates:

@@ -16,10 +16,8 @@ from resnet_exp.training.checkpoint import CorruptCheckpoint
 def check_contents(
     path: Path, state: dict[str, Any], steps_per_epoch: int, same_config: bool
 ) -> None:
-    """Raise :class:`CorruptCheckpoint` for non-finite tensors or impossible counters.
-
-    ``same_config``: the checkpoint was written under this run's config key, so its step count
-    must be exactly what its epoch and step-in-epoch say (another config has other epochs)."""
+    """Raise :class:`CorruptCheckpoint` for non-finite tensors or impossible counters (under
+    ``same_config`` the step count must be exactly what its epoch and step-in-epoch say)."""
     problems = _bad_tensors(state, same_config) + _impossible_counters(
         state, steps_per_epoch, same_config
     )

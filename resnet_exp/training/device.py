@@ -1,7 +1,4 @@
-"""Device and precision, resolved against the machine at hand before the first step: each valid
-name (:mod:`resnet_exp.training.facts`) mapped to torch, and checked here (is the GPU there, does
-it do bf16).
-"""
+"""Device and precision, checked against the machine at hand before the first step."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Data-parallel training across processes (``torchrun``).
-
-Each of torchrun's copies joins one process group before any config is composed
-(:func:`init_from_env`, which hands every rank rank 0's start time so all name one run folder);
-only rank 0 writes the run record, checkpoints and the W&B run. Nothing here knows about Hydra.
+"""Data-parallel training across processes (``torchrun``): every copy joins one process group
+before any config is composed (:func:`init_from_env`); only rank 0 writes the run record,
+checkpoints and the W&B run.
 """
 
 from __future__ import annotations
@@ -66,10 +64,10 @@ class Dist:
             torch.distributed.barrier()
 
 
-def from_env(environ: dict[str, str] | None = None) -> Dist:
+def from_env() -> Dist:
     """This process's place, from torchrun's environment variables (a plain run: rank 0 of 1)."""
-    env = os.environ if environ is None else environ
-    if not launched_by_torchrun(env):
+    env = os.environ
+    if not launched_by_torchrun():
         return Dist()
     world = int(env["WORLD_SIZE"])
     return Dist(

@@ -1,9 +1,7 @@
 """The running sums of one training epoch, kept as device tensors so no step waits on the host.
 
-:class:`EpochSums` adds each step's loss, errors and per-part gradient norms on the device, is
-read once at the epoch's end (:meth:`EpochSums.metrics`, summed over DDP ranks), and travels in a
-mid-epoch checkpoint as a plain dict (:meth:`EpochSums.to_state`), so a resumed epoch reports the
-loss over the whole epoch. :class:`StepWindow` does the same for the per-step training rows.
+They are read once at the epoch's end (summed over DDP ranks) and travel in a mid-epoch
+checkpoint, so a resumed epoch reports the loss over the whole epoch.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ the training code maps and raises with the same tables.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 AUTO = "auto"
 
@@ -25,13 +24,11 @@ DEVICES = (AUTO, "cpu", "cuda", "mps")
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
-def launched_by_torchrun(environ: Mapping[str, str] | None = None) -> bool:
+def launched_by_torchrun() -> bool:
     """Whether torchrun started this process (every one of its variables is set)."""
-    env = os.environ if environ is None else environ
-    return all(k in env for k in TORCHRUN_VARS)
+    return all(k in os.environ for k in TORCHRUN_VARS)
 
 
-def is_rank_zero(environ: Mapping[str, str] | None = None) -> bool:
+def is_rank_zero() -> bool:
     """True in a plain process and on torchrun's rank 0: the process that keeps the run record."""
-    env = os.environ if environ is None else environ
-    return env.get("RANK", "0") == "0"
+    return os.environ.get("RANK", "0") == "0"

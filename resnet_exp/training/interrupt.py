@@ -1,9 +1,8 @@
 """Ctrl-C, SIGTERM and SIGHUP end a run cleanly: at the next step boundary, with a checkpoint.
 
-A handler only sets a flag; the training loop looks at it between steps (one attribute read per
-step), saves ``last.pt`` at that step boundary and raises :class:`Interrupted`. Outside the step
-loop (setup, evaluation, saving) and on a second signal, the handler raises at once: the last
-checkpoint on disk was written atomically, so it is intact either way.
+A handler only sets a flag the loop reads between steps. Outside the step loop (setup,
+evaluation, saving) and on a second signal it raises at once: the last checkpoint on disk was
+written atomically, so it is intact either way.
 """
 
 from __future__ import annotations
@@ -32,10 +31,8 @@ def _end_start_up(signum: int, frame: FrameType | None) -> None:
 
 def end_start_up_on_signals() -> None:
     """Make SIGTERM and SIGHUP before the run's own handlers are in place end the process as
-    Ctrl-C does (an exception, caught by the entry point), not silently.
-
-    Only a signal with Python's default disposition is taken: a handler installed first (submitit's
-    SIGTERM under SLURM) and an ignored signal (``nohup``) are left alone."""
+    Ctrl-C does (an exception, caught by the entry point), not silently; only where Python's
+    default disposition is in place (submitit's SIGTERM handler and ``nohup`` are left alone)."""
     for signum in START_UP:
         try:
             if signal.getsignal(signum) == signal.SIG_DFL:
@@ -83,10 +80,9 @@ class StopFlag:
             raise Interrupted(signum)
 
     def install(self) -> None:
-        """(Re)install the handlers; a no-op outside the main thread, where Python forbids it.
-
-        A signal whose handler is not Python's default when first installed is left alone: a
-        cluster launcher (submitit under SLURM) handles SIGTERM itself to requeue the job."""
+        """(Re)install the handlers; a no-op outside the main thread, where Python forbids it. A
+        signal whose handler is not Python's default when first installed is left alone: submitit
+        handles SIGTERM itself under SLURM to requeue the job."""
         for signum in STATUS:
             try:
                 current = signal.getsignal(signum)

@@ -1,8 +1,8 @@
 """What a sweep job does with its folder when the sweep command runs again: skip, resume or start.
 
-The earlier attempt is found by the job's identity (``tracking/identity.py``) from two small files
-(no torch, no data): completed returns its result, diverged stays diverged, partial or failed
-resumes, and a folder of another configuration is refused. Plain arguments only, no Hydra.
+The earlier attempt is found by the job's identity from two small files (no torch, no data):
+completed returns its result, diverged stays diverged, partial or failed resumes, and a folder of
+another configuration is refused.
 """
 
 from __future__ import annotations

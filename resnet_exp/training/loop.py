@@ -155,10 +155,8 @@ class Trainer:
         self, path: Path, state: dict[str, Any] | None = None, earlier_wall_s: float = 0.0
     ) -> list[dict]:
         """Continue from a checkpoint (``state``: already loaded from ``path``); metrics rows after
-        its last finished epoch are dropped, so no epoch is repeated or skipped.
-
-        ``earlier_wall_s``: wall time the run record already counts (attempts that got further than
-        their last checkpoint), so the run's wall time never goes backwards."""
+        its last finished epoch are dropped, so no epoch is repeated or skipped. ``earlier_wall_s``
+        (what the run record already counts) keeps the run's wall time from going backwards."""
         if state is None:
             state = load_checkpoint(path, map_location=self.device)
         try:

@@ -1,7 +1,5 @@
-"""When a training step looks for divergence, when it checkpoints, and whether it must stop.
-
-:class:`StepPolicy` holds these decisions so the loop only asks them; under DDP every answer is
-agreed over the ranks, so all of them save the same step (saving is a collective) or stop together.
+"""When a training step looks for divergence, when it checkpoints, and whether it must stop; under
+DDP every answer is agreed over the ranks, so all save the same step (a collective) or all stop.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """What a person watching a fit sees: on a terminal one bar over the whole run's steps (its ETA
-the run's, evaluation included: ``smoothing=0``) and one per evaluation; elsewhere (nohup, SLURM,
-CI, a pipe) a plain line every ``every_steps`` or ``LINE_EVERY_S``, timm's ``log_interval`` habit.
-The running loss is a host sync: read only when shown. Also the epoch's and the run's last lines.
+the run's: ``smoothing=0``) and one per evaluation; elsewhere a plain line every ``every_steps`` or
+``LINE_EVERY_S``. The running loss is a host sync: read only when shown.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Layer responses (He et al. 2015, Fig. 7): the std of every 3x3 layer's output on fixed images.
 
-The response is a 3x3 conv's output after its BatchNorm, before the addition and ReLU; forward
-hooks find it without knowing block types (a BatchNorm fed the tensor a 3x3 conv just produced; a
-conv with no BatchNorm after it responds itself). Eval mode, fp32, the first `images` validation
-images (else test), so every run of a sweep sees the same inputs; written as `layer_responses.csv`.
+The response is a 3x3 conv's output after its BatchNorm, before the addition and ReLU, found by
+forward hooks without knowing block types. Eval mode, fp32, the first `images` validation images
+(else test), so every run of a sweep sees the same inputs.
 """
 
 from __future__ import annotations
@@ -47,10 +46,8 @@ class _Moments:
 
 
 def layer_responses(model: nn.Module, batches: Iterable[torch.Tensor]) -> list[dict[str, Any]]:
-    """Std (over all elements of all given images) of each 3x3 layer's response, network order.
-
-    Returns [{"layer": 1-based index, "name": the conv's module name, "std": float}, ...].
-    """
+    """Std (over all elements of all given images) of each 3x3 layer's response, network order:
+    [{"layer": 1-based index, "name": the conv's module name, "std": float}, ...]."""
     import torch
     from torch import nn
 

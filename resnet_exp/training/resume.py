@@ -1,9 +1,8 @@
 """Resume policy: which checkpoint ``trainer.resume`` continues from, and whether it may.
 
-``auto`` continues ``last.pt`` (falling back to ``last.prev.pt`` when it is damaged) only if it was
-written by the same job (its identity, ``tracking/identity.py``, is in the checkpoint's meta); an
-explicit path is continued even from another configuration (with a warning); ``never`` starts
-over. Plain arguments only: the run's config as a plain dict.
+``auto`` continues ``last.pt`` (or the spare ``last.prev.pt``) only if the same job wrote it (its
+identity is in the checkpoint's meta); an explicit path is continued even from another
+configuration (with a warning); ``never`` starts over.
 """
 
 from __future__ import annotations
@@ -47,10 +46,8 @@ def start_or_resume(
     key: str,
     setting: str,
 ) -> Start:
-    """Load the chosen checkpoint into ``trainer`` (or start fresh).
-
-    ``key`` is this run's identity (``tracking/identity.py``); ``setting`` is ``trainer.resume``
-    (a checkpoint of another configuration is refused under ``auto``)."""
+    """Load the checkpoint ``trainer.resume`` (``setting``) chooses into ``trainer``, or start
+    fresh; ``key`` is this run's identity."""
     previous = record.read_summary() or RunSummary()
     if path is None and setting == "auto" and previous.status in STOPPED and previous.epochs:
         raise UserError(

@@ -1,8 +1,7 @@
 """Per-step learning-rate schedules, expressed as fractions of training so they scale with epochs.
 
-Each factory takes the optimizer and the total number of optimizer steps and returns a ``LambdaLR``
-stepped once per batch. Setting ranges are the config schema's rules; only what needs the run's
-step count (a warm-up shorter than the whole run) is checked here.
+Each is a ``LambdaLR`` stepped once per batch. Setting ranges are the config schema's rules; only
+what needs the run's step count (a warm-up shorter than the whole run) is checked here.
 """
 
 from __future__ import annotations

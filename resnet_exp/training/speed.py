@@ -1,8 +1,8 @@
 """The speed switches ``trainer.precision``, ``trainer.channels_last`` and ``trainer.compile``.
 
 Each takes an explicit value or ``auto``, which resolves once per run to what was measured faster
-on the kind of device at hand (the reasons below; numbers: ``docs/performance.md``). The decision
-is a pure function of :class:`Capabilities` (probed by :func:`probe`), testable on any machine.
+on the kind of device at hand (numbers: ``docs/performance.md``), a pure function of
+:class:`Capabilities`, so testable on any machine.
 """
 
 from __future__ import annotations

@@ -4,9 +4,7 @@ A CPU run's numbers depend on its thread count (threads split each reduction dif
 the count comes only from the run's own launch, in this order: ``trainer.num_threads`` (capped at
 the cores this process may use); an earlier attempt's recorded count (a resume continues
 bit-identically); its joblib GPU slot's cores; SLURM's CPUs; the cores split among the processes
-its launch starts here; else torch's default. Idle threads sleep (:func:`wait_passively`).
-
-:func:`decide` is pure; :func:`apply` sets it in this process, once, before the model is built.
+its launch starts here; else torch's default. :func:`apply` sets it once, before the model is built.
 """
 
 from __future__ import annotations
