@@ -1,14 +1,10 @@
-"""An Optuna 5 sweeper (``hydra/sweeper=optuna``, extra ``tune``) that never waits on a batch.
-
-Hydra's launchers return when a whole batch is done, so this sweeper keeps ``n_jobs`` slot
-threads, each launching one-job batches: a slot whose job ends tells Optuna the result and asks
-for the next trial at once (ask/tell). A trial is an ordinary sweep job named by its overrides,
-so a completed one is skipped and an unfinished one resumes from its checkpoint. The study lives
-in a journal file in the sweep folder (or any RDB URL): the same command finds it again, re-runs
-the trials a stopped sweep left ``RUNNING`` under their numbers, and asks only what ``n_trials``
-still lacks; several processes may share one storage. ``each`` keys get a study per combination;
-``replicates`` keys run their first value during the search and every value at each study's best
-parameters (and at ``baseline``) once it has its trials.
+"""An Optuna 5 sweeper (``hydra/sweeper=optuna``, extra ``tune``) that never waits on a batch:
+``n_jobs`` slot threads each launch one-job batches, and a slot whose job ends tells Optuna and asks
+for the next trial at once. Trials are ordinary jobs (completed ones skipped, unfinished ones
+resumed); the study is a journal in the sweep folder (or any RDB URL), found again by the same
+command, which re-runs trials a gone sweep left ``RUNNING`` and asks only what ``n_trials`` lacks.
+``each`` keys get a study per combination; ``replicates`` run their first value while searching
+and every value at each study's best parameters (and at ``baseline``) afterwards.
 """
 
 from __future__ import annotations
@@ -245,20 +241,15 @@ class Driver:
         return Item(plan, "trial", [*plan.fixed, *as_overrides(trial.params)], trial.number)
 
     def _write_tuned(self) -> None:
-        """``tuned.json``: each study's trials, best parameters and follow-up folders, and the
-        slots' timeline (read by the report's tuned section, no Optuna needed there)."""
+        """``tuned.json``: each study's trials and follow-up folders, and the slots' timeline
+        (read by the report's tuned section, no Optuna needed there)."""
         if self.folder is None:
             return
-        studies = []
-        for plan in self.plans:
-            trials = plan.study.get_trials(deepcopy=False)
-            done = any(t.state == TrialState.COMPLETE for t in trials)
-            studies.append({"study": plan.study.study_name, "fixed": plan.fixed,
-                            "trials": [{"number": t.number, "params": t.params, "value": t.value,
-                                        "state": t.state.name} for t in trials],
-                            "best": plan.study.best_params if done else None,
-                            "baseline": plan.baseline, "tuned_jobs": plan.tuned,
-                            "baseline_jobs": plan.at_baseline})  # fmt: skip
+        studies = [{"study": p.study.study_name, "baseline": p.baseline, "tuned_jobs": p.tuned,
+                    "baseline_jobs": p.at_baseline,
+                    "trials": [{"number": t.number, "params": t.params, "value": t.value}
+                               for t in p.study.get_trials(deepcopy=False)]}
+                   for p in self.plans]  # fmt: skip
         text = json.dumps({"studies": studies, "timeline": self.timeline}, indent=1)
         atomic_write(self.folder / TUNED_JSON, text.encode())
 

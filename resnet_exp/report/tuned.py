@@ -34,10 +34,6 @@ def read_tuned(sweep_dir: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _runs(study: dict[str, Any], key: str, by_dir: dict[str, RunResult]) -> list[RunResult]:
-    return [by_dir[Path(j).name] for j in study.get(key) or [] if Path(j).name in by_dir]
-
-
 def survival(tuned: Sequence[RunResult], shared: Sequence[RunResult]) -> str:
     """Whether deeper plain nets still train worse at each configuration's own best lr."""
     at_tuned, at_shared = decide(tuned), decide(shared)
@@ -45,12 +41,11 @@ def survival(tuned: Sequence[RunResult], shared: Sequence[RunResult]) -> str:
         fmt_effect(v.plain.effect) if v.plain else "not measured" for v in (at_tuned, at_shared)
     )
     found = at_tuned.plain_claim.outcome if at_tuned.plain_claim else None
+    said = {REPRODUCED: "The degradation survives tuning",
+            NOT_REPRODUCED: "The degradation does not survive tuning"}  # fmt: skip
+    title = said.get(found, "Whether the degradation survives tuning is not settled")
     numbers = f"deeper plain nets: {tuned_fx} at the tuned lrs, {shared_fx} at the shared lr"
-    if found == REPRODUCED:
-        return f"**The degradation survives tuning** ({numbers})."
-    if found == NOT_REPRODUCED:
-        return f"**The degradation does not survive tuning** ({numbers})."
-    return f"**Whether the degradation survives tuning is not settled** ({numbers})."
+    return f"**{title}** ({numbers})."
 
 
 def plot_search(rows: list[tuple[bool | None, Any, dict]], path: Path) -> Path:
@@ -85,7 +80,8 @@ def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
     tuned, shared, rows = [], [], []
     lines = ["| study | best parameters | its objective | trials |", "|---|---|---|---|"]
     for study in studies:
-        mine, base = _runs(study, "tuned_jobs", by_dir), _runs(study, "baseline_jobs", by_dir)
+        mine, base = ([by_dir[n] for n in map(lambda j: Path(j).name, study[k]) if n in by_dir]
+                      for k in ("tuned_jobs", "baseline_jobs"))  # fmt: skip
         tuned, shared = tuned + mine, shared + base
         run = (mine or base or [None])[0]
         label = f"{run.block}-{run.depth}" if run else study["study"]
@@ -99,24 +95,15 @@ def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
     if any(LR in t["params"] for study in studies for t in study["trials"]):
         plot_search(rows, Path(sweep_dir) / TUNED_PNG)
         lines += [f"![validation error against lr]({TUNED_PNG})", ""]
-    if not tuned:  # the search alone (or its replicates still to come): no verdicts yet
-        return lines
-    return [
-        *lines,
-        f"- At the tuned lrs ({len(tuned)} runs): {headline(tuned, pooled=True)}",
-        f"- At the shared lr ({len(shared)} runs): {headline(shared, pooled=True)}",
-        "",
-        survival(tuned, shared),
-        "",
-    ]
+    if tuned:  # replicates at the best parameters (a search alone has no verdict of its own)
+        lines.append(f"- At the tuned lrs ({len(tuned)} runs): {headline(tuned, pooled=True)}")
+    if tuned and shared:
+        lines.append(f"- At the shared lr ({len(shared)} runs): {headline(shared, pooled=True)}")
+        lines += ["", survival(tuned, shared), ""]
+    return lines
 
 
 def tuned_section(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
     lines = tuned_lines(runs, sweep_dir)
-    if not lines:
-        return []
-    note = (
-        "The Verdict below takes each lr of the search as a setup of its own; the two verdicts "
-        "above are the study's."
-    )
-    return ["## Tuned by Optuna", "", *lines, note, ""]
+    note = "The Verdict below takes each value the search tried as a setup of its own."
+    return ["## Tuned by Optuna", "", *lines, "", note, ""] if lines else []
