@@ -21,8 +21,8 @@ from pathlib import Path
 
 from benchmarks import common
 from resnet_exp.report.aggregate import collect_runs
-from resnet_exp.report.tuned import read_tuned, tuned_section
-from resnet_exp.tracking.record import TUNED_JSON
+from resnet_exp.report.tuned import tuned_section
+from resnet_exp.tracking.record import TUNED_JSON, read_tuned
 
 NAME = "tuned_study"
 DATA = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist (.ci/run installs it)
@@ -61,9 +61,8 @@ def run(args) -> dict:
     print(common.format_table(timeline, ["slot", "kind", "start_s", "end_s", "value", "job"]))
     section = tuned_section(collect_runs(sweep), sweep)
     print("\n".join(section))
-    done = {
-        s["study"]: [t for t in s["trials"] if t["value"] is not None] for s in read_tuned(sweep)
-    }
+    studies = read_tuned(sweep)["studies"]
+    done = {s["study"]: [t for t in s["trials"] if t["value"] is not None] for s in studies}
     best = {name: min(ts, key=lambda t: t["value"])["params"] for name, ts in done.items() if ts}
     return {
         **common.result_header(NAME, args.quick, common.environment(), load_before),

@@ -45,10 +45,10 @@ from resnet_exp.tracking.record import (
     RUNNING,
     STOPPED,
     TERMINATED,
-    TUNED_JSON,
     UNKNOWN,
     RunRecord,
     RunSummary,
+    read_tuned,
 )
 from resnet_exp.tracking.wandb_secrets import scrub_secrets as scrub
 
@@ -160,11 +160,14 @@ def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
     sweep command asked for whose identity no folder holds yet (pending)."""
     rows = [job_status(d, folder, now) for d in find_job_dirs(folder)]
     started, held = {frozenset(r.overrides) for r in rows}, set(identity.index(folder))
-    # the jobs the sweep command asked for (an Optuna search's are asked as it goes: none listed)
-    planned = [] if (folder / TUNED_JSON).is_file() else recorded_sweep_jobs(folder)
-    for job in planned:
+    search = read_tuned(folder)  # an Optuna search asks its jobs as it goes: none is listed
+    for job in recorded_sweep_jobs(folder) if search is None else []:
         if frozenset(job) not in started and _planned_identity(tuple(job)) not in held:
             rows.append(JobStatus("-", list(job), PENDING, "not started"))
+    if search is not None and not search.get("done"):
+        told = sum(t["value"] is not None for s in search["studies"] for t in s["trials"])
+        what = f"trials: {told}/{search.get('n_trials')} told"  # the rest of the Optuna search
+        rows.append(JobStatus("-", [what], PENDING, "not asked yet"))
     annotate(folder, rows)  # a SLURM sweep: queued jobs' reasons, jobs SLURM ended unrecorded
     return rows
 

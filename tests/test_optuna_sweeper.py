@@ -196,6 +196,7 @@ def _run(name: str, residual: bool, depth: int, seed: int, train_err: float):
 def test_report_tuned_section_from_fixture_numbers(tmp_path: Path) -> None:
     """Plain 56 trains worse than plain 20 at the shared lr and at its own best lr: the
     degradation survives tuning; the section names each best lr and writes the search curve."""
+    from resnet_exp.report.console import end_lines
     from resnet_exp.report.tuned import TUNED_PNG, tuned_section
 
     runs, studies = [], []
@@ -226,6 +227,10 @@ def test_report_tuned_section_from_fixture_numbers(tmp_path: Path) -> None:
     assert "**The degradation survives tuning** (deeper plain nets: +30.00 pp" in text
     assert (tmp_path / TUNED_PNG).stat().st_size > 1000
     assert tuned_section(runs, tmp_path / "elsewhere") == []
+    end = "\n".join(end_lines(runs, tmp_path / "report.md"))  # what the sweep prints last
+    assert "Tuned by Optuna:" in end and "| plain-56 | optimizer.lr=0.0095 | 40 | 3 |" in end
+    assert "At the shared lr (12 runs): Degradation reproduced" in end
+    assert "The degradation survives tuning" in end and "No verdict" not in end
 
 
 def _cli_sweep(tmp_path: Path) -> list[str]:
@@ -256,6 +261,8 @@ def test_cli_sweep_killed_and_resumed_runs_every_trial_once(tmp_path: Path, sign
     proc.communicate(timeout=120)
     assert proc.returncode == (-9 if signum == signal.SIGKILL else 143)
     finished = {r["job"][-1] for r in _timeline(sweep)}
+    midway = run_cli(str(sweep), cwd=tmp_path, module="resnet_exp.status")
+    assert midway.returncode == 1 and "/4 told" in midway.stdout  # the rest: pending
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     trials = _trials_of(sweep)

@@ -158,6 +158,7 @@ class Driver:
         except BaseException:  # a signal: no slot starts another job
             self.stop = lambda: True
             raise
+        self._write_tuned(done=not self.stop())
         return self.timeline
 
     def _slot(self, slot: int) -> None:
@@ -240,9 +241,9 @@ class Driver:
         self.claimed.add((plan, trial.number))
         return Item(plan, "trial", [*plan.fixed, *as_overrides(trial.params)], trial.number)
 
-    def _write_tuned(self) -> None:
-        """``tuned.json``: each study's trials and follow-up folders, and the slots' timeline
-        (read by the report's tuned section, no Optuna needed there)."""
+    def _write_tuned(self, done: bool = False) -> None:
+        """``tuned.json``: each study's trials and follow-up folders, the slots' timeline, and
+        whether the search ended (read by the report's tuned section and by ``status``)."""
         if self.folder is None:
             return
         studies = [{"study": p.study.study_name, "baseline": p.baseline, "tuned_jobs": p.tuned,
@@ -250,7 +251,8 @@ class Driver:
                     "trials": [{"number": t.number, "params": t.params, "value": t.value}
                                for t in p.study.get_trials(deepcopy=False)]}
                    for p in self.plans]  # fmt: skip
-        text = json.dumps({"studies": studies, "timeline": self.timeline}, indent=1)
+        text = json.dumps({"studies": studies, "timeline": self.timeline, "done": done,
+                           "n_trials": self.n_trials * len(self.plans)}, indent=1)  # fmt: skip
         atomic_write(self.folder / TUNED_JSON, text.encode())
 
 

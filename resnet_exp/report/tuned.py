@@ -8,7 +8,6 @@ design; and a sentence, computed from the two, on whether the degradation surviv
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,10 @@ from resnet_exp.report.claims import NOT_REPRODUCED, REPRODUCED
 from resnet_exp.report.plots import _save
 from resnet_exp.report.study import decide
 from resnet_exp.report.verdict import fmt_effect, headline
-from resnet_exp.tracking.record import TUNED_JSON
+from resnet_exp.tracking.record import read_tuned
 
 TUNED_PNG = "tuned_search.png"
 LR = "optimizer.lr"
-
-
-def read_tuned(sweep_dir: Path) -> list[dict[str, Any]]:
-    """The studies the Optuna sweeper recorded in ``tuned.json`` ([] for any other sweep)."""
-    try:
-        return json.loads((Path(sweep_dir) / TUNED_JSON).read_text(encoding="utf-8"))["studies"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
 
 
 def survival(tuned: Sequence[RunResult], shared: Sequence[RunResult]) -> str:
@@ -73,7 +64,7 @@ def plot_search(rows: list[tuple[bool | None, Any, dict]], path: Path) -> Path:
 def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
     """The best lr of each study, then both verdicts and whether the degradation survives ([]
     for a sweep that is no Optuna search); writes ``tuned_search.png``."""
-    studies = read_tuned(sweep_dir)
+    studies = (read_tuned(sweep_dir) or {}).get("studies")
     if not studies:
         return []
     by_dir = {Path(r.name).name: r for r in runs}

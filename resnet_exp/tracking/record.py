@@ -375,6 +375,16 @@ def read_responses(run_dir: Path) -> list[dict[str, Any]]:
         return []
 
 
+def read_tuned(sweep_dir: Path) -> dict[str, Any] | None:
+    """An Optuna search's ``tuned.json`` (its studies, and ``done`` once it ended); None for any
+    other sweep, or one that cannot be read yet."""
+    try:
+        found = json.loads((Path(sweep_dir) / TUNED_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def sweep_id(sweep_dir: str | os.PathLike[str]) -> str:
     """A W&B-group-safe id of one sweep directory, stable across processes (the group of its jobs'
     and report's W&B runs): `outputs/multirun/2026-11-27/23-40-01` -> `2026-11-27_23-40-01_ab12cd`,
