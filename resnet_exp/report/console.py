@@ -43,14 +43,11 @@ def end_lines(runs: Sequence[RunResult], report_md: Path) -> list[str]:
     """The verdict and the table of each setup, then the report's path."""
     wrap = min(shutil.get_terminal_size((TABLE_WIDTH, 24)).columns, 100)
     lines: list[str] = []
-    tuned = [
-        t.replace("**", "")
-        for t in tuned_lines(runs, report_md.parent)
-        if t[:2] not in ("![", "|-")
-    ]
+    tuned = [t.replace("**", "") for t in tuned_lines(runs, report_md.parent) if t[:2] != "!["]
     if tuned:  # an Optuna search: its best parameters and verdicts, not a verdict per trial
         for line in ["Tuned by Optuna:", *tuned]:
-            lines += textwrap.wrap(line, wrap, subsequent_indent="  ") or [""]
+            if line or lines[-1]:  # one blank line between parts
+                lines += textwrap.wrap(line, wrap, subsequent_indent="  ") or [""]
         return [*lines, f"report: {shown(report_md)} (and {REPORT_HTML} beside it)"]
     for label, members in setups(runs):
         verdict = headline(members).replace("**", "")

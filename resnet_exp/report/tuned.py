@@ -31,10 +31,15 @@ def survival(tuned: Sequence[RunResult], shared: Sequence[RunResult]) -> str:
     tuned_fx, shared_fx = (
         fmt_effect(v.plain.effect) if v.plain else "not measured" for v in (at_tuned, at_shared)
     )
-    found = at_tuned.plain_claim.outcome if at_tuned.plain_claim else None
-    said = {REPRODUCED: "The degradation survives tuning",
-            NOT_REPRODUCED: "The degradation does not survive tuning"}  # fmt: skip
-    title = said.get(found, "Whether the degradation survives tuning is not settled")
+    found, before = (
+        v.plain_claim.outcome if v.plain_claim else None for v in (at_tuned, at_shared)
+    )
+    title = {
+        (True, REPRODUCED): "The degradation survives tuning",
+        (True, NOT_REPRODUCED): "The degradation does not survive tuning",
+        (False, REPRODUCED): "The degradation shows only at the tuned lrs",
+        (False, NOT_REPRODUCED): "No degradation, at the shared lr or at the tuned lrs",
+    }.get((before == REPRODUCED, found), "Whether the degradation survives tuning is not settled")
     numbers = f"deeper plain nets: {tuned_fx} at the tuned lrs, {shared_fx} at the shared lr"
     return f"**{title}** ({numbers})."
 
