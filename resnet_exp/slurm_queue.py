@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,12 +59,16 @@ def never_fits(partition: str | None, cpus: int, mem_gb: float) -> str | None:
     )
 
 
+_RECORDING = threading.Lock()
+
+
 def record_submitted(sweep_dir: Path, jobs: Iterable[tuple[str, list[str]]]) -> None:
     """Add (job id, overrides) pairs to the sweep's list of submitted jobs."""
     path = sweep_dir / JOBS_FILE
-    entries = read_entries(sweep_dir) + [{"job_id": i, "overrides": list(o)} for i, o in jobs]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(entries, indent=1) + "\n").encode("utf-8"))
+    with _RECORDING:  # the Optuna sweeper's slots submit side by side
+        entries = read_entries(sweep_dir) + [{"job_id": i, "overrides": list(o)} for i, o in jobs]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, (json.dumps(entries, indent=1) + "\n").encode("utf-8"))
 
 
 def read_entries(sweep_dir: Path) -> list[dict]:

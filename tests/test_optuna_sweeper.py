@@ -319,3 +319,30 @@ def test_preflight_checks_a_search_range_at_its_ends() -> None:
     check_command(parse_command([*base, "optimizer.lr=tag(log,interval(0.001,0.1))"]))
     with pytest.raises(CommandError, match="lr"):
         check_command(parse_command([*base, "optimizer.lr=interval(-1,0.1)"]))
+
+
+@pytest.mark.slow
+def test_slurm_slots_keep_two_trials_in_flight(tmp_path: Path, fmnist_root: Path) -> None:
+    """On the CI cluster (2 CPUs): 2 slots, 4 trials as one-job SLURM arrays submitted side by
+    side; each trial's SLURM id recorded once, every trial complete, the slots overlapping."""
+    from test_scale import TINY, slurm_up
+
+    from resnet_exp import slurm_queue
+    from tests.cli import run_cli
+
+    if reason := slurm_up():
+        pytest.skip(reason)
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10", "logger=none", *TINY,
+            f"data.root={fmnist_root}", "hydra/sweeper=optuna", "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.n_trials=4", "optimizer.lr=choice(0.01,0.02,0.05,0.1)",
+            "hydra.sweeper.sampler=grid", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    done = run_cli(*args, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = _trials_of(sweep)
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len(slurm_queue.read_entries(sweep)) == 4  # one SLURM job per trial, none lost
+    rows = sorted(_timeline(sweep), key=lambda r: r["start"])
+    assert {r["slot"] for r in rows} == {0, 1}
+    assert rows[1]["start"] < rows[0]["end"]  # the second slot did not wait for the first

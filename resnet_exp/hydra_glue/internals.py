@@ -6,6 +6,7 @@ or changes one fails a test, not a user's run.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,8 @@ PRIVATE_API = {
 #: Hydra's default launcher, by the ``_target_`` its config names (launchers.TRAITS)
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 _PATCHED = "_resnet_exp_numeric_options"
+_HOOKS = threading.local()  # this thread's (submitted, results) while its launch runs
+_INSTALL = threading.Lock()  # patching submitit, swapping Hydra's config: one thread at a time
 
 
 def allow_numeric_group_options() -> None:
@@ -99,14 +102,16 @@ def job_error(result: JobReturn) -> Any:
 @contextlib.contextmanager
 def hydra_config_of(cfg: DictConfig) -> Iterator[None]:
     """Hydra's runtime config set to ``cfg`` for the block (``${hydra:...}`` resolves against it),
-    then the previous one put back: Hydra has ``set_config`` but no public way back."""
-    previous = HydraConfig.instance().cfg
-    try:
-        HydraConfig.instance().set_config(cfg)
-        yield
-    finally:
-        if previous is not None:
-            HydraConfig.instance().cfg = previous
+    then the previous one put back: Hydra has ``set_config`` but no public way back. One thread
+    at a time (the Optuna sweeper's slots launch side by side)."""
+    with _INSTALL:
+        previous = HydraConfig.instance().cfg
+        try:
+            HydraConfig.instance().set_config(cfg)
+            yield
+        finally:
+            if previous is not None:
+                HydraConfig.instance().cfg = previous
 
 
 @contextlib.contextmanager
@@ -116,20 +121,29 @@ def submitit_hooks(
     """While hydra_submitit_launcher's ``launch`` runs (it offers no hook of its own): call
     ``submitted(jobs)`` once the array is submitted (the ids are kept even if the wait is cut
     short), and collect each job with ``results(job, Job.results)`` (a dead job becomes a failed
-    job, not an exception that loses every other job's result)."""
+    job, not an exception that loses every other job's result). Installed once, per thread:
+    the Optuna sweeper's slots launch side by side."""
     import submitit  # optional: the scale extra
     from submitit.core.core import Job
 
-    original_map, original_results = submitit.AutoExecutor.map_array, Job.results
+    with _INSTALL:
+        if not hasattr(Job.results, "_resnet_exp"):
+            original_map, original_results = submitit.AutoExecutor.map_array, Job.results
 
-    def map_array(executor: Any, fn: Any, *iterables: Any) -> list:
-        jobs = original_map(executor, fn, *iterables)
-        submitted(jobs)
-        return jobs
+            def map_array(executor: Any, fn: Any, *iterables: Any) -> list:
+                jobs = original_map(executor, fn, *iterables)
+                if getattr(_HOOKS, "on", None):
+                    _HOOKS.on[0](jobs)
+                return jobs
 
-    submitit.AutoExecutor.map_array = map_array
-    Job.results = lambda job: results(job, original_results)
+            def job_results(job: Any) -> list:
+                on = getattr(_HOOKS, "on", None)
+                return on[1](job, original_results) if on else original_results(job)
+
+            job_results._resnet_exp = True  # type: ignore[attr-defined]
+            submitit.AutoExecutor.map_array, Job.results = map_array, job_results
+    _HOOKS.on = (submitted, results)
     try:
         yield
     finally:
-        submitit.AutoExecutor.map_array, Job.results = original_map, original_results
+        _HOOKS.on = None
