@@ -16,14 +16,7 @@ from resnet_exp.errors import DISK_ERRNOS, EXIT_USER_ERROR
 from resnet_exp.hydra_glue.folders import RunFolderGuard
 from resnet_exp.hydra_glue.job import JobFacts
 from resnet_exp.hydra_glue.sweep_failures import log_traceback
-from resnet_exp.tracking.record import (
-    DIVERGED,
-    TRAIN_ERR,
-    VAL_ERR,
-    RunFiles,
-    RunRecord,
-    RunSummary,
-)
+from resnet_exp.tracking.record import DIVERGED, TRAIN_ERR, VAL_ERR, RunFiles, RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted
 
 log = logging.getLogger("resnet_exp")
