@@ -157,7 +157,7 @@ def exit_code(rows: list[JobStatus]) -> int:
 
 
 def _short(name: str) -> str:
-    """A job folder named after its overrides is known by its hash suffix (sweep_dirs.py)."""
+    """A job folder named after its overrides is known by its hash suffix (identity.folder_name)."""
     match = re.search(r"-([0-9a-f]{8})$", name)
     return match.group(1) if match else name
 
