@@ -29,9 +29,8 @@ def known_cause(error: BaseException, cfg: DictConfig) -> str | None:
     seen: BaseException | None = error
     while seen is not None:
         text = str(seen).lower()
-        if isinstance(seen, MemoryError) or (
-            isinstance(seen, RuntimeError) and any(m in text for m in _OOM_MARKERS)
-        ):
+        oom = isinstance(seen, RuntimeError) and any(m in text for m in _OOM_MARKERS)
+        if isinstance(seen, MemoryError) or oom:
             return _out_of_memory(seen, cfg)
         if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:
             where = f" {str(seen.filename)!r}" if seen.filename else ""
@@ -114,11 +113,9 @@ def exit_stopped(job: JobFacts, stopped: Interrupted) -> None:
         summary.job = summary.job or job.name
         summary.overrides = summary.overrides or list(job.overrides)
         record.write_summary(summary)
-    where = (
-        f"checkpoint saved to {stopped.checkpoint}"
-        if stopped.checkpoint
-        else "the last checkpoint on disk is kept as it was"
-    )
+    where = "the last checkpoint on disk is kept as it was"
+    if stopped.checkpoint:
+        where = f"checkpoint saved to {stopped.checkpoint}"
     message = f"{stopped.status} by {stopped}: {where}; run the same command to resume."
     log.warning(message)
     print(message, file=sys.stderr)
