@@ -23,13 +23,6 @@ from resnet_exp.hydra_glue.command import parse_command
 from resnet_exp.hydra_glue.folders import RunFolderGuard, job_folder_lock
 from resnet_exp.hydra_glue.job import JobFacts, current_job, start_torchrun
 from resnet_exp.hydra_glue.register import register
-from resnet_exp.hydra_glue.sweep_failures import (
-    exit_if_orphaned,
-    launched_sweep,
-    mark_parent,
-    record_killed_jobs,
-    watch_parent,
-)
 from resnet_exp.tracking.identity import identity_key
 from resnet_exp.tracking.record import DIVERGED, RunRecord, RunSummary
 from resnet_exp.training import threads
@@ -68,7 +61,7 @@ def train(cfg: DictConfig, job: JobFacts, stop: StopFlag | None = None) -> RunSu
 def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
     job = current_job()
     if job.multirun:  # before torch is imported: skipping a finished job costs well under 1 s
-        watch_parent()  # a joblib worker ends with the sweep's process
+        sweep_failures.watch_parent()  # a joblib worker ends with the sweep's process
         not_started = sweep_failures.not_started_reason(job)
         if not_started is not None:  # fail-fast: an earlier job of this sweep failed
             log.warning("%s", not_started)
@@ -82,7 +75,7 @@ def main(cfg: DictConfig) -> float | sweep_failures.NotStarted | None:
             return sweep_failures.in_own_process(lambda: _locked_run(cfg, job), job)
         return _locked_run(cfg, job)
     finally:
-        exit_if_orphaned()  # a worker whose sweep process died ends with its job
+        sweep_failures.exit_if_orphaned()  # a worker whose sweep process died ends with its job
 
 
 def _locked_run(cfg: DictConfig, job: JobFacts) -> float | None:
@@ -136,12 +129,12 @@ def _exit_stopped_before_training(stopped: Interrupted) -> None:
     """One line and the shell's status for the signal (128 + its number); a sweep's process
     (waiting on its workers) records the jobs whose worker was killed before it could."""
     name = signal.Signals(stopped.signum).name
-    sweep_dir = launched_sweep()
+    sweep_dir = sweep_failures.launched_sweep()
     if sweep_dir is not None:  # the running jobs stop at their next step and record it; jobs
         # whose worker the launcher killed before they could are recorded here
         ctrl_c = stopped.signum == signal.SIGINT
         why = "SIGINT (Ctrl-C to the sweep)" if ctrl_c else f"{name} to the sweep"
-        record_killed_jobs(Path(sweep_dir), stopped.status, why)
+        sweep_failures.record_killed_jobs(Path(sweep_dir), stopped.status, why)
         message = (
             f"{stopped.status} by {name}: the sweep's running jobs stop at their next step and "
             "record it; run the same command to resume the sweep."
@@ -159,7 +152,7 @@ def _start(args: list[str]) -> None:
     preflight.preflight(command)  # every job composes and validates before Hydra writes anything
     named_sweep_dir = command.sweep_dir is not None  # as typed, before the folder is claimed
     command = preflight.claim_folders(command)  # its own folder, the right kind, one writer
-    mark_parent(command.sweep_dir if command.multirun else None)  # its workers end with it
+    sweep_failures.mark_parent(command.sweep_dir if command.multirun else None)
     sys.argv[1:] = command.args
     try:
         if not launched_by_torchrun():

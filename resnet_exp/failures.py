@@ -16,14 +16,7 @@ from resnet_exp.errors import DISK_ERRNOS, EXIT_USER_ERROR
 from resnet_exp.hydra_glue.folders import RunFolderGuard
 from resnet_exp.hydra_glue.job import JobFacts
 from resnet_exp.hydra_glue.sweep_failures import log_traceback
-from resnet_exp.tracking.record import (
-    DIVERGED,
-    TRAIN_ERR,
-    VAL_ERR,
-    RunFiles,
-    RunRecord,
-    RunSummary,
-)
+from resnet_exp.tracking.record import DIVERGED, TRAIN_ERR, VAL_ERR, RunFiles, RunRecord, RunSummary
 from resnet_exp.training.interrupt import Interrupted
 
 log = logging.getLogger("resnet_exp")
@@ -36,9 +29,8 @@ def known_cause(error: BaseException, cfg: DictConfig) -> str | None:
     seen: BaseException | None = error
     while seen is not None:
         text = str(seen).lower()
-        if isinstance(seen, MemoryError) or (
-            isinstance(seen, RuntimeError) and any(m in text for m in _OOM_MARKERS)
-        ):
+        oom = isinstance(seen, RuntimeError) and any(m in text for m in _OOM_MARKERS)
+        if isinstance(seen, MemoryError) or oom:
             return _out_of_memory(seen, cfg)
         if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:
             where = f" {str(seen.filename)!r}" if seen.filename else ""
@@ -121,11 +113,9 @@ def exit_stopped(job: JobFacts, stopped: Interrupted) -> None:
         summary.job = summary.job or job.name
         summary.overrides = summary.overrides or list(job.overrides)
         record.write_summary(summary)
-    where = (
-        f"checkpoint saved to {stopped.checkpoint}"
-        if stopped.checkpoint
-        else "the last checkpoint on disk is kept as it was"
-    )
+    where = "the last checkpoint on disk is kept as it was"
+    if stopped.checkpoint:
+        where = f"checkpoint saved to {stopped.checkpoint}"
     message = f"{stopped.status} by {stopped}: {where}; run the same command to resume."
     log.warning(message)
     print(message, file=sys.stderr)

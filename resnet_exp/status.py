@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import re
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -47,7 +45,6 @@ from resnet_exp.tracking.record import (
     TERMINATED,
     UNKNOWN,
     RunRecord,
-    RunSummary,
     read_tuned,
 )
 from resnet_exp.tracking.wandb_secrets import scrub_secrets as scrub
@@ -104,7 +101,7 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
     )
     of = f" of {row.epochs_planned}" if row.epochs_planned else ""
     since = f", last record {_duration(now - last)} ago" if last is not None else ""
-    if _process_gone(summary):
+    if summary is not None and summary.process_gone:
         row.state = LOST
         row.detail = (
             f"process {summary.pid} on {summary.host} is gone after epoch "
@@ -120,21 +117,6 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
     else:
         row.state, row.detail = RUNNING, f"epoch {row.epoch}{of} done{since}"
     return row
-
-
-def _process_gone(summary: RunSummary | None) -> bool:
-    """A 'running' record whose process is known to be dead (same host, pid no longer exists)."""
-    if summary is None or summary.status != RUNNING:
-        return False
-    if not summary.pid or summary.host != socket.gethostname():
-        return False
-    try:
-        os.kill(summary.pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OSError, ValueError):
-        return False
-    return False
 
 
 def _duration(seconds: float) -> str:
@@ -178,7 +160,7 @@ def exit_code(rows: list[JobStatus]) -> int:
 
 
 def _short(name: str) -> str:
-    """A job folder named after its overrides is known by its hash suffix (sweep_dirs.py)."""
+    """A job folder named after its overrides is known by its hash suffix (identity.folder_name)."""
     match = re.search(r"-([0-9a-f]{8})$", name)
     return match.group(1) if match else name
 

@@ -6,6 +6,8 @@ test_sweep_resume.py."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -335,7 +337,7 @@ def test_only_joblib_with_its_default_n_jobs_gives_jobs_gpu_slots(
     monkeypatch.setenv(gpu_slots.PLAN_ENV, to_env(slots))  # as a 2-GPU parent planned it
     basic = launchers.launcher_traits(launcher_nodes["basic"])
     assert (basic.local_parallel, basic.gpu_slots, basic.parallel_jobs) == (False, False, 1)
-    assert launchers.launcher_traits(None) == basic
+    assert launchers.launcher_traits(None) == dataclasses.replace(basic, in_process=False)
     ours = launchers.launcher_traits(launcher_nodes["joblib"])
     assert (ours.local_parallel, ours.gpu_slots, ours.parallel_jobs) == (True, True, 2)
     assert launchers.planned_slots(ours) == slots

@@ -1,11 +1,7 @@
-"""An Optuna 5 sweeper (``hydra/sweeper=optuna``, extra ``tune``) that never waits on a batch:
-``n_jobs`` slot threads each launch one-job batches, and a slot whose job ends tells Optuna and asks
-for the next trial at once. Trials are ordinary jobs (completed ones skipped, unfinished ones
-resumed); the study is a journal in the sweep folder (or any RDB URL), found again by the same
-command, which re-runs trials a gone sweep left ``RUNNING`` and asks only what ``n_trials`` lacks.
-``each`` keys get a study per combination; ``replicates`` run their first value while searching
-and every value at each study's best parameters (and at ``baseline``) afterwards.
-"""
+"""An Optuna 5 sweeper (``hydra/sweeper=optuna``, extra ``tune``) without a batch barrier: each of
+``n_jobs`` slot threads launches one-job batches and asks for the next trial as its job ends.
+Trials are ordinary jobs; the study is a journal in the sweep folder (or an RDB URL) that the same
+command resumes. ``conf/hydra/sweeper/optuna.yaml`` and docs/internals.md say the rest."""
 
 from __future__ import annotations
 

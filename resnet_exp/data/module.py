@@ -14,11 +14,7 @@ from resnet_exp.data.errors import DataConfigError
 from resnet_exp.data.facts import MIN_TRAIN_IMAGES, input_side, split_problem, val_size_for
 from resnet_exp.data.sources import DATASETS, RawData, load_dataset
 from resnet_exp.data.tensor_loader import Batch, Normalizer, TensorLoader
-from resnet_exp.data.torchvision_loader import (
-    TorchvisionLoader,
-    TransformedImages,
-    build_transform,
-)
+from resnet_exp.data.torchvision_loader import TorchvisionLoader, TransformedImages, build_transform
 
 SPLITS = ("val", "test")
 RESIZE_CHUNK = 512  # images resized per call: bounds the float scratch memory of a 224x224 resize

@@ -181,11 +181,7 @@ def _read_split(info: DatasetInfo, root: Path, train: bool) -> tuple[torch.Tenso
             "them again (data.download=true), or point data.root at a folder with intact files."
         ) from e
     shape = (info.channels, info.size, info.size)
-    if (
-        images.dtype != torch.uint8
-        or tuple(images.shape[1:]) != shape
-        or len(images) != len(labels)
-    ):
+    if images.dtype != torch.uint8 or tuple(images.shape) != (len(labels), *shape):
         raise DatasetUnreadable(
             f"The {split} split of dataset '{info.name}' in {folder} holds "
             f"{tuple(images.shape)} {images.dtype} images and {len(labels)} labels; expected "

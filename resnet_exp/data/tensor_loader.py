@@ -21,11 +21,7 @@ def pad_images(images: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 def crop_flip(
-    padded: torch.Tensor,
-    index: torch.Tensor,
-    offsets: torch.Tensor,
-    flips: torch.Tensor,
-    size: int,
+    padded: torch.Tensor, index: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, size: int
 ) -> torch.Tensor:
     """Crop ``size x size`` windows of images ``index`` of ``padded``, mirrored where ``flips``;
     ``offsets[b] = (top, left)`` is sample b's window corner in padded coordinates. ``unfold``

@@ -102,23 +102,22 @@ def claim_folder(folder: Path, multirun: bool) -> None:
         wrong = (folder / MULTIRUN_YAML).is_file()
     if wrong:
         this, other = ("a sweep", "a single run's") if multirun else ("a single run", "a sweep's")
+        hint = (
+            "a sweep's folder holds one sub-folder per job"
+            if multirun
+            else "to re-run one job of a sweep, re-run the sweep command (it trains only missing "
+            "or unfinished jobs)"
+        )
         exit_user_error(
             f"{key}={str(folder)!r} is {other} folder; {this} cannot be written there (its "
             "record would be read as the other kind: status and the report would mix them up). "
-            f"Choose another {key}"
-            + (
-                "; to re-run one job of a sweep, re-run the sweep command (it trains only "
-                "missing or unfinished jobs)."
-                if not multirun
-                else "; a sweep's folder holds one sub-folder per job."
-            )
+            f"Choose another {key}; {hint}."
         )
     if not is_rank_zero():
         return  # torchrun: rank 0 holds the lock for every rank
+    what = "the sweep folder" if multirun else "the run folder"
     try:
-        _HELD.append(
-            FolderLock(folder, "the sweep folder" if multirun else "the run folder").acquire()
-        )
+        _HELD.append(FolderLock(folder, what).acquire())
     except FolderBusy as error:
         exit_user_error(str(error))
     except OSError:
@@ -131,12 +130,8 @@ def rank_overrides(argv: list[str], rank: int) -> list[str]:
     if rank == 0:
         return argv
     keys = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
-    extra = [
-        override
-        for override in ("hydra.output_subdir=null", "hydra/job_logging=stdout")
-        if override.split("=", 1)[0] not in keys
-    ]
-    return argv + extra
+    extra = ("hydra.output_subdir=null", "hydra/job_logging=stdout")
+    return argv + [override for override in extra if override.split("=", 1)[0] not in keys]
 
 
 @contextlib.contextmanager

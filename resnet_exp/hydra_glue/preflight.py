@@ -232,11 +232,10 @@ def _names_leaving_the_folder(hydra: DictConfig) -> str | None:
         )
         if leaves:
             what = "a plain file name" if not nested else "a relative path that stays inside"
+            example = "my_job" if not nested else "sub"
             return (
                 f"{key}={text!r} would write outside the run or sweep folder (or nowhere); it "
-                f"must be {what} (no '..', no leading '/'), e.g. {key}="
-                + ("my_job" if not nested else "sub")
-                + "."
+                f"must be {what} (no '..', no leading '/'), e.g. {key}={example}."
             )
     return None
 

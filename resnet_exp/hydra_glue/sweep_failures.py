@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from resnet_exp.errors import user_error
-from resnet_exp.tracking.record import JOB_LOG, RUNNING, SUMMARY_JSON, RunRecord
+from resnet_exp.tracking.record import JOB_LOG, SUMMARY_JSON, RunRecord, pid_alive
 
 log = logging.getLogger("resnet_exp")
 
@@ -246,25 +246,16 @@ def launched_sweep() -> str | None:
     return _sweep
 
 
-def record_killed_jobs(sweep_dir: Path, status: str, why: str) -> int:
+def record_killed_jobs(sweep_dir: Path, status: str, why: str) -> None:
     """After the launcher killed its workers (joblib does on Ctrl-C): each job of ``sweep_dir``
-    still recorded ``running`` by a process of this host that is gone gets ``status`` (its last
-    checkpoint on disk is where the same command resumes it). Returns how many."""
-    fixed = 0
+    whose record's process is gone gets ``status`` (its last checkpoint on disk is where the same
+    command resumes it)."""
     for path in Path(sweep_dir).glob(f"*/{SUMMARY_JSON}"):
         record = RunRecord(path.parent)
-        try:
-            summary = record.read_summary()
-        except Exception:  # a torn or foreign file: status and the report say what it is
-            continue
-        if summary is None or summary.status != RUNNING or summary.host != socket.gethostname():
-            continue
-        if summary.pid is None or _alive(int(summary.pid)):
-            continue
-        summary.status, summary.stopped_by = status, why
-        record.write_summary(summary)
-        fixed += 1
-    return fixed
+        summary = record.read_summary()  # None for a torn or foreign file
+        if summary is not None and summary.process_gone:
+            summary.status, summary.stopped_by = status, why
+            record.write_summary(summary)
 
 
 def watch_parent() -> None:
@@ -287,18 +278,8 @@ def exit_if_orphaned() -> None:
         os._exit(128 + signal.SIGTERM)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, someone else's
-    return True
-
-
 def _watch(parent: int, ppid: int) -> None:
-    while _alive(parent) and os.getppid() == ppid:  # a dead parent's children are re-parented
+    while pid_alive(parent) and os.getppid() == ppid:  # a dead parent's children are re-parented
         time.sleep(POLL_S)
     _orphaned.set()
     os.kill(os.getpid(), signal.SIGTERM)

@@ -47,11 +47,7 @@ class BasicBlock(Block):
     name = "basic"
 
     def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int = 1,
-        shortcut: nn.Module | None = None,
+        self, in_channels: int, width: int, stride: int = 1, shortcut: nn.Module | None = None
     ) -> None:
         super().__init__(shortcut)
         self.conv1 = conv3x3(in_channels, width, stride)
@@ -79,11 +75,7 @@ class Bottleneck(Block):
     layers = 3
 
     def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int = 1,
-        shortcut: nn.Module | None = None,
+        self, in_channels: int, width: int, stride: int = 1, shortcut: nn.Module | None = None
     ) -> None:
         super().__init__(shortcut)
         self.conv1 = conv1x1(in_channels, width)
@@ -117,11 +109,7 @@ class PreActBlock(Block):
     preact = True
 
     def __init__(
-        self,
-        in_channels: int,
-        width: int,
-        stride: int = 1,
-        shortcut: nn.Module | None = None,
+        self, in_channels: int, width: int, stride: int = 1, shortcut: nn.Module | None = None
     ) -> None:
         super().__init__(shortcut)
         self.bn1 = nn.BatchNorm2d(in_channels)

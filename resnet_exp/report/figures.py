@@ -64,15 +64,12 @@ def gradients_caption(runs: Sequence[RunResult]) -> str:
     if plain_ratio is None:
         return text
     if plain_ratio < 0.1:
-        return text + ". The deeper plain net's early layers got over ten times less gradient."
-    if plain_ratio < 1:
-        return text + (
-            ". The deeper plain net's early layers got less gradient, by less than a factor of ten."
-        )
-    return text + (
-        ". The deeper plain net's early layers did not get less gradient, so these measurements "
-        "show no vanishing gradient."
-    )
+        got = "got over ten times less gradient"
+    elif plain_ratio < 1:
+        got = "got less gradient, by less than a factor of ten"
+    else:
+        got = "did not get less gradient, so these measurements show no vanishing gradient"
+    return f"{text}. The deeper plain net's early layers {got}."
 
 
 def responses_caption(profiles: dict[str, dict[str, Any]]) -> str:
@@ -110,12 +107,10 @@ def _means(runs: Sequence[RunResult], band: bool = True) -> str:
 def degradation_caption(runs: Sequence[RunResult]) -> str:
     """Which numbers the Fig. 6 view draws, from the records."""
     stepped, means = [r for r in runs if r.steps], _means(runs)
-    what = (
-        f"training error every logged step ({len(stepped[0].steps)} points in "
-        f"{stepped[0].name}'s run)"
-        if stepped
-        else "training error at epoch ends (no per-step rows recorded)"
-    )
+    what = "training error at epoch ends (no per-step rows recorded)"
+    if stepped:
+        points, name = len(stepped[0].steps), stepped[0].name
+        what = f"training error every logged step ({points} points in {name}'s run)"
     return (
         f"Dashed: {what}; solid: test error at epoch ends; x-axis: iterations; plain nets in "
         f"orange, residual nets in blue, darker the deeper{'; ' * bool(means)}{means}."

@@ -1,10 +1,6 @@
-"""The tuned study's section of report.md (a sweep with ``tuned.json``: hydra/sweeper=optuna).
-
-Each configuration's best lr and its search curve (validation error against lr, a panel per
-family, a line per depth, ``tuned_search.png``); the verdict at the tuned lrs beside the verdict at
-the shared (baseline) lr, each decided by the report's own rules over runs that differ in lr by
-design; and a sentence, computed from the two, on whether the degradation survives tuning.
-"""
+"""An Optuna search's section of report.md (from ``tuned.json``): each study's best parameters,
+the lr search curves (``tuned_search.png``), the verdicts at the tuned and at the shared lr (runs
+that differ in lr by design, pooled), and whether the degradation survives tuning."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,24 @@ class RunSummary:
         """The process wrote how it ended (finished, or stopped by a signal): a later writer
         (a failure handler, the SLURM plugin) leaves the record as it is."""
         return self.status not in (RUNNING, INCOMPLETE)
+
+    @property
+    def process_gone(self) -> bool:
+        """Recorded ``running`` by a process of this host that no longer exists (``lost``)."""
+        if self.status != RUNNING or not self.pid or self.host != socket.gethostname():
+            return False
+        return not pid_alive(self.pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists
+        pass
+    return True
 
 
 _TYPES = {"str": str, "int": int, "float": (int, float), "list": list, "dict": dict}

@@ -100,13 +100,8 @@ class WandbLogger:
         tags: Iterable[str] = (),
         notes: str | None = None,
     ) -> None:
-        mode, init_timeout = wandb_client.checked_settings(mode, init_timeout)
-        self.mode = mode
-        self.project = project
-        self.entity = entity
-        self.dir = dir
-        self.init_timeout = init_timeout
-        self.group = group
+        self.mode, self.init_timeout = wandb_client.checked_settings(mode, init_timeout)
+        self.project, self.entity, self.dir, self.group = project, entity, dir, group
         self.tags = _clean_tags(tags or ())
         self.notes = notes
         self._run: Any = None

@@ -61,13 +61,8 @@ class LoopSettings:
     channels_last: bool = False
     checkpoint_every_steps: int = 0
     progress: bool = True
-    # Look at the running loss sum every this many steps (one host sync) so a blown-up run stops
-    # early instead of at the end of the epoch; also checked before every mid-epoch checkpoint.
-    finite_check_steps: int = 50
-    # Append a training row (loss and error over the last this-many steps) to metrics.jsonl and
-    # W&B; 0 = epoch rows only, None = about 100 rows per run. A window closes at this step count
-    # or at the epoch's end. Set (not None), also a progress line outside a terminal (~30 s else).
-    log_every_steps: int | None = 0
+    finite_check_steps: int = 50  # one host sync: a blown-up run stops early, not at epoch end
+    log_every_steps: int | None = 0  # as trainer.log_every_steps (config.py says what it does)
 
 
 @dataclass

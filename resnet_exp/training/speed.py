@@ -22,6 +22,7 @@ log = logging.getLogger("resnet_exp")
 
 # A cold compile (~40 s, ResNet-56 fwd+bwd) / ~1 ms saved per GPU step ~= 40k steps to break even.
 COMPILE_AUTO_MIN_STEPS = 40_000
+SWITCHES = ("precision", "channels_last", "compile")  # the trainer keys, as SpeedChoice names them
 
 
 @dataclass(frozen=True)
@@ -52,21 +53,13 @@ class SpeedChoice:
 
     def as_dict(self) -> dict[str, Any]:
         """For summary.json: the resolved values and why ``auto`` chose them."""
-        return {
-            "precision": self.precision,
-            "channels_last": self.channels_last,
-            "compile": self.compile,
-            "auto": dict(self.reasons),
-        }
+        return {**{key: getattr(self, key) for key in SWITCHES}, "auto": dict(self.reasons)}
 
     def describe(self) -> str:
         parts = []
-        for key, value in (
-            ("precision", self.precision),
-            ("channels_last", str(self.channels_last).lower()),
-            ("compile", str(self.compile).lower()),
-        ):
+        for key in SWITCHES:
             why = self.reasons.get(key)
+            value = str(getattr(self, key)).lower()  # true/false as the config spells them
             parts.append(f"{key}={value}" + (f" (auto: {why})" if why else ""))
         return ", ".join(parts)
 
@@ -130,10 +123,8 @@ def _auto_precision(caps: Capabilities) -> tuple[str, str]:
     if caps.device_type == "cpu" and caps.cpu_bf16:
         return "bf16", "CPU with native bf16 (AVX512-BF16/AMX)"
     if caps.device_type == "cpu":
-        return (
-            "32",
-            f"CPU ({caps.cpu_capability or 'unknown'}) has no native bf16; bf16 is emulated",
-        )
+        what = caps.cpu_capability or "unknown"
+        return "32", f"CPU ({what}) has no native bf16; bf16 is emulated"
     return "32", f"{caps.device_type}: fp32"
 
 
