@@ -7,7 +7,6 @@ test_sweep_resume.py."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import logging
 import os
