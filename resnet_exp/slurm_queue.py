@@ -1,10 +1,8 @@
 """A SLURM sweep's jobs as SLURM sees them: which job id runs which sweep job, and its queue state.
 
-The SLURM launcher (``hydra_plugins/resnet_exp_launcher/_slurm.py``) appends every job it submits
-to ``<sweep>/.submitit/slurm_jobs.json`` (job id, the sweep job's overrides). From that,
-``python -m resnet_exp.status`` shows a job with no record yet as ``pending`` with SLURM's queue
-reason, and a job SLURM has ended without a record as ``lost``; and the launcher never submits a
-sweep job again while its SLURM job is queued or running. Only ``squeue`` and ``sacct`` are asked.
+The SLURM launcher appends every job it submits to ``<sweep>/.submitit/slurm_jobs.json`` (job id,
+overrides). From that, ``status`` shows a job without a record as ``pending`` with SLURM's reason or
+as ``lost``, and the launcher never submits a job again while its SLURM job is queued or running.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """``python -m resnet_exp.status <sweep or run folder> [--watch]``: which jobs are done, and how.
 
-One table of jobs read from the run records on disk (the same readers as the report), plus the jobs
-the sweep command asked for that have no folder yet (expanded from the sweep's ``multirun.yaml``).
-Exit code 0 only when every job completed, so scripts can wait on it; 1 otherwise; 2 for a folder
-that holds no sweep or run.
+One table of jobs read from the run records (the report's readers), plus the jobs the sweep
+command asked for that have no folder yet (from ``multirun.yaml``; an Optuna search: the trials it
+has yet to tell). Exit 0 only when every job completed; 1 otherwise; 2 for no sweep or run.
 """
 
 from __future__ import annotations

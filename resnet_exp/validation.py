@@ -1,12 +1,10 @@
 """The config layer's checks: every config value is checked here before torch is imported.
 
-What each key accepts is declared next to its schema field (:class:`resnet_exp.config.Rule`, its
-choices from each domain's facts module); :func:`validate` walks those rules, then the few checks
-that relate keys to each other or to the world outside the config (dataset facts, the resume
-checkpoint, the run folder). Each failure is one paragraph naming the key, the bad value and what
-is valid, so a typo costs a second, not a run. Checks that need the data or the model (depth
-against block, val_size against the dataset's real size) are raised at construction by the
-classes that have them, with the same rules (``split_problem`` here and in the DataModule).
+What each key accepts is declared next to its schema field (:class:`resnet_exp.config.Rule`);
+:func:`validate` walks those rules, then the checks that relate keys to each other or to the world
+(dataset facts, the resume checkpoint, the run folder): one paragraph per failure, so a typo costs
+a second, not a run. Checks that need the data or the model are raised by the classes that have
+them, with the same rules (``split_problem`` here and in the DataModule).
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import TrialState
 
 from hydra_plugins.resnet_exp_launcher._sweeper import OptunaConf, job_dir, note_result
@@ -45,8 +44,7 @@ OWNER = "resnet_exp.sweep_dir"  # a trial's user attr: the sweep folder whose pr
 
 
 class GridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler without its ``Study.stop`` once the grid is done (which works only
-    inside ``optimize``; this sweeper counts ``n_trials`` itself)."""
+    """Optuna's grid sampler minus ``Study.stop`` at the grid's end (valid only in optimize)."""
 
     def after_trial(self, *args: Any) -> None:
         pass
@@ -56,9 +54,7 @@ SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomS
 
 
 @dataclass
-class Space:
-    """A sweep's overrides by role: study combinations, replicate jobs, fixed, searched."""
-
+class Space:  # a sweep's overrides by role
     combos: list[list[str]]
     replicates: list[list[str]]
     fixed: list[str]
@@ -252,9 +248,9 @@ class Driver:
         atomic_write(self.folder / TUNED_JSON, text.encode())
 
 
-class FlockLock(BaseJournalFileLock):
-    """The journal's lock as ``flock`` (NFS too): the kernel drops a killed holder's lock, where
-    Optuna's own lock files stay for 30 s."""
+class FlockLock:
+    """A journal's lock (Optuna calls ``acquire``/``release``) and the ask lock, as ``flock``
+    (NFS too): the kernel drops a killed holder's lock, where Optuna's lock files stay 30 s."""
 
     def __init__(self, path: str) -> None:
         self.path, self.fd = path + ".lock", -1
@@ -264,13 +260,10 @@ class FlockLock(BaseJournalFileLock):
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return True
 
-    def release(self) -> None:
+    def release(self, *exc: object) -> None:
         os.close(self.fd)  # closing drops the lock
 
-    __enter__ = acquire
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    __enter__, __exit__ = acquire, release
 
 
 def storage_for(url: str | None, sweep_dir: Path) -> tuple[Any, Any]:
@@ -313,10 +306,8 @@ class OptunaSweeper(Sweeper):
         self.outcome = sf.SweepOutcome(str(sweep_dir), jobs=jobs, fail_fast=o.fail_fast)
         sf.record_outcome(self.outcome)
         traits = launcher_traits(self.config.hydra.launcher)
-        slots = max(1, int(o.n_jobs or traits.parallel_jobs))  # joblib: its n_jobs
-        if traits.in_process and slots > 1:
-            log.warning("the basic launcher runs one job at a time in this process: n_jobs=1")
-            slots = 1
+        # joblib: its n_jobs; the basic launcher runs its jobs in this process, one at a time
+        slots = 1 if traits.in_process else max(1, int(o.n_jobs or traits.parallel_jobs))
         driver = Driver(plans, space.search, o.n_trials, slots, self._launch,
                         str(sweep_dir.resolve()), sweep_dir,
                         stop=lambda: o.fail_fast and bool(self.outcome.failed),

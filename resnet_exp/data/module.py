@@ -25,13 +25,10 @@ Loader = TensorLoader | TorchvisionLoader
 class DataModule:
     """Train / validation / test batches of one dataset, deterministic in (seed, epoch).
 
-    Arguments mirror ``conf/data/*.yaml`` (checked by :mod:`resnet_exp.validation`); here only
-    what needs the data itself is checked, when it is read. Omitted ``in_channels``,
-    ``num_classes``, ``mean`` and ``std`` are the dataset's own (:mod:`resnet_exp.data.facts`).
-
-    Validation is ``val_size`` images of the (trimmed) training set, chosen by a permutation
-    seeded from the run seed alone (``val_size=0``: none); evaluation keeps every image, in stored
-    order, without augmentation; training's epoch length is :func:`sampling.train_length`'s.
+    Arguments mirror ``conf/data/*.yaml`` (checked by :mod:`resnet_exp.validation`; here only what
+    needs the data itself); omitted ones are the dataset's own (:mod:`resnet_exp.data.facts`).
+    Validation is ``val_size`` training images chosen by a permutation seeded from the run seed
+    alone; evaluation keeps every image, in stored order, without augmentation.
     """
 
     def __init__(

@@ -1,11 +1,10 @@
 """Every GPU of a node for a joblib sweep: slots, each a device and its share of the cores.
 
-Hydra's joblib launcher knows nothing of GPUs: every job trains on ``cuda`` (the first GPU) while
-the others idle (Hydra issues #2757, #3002). Here the sweep's parent, when it sizes the default
-``n_jobs`` (``${resnet_exp.local_jobs:}``), also plans *slots* (:func:`plan`); the plan travels to
-the joblib workers in the environment (:data:`PLAN_ENV`), and each job ``flock``s the first free
-slot in the sweep folder (:func:`claim`), trains on its ``cuda:i`` with its threads pinned to its
-cores, and frees it when the job (or its process, however it ends) ends.
+Hydra's joblib launcher knows nothing of GPUs: every job trains on the first one (Hydra issues
+#2757, #3002). Here the sweep's parent, sizing the default ``n_jobs``, also plans *slots*
+(:func:`plan`), handed to the workers in :data:`PLAN_ENV`; each job ``flock``s the first free slot
+(:func:`claim`), trains on its ``cuda:i`` with its threads pinned to its cores, and frees it when
+its process ends, however it ends.
 A job asked for a numbered device (``trainer.device=cuda:1``) or a CPU keeps it.
 """
 

@@ -125,16 +125,3 @@ def scale_extra_installed() -> bool:
 def tune_extra_installed() -> bool:
     """Whether Optuna (the ``tune`` extra, for ``hydra/sweeper=optuna``) is installed."""
     return find_spec("optuna") is not None
-
-
-def missing_sweeper(sweeper: DictConfig | None) -> str | None:
-    """The one-paragraph error for ``hydra/sweeper=optuna`` (command line or preset) without
-    Optuna; None when the sweeper can run."""
-    target = str(OmegaConf.select(sweeper, "_target_", default="") if sweeper else "")
-    if not target.endswith("OptunaSweeper") or tune_extra_installed():
-        return None
-    return (
-        "hydra/sweeper=optuna needs Optuna 5, which is not installed. Install it with the tune "
-        'extra: pip install "resnet_exp[tune]" (from a checkout: pip install ".[tune]"), or '
-        "leave hydra/sweeper out to sweep listed values (a,b,c) with the default sweeper."
-    )

@@ -32,9 +32,9 @@ from resnet_exp.hydra_glue.gpu_slots import predicted
 from resnet_exp.hydra_glue.launchers import (
     SCALE_LAUNCHERS,
     launcher_traits,
-    missing_sweeper,
     planned_slots,
     scale_extra_installed,
+    tune_extra_installed,
 )
 from resnet_exp.tracking.identity import identity_key
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
@@ -90,9 +90,13 @@ def check_command(command: Command, dry: bool = False) -> None:
             _check_resolves(command, override, key)
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
-    missing = missing_sweeper(command.hydra.get("sweeper")) if command.hydra is not None else None
-    if missing is not None:
-        raise CommandError(missing)
+    sweeper = OmegaConf.select(command.hydra, "sweeper._target_") if command.hydra else None
+    if str(sweeper).endswith("OptunaSweeper") and not tune_extra_installed():
+        raise CommandError(
+            "hydra/sweeper=optuna needs Optuna 5, which is not installed. Install it with the "
+            'tune extra: pip install "resnet_exp[tune]" (from a checkout: pip install ".[tune]"), '
+            "or leave hydra/sweeper out to sweep listed values (a,b,c) with the default sweeper."
+        )
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)

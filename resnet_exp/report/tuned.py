@@ -96,6 +96,6 @@ def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
 
 
 def tuned_section(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
-    lines = tuned_lines(runs, sweep_dir)
+    lines = tuned_lines(runs, sweep_dir)  # [] for any other sweep
     note = "The Verdict below takes each value the search tried as a setup of its own."
     return ["## Tuned by Optuna", "", *lines, "", note, ""] if lines else []

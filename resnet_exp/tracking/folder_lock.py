@@ -1,9 +1,8 @@
 """One writer per run or sweep folder; and the one ``flock`` helper (GPU slots use it too).
 
 Two processes writing one folder append every metrics row twice and resume from each other's
-checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock``; the kernel drops it when
-the holder's file closes, so a killed holder leaves nothing behind (the file keeps its host and
-pid for the message).
+checkpoints. A writer holds ``fcntl.flock`` on ``<folder>/.writer.lock`` (which names its host
+and pid); the kernel drops it when the holder's file closes, however it ends.
 """
 
 from __future__ import annotations

@@ -395,8 +395,7 @@ def read_responses(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_tuned(sweep_dir: Path) -> dict[str, Any] | None:
-    """An Optuna search's ``tuned.json`` (its studies, and ``done`` once it ended); None for any
-    other sweep, or one that cannot be read yet."""
+    """An Optuna search's ``tuned.json`` (studies; ``done`` once it ended); else None."""
     try:
         found = json.loads((Path(sweep_dir) / TUNED_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -79,14 +79,9 @@ def _run_bounded(fn: Any, timeout: float) -> bool:
 class WandbLogger:
     """Log one training run to W&B (see the module docstring for the guarantees).
 
-    Args:
-        mode: `auto` (online when credentials are configured, else offline; a WANDB_MODE env var
-            is honoured), `online` (falls back to offline, with a warning, when there is no key or
-            no server), `offline`, or `disabled` (nothing written, wandb not imported).
-        project, entity, group, tags, notes: passed to `wandb.init`; `group`/`tags` are merged
-            with those given to `start()` (this `group` wins when set).
-        dir: parent of the `wandb/` folder; None puts it inside the run directory.
-        init_timeout: seconds an online `wandb.init` may take before falling back to offline.
+    Arguments mirror ``conf/logger/wandb.yaml`` (each documented there); ``group``/``tags`` are
+    merged with those given to ``start()`` (this ``group`` wins when set); ``dir=None`` puts
+    ``wandb/`` inside the run directory.
     """
 
     def __init__(
