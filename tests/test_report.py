@@ -29,8 +29,8 @@ from resnet_exp.report.figures import FIGURES
 from resnet_exp.report.markdown import render_report
 from resnet_exp.report.plots import plot_degradation, plot_gradients
 from resnet_exp.report.study import SUMMARY_COLUMNS, write_summary_csv
+from resnet_exp.tracking.names import sweep_id
 from resnet_exp.tracking.record import JOB_ERROR_JSON as JOB_ERROR
-from resnet_exp.tracking.record import sweep_id
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from cli import SPEC_EPOCH_KEYS, run_cli
 
-from resnet_exp.tracking.names import wandb_names
-from resnet_exp.tracking.record import sweep_id
+from resnet_exp.tracking.names import sweep_id, wandb_names
 from resnet_exp.tracking.wandb_reader import read_offline_run, read_offline_runs
 
 

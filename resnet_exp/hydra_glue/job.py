@@ -14,8 +14,7 @@ from resnet_exp.hydra_glue.command import recorded_sweep_jobs
 from resnet_exp.hydra_glue.folders import rank_overrides
 from resnet_exp.hydra_glue.internals import pin_now
 from resnet_exp.hydra_glue.launchers import launcher_traits
-from resnet_exp.tracking.names import run_name, shared_by_configurations, shared_overrides
-from resnet_exp.tracking.record import sweep_id
+from resnet_exp.tracking.names import run_name, shared_by_configurations, shared_overrides, sweep_id
 
 
 @dataclass

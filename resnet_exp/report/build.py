@@ -20,6 +20,7 @@ from resnet_exp.report.study import SUMMARY_COLUMNS, config_groups, config_row, 
 from resnet_exp.report.verdict import headline
 from resnet_exp.tracking import wandb_client
 from resnet_exp.tracking.facts import WANDB_INIT_TIMEOUT_S, WANDB_PROJECT
+from resnet_exp.tracking.names import sweep_id
 from resnet_exp.tracking.record import (
     COMPLETED,
     DIVERGED,
@@ -30,7 +31,6 @@ from resnet_exp.tracking.record import (
     REPORT_MD,
     SUMMARY_CSV,
     SUMMARY_JSON,
-    sweep_id,
 )
 
 log = logging.getLogger("resnet_exp.report")

@@ -21,7 +21,7 @@ from resnet_exp.report.stats import Spread, spread
 from resnet_exp.report.study import METRICS, config_groups, run_convergence
 from resnet_exp.report.tuned import tuned_section
 from resnet_exp.report.verdict import fmt_pct, verdict_section
-from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides
+from resnet_exp.tracking.names import config_label, config_overrides, shared_overrides, sweep_id
 from resnet_exp.tracking.record import (
     COMPLETED,
     DIVERGED,
@@ -30,7 +30,6 @@ from resnet_exp.tracking.record import (
     METRICS_JSONL,
     REPORT_MD,
     SUMMARY_CSV,
-    sweep_id,
 )
 
 _MAX_CELL_ERROR = 120

@@ -4,7 +4,11 @@ it *is* is its identity (``tracking/identity.py``), never this text.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from resnet_exp.tracking.identity import (
     MODEL_KEYS,
@@ -65,3 +69,14 @@ def shared_overrides(jobs: Iterable[Iterable[str]]) -> set[str]:
 def shared_by_configurations(jobs: Iterable[Iterable[str]]) -> set[str]:
     """The overrides every configuration names (none when the jobs are replicates of one)."""
     return shared_overrides({tuple(config_overrides(job)) for job in jobs})
+
+
+def sweep_id(sweep_dir: str | os.PathLike[str]) -> str:
+    """A W&B-group-safe id of one sweep directory, stable across processes (the group of its jobs'
+    and report's W&B runs): `outputs/multirun/2026-11-27/23-40-01` -> `2026-11-27_23-40-01_ab12cd`,
+    the hash of the absolute path keeping two sweeps started in the same second apart."""
+    path = Path(sweep_dir).expanduser().resolve()
+    parts = [p for p in path.parts[-2:] if p not in ("/", "")]
+    readable = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-") for p in parts) or "sweep"
+    digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:6]
+    return f"{readable[:100]}_{digest}"

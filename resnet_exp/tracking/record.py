@@ -1,15 +1,12 @@
 """The run record: the one home of the files a run and a sweep write, their formats, the status
-vocabulary and the metric keys, and the only code that reads or writes them (docs/internals.md,
-"Run record"). Torch- and Hydra-free. Writes never tear a file (temp file + rename; a
-``metrics.jsonl`` row is one ``write()``); readers tolerate what a kill can leave (no file yet, a
-torn last line, a summary that is not a JSON object). W&B is a mirror of this record.
-"""
+vocabulary and the metric keys, and the only code that reads or writes them. Torch- and Hydra-free.
+Writes never tear a file; readers tolerate what a kill can leave (docs/internals.md, "Run record").
+W&B is a mirror of this record."""
 
 from __future__ import annotations
 
 import csv
 import errno
-import hashlib
 import io
 import json
 import math
@@ -401,14 +398,3 @@ def read_tuned(sweep_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
-
-
-def sweep_id(sweep_dir: str | os.PathLike[str]) -> str:
-    """A W&B-group-safe id of one sweep directory, stable across processes (the group of its jobs'
-    and report's W&B runs): `outputs/multirun/2026-11-27/23-40-01` -> `2026-11-27_23-40-01_ab12cd`,
-    the hash of the absolute path keeping two sweeps started in the same second apart."""
-    path = Path(sweep_dir).expanduser().resolve()
-    parts = [p for p in path.parts[-2:] if p not in ("/", "")]
-    readable = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-") for p in parts) or "sweep"
-    digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:6]
-    return f"{readable[:100]}_{digest}"
