@@ -121,6 +121,7 @@ def _trials(journal: Path) -> list:
         return []
 
 
+@pytest.mark.slow  # starts processes
 def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     journal, ran = tmp_path / "optuna.journal", tmp_path / "ran.txt"
     first = _start(journal, "sweepA", 8, ran)
@@ -143,6 +144,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert not done_before - {float(line.split("=")[1]) for line in lines}
 
 
+@pytest.mark.slow  # starts processes
 def test_two_processes_share_one_journal(tmp_path: Path) -> None:
     journal, ran = tmp_path / "optuna.journal", tmp_path / "ran.txt"
     procs = [_start(journal, owner, 10, ran) for owner in ("sweepA", "sweepBB")]
