@@ -348,3 +348,22 @@ def test_slurm_slots_keep_two_trials_in_flight(tmp_path: Path, fmnist_root: Path
     rows = sorted(_timeline(sweep), key=lambda r: r["start"])
     assert {r["slot"] for r in rows} == {0, 1}
     assert rows[1]["start"] < rows[0]["end"]  # the second slot did not wait for the first
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [("hydra.sweeper.sampler=tpe2", "tpe, random, grid"),
+     ("hydra.sweeper.direction=up", "maximize"),
+     ("hydra.sweeper.n_trials=0", "1 or more"), ("hydra.sweeper.n_trials=-1", "1 or more")],
+)  # fmt: skip
+def test_a_bad_sweeper_option_is_refused_before_anything_runs(bad: str, named: str) -> None:
+    """Options Optuna would reject only once the sweep ran (a traceback), or a study of no
+    trial (which ran nothing and exited 0): one paragraph naming the value and the choices."""
+    from resnet_exp.hydra_glue.command import parse_command
+    from resnet_exp.hydra_glue.preflight import CommandError, check_command
+
+    base = ["-m", "hydra/sweeper=optuna", "logger=none", "optimizer.lr=interval(0.01,0.1)"]
+    with pytest.raises(CommandError, match=named) as found:
+        check_command(parse_command([*base, bad]))
+    assert bad.split("=")[0] in str(found.value)
+    check_command(parse_command([*base, "hydra.sweeper.n_trials=1"]))  # the tie: 1 trial runs

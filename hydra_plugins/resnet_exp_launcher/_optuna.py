@@ -19,21 +19,18 @@ from typing import Any
 
 import optuna
 from hydra.core.override_parser.types import IntervalSweep
-from hydra.core.plugins import Plugins
 from hydra.core.utils import JobStatus
-from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from hydra_plugins.resnet_exp_launcher._sweeper import OptunaConf, job_dir, note_result
+from hydra_plugins.resnet_exp_launcher import _sweeper
 from resnet_exp.atomic import atomic_write
 from resnet_exp.hydra_glue import sweep_failures as sf
 from resnet_exp.hydra_glue.command import parse_overrides
 from resnet_exp.hydra_glue.internals import split_sweep
 from resnet_exp.hydra_glue.launchers import launcher_traits
-from resnet_exp.hydra_glue.register import RegisteredTask
 from resnet_exp.tracking.folder_lock import in_use
 from resnet_exp.tracking.identity import override_key
 from resnet_exp.tracking.record import MULTIRUN_YAML, OPTUNA_JOURNAL, TUNED_JSON, RunRecord
@@ -50,6 +47,7 @@ class GridSampler(optuna.samplers.GridSampler):
         pass
 
 
+#: and grid (GridSampler): launchers.OPTUNA_CHOICES, which the preflight checks
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
 
 
@@ -124,8 +122,7 @@ class Item:
 
 
 class Driver:
-    """``n_jobs`` slots pulling trials (ask) and then follow-ups, each told as its job ends.
-    ``launch(job, index)`` runs one job: (objective value or None, job folder)."""
+    """``n_jobs`` slots asking trials, then follow-ups; ``launch(job, n)`` -> (value, folder)."""
 
     def __init__(self, plans: list[Plan], search: dict[str, Any], n_trials: int, n_jobs: int,
                  launch: Callable[[list[str], int], tuple[float | None, str]], owner: str,
@@ -211,9 +208,8 @@ class Driver:
                    for t in trials)  # fmt: skip
 
     def _trial(self, plan: Plan) -> Item | None:
-        """A trial a gone sweep left running (run again under its number), else a new one.
-        Gone: this folder's own trials not run here, another folder's whose lock nobody holds,
-        and one killed before it was owned (asked and owned under the ask lock)."""
+        """A trial a gone sweep left running (this folder's, or one whose folder lock is free),
+        run again under its number; else a new one (asked and owned under the ask lock)."""
         trials = plan.study.get_trials(deepcopy=False)
         for t in trials:
             owner = t.user_attrs.get(OWNER)
@@ -234,8 +230,7 @@ class Driver:
         return Item(plan, "trial", [*plan.fixed, *as_overrides(trial.params)], trial.number)
 
     def _write_tuned(self, done: bool = False) -> None:
-        """``tuned.json``: each study's trials and follow-up folders, the slots' timeline, and
-        whether the search ended (read by the report's tuned section and by ``status``)."""
+        """``tuned.json``, read by the report's tuned section and ``status`` (no Optuna there)."""
         if self.folder is None:
             return
         studies = [{"study": p.study.study_name, "baseline": p.baseline, "tuned_jobs": p.tuned,
@@ -249,8 +244,7 @@ class Driver:
 
 
 class FlockLock:
-    """A journal's lock (Optuna calls ``acquire``/``release``) and the ask lock, as ``flock``
-    (NFS too): the kernel drops a killed holder's lock, where Optuna's lock files stay 30 s."""
+    """Journal and ask lock as ``flock``: a killed holder's goes (Optuna's lock stays 30 s)."""
 
     def __init__(self, path: str) -> None:
         self.path, self.fd = path + ".lock", -1
@@ -267,9 +261,8 @@ class FlockLock:
 
 
 def storage_for(url: str | None, sweep_dir: Path) -> tuple[Any, Any]:
-    """A journal file (default: in the sweep folder) or an RDB URL as given, and the lock that
-    makes counting and asking one step for every process (an RDB's processes may overshoot
-    ``n_trials`` by a trial each)."""
+    """A journal (default: in the sweep folder) or an RDB URL, and the lock that makes counting and
+    asking one step for every process (on an RDB each process may overshoot by a trial)."""
     if url and "://" in url:
         return url, contextlib.nullcontext()
     path = str(Path(url) if url else sweep_dir / OPTUNA_JOURNAL)
@@ -277,17 +270,12 @@ def storage_for(url: str | None, sweep_dir: Path) -> tuple[Any, Any]:
     return optuna.storages.JournalStorage(backend), FlockLock(path + ".ask")
 
 
-class OptunaSweeper(Sweeper):
-    """``hydra/sweeper=optuna`` (``conf/hydra/sweeper/optuna.yaml`` explains each option)."""
+class OptunaSweeper(_sweeper.ResnetExpSweeper):
+    """``hydra/sweeper=optuna`` (``conf/hydra/sweeper/optuna.yaml`` explains each option); its
+    launcher is set up as the default sweeper's."""
 
     def __init__(self, **options: Any) -> None:
-        self.o = OptunaConf(**options)
-
-    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-        self.config = config
-        self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=RegisteredTask(task_function), config=config
-        )
+        self.o = _sweeper.OptunaConf(**options)
 
     def sweep(self, arguments: list[str]) -> Any:
         o, sweep_dir = self.o, Path(str(self.config.hydra.sweep.dir))
@@ -322,8 +310,8 @@ class OptunaSweeper(Sweeper):
             raise
 
     def _study(self, storage: Any, combo: list[str], search: dict[str, Any]) -> Any:
-        """The combination's study, created or loaded; a resumed one's sampler is seeded past
-        its trials (the same seed would draw the values it drew before)."""
+        """The combination's study; a resumed one's sampler is seeded past its trials (else it
+        would draw again the values it drew before)."""
         o = self.o
         study = optuna.create_study(study_name=",".join([o.study_name, *combo]), storage=storage,
                                     direction=o.direction, load_if_exists=True)  # fmt: skip
@@ -336,8 +324,8 @@ class OptunaSweeper(Sweeper):
 
     def _launch(self, job: list[str], number: int) -> tuple[float | None, str]:
         (result,) = self.launcher.launch([job], initial_job_idx=number)
-        folder = job_dir(result) or ""
-        note_result(self.outcome, ",".join(job), result, Path(str(self.config.hydra.sweep.dir)))
+        folder = _sweeper.job_dir(result) or ""
+        _sweeper.note_result(self.outcome, ",".join(job), result, Path(self.config.hydra.sweep.dir))
         if result.status != JobStatus.COMPLETED or isinstance(result.return_value, sf.NotStarted):
             return None, folder
         if self.o.objective is None:

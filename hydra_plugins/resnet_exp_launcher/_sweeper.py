@@ -38,8 +38,7 @@ class SweeperConf:
 
 @dataclass
 class OptunaConf:
-    """``hydra/sweeper=optuna``'s options (conf/hydra/sweeper/optuna.yaml says what each does);
-    here so that a wrong type fails at composition, and without importing Optuna."""
+    """``hydra/sweeper=optuna``'s options (its yaml says what each does), typed, Optuna-free."""
 
     _target_: str = "hydra_plugins.resnet_exp_launcher._optuna.OptunaSweeper"
     params: dict[str, str] | None = None
@@ -113,11 +112,9 @@ def note_result(outcome: sf.SweepOutcome, name: str, result: JobReturn, sweep_di
 
 
 def job_dir(result: JobReturn) -> str | None:
-    """The job's folder, from the Hydra config it ran with (None for a SLURM job that died
-    without a result)."""
-    if result.hydra_cfg is None:
-        return None
-    return OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir", default=None) or None
+    """The job's folder, from the Hydra config it ran with (none: a SLURM job that died)."""
+    cfg = result.hydra_cfg
+    return cfg and OmegaConf.select(cfg, "hydra.runtime.output_dir", default=None) or None
 
 
 def _job_log(result: JobReturn, sweep_dir: Path) -> Path | str:

@@ -121,7 +121,7 @@ def submitit_hooks(
     """While hydra_submitit_launcher's ``launch`` runs (it offers no hook of its own): call
     ``submitted(jobs)`` once the array is submitted (the ids are kept even if the wait is cut
     short), and collect each job with ``results(job, Job.results)`` (a dead job becomes a failed
-    job, not an exception that loses every other job's result). Per thread: Optuna's slots."""
+    job, not an exception that loses every other job's result); per thread (Optuna's slots)."""
     import submitit  # optional: the scale extra
     from submitit.core.core import Job
 

@@ -122,6 +122,10 @@ def scale_extra_installed() -> bool:
         return False
 
 
+#: hydra/sweeper=optuna's choices (the sweeper maps each sampler to Optuna's class)
+OPTUNA_CHOICES = {"sampler": ("tpe", "random", "grid"), "direction": ("minimize", "maximize")}
+
+
 def tune_extra_installed() -> bool:
     """Whether Optuna (the ``tune`` extra, for ``hydra/sweeper=optuna``) is installed."""
     return find_spec("optuna") is not None

@@ -30,6 +30,7 @@ from resnet_exp.hydra_glue.folders import (
 )
 from resnet_exp.hydra_glue.gpu_slots import predicted
 from resnet_exp.hydra_glue.launchers import (
+    OPTUNA_CHOICES,
     SCALE_LAUNCHERS,
     launcher_traits,
     planned_slots,
@@ -97,6 +98,8 @@ def check_command(command: Command, dry: bool = False) -> None:
             'tune extra: pip install "resnet_exp[tune]" (from a checkout: pip install ".[tune]"), '
             "or leave hydra/sweeper out to sweep listed values (a,b,c) with the default sweeper."
         )
+    if str(sweeper).endswith("OptunaSweeper"):
+        _check_optuna(command.hydra.sweeper)
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)
@@ -111,6 +114,17 @@ def check_command(command: Command, dry: bool = False) -> None:
     problem = _launcher_problem(command.hydra)
     if problem is not None:
         raise CommandError(problem)
+
+
+def _check_optuna(sweeper: DictConfig) -> None:
+    """The Optuna sweeper's options it would only reject once the sweep has started."""
+    for key, choices in OPTUNA_CHOICES.items():
+        if sweeper.get(key) not in choices:
+            raise CommandError(f"hydra.sweeper.{key}={sweeper.get(key)!r} is not one of: "
+                               f"{', '.join(choices)} (hydra/sweeper/optuna.yaml)")  # fmt: skip
+    if int(sweeper.n_trials) < 1:
+        raise CommandError(f"hydra.sweeper.n_trials={sweeper.n_trials} asks for no trial: give the "
+                           "number of trials per study, 1 or more (default 20).")  # fmt: skip
 
 
 def _check_resolves(command: Command, override: Any, key: str) -> None:

@@ -1,6 +1,5 @@
-"""An Optuna search's section of report.md (from ``tuned.json``): each study's best parameters,
-the lr search curves (``tuned_search.png``), the verdicts at the tuned and at the shared lr (runs
-that differ in lr by design, pooled), and whether the degradation survives tuning."""
+"""An Optuna search's section of report.md (``tuned.json``): best parameters, lr search curves, the
+verdicts at the tuned and the shared lr (pooled: lrs differ by design), and what tuning changed."""
 
 from __future__ import annotations
 
@@ -63,8 +62,7 @@ def plot_search(rows: list[tuple[bool | None, Any, dict]], path: Path) -> Path:
 
 
 def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
-    """The best lr of each study, then both verdicts and whether the degradation survives ([]
-    for a sweep that is no Optuna search); writes ``tuned_search.png``."""
+    """Each study's best parameters, then (with follow-ups) the verdicts; [] unless a search."""
     studies = (read_tuned(sweep_dir) or {}).get("studies")
     if not studies:
         return []
