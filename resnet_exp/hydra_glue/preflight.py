@@ -92,12 +92,6 @@ def check_command(command: Command, dry: bool = False) -> None:
     if command.compose_error is not None:
         raise CommandError(command.compose_error)
     sweeper = OmegaConf.select(command.hydra, "sweeper._target_") if command.hydra else None
-    if str(sweeper).endswith("OptunaSweeper") and not tune_extra_installed():
-        raise CommandError(
-            "hydra/sweeper=optuna needs Optuna 5, which is not installed. Install it with the "
-            'tune extra: pip install "resnet_exp[tune]" (from a checkout: pip install ".[tune]"), '
-            "or leave hydra/sweeper out to sweep listed values (a,b,c) with the default sweeper."
-        )
     if str(sweeper).endswith("OptunaSweeper"):
         _check_optuna(command.hydra.sweeper)
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
@@ -117,7 +111,13 @@ def check_command(command: Command, dry: bool = False) -> None:
 
 
 def _check_optuna(sweeper: DictConfig) -> None:
-    """The Optuna sweeper's options it would only reject once the sweep has started."""
+    """Optuna is installed, and the options it would only reject once the sweep has started."""
+    if not tune_extra_installed():
+        raise CommandError(
+            "hydra/sweeper=optuna needs Optuna 5, which is not installed. Install it with the "
+            'tune extra: pip install "resnet_exp[tune]" (from a checkout: pip install ".[tune]"), '
+            "or leave hydra/sweeper out to sweep listed values (a,b,c) with the default sweeper."
+        )
     for key, choices in OPTUNA_CHOICES.items():
         if sweeper.get(key) not in choices:
             raise CommandError(f"hydra.sweeper.{key}={sweeper.get(key)!r} is not one of: "
