@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode is not None:
         settings = dict(settings or {}, mode=args.mode)
     if settings is None or settings.get("mode") == "disabled":
-        print("W&B: off for this sweep (logger=none or logger.mode=disabled; use --mode to log).")
+        print("W&B: off for this sweep (logger=none or logger.mode=disabled; --mode to log it).")
         return 0
     given = {"project": args.project, "group": args.group, "entity": args.entity}
     settings.update((key, value) for key, value in given.items() if value)
