@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -35,9 +36,12 @@ def test_a_detached_sweep_returns_at_once_and_ends_like_a_waiting_one(
         pytest.skip(reason)
     args = [*SLURM, f"data.root={fmnist_root}"]
     detached = tmp_path / "outputs/multirun/detached"
+    # Held in the queue until the re-run below has looked (tiny jobs could all end before it
+    # starts on a busy machine); released after it.
+    held = [*args, "+hydra.launcher.additional_parameters.hold=true", "hydra.launcher.wait=false",
+            f"hydra.sweep.dir={detached}"]  # fmt: skip
     started = time.monotonic()
-    first = run_cli(*args, "hydra.launcher.wait=false", f"hydra.sweep.dir={detached}",
-                    cwd=tmp_path, timeout=300)  # fmt: skip
+    first = run_cli(*held, cwd=tmp_path, timeout=300)
     returned = time.monotonic() - started
     assert first.returncode == 0, first.stderr[-3000:]
     assert "submitted 4 SLURM jobs:" in first.stdout, first.stdout[-2000:]
@@ -46,8 +50,8 @@ def test_a_detached_sweep_returns_at_once_and_ends_like_a_waiting_one(
     assert len(entries) == 4 and all(e["job_id"] in first.stdout for e in entries)
     assert returned < 60, returned  # seconds: start-up, pre-flight and sbatch, no training
 
-    again = run_cli(*args, "hydra.launcher.wait=false", f"hydra.sweep.dir={detached}",
-                    cwd=tmp_path, timeout=300)  # fmt: skip
+    again = run_cli(*held, cwd=tmp_path, timeout=300)
+    subprocess.run(["scontrol", "release", *(e["job_id"] for e in entries)], check=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "still queued or running, not submitted again:" in again.stdout, again.stdout[-2000:]
     entries = json.loads((detached / ".submitit/slurm_jobs.json").read_text())
