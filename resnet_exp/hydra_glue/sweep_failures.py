@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from resnet_exp.errors import user_error
-from resnet_exp.tracking.record import JOB_LOG, SUMMARY_JSON, RunRecord, pid_alive
+from resnet_exp.tracking.record import JOB_LOG, RUNNING, SUMMARY_JSON, RunRecord, pid_alive
 
 log = logging.getLogger("resnet_exp")
 
@@ -249,13 +249,27 @@ def launched_sweep() -> str | None:
 def record_killed_jobs(sweep_dir: Path, status: str, why: str) -> None:
     """After the launcher killed its workers (joblib does on Ctrl-C): each job of ``sweep_dir``
     whose record's process is gone gets ``status`` (its last checkpoint on disk is where the same
-    command resumes it)."""
-    for path in Path(sweep_dir).glob(f"*/{SUMMARY_JSON}"):
-        record = RunRecord(path.parent)
-        summary = record.read_summary()  # None for a torn or foreign file
-        if summary is not None and summary.process_gone:
-            summary.status, summary.stopped_by = status, why
-            record.write_summary(summary)
+    command resumes it). A job whose process is of this process group (Ctrl-C reached it too)
+    and still lives is waited for, at most ``GRACE_S``: it records itself, or is killed."""
+    waiting = [RunRecord(path.parent) for path in Path(sweep_dir).glob(f"*/{SUMMARY_JSON}")]
+    deadline = time.monotonic() + GRACE_S
+    while waiting and time.monotonic() < deadline:
+        summaries = [(record, record.read_summary()) for record in waiting]  # None: torn, foreign
+        for record, summary in summaries:
+            if summary is not None and summary.process_gone:
+                summary.status, summary.stopped_by = status, why
+                record.write_summary(summary)
+        waiting = [record for record, summary in summaries if _ending_in_group(summary)]
+        time.sleep(0.1 if waiting else 0)
+
+
+def _ending_in_group(summary: Any) -> bool:
+    if summary is None or summary.status != RUNNING or not summary.pid or summary.process_gone:
+        return False
+    try:
+        return summary.host == socket.gethostname() and os.getpgid(summary.pid) == os.getpgrp()
+    except OSError:  # gone since
+        return False
 
 
 def watch_parent() -> None:

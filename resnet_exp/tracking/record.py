@@ -191,14 +191,17 @@ class RunSummary:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (one of another user's counts)."""
+    """Whether process ``pid`` lives (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # PermissionError: it exists
         pass
-    return True
+    try:  # a zombie (killed, not yet reaped by its parent) never writes again
+        return not Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
 
 
 _TYPES = {"str": str, "int": int, "float": (int, float), "list": list, "dict": dict}
