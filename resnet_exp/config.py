@@ -122,12 +122,9 @@ class ModelConfig:
     family: str = ruled(DEFAULT_FAMILY, choices=tuple(FAMILIES))
     # The default family's own shortcut; a depth preset of another family names its own.
     shortcut: str | None = ruled(
-        FAMILIES[DEFAULT_FAMILY].default_shortcut,
-        choices=tuple(SHORTCUTS),
-        ignore_case=True,
-        null=f"the family's default: {default_shortcuts()}",
-        hint=shortcut_options(),
-    )
+        FAMILIES[DEFAULT_FAMILY].default_shortcut, choices=tuple(SHORTCUTS), ignore_case=True,
+        null=f"the family's default: {default_shortcuts()}", hint=shortcut_options(),
+    )  # fmt: skip
     # The data config's, so a model and its data agree unless a preset says otherwise.
     in_channels: int = ruled("${data.in_channels}", ge=1)
     num_classes: int = ruled("${data.num_classes}", ge=1)

@@ -21,7 +21,7 @@ from resnet_exp.hydra_glue.job import JobFacts
 from resnet_exp.hydra_glue.preflight import RunFolderGuard
 from resnet_exp.models.profile import count_flops
 from resnet_exp.tracking.names import wandb_names
-from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, RunSummary, kind
+from resnet_exp.tracking.record import COMPLETED, FAILED, INTERRUPTED, PRUNED, RunSummary, kind
 from resnet_exp.tracking.wandb_client import new_run_id
 from resnet_exp.tracking.wandb_logger import NullLogger
 from resnet_exp.tracking.wandb_secrets import scrub_files
@@ -127,6 +127,7 @@ def resume_or_start(cfg: DictConfig, trainer: Trainer, summary: RunSummary) -> l
     if dist.is_main:  # temp files of a writer killed mid-write (this process holds the folder)
         for leftover in remove_leftovers(record.run_dir) + remove_leftovers(record.checkpoint_dir):
             log.info("removed %s, left by a write that was killed", leftover)
+        record.prune_marker.unlink(missing_ok=True)  # an earlier attempt's: this one goes on
     summary.attempts, summary.resumed_from = start.attempts, start.resumed_from
     summary.wall_time_s = trainer.wall_time_s() if start.resumed_from else None
     earlier = start.previous.wandb_run_id or (start.previous.wandb or {}).get("run_id")
@@ -170,6 +171,8 @@ def fit_and_record(run: Run) -> RunSummary:
     try:
         result = trainer.fit(run.rows)
         status = result.status
+        if status == PRUNED:  # the sweep's pruner said why in its marker
+            summary.stopped_by = trainer.record.prune_marker.read_text(errors="replace").strip()
         if status == COMPLETED:
             run.on_completed()
         summary.final, summary.best = (result.rows[-1] if result.rows else None), result.best

@@ -39,6 +39,7 @@ from resnet_exp.tracking.record import (
     LOST,
     MULTIRUN_YAML,
     PENDING,
+    PRUNED,
     RUNNING,
     STOPPED,
     TERMINATED,
@@ -50,7 +51,8 @@ from resnet_exp.tracking.wandb_secrets import scrub_secrets as scrub
 
 EXIT_NOT_ALL_COMPLETED = 1
 _STYLE = {COMPLETED: "green", RUNNING: "cyan", FAILED: "red", DIVERGED: "magenta", UNKNOWN: "red",
-          INTERRUPTED: "yellow", TERMINATED: "yellow", LOST: "yellow", PENDING: "dim"}  # fmt: skip
+          INTERRUPTED: "yellow", TERMINATED: "yellow", LOST: "yellow", PENDING: "dim",
+          PRUNED: "dim"}  # fmt: skip
 
 
 @dataclass
@@ -89,9 +91,12 @@ def job_status(job_dir: Path, sweep_dir: Path, now: float | None = None) -> JobS
     if raw is None and record.job_error_path.is_file():
         row.state, row.detail = FAILED, str(run.error or "")
         return row
-    if raw in STOPPED:  # Ctrl-C, SIGTERM, a SLURM requeue
+    if raw in STOPPED:  # Ctrl-C, SIGTERM, a SLURM requeue; a pruned trial's study is done with it
         why = summary.stopped_by or "stopped by a signal"
-        row.state, row.detail = raw, f"{why}; the same command resumes it"
+        row.state, row.detail = (
+            raw,
+            why + ("" if raw == PRUNED else "; the same command resumes it"),
+        )
         return row
     # running, or a folder Hydra made for a job that has not written its record yet
     last = max(
@@ -154,8 +159,10 @@ def sweep_status(folder: Path, now: float | None = None) -> list[JobStatus]:
 
 
 def exit_code(rows: list[JobStatus]) -> int:
-    """0 when there is at least one job and every job completed."""
-    return 0 if rows and all(r.state == COMPLETED for r in rows) else EXIT_NOT_ALL_COMPLETED
+    """0 when there is at least one job and every job completed (or its search pruned it)."""
+    return (
+        0 if rows and all(r.state in (COMPLETED, PRUNED) for r in rows) else EXIT_NOT_ALL_COMPLETED
+    )
 
 
 def _short(name: str) -> str:
@@ -212,7 +219,7 @@ def _line(text: str) -> Text:
 def _still_running(folder: Path, rows: list[JobStatus]) -> bool:
     """A job trains, or the sweep's process still holds its folder (pending jobs may start);
     interrupted, lost or pending jobs of a sweep nobody runs any more end the watch."""
-    stopped = FINISHED | {INTERRUPTED, TERMINATED, LOST, PENDING}
+    stopped = FINISHED | STOPPED | {LOST, PENDING}
     waiting = any(r.state not in stopped or r.queued for r in rows)
     return waiting or in_use(folder)
 

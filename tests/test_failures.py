@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from cli import fault_env, refused_in_process, run_cli, start_cli
+from wandb_files import read_offline_run
 
 from resnet_exp.tracking.record import previous_path
-from resnet_exp.tracking.wandb_reader import read_offline_run
 from resnet_exp.training.checkpoint import load_checkpoint
 
 TIMING = {"time/epoch_s", "throughput/img_s"}

@@ -28,7 +28,7 @@ def test_summary_round_trips_with_the_keys_on_disk(tmp_path: Path) -> None:
 def test_a_partial_or_older_summary_reads_with_what_it_holds() -> None:
     old = {"status": "running", "seed": "7", "model": [1], "epochs": 1, "legacy_key": {"a": 1}}
     summary = RunSummary.from_json(old)
-    assert summary.status == "running" and not summary.finished
+    assert summary.status == "running" and not summary.ended
     assert summary.seed is None and summary.model == {}  # the wrong kinds are not trusted
     assert summary.epochs == 1
     assert summary.to_json()["legacy_key"] == {"a": 1}  # unknown keys survive a rewrite

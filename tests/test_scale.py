@@ -71,7 +71,7 @@ def report_rows(sweep: Path) -> list[dict]:
 
 
 def wandb_groups(job_dirs: list[Path]) -> set[str]:
-    from resnet_exp.tracking.wandb_reader import read_offline_run
+    from wandb_files import read_offline_run
 
     return {read_offline_run(d)["group"] for d in job_dirs}
 
@@ -188,7 +188,7 @@ def test_slurm_job_past_its_time_limit_is_requeued_and_ends_like_an_uninterrupte
     submitit requeues it and it resumes. The job's epochs are sized from this machine's measured
     speed so that it is still training then (a fixed 250 epochs ended in 75 s on a fast CI machine,
     before SLURM's signal came)."""
-    from resnet_exp.tracking.wandb_reader import read_offline_runs
+    from wandb_files import read_offline_runs
 
     reason = slurm_up()
     if reason:

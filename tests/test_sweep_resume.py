@@ -204,7 +204,7 @@ def kill_when_second_job_has_a_checkpoint(args: list[str], cwd: Path, sweep: Pat
 def test_a_killed_sweep_resumes_with_the_same_command_and_extends_with_new_values(
     tmp_path: Path, fmnist_root: Path
 ) -> None:
-    from resnet_exp.tracking.wandb_reader import read_offline_runs
+    from wandb_files import read_offline_runs
 
     # the reference: the same three jobs, never interrupted
     reference = tmp_path / "reference"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from cli import SPEC_EPOCH_KEYS, run_cli
+from wandb_files import read_offline_run, read_offline_runs
 
 from resnet_exp.tracking.names import sweep_id, wandb_names
-from resnet_exp.tracking.wandb_reader import read_offline_run, read_offline_runs
 
 
 def tiny(root: Path) -> list[str]:

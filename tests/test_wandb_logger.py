@@ -28,14 +28,11 @@ import pytest
 
 wandb = pytest.importorskip("wandb")
 
+from wandb_files import find_run_files, read_offline_run  # noqa: E402
+
 from resnet_exp.tracking import wandb_client  # noqa: E402
 from resnet_exp.tracking.wandb_logger import NullLogger, WandbLogger  # noqa: E402
-from resnet_exp.tracking.wandb_reader import (  # noqa: E402
-    find_run_files,
-    iter_payloads,
-    read_offline_run,
-    read_run_file,
-)
+from resnet_exp.tracking.wandb_reader import iter_payloads, read_run_file  # noqa: E402
 from resnet_exp.tracking.wandb_secrets import scrub_argv, scrub_secrets  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli import fault_env, run_cli
-
-from resnet_exp.tracking.wandb_reader import read_offline_runs
+from wandb_files import read_offline_runs
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from hydra_plugins.resnet_exp_launcher import _sweeper
+from hydra_plugins.resnet_exp_launcher._pruning import Pruning
 from resnet_exp.atomic import atomic_write
 from resnet_exp.hydra_glue import sweep_failures as sf
 from resnet_exp.hydra_glue.command import parse_overrides
@@ -119,6 +120,7 @@ class Item:
     job: list[str]
     trial: int | None = None
     index: int = 0  # the job's number in this sweep (Hydra's hydra.job.num)
+    pruned: bool = False
 
 
 class Driver:
@@ -127,10 +129,11 @@ class Driver:
     def __init__(self, plans: list[Plan], search: dict[str, Any], n_trials: int, n_jobs: int,
                  launch: Callable[[list[str], int], tuple[float | None, str]], owner: str,
                  folder: Path | None = None, stop: Callable[[], bool] = lambda: False,
-                 ask_lock: Any = None) -> None:  # fmt: skip
+                 ask_lock: Any = None, watch: Any = None) -> None:  # fmt: skip
         self.plans, self.search, self.n_trials, self.n_jobs = plans, search, n_trials, n_jobs
         self.launch, self.owner, self.folder, self.stop = launch, owner, folder, stop
         self.ask_lock = ask_lock or contextlib.nullcontext()
+        self.watch = watch or (lambda item: contextlib.nullcontext())  # Pruning, with a pruner
         self.cond, self.claimed, self.queue = threading.Condition(), set(), []
         self.index, self.timeline = 0, []
 
@@ -154,7 +157,8 @@ class Driver:
         while (item := self._next()) is not None:
             start = time.time()
             try:
-                value, folder = self.launch(item.job, item.index)
+                with self.watch(item) if item.kind == "trial" else contextlib.nullcontext():
+                    value, folder = self.launch(item.job, item.index)
             except BaseException:
                 value, folder = None, ""
                 log.exception("job %s", " ".join(item.job))
@@ -168,10 +172,14 @@ class Driver:
     def _finish(self, item: Item, value: float | None, folder: str) -> None:
         if item.kind == "trial":
             ok = value is not None and value == value  # NaN: diverged
-            item.plan.study.tell(item.trial, value if ok else None,
-                                 state=TrialState.COMPLETE if ok else TrialState.FAIL)  # fmt: skip
-            log.info("trial %d of %s: %s -> %s", item.trial, item.plan.study.study_name,
-                     " ".join(item.job[len(item.plan.fixed) :]), value)  # fmt: skip
+            state = (
+                TrialState.PRUNED if item.pruned else TrialState.COMPLETE if ok else TrialState.FAIL
+            )
+            item.plan.study.tell(item.trial, value if state == TrialState.COMPLETE else None,
+                                 state=state)  # fmt: skip
+            params = " ".join(item.job[len(item.plan.fixed) :])
+            log.info("trial %d of %s: %s -> %s (%s)", item.trial, item.plan.study.study_name,
+                     params, value, state.name.lower())  # fmt: skip
         if item.kind in ("tuned", "both"):
             item.plan.tuned.append(folder)
         if item.kind in ("baseline", "both"):
@@ -235,7 +243,8 @@ class Driver:
             return
         studies = [{"study": p.study.study_name, "baseline": p.baseline, "tuned_jobs": p.tuned,
                     "baseline_jobs": p.at_baseline,
-                    "trials": [{"number": t.number, "params": t.params, "value": t.value}
+                    "trials": [{"number": t.number, "params": t.params, "value": t.value,
+                                "state": t.state.name}
                                for t in p.study.get_trials(deepcopy=False)]}
                    for p in self.plans]  # fmt: skip
         text = json.dumps({"studies": studies, "timeline": self.timeline, "done": done,
@@ -296,10 +305,11 @@ class OptunaSweeper(_sweeper.ResnetExpSweeper):
         traits = launcher_traits(self.config.hydra.launcher)
         # joblib: its n_jobs; the basic launcher runs its jobs in this process, one at a time
         slots = 1 if traits.in_process else max(1, int(o.n_jobs or traits.parallel_jobs))
+        watch = (lambda item: Pruning(item, sweep_dir, o.objective)) if o.pruner else None
         driver = Driver(plans, space.search, o.n_trials, slots, self._launch,
                         str(sweep_dir.resolve()), sweep_dir,
-                        stop=lambda: o.fail_fast and bool(self.outcome.failed),
-                        ask_lock=ask_lock)  # fmt: skip
+                        stop=lambda: o.fail_fast and bool(self.outcome.failed), ask_lock=ask_lock,
+                        watch=watch)  # fmt: skip
         try:
             return driver.run()
         except BaseException:  # stopped: joblib's workers go now (their jobs record it, as when
@@ -311,10 +321,11 @@ class OptunaSweeper(_sweeper.ResnetExpSweeper):
 
     def _study(self, storage: Any, combo: list[str], search: dict[str, Any]) -> Any:
         """The combination's study; a resumed one's sampler is seeded past its trials (else it
-        would draw again the values it drew before)."""
+        would draw again the values it drew before). Its pruner: instantiated by Hydra."""
         o = self.o
         study = optuna.create_study(study_name=",".join([o.study_name, *combo]), storage=storage,
-                                    direction=o.direction, load_if_exists=True)  # fmt: skip
+                                    direction=o.direction, load_if_exists=True,
+                                    pruner=o.pruner)  # fmt: skip
         seed = None if o.seed is None else o.seed + len(study.trials)
         if o.sampler == "grid":
             study.sampler = GridSampler({k: list(d.choices) for k, d in search.items()}, seed=seed)

@@ -50,6 +50,7 @@ class OptunaConf:
     direction: str = "minimize"
     objective: str | None = None
     sampler: str = "tpe"
+    pruner: Any = None
     seed: int | None = None
     storage: str | None = None
     study_name: str = "resnet_exp"

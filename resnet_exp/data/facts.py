@@ -38,42 +38,17 @@ IDX_FILES = (
 )
 _CIFAR10_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
 
+# fmt: off
 DATASETS: dict[str, DatasetInfo] = {
-    "fashionmnist": DatasetInfo(
-        "fashionmnist",
-        "FashionMNIST",
-        "FashionMNIST/raw",
-        IDX_FILES,
-        1,
-        28,
-        10,
-        (0.2860,),
-        (0.3530,),
-    ),
+    "fashionmnist": DatasetInfo("fashionmnist", "FashionMNIST", "FashionMNIST/raw", IDX_FILES,
+                                1, 28, 10, (0.2860,), (0.3530,)),
     "mnist": DatasetInfo("mnist", "MNIST", "MNIST/raw", IDX_FILES, 1, 28, 10, (0.1307,), (0.3081,)),
-    "cifar10": DatasetInfo(
-        "cifar10",
-        "CIFAR10",
-        "cifar-10-batches-py",
-        _CIFAR10_FILES,
-        3,
-        32,
-        10,
-        (0.4914, 0.4822, 0.4465),
-        (0.2470, 0.2435, 0.2616),
-    ),  # fmt: skip
-    "cifar100": DatasetInfo(
-        "cifar100",
-        "CIFAR100",
-        "cifar-100-python",
-        ("train", "test", "meta"),
-        3,
-        32,
-        100,
-        (0.5071, 0.4865, 0.4409),
-        (0.2673, 0.2564, 0.2762),
-    ),  # fmt: skip
+    "cifar10": DatasetInfo("cifar10", "CIFAR10", "cifar-10-batches-py", _CIFAR10_FILES, 3, 32, 10,
+                           (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetInfo("cifar100", "CIFAR100", "cifar-100-python", ("train", "test", "meta"),
+                            3, 32, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
+# fmt: on
 
 #: The facts a config may interpolate: ``${resnet_exp.dataset:cifar10,mean}``.
 CONFIG_FACTS = ("channels", "size", "num_classes", "mean", "std")

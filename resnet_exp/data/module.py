@@ -32,25 +32,13 @@ class DataModule:
     """
 
     def __init__(
-        self,
-        *,
-        name: str,
-        root: str | Path = "data",
-        download: bool = False,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_size: int | None = None,
-        train_subset: int | None = None,
-        test_subset: int | None = None,
-        augment: bool = False,
-        resize: int | None = None,
-        loader: str = "tensor",
-        num_workers: int = 0,
-        in_channels: int | None = None,
-        num_classes: int | None = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-    ) -> None:
+        self, *, name: str, root: str | Path = "data", download: bool = False,
+        batch_size: int = 128, eval_batch_size: int | None = None, val_size: int | None = None,
+        train_subset: int | None = None, test_subset: int | None = None, augment: bool = False,
+        resize: int | None = None, loader: str = "tensor", num_workers: int = 0,
+        in_channels: int | None = None, num_classes: int | None = None,
+        mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+    ) -> None:  # fmt: skip
         info = self.info = DATASETS[name]
         self.name = name
         self.root = Path(root).expanduser()
@@ -246,18 +234,12 @@ class DataModule:
     def describe(self) -> dict[str, Any]:
         """Plain facts for logs and run records (counts only after setup)."""
         d: dict[str, Any] = {
-            "dataset": self.name,
-            "root": str(self.root),
-            "loader": self.loader,
-            "image_shape": list(self.image_shape),
-            "num_classes": self.num_classes,
-            "batch_size": self.batch_size,
-            "eval_batch_size": self.eval_batch_size,
-            "augment": self.augment,
-            "resize": self.resize,
-            "train_subset": self.train_subset,
+            "dataset": self.name, "root": str(self.root), "loader": self.loader,
+            "image_shape": list(self.image_shape), "num_classes": self.num_classes,
+            "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+            "augment": self.augment, "resize": self.resize, "train_subset": self.train_subset,
             "test_subset": self.test_subset,
-        }
+        }  # fmt: skip
         if self._train is not None:
             counts = ("num_train", "num_val", "num_test", "steps_per_epoch", "source")
             d.update({key: getattr(self, key) for key in counts}, device=str(self._device))

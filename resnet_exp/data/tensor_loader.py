@@ -51,14 +51,9 @@ class TensorLoader:
     """Batches of one split held on the device; see the module docstring."""
 
     def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        normalizer: Normalizer,
-        *,
-        augment: bool = False,
-        pad: int = CROP_PAD,
-    ) -> None:
+        self, images: torch.Tensor, labels: torch.Tensor, normalizer: Normalizer, *,
+        augment: bool = False, pad: int = CROP_PAD,
+    ) -> None:  # fmt: skip
         self.labels = labels
         self.normalize = normalizer
         self.size = images.shape[-1]
@@ -71,15 +66,9 @@ class TensorLoader:
         return len(self.labels)
 
     def train_batches(
-        self,
-        batch_size: int,
-        seed: int,
-        epoch: int,
-        *,
-        start_step: int = 0,
-        rank: int = 0,
+        self, batch_size: int, seed: int, epoch: int, *, start_step: int = 0, rank: int = 0,
         world_size: int = 1,
-    ) -> Iterator[Batch]:
+    ) -> Iterator[Batch]:  # fmt: skip
         """Shuffled (and augmented) batches of epoch ``epoch``; a function of (seed, epoch) only."""
         order = sampling.train_order(len(self), batch_size, seed, epoch, rank, world_size)
         return self._train_batches(order, batch_size, seed, epoch, start_step, rank)

@@ -29,14 +29,9 @@ class RepeatChannels(torch.nn.Module):
 
 
 def build_transform(
-    *,
-    augment: bool = False,
-    resize: int | None,
-    size: int,
-    repeat: int,
-    mean: Sequence[float],
+    *, augment: bool = False, resize: int | None, size: int, repeat: int, mean: Sequence[float],
     std: Sequence[float],
-) -> torch.nn.Module:
+) -> torch.nn.Module:  # fmt: skip
     """resize -> (padded crop, flip) -> channels -> float in [0, 1] -> normalise; uint8 CHW in."""
     from torchvision.transforms import v2
 
@@ -85,13 +80,9 @@ class TorchvisionLoader:
     """Batches of one split through a DataLoader, moved to ``device``."""
 
     def __init__(
-        self,
-        dataset: TransformedImages,
-        device: torch.device,
-        num_workers: int = 0,
-        *,
+        self, dataset: TransformedImages, device: torch.device, num_workers: int = 0, *,
         augment: bool = False,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self.dataset = dataset
         self.device = device
         self.num_workers = num_workers
@@ -116,15 +107,9 @@ class TorchvisionLoader:
             yield x.to(self.device, non_blocking=pinned), y.to(self.device, non_blocking=pinned)
 
     def train_batches(
-        self,
-        batch_size: int,
-        seed: int,
-        epoch: int,
-        *,
-        start_step: int = 0,
-        rank: int = 0,
+        self, batch_size: int, seed: int, epoch: int, *, start_step: int = 0, rank: int = 0,
         world_size: int = 1,
-    ) -> Iterator[Batch]:
+    ) -> Iterator[Batch]:  # fmt: skip
         """Same order and batch boundaries as :meth:`TensorLoader.train_batches`."""
         order = sampling.train_order(len(self), batch_size, seed, epoch, rank, world_size)
         order = order[start_step * batch_size :]

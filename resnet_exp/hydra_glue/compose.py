@@ -55,11 +55,16 @@ def _refuse_null_groups(overrides: Sequence[str]) -> None:
             continue
         folder = root / group
         if folder.is_dir() and not (root / f"{group}.yaml").is_file():
-            options = sorted(p.stem for p in folder.glob("*.yaml"))
             raise ConfigCompositionException(
                 f"{group}={value.strip()}: a config group cannot be set to null; choose one of "
-                f"its options ({', '.join(options)}), or leave {group} out for its default."
+                f"its options ({', '.join(group_options(group))}), or leave {group} out for its "
+                "default."
             )
+
+
+def group_options(group: str) -> list[str]:
+    """The options of config group ``group`` (``hydra/sweeper/pruner``): its yaml files."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
 def composition_error(error: BaseException) -> str:

@@ -15,13 +15,14 @@ from typing import Any
 
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from resnet_exp.config import Config, rule_of
 from resnet_exp.errors import EXIT_USER_ERROR, UserError, exit_user_error
 from resnet_exp.hydra_glue.command import CFG_FLAGS, Command, parse_overrides
-from resnet_exp.hydra_glue.compose import compose, composition_error
+from resnet_exp.hydra_glue.compose import compose, composition_error, group_options
 from resnet_exp.hydra_glue.folders import (
     RunFolderGuard,
     check_explicit_run_dir,
@@ -37,6 +38,7 @@ from resnet_exp.hydra_glue.launchers import (
     scale_extra_installed,
     tune_extra_installed,
 )
+from resnet_exp.hydra_glue.sweep_failures import one_line
 from resnet_exp.tracking.identity import identity_key
 from resnet_exp.training.job_plan import ForeignJobFolder, plan_job
 from resnet_exp.validation import check_resolves, unresolvable, validate
@@ -125,6 +127,14 @@ def _check_optuna(sweeper: DictConfig) -> None:
     if int(sweeper.n_trials) < 1:
         raise CommandError(f"hydra.sweeper.n_trials={sweeper.n_trials} asks for no trial: give the "
                            "number of trials per study, 1 or more (default 20).")  # fmt: skip
+    try:  # Hydra would make it only once the sweep has started (a traceback)
+        instantiate(sweeper.pruner) if sweeper.get("pruner") else None
+    except Exception as error:
+        options = "|".join(group_options("hydra/sweeper/pruner"))
+        why = one_line(error.__cause__ or error)  # Hydra's own first line names only the target
+        raise CommandError(f"hydra.sweeper.pruner cannot be made ({why}): choose one of "
+                           f"hydra/sweeper/pruner={options}, or give an Optuna pruner's _target_ "
+                           "and arguments (hydra/sweeper/optuna.yaml).") from None  # fmt: skip
 
 
 def _check_resolves(command: Command, override: Any, key: str) -> None:

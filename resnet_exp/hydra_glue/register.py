@@ -27,17 +27,13 @@ from resnet_exp.tracking.identity import MACHINE_KEYS
 
 #: root-level ConfigStore name -> schema (conf/ pulls each in through its defaults lists)
 SCHEMAS = {
-    "schema": config.Config,
-    "schema_model": config.ModelConfig,
-    "schema_data": config.DataConfig,
-    "schema_optimizer_sgd": config.SGDConfig,
-    "schema_optimizer_adam": config.AdamConfig,
+    "schema": config.Config, "schema_model": config.ModelConfig, "schema_data": config.DataConfig,
+    "schema_optimizer_sgd": config.SGDConfig, "schema_optimizer_adam": config.AdamConfig,
     "schema_scheduler_constant": config.ConstantScheduleConfig,
     "schema_scheduler_multistep": config.MultiStepScheduleConfig,
-    "schema_scheduler_cosine": config.CosineScheduleConfig,
-    "schema_trainer": config.TrainerConfig,
+    "schema_scheduler_cosine": config.CosineScheduleConfig, "schema_trainer": config.TrainerConfig,
     "schema_logger": config.LoggerConfig,
-}
+}  # fmt: skip
 #: the folder resolvers, named by path like the plugins below: folders.py reads a sweep's jobs
 #: through command -> compose, which registers through this module
 _FOLDERS = "resnet_exp.hydra_glue.folders."

@@ -7,17 +7,10 @@ from typing import Any
 from resnet_exp.models.facts import FAMILIES, SHORTCUTS
 
 _LAZY = {
-    "BasicBlock": "blocks",
-    "Block": "blocks",
-    "Bottleneck": "blocks",
-    "PlainBlock": "blocks",
-    "PlainBottleneck": "blocks",
-    "PreActBlock": "blocks",
-    "ZeroPadShortcut": "blocks",
-    "InvalidModel": "resnet",
-    "ResNet": "resnet",
-    "stage_layout": "resnet",
-}
+    "BasicBlock": "blocks", "Block": "blocks", "Bottleneck": "blocks", "PlainBlock": "blocks",
+    "PlainBottleneck": "blocks", "PreActBlock": "blocks", "ZeroPadShortcut": "blocks",
+    "InvalidModel": "resnet", "ResNet": "resnet", "stage_layout": "resnet",
+}  # fmt: skip
 
 __all__ = ["FAMILIES", "SHORTCUTS", *_LAZY]
 

@@ -73,7 +73,7 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[La
             output_shape=shapes.get(name, ()),
             params=sum(p.numel() for p in module.parameters()),
             flops=flops_by_module.get(name, 0),
-        )
+        )  # fmt: skip
         for name, module in rows
         if name in shapes
     ]

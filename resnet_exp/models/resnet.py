@@ -50,15 +50,9 @@ class ResNet(nn.Module):
     """Stem, stages of blocks and a linear head; plain nets are the same network minus shortcuts."""
 
     def __init__(
-        self,
-        block: type[Block],
-        depth: int,
-        family: str = DEFAULT_FAMILY,
-        in_channels: int = 3,
-        num_classes: int = 10,
-        shortcut: str | None = None,
-        zero_init_residual: bool = False,
-    ) -> None:
+        self, block: type[Block], depth: int, family: str = DEFAULT_FAMILY, in_channels: int = 3,
+        num_classes: int = 10, shortcut: str | None = None, zero_init_residual: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
         if not (isinstance(block, type) and issubclass(block, Block)):
             raise InvalidModel(f"model.block must be a Block class, got {block!r}.")
@@ -159,10 +153,7 @@ class ResNet(nn.Module):
     def describe(self) -> dict:
         """Facts about the architecture for run records and W&B tags."""
         return {
-            "block": self.block.name,
-            "residual": self.block.residual,
-            "depth": self.depth,
-            "family": self.family,
-            "shortcut": self.shortcut if self.block.residual else None,
+            "block": self.block.name, "residual": self.block.residual, "depth": self.depth,
+            "family": self.family, "shortcut": self.shortcut if self.block.residual else None,
             "params": sum(p.numel() for p in self.parameters()),
-        }
+        }  # fmt: skip

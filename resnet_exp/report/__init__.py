@@ -12,18 +12,11 @@ from resnet_exp import caches
 caches.keep_private()  # before any module here loads matplotlib: its cache never in the home
 
 _EXPORTS = {
-    "RunResult": "aggregate",
-    "collect_runs": "aggregate",
-    "write_summary_csv": "study",
-    "plot_degradation": "plots",
-    "plot_gradients": "plots",
-    "write_report": "markdown",
-    "ReportError": "build",
-    "ReportResult": "build",
-    "build_report": "build",
-    "log_report_to_wandb": "build",
-    "refresh_report": "callback",
-}
+    "RunResult": "aggregate", "collect_runs": "aggregate", "write_summary_csv": "study",
+    "plot_degradation": "plots", "plot_gradients": "plots", "write_report": "markdown",
+    "ReportError": "build", "ReportResult": "build", "build_report": "build",
+    "log_report_to_wandb": "build", "refresh_report": "callback",
+}  # fmt: skip
 
 __all__ = sorted(_EXPORTS)
 

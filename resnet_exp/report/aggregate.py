@@ -48,32 +48,18 @@ log = logging.getLogger("resnet_exp.report")
 PLAIN_BLOCKS = frozenset({"plain", "plain_bottleneck"})
 # Block class (model.block.path in .hydra/config.yaml) -> config-group option name.
 _BLOCK_CLASSES = {
-    "BasicBlock": "basic",
-    "Bottleneck": "bottleneck",
-    "PlainBlock": "plain",
-    "PlainBottleneck": "plain_bottleneck",
-    "PreActBlock": "preact",
-}
+    "BasicBlock": "basic", "Bottleneck": "bottleneck", "PlainBlock": "plain",
+    "PlainBottleneck": "plain_bottleneck", "PreActBlock": "preact",
+}  # fmt: skip
 # Directories that never hold (or lie below) a job directory.
 _SKIP_DIRS = frozenset({"wandb", CHECKPOINTS, HYDRA_DIR, "__pycache__"})
 
 # summary.csv's per-run columns, each a RunResult attribute (study.py adds the statistics).
 CSV_COLUMNS = (
-    "job",
-    "block",
-    "residual",
-    "depth",
-    "shortcut",
-    "params",
-    "flops",
-    "epochs",
-    "final_train_err",
-    "best_val_err",
-    "test_err_at_best_val",
-    "final_test_err",
-    "wall_time_s",
+    "job", "block", "residual", "depth", "shortcut", "params", "flops", "epochs",
+    "final_train_err", "best_val_err", "test_err_at_best_val", "final_test_err", "wall_time_s",
     "status",
-)
+)  # fmt: skip
 
 
 @dataclass

@@ -105,16 +105,10 @@ def logger_settings(logger: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def log_report_to_wandb(
-    sweep_dir: str | os.PathLike[str],
-    runs: Sequence[RunResult],
-    project: str = WANDB_PROJECT,
-    group: str | None = None,
-    mode: str = "auto",
-    *,
-    entity: str | None = None,
-    dir: str | os.PathLike[str] | None = None,
-    init_timeout: float = WANDB_INIT_TIMEOUT_S,
-) -> dict[str, Any] | None:
+    sweep_dir: str | os.PathLike[str], runs: Sequence[RunResult], project: str = WANDB_PROJECT,
+    group: str | None = None, mode: str = "auto", *, entity: str | None = None,
+    dir: str | os.PathLike[str] | None = None, init_timeout: float = WANDB_INIT_TIMEOUT_S,
+) -> dict[str, Any] | None:  # fmt: skip
     """Log the report to the sweep's one W&B report run (named "report", job_type "report", its
     id derived from the sweep: every build updates it) in group `group`, else the sweep's id
     (also its tag and `sweep` key, as the training runs'): the tables, figures and headline; its
@@ -152,13 +146,9 @@ def log_report_to_wandb(
 
 
 def _report_run_kwargs(
-    sweep_dir: Path,
-    runs: list[RunResult],
-    project: str,
-    group: str | None,
-    entity: str | None,
+    sweep_dir: Path, runs: list[RunResult], project: str, group: str | None, entity: str | None,
     dir: str | os.PathLike[str] | None,
-) -> dict[str, Any]:
+) -> dict[str, Any]:  # fmt: skip
     """`wandb.init`'s arguments for the report run; its files go to `dir`, else $WANDB_DIR (wandb
     reads it itself), else the sweep directory."""
     if dir is not None:
@@ -171,18 +161,12 @@ def _report_run_kwargs(
         Path(parent).mkdir(parents=True, exist_ok=True)
     names, sweep = datasets(runs), sweep_id(sweep_dir)
     return {
-        "project": project,
-        "entity": entity,
-        "group": group or sweep,
-        "job_type": REPORT_JOB_TYPE,
-        "name": REPORT_RUN_NAME,
-        "id": wandb_client.new_run_id(f"report {sweep}"),
-        "resume": "allow",
-        "dir": parent,
-        "tags": ["report", sweep[:64], *names],
+        "project": project, "entity": entity, "group": group or sweep, "job_type": REPORT_JOB_TYPE,
+        "name": REPORT_RUN_NAME, "id": wandb_client.new_run_id(f"report {sweep}"),
+        "resume": "allow", "dir": parent, "tags": ["report", sweep[:64], *names],
         "config": {"sweep": sweep, "runs": len(runs), "datasets": names},
         "reinit": "finish_previous",
-    }
+    }  # fmt: skip
 
 
 def _report_payload(wandb: Any, sweep_dir: Path, runs: list[RunResult]) -> dict[str, Any]:

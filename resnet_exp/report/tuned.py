@@ -47,9 +47,7 @@ def plot_search(rows: list[tuple[bool | None, Any, dict]], path: Path) -> Path:
         ax.set_title("residual" if residual else "plain")
         for res, depth, study in rows:
             points = sorted(
-                (t["params"][LR], t["value"])
-                for t in study["trials"]
-                if t["value"] is not None and LR in t["params"]
+                (t["params"][LR], t["value"]) for t in completed(study) if LR in t["params"]
             )
             if res is residual and points:
                 ax.plot(*zip(*points), marker="o", label=f"depth {depth}")
@@ -59,6 +57,11 @@ def plot_search(rows: list[tuple[bool | None, Any, dict]], path: Path) -> Path:
             ax.legend(fontsize=8)
     axes[0].set_ylabel("objective (default: best val err, %)")
     return _save(fig, path)
+
+
+def completed(study: dict) -> list[dict]:
+    """A study's trials that ran to their end (a pruned trial's value is an early epoch's)."""
+    return [t for t in study["trials"] if t["value"] is not None and t.get("state") != "PRUNED"]
 
 
 def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
@@ -76,11 +79,12 @@ def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
         run = (mine or base or [None])[0]
         label = f"{run.block}-{run.depth}" if run else study["study"]
         rows.append((run.residual if run else None, run.depth if run else None, study))
-        done = [t for t in study["trials"] if t["value"] is not None]
+        done, pruned = completed(study), sum(t.get("state") == "PRUNED" for t in study["trials"])
         best = min(done, key=lambda t: t["value"]) if done else {"params": {}, "value": None}
         value = "-" if best["value"] is None else f"{best['value']:.4g}"
         params = " ".join(f"{k}={v}" for k, v in best["params"].items()) or "-"
-        lines.append(f"| {label} | {params} | {value} | {len(done)} |")
+        count = f"{len(done)}" + (f" (+{pruned} pruned)" if pruned else "")
+        lines.append(f"| {label} | {params} | {value} | {count} |")
     lines.append("")
     if any(LR in t["params"] for study in studies for t in study["trials"]):
         plot_search(rows, Path(sweep_dir) / TUNED_PNG)

@@ -46,13 +46,14 @@ FAILED = "failed"
 DIVERGED = "diverged"
 INTERRUPTED = "interrupted"  # SIGINT (Ctrl-C), or a SLURM requeue
 TERMINATED = "terminated"  # SIGTERM
+PRUNED = "pruned"  # stopped by an Optuna sweep's pruner (RunFiles.prune_marker); run again, goes on
 INCOMPLETE = "incomplete"  # what a reader calls a record without a status (or one still running)
 UNKNOWN = "unknown"  # what a reader calls a summary.json it cannot parse
 LOST, PENDING = "lost", "pending"  # `status`: a running record whose process is gone; no record
 # Ended for good: a re-run of the same command does not continue it (its numbers are final).
 FINISHED = frozenset({COMPLETED, FAILED, DIVERGED})
-# Ended by a signal: the same command resumes it.
-STOPPED = frozenset({INTERRUPTED, TERMINATED})
+# Ended by a signal (or a pruner): the same job run again resumes it.
+STOPPED = frozenset({INTERRUPTED, TERMINATED, PRUNED})
 
 # -- metric keys: an epoch row of metrics.jsonl (errors in %), summary.json's final/best, W&B ------
 TRAIN_LOSS, TRAIN_ERR = "train/loss", "train/err"
@@ -95,6 +96,7 @@ class RunFiles:
         self.job_error_path = self.run_dir / JOB_ERROR_JSON
         self.responses_path = self.run_dir / RESPONSES_CSV
         self.hydra_dir = self.run_dir / HYDRA_DIR
+        self.prune_marker = self.run_dir / ".prune"  # an Optuna sweep's pruner: stop; why, as text
 
     def resumable_checkpoints(self) -> tuple[Path, Path]:
         """What ``trainer.resume=auto`` looks at: ``last.pt``, then its spare ``last.prev.pt``."""
@@ -170,11 +172,6 @@ class RunSummary:
         values = {k: v for k, v in data.items() if k in known and _fits(known[k].type, v)}
         values["status"] = str(values.get("status") or INCOMPLETE)
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
-
-    @property
-    def finished(self) -> bool:
-        """Ended for good (:data:`FINISHED`)."""
-        return self.status in FINISHED
 
     @property
     def ended(self) -> bool:

@@ -85,16 +85,10 @@ class WandbLogger:
     """
 
     def __init__(
-        self,
-        mode: str = "auto",
-        project: str = WANDB_PROJECT,
-        entity: str | None = None,
-        dir: str | Path | None = None,
-        init_timeout: float = WANDB_INIT_TIMEOUT_S,
-        group: str | None = None,
-        tags: Iterable[str] = (),
-        notes: str | None = None,
-    ) -> None:
+        self, mode: str = "auto", project: str = WANDB_PROJECT, entity: str | None = None,
+        dir: str | Path | None = None, init_timeout: float = WANDB_INIT_TIMEOUT_S,
+        group: str | None = None, tags: Iterable[str] = (), notes: str | None = None,
+    ) -> None:  # fmt: skip
         self.mode, self.init_timeout = wandb_client.checked_settings(mode, init_timeout)
         self.project, self.entity, self.dir, self.group = project, entity, dir, group
         self.tags = _clean_tags(tags or ())
@@ -106,15 +100,9 @@ class WandbLogger:
         self._next_step = 0  # first step the W&B run does not hold yet (a resumed run has some)
 
     def start(
-        self,
-        run_dir: Path,
-        config: dict,
-        name: str,
-        group: str,
-        tags: list[str],
-        job_type: str | None = None,
-        run_id: str | None = None,
-    ) -> None:
+        self, run_dir: Path, config: dict, name: str, group: str, tags: list[str],
+        job_type: str | None = None, run_id: str | None = None,
+    ) -> None:  # fmt: skip
         """Start a W&B run with its files under `<dir or run_dir>/wandb/`; `job_type` (the
         configuration without the seed) groups replicates; `run_id` continues that run
         (`resume="allow"`, online or offline), so a resumed run logs into the same W&B run."""

@@ -116,30 +116,22 @@ class EpochSums:
     def from_state(cls, state: dict[str, Any], device: torch.device, lr: float) -> EpochSums:
         """From a mid-epoch checkpoint's dict; ``lr``: the lr now, for checkpoints without one."""
         return cls(
-            state["loss_sum"].to(device),
-            state["wrong"].to(device),
+            state["loss_sum"].to(device), state["wrong"].to(device),
             {k: v.to(device) for k, v in state["grad_sums"].items()},
-            StepWindow.from_state(state.get("window"), device),
-            state.get("lr", lr),
-            seen=int(state["seen"]),
-            steps=int(state["steps_done"]),
+            StepWindow.from_state(state.get("window"), device), state.get("lr", lr),
+            seen=int(state["seen"]), steps=int(state["steps_done"]),
             elapsed=float(state["elapsed"]),
-        )
+        )  # fmt: skip
 
     def to_state(self, dist: Reducer | None = None) -> dict[str, Any]:
         """The checkpoint's dict. With ``dist``, loss, errors and images are summed over all ranks
         (a collective: call it on every rank), since rank 0 writes the checkpoint for all."""
         loss, wrong, seen = _over_ranks(dist, self.loss, self.wrong, self.seen)
         return {
-            "loss_sum": loss,
-            "wrong": wrong,
-            "grad_sums": self.grads,
-            "window": self.window.to_state(),
-            "seen": seen,
-            "steps_done": self.steps,
-            "elapsed": self.elapsed,
-            "lr": self.lr,
-        }
+            "loss_sum": loss, "wrong": wrong, "grad_sums": self.grads,
+            "window": self.window.to_state(), "seen": seen, "steps_done": self.steps,
+            "elapsed": self.elapsed, "lr": self.lr,
+        }  # fmt: skip
 
     def for_rank(self, dist: Reducer | None) -> EpochSums:
         """After resuming: rank 0 keeps the checkpoint's global sums; other ranks start at zero."""

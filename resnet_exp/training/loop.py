@@ -25,6 +25,7 @@ from resnet_exp.tracking.record import (
     DIVERGED,
     LAST_PT,
     LR,
+    PRUNED,
     SPLIT_KEYS,
     TRAIN_ERR,
     TRAIN_LOSS,
@@ -67,7 +68,7 @@ class LoopSettings:
 
 @dataclass
 class FitResult:
-    status: str  # completed | diverged
+    status: str  # completed | diverged | pruned
     rows: list[dict]
     best: dict | None
 
@@ -92,7 +93,7 @@ class Trainer:
         # DDP (resnet_exp.training.distributed.Dist): sums train metrics over ranks; rank 0 saves.
         self.dist = dist
         self.policy = StepPolicy(settings.checkpoint_every_steps, settings.finite_check_steps,
-                                 device, dist, stop)  # fmt: skip
+                                 device, dist, stop, record.prune_marker)  # fmt: skip
         every, steps = settings.log_every_steps, settings.epochs * data.steps_per_epoch
         self.every = max(1, steps // 100) if every is None else every
         self.progress = Progress(settings.progress and (dist is None or dist.is_main),
@@ -250,7 +251,7 @@ class Trainer:
 
     def _end_of_step(self, sums: EpochSums) -> bool:
         """After each optimizer step: the finite check and the step checkpoint, when due.
-        False when training diverged (the epoch stops; nothing is saved)."""
+        False when training diverged or was pruned (the epoch stops; nothing is saved)."""
         policy = self.policy
         checkpoint = policy.checkpoint_due(self.step)
         if policy.check_due(self.step, checkpoint) and policy.check_diverged(
@@ -262,7 +263,7 @@ class Trainer:
             self.save(LAST_PT)
         if policy.stop_requested(self.step):
             raise self._interrupt(sums)
-        return True
+        return not policy.prune_requested(self.step)
 
     def _interrupt(self, sums: EpochSums) -> Interrupted:
         """Save ``last.pt`` at this step boundary (unless the weights are not finite) and return
@@ -317,6 +318,9 @@ class Trainer:
         while self.epoch < self.settings.epochs:
             epoch = self.epoch + 1
             train = self.train_one_epoch(epoch)
+            if self.policy.pruned:  # the epoch's rest is not trained: last.pt ends the epoch before
+                log.info("epoch %d, step %d: pruned by the sweep's pruner", epoch, self.step)
+                return FitResult(PRUNED, rows, self.best)
             lr = train.pop(LR)
             row: dict[str, Any] = {"epoch": epoch, "step": self.step, **train}
             diverged = (

@@ -5,6 +5,7 @@ DDP every answer is agreed over the ranks, so all save the same step (a collecti
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ class StepPolicy:
 
     def __init__(
         self, checkpoint_every_steps: int, finite_check_steps: int, device: torch.device,
-        dist: Reducer | None = None, stop: StopFlag | None = None,
+        dist: Reducer | None = None, stop: StopFlag | None = None, prune_marker: Path | None = None,
     ) -> None:  # fmt: skip
         self.checkpoint_every = checkpoint_every_steps
         self.check_every = finite_check_steps
@@ -26,6 +27,7 @@ class StepPolicy:
         # SIGINT/SIGTERM seen by the caller's handlers; looked at after every step (a bool check)
         self.stop = stop or StopFlag()
         self.diverged = False
+        self.prune_marker, self.pruned = prune_marker, False  # an Optuna sweep's pruner's file
 
     def checkpoint_due(self, step: int) -> bool:
         """Whether ``step`` ends with a mid-epoch checkpoint."""
@@ -48,6 +50,17 @@ class StepPolicy:
             bad = self.dist.all_reduce_sum(bad)
         self.diverged = bool(bad.item() > 0)
         return self.diverged
+
+    def prune_requested(self, step: int) -> bool:
+        """Whether the sweep's pruner left its marker: looked for after every step (a stat), under
+        DDP every ``finite_check_steps`` steps, the ranks agreeing. Remembered in ``pruned``."""
+        if self.prune_marker is None or (self.dist is not None and step % (self.check_every or 1)):
+            return False
+        self.pruned = self.prune_marker.exists()
+        if self.dist is not None:
+            seen = torch.tensor(float(self.pruned), device=self.device)
+            self.pruned = bool(self.dist.all_reduce_sum(seen).item())
+        return self.pruned
 
     def stop_requested(self, step: int) -> bool:
         """Whether a signal asked to stop. Under DDP the ranks agree every ``finite_check_steps``

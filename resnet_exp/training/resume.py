@@ -38,14 +38,9 @@ class Start:
 
 
 def start_or_resume(
-    trainer: Any,
-    record: RunRecord,
-    path: Path | None,
-    state: dict | None,
-    *,
-    key: str,
+    trainer: Any, record: RunRecord, path: Path | None, state: dict | None, *, key: str,
     setting: str,
-) -> Start:
+) -> Start:  # fmt: skip
     """Load the checkpoint ``trainer.resume`` (``setting``) chooses into ``trainer``, or start
     fresh; ``key`` is this run's identity."""
     previous = record.read_summary() or RunSummary()

@@ -45,13 +45,9 @@ def constant(
 
 
 def multistep(
-    optimizer: Optimizer,
-    total_steps: int,
-    milestones: Sequence[float] = (0.5, 0.75),
-    gamma: float = 0.1,
-    warmup_steps: int = 0,
-    warmup_factor: float = 0.1,
-) -> LambdaLR:
+    optimizer: Optimizer, total_steps: int, milestones: Sequence[float] = (0.5, 0.75),
+    gamma: float = 0.1, warmup_steps: int = 0, warmup_factor: float = 0.1,
+) -> LambdaLR:  # fmt: skip
     """lr x gamma at each milestone fraction of ``total_steps`` (the paper: /10 at 50% and 75%)."""
     steps = [round(m * total_steps) for m in milestones]
 
@@ -62,12 +58,9 @@ def multistep(
 
 
 def cosine(
-    optimizer: Optimizer,
-    total_steps: int,
-    min_factor: float = 0.0,
-    warmup_steps: int = 0,
+    optimizer: Optimizer, total_steps: int, min_factor: float = 0.0, warmup_steps: int = 0,
     warmup_factor: float = 0.1,
-) -> LambdaLR:
+) -> LambdaLR:  # fmt: skip
     """Half-cosine from 1 to ``min_factor`` over the steps after warm-up."""
     span = max(1, total_steps - warmup_steps)
 

@@ -150,12 +150,9 @@ def _auto_compile(caps: Capabilities, planned_steps: int | None) -> tuple[bool, 
 
 
 def resolve(
-    precision: Any,
-    channels_last: Any,
-    compile: Any,
-    caps: Capabilities,
+    precision: Any, channels_last: Any, compile: Any, caps: Capabilities,
     planned_steps: int | None = None,
-) -> SpeedChoice:
+) -> SpeedChoice:  # fmt: skip
     """Resolve the three switches for a device with ``caps`` (pure: no torch calls)."""
     reasons: dict[str, str] = {}
     prec = parse_precision(precision)

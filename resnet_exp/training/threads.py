@@ -49,15 +49,10 @@ class Threads:
 
 
 def decide(
-    setting: int | None,
-    *,
-    recorded: int | None = None,
-    slot_cores: Sequence[int] = (),
-    parallel_jobs: int = 1,
-    local_processes: int = 1,
-    slurm: int | None = None,
+    setting: int | None, *, recorded: int | None = None, slot_cores: Sequence[int] = (),
+    parallel_jobs: int = 1, local_processes: int = 1, slurm: int | None = None,
     cores: int | None = None,
-) -> Threads:
+) -> Threads:  # fmt: skip
     """This run's threads from its own launch's facts (see the module's docstring for the order)."""
     cores = available_cpus() if cores is None else cores
     if setting:
