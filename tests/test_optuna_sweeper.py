@@ -354,7 +354,9 @@ def test_slurm_slots_keep_two_trials_in_flight(tmp_path: Path, fmnist_root: Path
     "bad, named",
     [("hydra.sweeper.sampler=tpe2", "tpe, random, grid"),
      ("hydra.sweeper.direction=up", "maximize"),
-     ("hydra.sweeper.n_trials=0", "1 or more"), ("hydra.sweeper.n_trials=-1", "1 or more")],
+     ("hydra.sweeper.n_trials=0", "1 or more"), ("hydra.sweeper.n_trials=-1", "1 or more"),
+     ("hydra.sweeper.each=[model/depth]", "model/depth, which the command does not set"),
+     ("hydra.sweeper.replicates=[seed]", "seed, which the command does not set")],
 )  # fmt: skip
 def test_a_bad_sweeper_option_is_refused_before_anything_runs(bad: str, named: str) -> None:
     """Options Optuna would reject only once the sweep ran (a traceback), or a study of no
@@ -367,3 +369,5 @@ def test_a_bad_sweeper_option_is_refused_before_anything_runs(bad: str, named: s
         check_command(parse_command([*base, bad]))
     assert bad.split("=")[0] in str(found.value)
     check_command(parse_command([*base, "hydra.sweeper.n_trials=1"]))  # the tie: 1 trial runs
+    check_command(parse_command([*base, "hydra.sweeper.each=[model/depth]", "model/depth=20"]))
+    check_command(parse_command(["experiment=degradation_quick_tuned"]))  # its keys: its params

@@ -11,9 +11,11 @@ import json
 import logging
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -602,14 +604,25 @@ def test_a_sweep_ends_with_its_verdict_table_and_report_path(
     assert "plain-32 ended with higher final training error than plain-20" in verdict
 
 
-def test_cli_prints_what_a_sweep_prints_at_its_end(sweep: Path) -> None:
+@pytest.mark.parametrize(
+    "deep", [0, 1]
+)  # a sweep path that fits the first line, one that would not
+def test_cli_prints_what_a_sweep_prints_at_its_end(tmp_path: Path, deep: int) -> None:
+    short = Path(tempfile.mkdtemp(dir="/tmp", prefix="s"))  # the report CLI runs in the repo
+    sweep = make_sweep(short if not deep else tmp_path / ("d" * 40), DEGRADING)
     proc = run_cli(str(sweep), "--no-wandb", env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.rstrip("\n").splitlines()
+    wrote = lines.pop(0)
+    if deep:  # the path on a line of its own, not past column 80 after the words
+        assert wrote == "rebuilt the report in" and lines.pop(0) == f"  {sweep}"
+    assert wrote.endswith(f"in {sweep}") or deep
+    assert len(wrote) <= 80
     assert lines[-1] == f"report: {sweep / 'report.md'} (and report.html beside it)"
     assert any(line.startswith("Provisional (one seed per configuration") for line in lines)
     assert any(line.split()[:2] == ["ResNet-32", "1/1"] for line in lines)
-    assert max(map(len, lines[1:-1])) <= 80  # all but the lines naming paths
+    assert max(map(len, lines[:-1])) <= 80  # all but the last line, naming a path
+    shutil.rmtree(short)
 
 
 def test_sweep_id_is_stable_and_unique(tmp_path: Path) -> None:

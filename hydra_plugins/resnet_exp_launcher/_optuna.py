@@ -31,7 +31,7 @@ from resnet_exp.atomic import atomic_write
 from resnet_exp.hydra_glue import sweep_failures as sf
 from resnet_exp.hydra_glue.command import parse_overrides
 from resnet_exp.hydra_glue.internals import split_sweep
-from resnet_exp.hydra_glue.launchers import launcher_traits
+from resnet_exp.hydra_glue.launchers import launcher_traits, parallel_jobs
 from resnet_exp.tracking.folder_lock import in_use
 from resnet_exp.tracking.identity import override_key
 from resnet_exp.tracking.record import MULTIRUN_YAML, OPTUNA_JOURNAL, TUNED_JSON, RunRecord
@@ -303,8 +303,9 @@ class OptunaSweeper(_sweeper.ResnetExpSweeper):
         self.outcome = sf.SweepOutcome(str(sweep_dir), jobs=jobs, fail_fast=o.fail_fast)
         sf.record_outcome(self.outcome)
         traits = launcher_traits(self.config.hydra.launcher)
-        # joblib: its n_jobs; the basic launcher runs its jobs in this process, one at a time
-        slots = 1 if traits.in_process else max(1, int(o.n_jobs or traits.parallel_jobs))
+        # joblib: its n_jobs; the basic launcher runs its jobs in this process, one at a time;
+        # n_jobs counts as joblib's does (-1: every core)
+        slots = 1 if traits.in_process else parallel_jobs(o.n_jobs or traits.parallel_jobs)
         watch = (lambda item: Pruning(item, sweep_dir, o.objective)) if o.pruner else None
         driver = Driver(plans, space.search, o.n_trials, slots, self._launch,
                         str(sweep_dir.resolve()), sweep_dir,

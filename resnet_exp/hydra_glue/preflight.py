@@ -95,7 +95,7 @@ def check_command(command: Command, dry: bool = False) -> None:
         raise CommandError(command.compose_error)
     sweeper = OmegaConf.select(command.hydra, "sweeper._target_") if command.hydra else None
     if str(sweeper).endswith("OptunaSweeper"):
-        _check_optuna(command.hydra.sweeper)
+        _check_optuna(command.hydra.sweeper, command)
     leaves = _names_leaving_the_folder(command.hydra) if command.hydra is not None else None
     if leaves is not None:
         raise CommandError(leaves)
@@ -112,7 +112,7 @@ def check_command(command: Command, dry: bool = False) -> None:
         raise CommandError(problem)
 
 
-def _check_optuna(sweeper: DictConfig) -> None:
+def _check_optuna(sweeper: DictConfig, command: Command) -> None:
     """Optuna is installed, and the options it would only reject once the sweep has started."""
     if not tune_extra_installed():
         raise CommandError(
@@ -127,6 +127,12 @@ def _check_optuna(sweeper: DictConfig) -> None:
     if int(sweeper.n_trials) < 1:
         raise CommandError(f"hydra.sweeper.n_trials={sweeper.n_trials} asks for no trial: give the "
                            "number of trials per study, 1 or more (default 20).")  # fmt: skip
+    given = {o.key_or_group for o in command.parsed} | {k for k, _ in command.sweeper_params}
+    for role in ("each", "replicates"):  # a key the command does not set would be ignored
+        if unset := [k for k in sweeper.get(role) or [] if k not in given]:
+            raise CommandError(f"hydra.sweeper.{role} names {', '.join(unset)}, which the command "
+                               f"does not set: give its values (e.g. {unset[0]}=a,b) or leave it "
+                               f"out of hydra.sweeper.{role}.")  # fmt: skip
     try:  # Hydra would make it only once the sweep has started (a traceback)
         instantiate(sweeper.pruner) if sweeper.get("pruner") else None
     except Exception as error:

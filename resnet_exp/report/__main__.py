@@ -19,7 +19,6 @@ from resnet_exp.errors import UserError
 from resnet_exp.report.aggregate import find_job_dirs
 from resnet_exp.report.build import build_report, log_report_to_wandb, logger_settings
 from resnet_exp.report.console import end_lines, shown
-from resnet_exp.report.figures import FIGURES
 from resnet_exp.tracking.facts import LOGGER_MODES
 from resnet_exp.tracking.record import HYDRA_CONFIG, MULTIRUN_YAML, RunFiles
 
@@ -70,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     where = shown(args.sweep_dir)
-    print(f"wrote summary.csv, {len(FIGURES)} figures, report.md and report.html in {where}")
+    wrote = "rebuilt the report in"  # summary.csv, report.md/.html, the figures
+    print(wrote, where, sep="\n  " if len(wrote) + len(where) >= 80 else " ")  # 80 columns
     print("\n".join(end_lines(result.runs, result.paths["report_md"])))
 
     if args.no_wandb:
