@@ -1,6 +1,6 @@
 """The Optuna sweeper's pruner: the sweep reports each epoch a trial ends and leaves a marker in
-the job's folder when the pruner gives up on it; the job stops at its next step and records
-``pruned``; the study counts the trial pruned, never its best."""
+the job's folder when the pruner gives up on it; the job stops within ``finite_check_steps`` steps
+and records ``pruned``; the study counts the trial pruned, never its best."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class MarkedData(FakeData):
             yield batch
 
 
-def _trainer(folder: Path, data: FakeData, epochs: int = 3):
+def _trainer(folder: Path, data: FakeData, epochs: int = 3, every: int = 1):
     from hydra.utils import instantiate
 
     from resnet_exp.hydra_glue.compose import compose
@@ -47,7 +47,7 @@ def _trainer(folder: Path, data: FakeData, epochs: int = 3):
     torch.manual_seed(0)
     model = instantiate(compose(["model.depth=8"]).model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    settings = LoopSettings(epochs=epochs, progress=False)
+    settings = LoopSettings(epochs=epochs, progress=False, finite_check_steps=every)
     return Trainer(model, data, optimizer, constant(optimizer, total_steps=3 * epochs),
                    torch.device("cpu"), RunRecord(folder), SnapshotLogger(model), settings,
                    parts=model.parts())  # fmt: skip
@@ -64,6 +64,13 @@ def test_the_marker_stops_training_at_the_next_step_and_keeps_the_epochs_done(
     assert (trainer.epoch, trainer.step) == (1, at + 1)  # the step that found it was the last
     saved = torch.load(RunRecord(tmp_path).last_checkpoint, weights_only=False)
     assert (saved["epoch"], saved["step"]) == (1, 3)  # where the same job, run again, goes on
+
+
+def test_the_marker_is_looked_for_every_finite_check_steps(tmp_path: Path) -> None:
+    """Not a stat per step (a network filesystem's round trip): found at the next multiple."""
+    trainer = _trainer(tmp_path, MarkedData(tmp_path, 4), every=4)  # there from step 5 on
+    assert trainer.fit().status == PRUNED
+    assert (trainer.epoch, trainer.step) == (2, 8)
 
 
 def test_no_marker_trains_every_epoch(tmp_path: Path) -> None:

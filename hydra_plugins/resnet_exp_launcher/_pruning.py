@@ -30,7 +30,7 @@ POLL_S = 1.0  # how often a trial's folder is read for the epochs it ended
 class Pruning:
     """While a trial's job runs: each epoch it ends is reported to the trial (its objective so
     far: at the epoch of least validation error, as the job's own result); when the study's pruner
-    says so, a marker in the job's folder (``RunFiles.prune_marker``) stops it at its next step
+    says so, a marker in the job's folder (``RunFiles.prune_marker``) stops it within 50 steps
     (it records ``pruned``) and the trial is told so (the driver reads ``item.pruned``)."""
 
     def __init__(self, item: Any, sweep_dir: Path, objective: str | None) -> None:

@@ -52,9 +52,10 @@ class StepPolicy:
         return self.diverged
 
     def prune_requested(self, step: int) -> bool:
-        """Whether the sweep's pruner left its marker: looked for after every step (a stat), under
-        DDP every ``finite_check_steps`` steps, the ranks agreeing. Remembered in ``pruned``."""
-        if self.prune_marker is None or (self.dist is not None and step % (self.check_every or 1)):
+        """Whether the sweep's pruner left its marker: looked for every ``finite_check_steps``
+        steps (a stat per step costs a round trip on a network filesystem), the DDP ranks agreeing.
+        Remembered in ``pruned``."""
+        if self.prune_marker is None or step % (self.check_every or 1):
             return False
         self.pruned = self.prune_marker.exists()
         if self.dist is not None:
