@@ -13,27 +13,16 @@ result). A replay, not a rerun: trials that ran side by side are taken one after
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import optuna
 
+from hydra_plugins.resnet_exp_launcher._pruning import so_far
 from resnet_exp.tracking.record import (
-    TRAIN_ERR,
-    VAL_ERR,
     RunRecord,
     read_metrics_file,
     read_tuned,
 )
-
-
-def so_far(rows: list[dict]) -> list[float]:
-    """Each epoch's objective so far: the least validation error up to it (the job's result)."""
-    best, out = math.inf, []
-    for row in rows:
-        best = min(best, row.get(VAL_ERR, row.get(TRAIN_ERR, math.inf)))
-        out.append(best)
-    return out
 
 
 def replay(sweep: Path, warmup: int, startup: int) -> list[dict]:

@@ -27,6 +27,19 @@ log = logging.getLogger("resnet_exp")
 POLL_S = 1.0  # how often a trial's folder is read for the epochs it ended
 
 
+def so_far(rows: list[dict[str, Any]], objective: str | None = None) -> list[float | None]:
+    """Each epoch row's objective so far: ``objective`` (default: the error the loop picks its best
+    by) at the epoch of least validation error up to it, as the job's own result."""
+    best: dict[str, Any] = {}
+    values = []
+    for row in rows:
+        key = VAL_ERR if VAL_ERR in row else TRAIN_ERR  # as the loop picks its best
+        if key in row and row[key] < best.get(key, math.inf):
+            best = row
+        values.append(best.get(objective or key))
+    return values
+
+
 class Pruning:
     """While a trial's job runs: each epoch it ends is reported to the trial (its objective so
     far: at the epoch of least validation error, as the job's own result); when the study's pruner
@@ -61,12 +74,7 @@ class Pruning:
         while not self.done.wait(POLL_S):
             self.folder = self.folder or self._find()
             rows = read_metrics_file(self.folder / METRICS_JSONL).epochs if self.folder else []
-            best: dict[str, Any] = {}
-            for row in rows:
-                key = VAL_ERR if VAL_ERR in row else TRAIN_ERR  # as the loop picks its best
-                if key in row and row[key] < best.get(key, math.inf):
-                    best = row
-                value = best.get(self.objective or key)
+            for row, value in zip(rows, so_far(rows, self.objective)):
                 if row["epoch"] > reported and value is not None:
                     reported = row["epoch"]
                     trial.report(value, reported)

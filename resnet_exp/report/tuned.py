@@ -18,6 +18,7 @@ from resnet_exp.tracking.record import read_tuned
 
 TUNED_PNG = "tuned_search.png"
 LR = "optimizer.lr"
+PRUNED = "PRUNED"  # a trial's state in tuned.json (Optuna's TrialState name, the sweeper's)
 
 
 def survival(tuned: Sequence[RunResult], shared: Sequence[RunResult]) -> str:
@@ -61,7 +62,7 @@ def plot_search(rows: list[tuple[bool | None, Any, dict]], path: Path) -> Path:
 
 def completed(study: dict) -> list[dict]:
     """A study's trials that ran to their end (a pruned trial's value is an early epoch's)."""
-    return [t for t in study["trials"] if t["value"] is not None and t.get("state") != "PRUNED"]
+    return [t for t in study["trials"] if t["value"] is not None and t.get("state") != PRUNED]
 
 
 def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
@@ -79,7 +80,7 @@ def tuned_lines(runs: Sequence[RunResult], sweep_dir: Path) -> list[str]:
         run = (mine or base or [None])[0]
         label = f"{run.block}-{run.depth}" if run else study["study"]
         rows.append((run.residual if run else None, run.depth if run else None, study))
-        done, pruned = completed(study), sum(t.get("state") == "PRUNED" for t in study["trials"])
+        done, pruned = completed(study), sum(t.get("state") == PRUNED for t in study["trials"])
         best = min(done, key=lambda t: t["value"]) if done else {"params": {}, "value": None}
         value = "-" if best["value"] is None else f"{best['value']:.4g}"
         params = " ".join(f"{k}={v}" for k, v in best["params"].items()) or "-"
